@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Everything in thimble that touches the outside world: the configfs-tsm report interface, the
+//! `/dev/sev-guest` device and HTTP (Azure THIM, AMD KDS). Each lives behind a narrow trait shaped
+//! like the kernel or service contract, so that the fakes in `thimble-sim` can stand in for it in
+//! tests and in `--simulate` runs. Parsing and verification are not done here; they belong to the
+//! pure crates `thimble-evidence` and `thimble-verify`.
+
+pub mod http;
+pub mod sev_guest;
+pub mod tsm;

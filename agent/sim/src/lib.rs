@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Simulation and fakes: a simulated SEV-SNP guest (report signer with test keys, `/dev/sev-guest`
+//! fake), a configfs-tsm fake that follows the kernel ABI, and an HTTP emulator of Azure THIM and
+//! AMD KDS with fault injection. Shipped in the binary for `thimble collect --simulate snp`, and
+//! used by the tests of every other crate. Nothing here is trusted by a real verification: the
+//! test root it signs under is accepted only with `--insecure-allow-simulated`.
