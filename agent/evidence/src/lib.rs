@@ -1,1 +1,20 @@
-//! placeholder
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Pure parsing for thimble: bytes in, typed values out, no I/O and no clock.
+//!
+//! - [`snp`]: the SEV-SNP `ATTESTATION_REPORT`, its TCB and policy words, the extended-report
+//!   certificate table, and the AMD VCEK/VLEK/ASK/ARK certificates with their extensions.
+//! - [`thim`] and [`kds`]: the Azure THIM AMD response body and the AMD KDS URL scheme.
+//! - [`cert_file`]: recognising certificate files (DER, PEM with one or several certificates).
+//! - [`report_data`]: how REPORT_DATA is derived from a nonce.
+//! - [`bundle`]: the versioned evidence bundle, the one public contract of the project.
+//!
+//! Every parsed value keeps the bytes it was parsed from, so that signatures are verified over the
+//! bytes received and never over a re-encoding.
+
+pub mod bundle;
+pub mod cert_file;
+pub mod kds;
+pub mod report_data;
+pub mod snp;
+pub mod thim;
+pub mod time_fmt;

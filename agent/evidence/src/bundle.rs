@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The thimble evidence bundle: one versioned JSON document holding the raw evidence bytes, every
+//! endorsement with where and when it came from, and the claims parsed from the evidence.
+//!
+//! This is the project's public contract; `docs/bundle-format.md` specifies it and
+//! `docs/bundle.schema.json` is its JSON Schema. Readers reject a `format` or major `version` they
+//! do not know and ignore fields they do not know, so that fields can be added without a new
+//! version. A verifier trusts nothing here but bytes it checks: `claims` are a convenience for
+//! readers and are recomputed from the report during verification.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::report_data::Derivation;
+use crate::snp::{CertKind, GuestPolicy, Product, SigningKey, SnpReport, TcbVersion};
+
+/// The value of the `format` field.
+pub const FORMAT: &str = "thimble-evidence-bundle";
+/// The version this code writes and reads.
+pub const VERSION: u32 = 1;
+
+/// The trusted execution environment the evidence comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tee {
+    SevSnp,
+}
+
+/// The whole bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bundle {
+    pub format: String,
+    pub version: u32,
+    pub tee: Tee,
+    /// True when produced by `--simulate`: signed by test keys, never trusted by default.
+    pub simulated: bool,
+    pub agent: Agent,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// `uname -r` of the guest that collected (absent for imports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_release: Option<String>,
+    pub collection: Collection,
+    /// The nonce, when known. Absent for imported evidence whose nonce was not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Nonce>,
+    pub evidence: Evidence,
+    pub endorsements: Vec<Endorsement>,
+    /// Why endorsements came from where they came from (fallbacks, rejected responses).
+    #[serde(default)]
+    pub endorsement_log: Vec<String>,
+    pub claims: Claims,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub name: String,
+    pub version: String,
+}
+
+/// How the evidence was obtained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collection {
+    /// `configfs-tsm`, `sev-guest` or `import`.
+    pub source: String,
+    /// configfs-tsm `provider` (`sev_guest`), when collected through configfs-tsm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The privilege level (VMPL) requested, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privlevel: Option<u32>,
+    /// configfs-tsm `generation` read after the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// The device or configfs path used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// The nonce and how REPORT_DATA was derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nonce {
+    /// The nonce, hex.
+    pub value: String,
+    /// Whether the agent generated it (no `--nonce` given).
+    #[serde(default)]
+    pub generated: bool,
+    pub report_data_derivation: Derivation,
+}
+
+/// The raw evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The 1184-byte ATTESTATION_REPORT, base64.
+    pub snp_report: String,
+    /// The configfs-tsm `auxblob` or SNP_GET_EXT_REPORT certificate table, base64, when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auxblob: Option<String>,
+}
+
+/// The role of an endorsement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndorsementKind {
+    Vcek,
+    Vlek,
+    Ask,
+    Asvk,
+    Ark,
+    Crl,
+    /// A certificate whose role could not be told.
+    Certificate,
+}
+
+impl From<CertKind> for EndorsementKind {
+    fn from(k: CertKind) -> Self {
+        match k {
+            CertKind::Vcek => EndorsementKind::Vcek,
+            CertKind::Vlek => EndorsementKind::Vlek,
+            CertKind::Ask => EndorsementKind::Ask,
+            CertKind::Ark => EndorsementKind::Ark,
+            CertKind::Crl => EndorsementKind::Crl,
+            CertKind::Unknown => EndorsementKind::Certificate,
+        }
+    }
+}
+
+/// Where an endorsement came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// `thim`, `kds`, `auxblob`, `ext-report`, `file` or `simulator`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// One endorsement with its exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endorsement {
+    pub kind: EndorsementKind,
+    /// `der` for certificates and CRLs.
+    pub format: String,
+    /// The bytes, base64.
+    pub data: String,
+    /// SHA-256 of the bytes, hex, for humans comparing bundles.
+    pub sha256: String,
+    pub origin: Origin,
+    /// When it was retrieved (RFC 3339), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieved_at: Option<String>,
+    /// How long the source said it may be cached, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_max_age_secs: Option<u64>,
+}
+
+impl Endorsement {
+    /// A DER endorsement.
+    pub fn der(kind: EndorsementKind, der: &[u8], origin: Origin, retrieved_at: Option<String>) -> Endorsement {
+        Endorsement {
+            kind,
+            format: "der".into(),
+            data: b64(der),
+            sha256: hex::encode(Sha256::digest(der)),
+            origin,
+            retrieved_at,
+            cache_max_age_secs: None,
+        }
+    }
+
+    /// The decoded bytes.
+    pub fn bytes(&self) -> Result<Vec<u8>, BundleError> {
+        unb64(&self.data, "endorsements[].data")
+    }
+}
+
+/// Claims parsed from the report, for readers. Never trusted by `verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    pub report_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<Product>,
+    pub measurement: String,
+    pub report_data: String,
+    pub host_data: String,
+    pub policy: serde_json::Value,
+    pub vmpl: u32,
+    pub guest_svn: u32,
+    pub family_id: String,
+    pub image_id: String,
+    pub id_key_digest: String,
+    pub author_key_digest: String,
+    pub report_id: String,
+    pub chip_id: String,
+    pub signing_key: String,
+    pub reported_tcb: serde_json::Value,
+    pub current_tcb: serde_json::Value,
+    pub committed_tcb: serde_json::Value,
+    pub launch_tcb: serde_json::Value,
+    pub platform_info: u64,
+    pub firmware_version: String,
+}
+
+fn tcb_json(raw: [u8; 8], product: Option<Product>) -> serde_json::Value {
+    let t = TcbVersion::decode(raw, product.unwrap_or(Product::Milan));
+    let mut v = serde_json::json!({ "tcbm": t.tcbm() });
+    if product.is_some() {
+        if let (Some(o), Ok(serde_json::Value::Object(d))) = (v.as_object_mut(), serde_json::to_value(t)) {
+            o.extend(d);
+        }
+    }
+    v
+}
+
+impl Claims {
+    /// Claims of `report`; `product` decides how TCB bytes are decoded (omitted when unknown).
+    pub fn from_report(report: &SnpReport, product: Option<Product>) -> Claims {
+        let policy: GuestPolicy = report.policy;
+        let mut policy_json = serde_json::to_value(policy).unwrap_or(serde_json::Value::Null);
+        if let Some(o) = policy_json.as_object_mut() {
+            o.insert("raw".into(), serde_json::Value::String(format!("{:#x}", policy.raw)));
+        }
+        let (b, mi, ma) = report.current_version;
+        Claims {
+            report_version: report.version,
+            product,
+            measurement: hex::encode(report.measurement),
+            report_data: hex::encode(report.report_data),
+            host_data: hex::encode(report.host_data),
+            policy: policy_json,
+            vmpl: report.vmpl,
+            guest_svn: report.guest_svn,
+            family_id: hex::encode(report.family_id),
+            image_id: hex::encode(report.image_id),
+            id_key_digest: hex::encode(report.id_key_digest),
+            author_key_digest: hex::encode(report.author_key_digest),
+            report_id: hex::encode(report.report_id),
+            chip_id: hex::encode(report.chip_id),
+            signing_key: match report.signing_key {
+                SigningKey::Vcek => "vcek".into(),
+                SigningKey::Vlek => "vlek".into(),
+                SigningKey::None => "none".into(),
+                SigningKey::Reserved(v) => format!("reserved-{v}"),
+            },
+            reported_tcb: tcb_json(report.reported_tcb, product),
+            current_tcb: tcb_json(report.current_tcb, product),
+            committed_tcb: tcb_json(report.committed_tcb, product),
+            launch_tcb: tcb_json(report.launch_tcb, product),
+            platform_info: report.platform_info,
+            firmware_version: format!("{ma}.{mi}.{b}"),
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BundleError {
+    #[error("bundle is not valid JSON of the expected shape: {reason}")]
+    Json { reason: String },
+    #[error("not a thimble bundle (format is {found:?}, expected {FORMAT:?})")]
+    Format { found: String },
+    #[error("bundle version {found} is not supported (this thimble reads version {VERSION})")]
+    Version { found: u32 },
+    #[error("bundle field {field} is not valid base64")]
+    Base64 { field: &'static str },
+}
+
+impl Bundle {
+    /// Parses and checks `format` and `version`.
+    pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
+        // Check the envelope first so that a future version gets a version error, not a shape one.
+        #[derive(Deserialize)]
+        struct Envelope {
+            format: Option<String>,
+            version: Option<u32>,
+        }
+        let env: Envelope = serde_json::from_slice(bytes).map_err(|e| BundleError::Json { reason: e.to_string() })?;
+        let format = env.format.unwrap_or_default();
+        if format != FORMAT {
+            return Err(BundleError::Format { found: format });
+        }
+        match env.version {
+            Some(VERSION) => {}
+            other => return Err(BundleError::Version { found: other.unwrap_or(0) }),
+        }
+        serde_json::from_slice(bytes).map_err(|e| BundleError::Json { reason: e.to_string() })
+    }
+
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// The report bytes.
+    pub fn report_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        unb64(&self.evidence.snp_report, "evidence.snp_report")
+    }
+
+    /// The auxblob bytes, if any.
+    pub fn auxblob_bytes(&self) -> Result<Option<Vec<u8>>, BundleError> {
+        self.evidence.auxblob.as_deref().map(|a| unb64(a, "evidence.auxblob")).transpose()
+    }
+}
+
+/// Standard base64.
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unb64(s: &str, field: &'static str) -> Result<Vec<u8>, BundleError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.as_bytes())
+        .map_err(|_| BundleError::Base64 { field })
+}
+
+/// Serialises optional bytes as hex.
+pub fn hex_opt<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(b) => s.serialize_str(&hex::encode(b)),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_errors() {
+        assert!(matches!(Bundle::parse(b"{"), Err(BundleError::Json { .. })));
+        assert_eq!(
+            Bundle::parse(br#"{"format":"other","version":1}"#),
+            Err(BundleError::Format { found: "other".into() })
+        );
+        assert_eq!(
+            Bundle::parse(br#"{"format":"thimble-evidence-bundle","version":2}"#),
+            Err(BundleError::Version { found: 2 })
+        );
+        assert!(matches!(
+            Bundle::parse(br#"{"format":"thimble-evidence-bundle","version":1}"#),
+            Err(BundleError::Json { .. })
+        ));
+    }
+}

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! AMD Key Distribution Service URLs (pure builders and their inverses).
+//!
+//! `/vcek/v1/{product}/{hwid}?blSPL=..&teeSPL=..&snpSPL=..&ucodeSPL=..` (Turin adds `fmcSPL` and
+//! uses only the first 8 bytes of CHIP_ID as hwid), `/{vcek|vlek}/v1/{product}/cert_chain` (PEM,
+//! ASK or ASVK then ARK) and `/{vcek|vlek}/v1/{product}/crl` (DER).
+
+use crate::snp::{Product, TcbVersion};
+
+/// AMD's public KDS.
+pub const DEFAULT_KDS_BASE: &str = "https://kdsintf.amd.com";
+
+/// The VCEK URL for a chip at a TCB.
+pub fn vcek_url(base: &str, product: Product, chip_id: &[u8; 64], tcb: &TcbVersion) -> String {
+    let hwid = hex::encode(&chip_id[..product.hw_id_len()]);
+    let base = base.trim_end_matches('/');
+    let mut q = String::new();
+    if let Some(fmc) = tcb.fmc.filter(|_| product.turin_tcb_layout()) {
+        q.push_str(&format!("fmcSPL={fmc}&"));
+    }
+    q.push_str(&format!(
+        "blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={}",
+        tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode
+    ));
+    format!("{base}/vcek/v1/{}/{hwid}?{q}", product.kds_name())
+}
+
+/// The CA chain URL (`vlek` selects the ASVK chain).
+pub fn cert_chain_url(base: &str, product: Product, vlek: bool) -> String {
+    let kind = if vlek { "vlek" } else { "vcek" };
+    format!("{}/{kind}/v1/{}/cert_chain", base.trim_end_matches('/'), product.kds_name())
+}
+
+/// What a VCEK URL asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VcekRequest {
+    pub product: Product,
+    pub hwid: Vec<u8>,
+    pub tcb: TcbVersion,
+}
+
+/// Parses a VCEK URL path and query (`/vcek/v1/Milan/<hex>?blSPL=..`), the inverse of
+/// [`vcek_url`]; the emulator uses it to answer like KDS.
+pub fn parse_vcek_path(path_and_query: &str) -> Option<VcekRequest> {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let mut parts = path.trim_start_matches('/').split('/');
+    if parts.next()? != "vcek" || parts.next()? != "v1" {
+        return None;
+    }
+    let product = Product::from_name(parts.next()?)?;
+    let hwid = hex::decode(parts.next()?).ok()?;
+    if parts.next().is_some() || hwid.len() != product.hw_id_len() {
+        return None;
+    }
+    let spl = |name: &str| -> Option<u8> {
+        query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| v.parse::<u8>().ok()).flatten()
+        })
+    };
+    let bl = spl("blSPL")?;
+    let tee = spl("teeSPL")?;
+    let snp = spl("snpSPL")?;
+    let ucode = spl("ucodeSPL")?;
+    let fmc = if product.turin_tcb_layout() { spl("fmcSPL")? } else { 0 };
+    Some(VcekRequest { product, hwid, tcb: TcbVersion::encode(product, bl, tee, snp, ucode, fmc) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_round_trip() {
+        let chip = [0xabu8; 64];
+        let tcb = TcbVersion::encode(Product::Milan, 3, 0, 8, 115, 0);
+        let url = vcek_url("https://kds.example/", Product::Milan, &chip, &tcb);
+        assert_eq!(
+            url,
+            format!("https://kds.example/vcek/v1/Milan/{}?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115", "ab".repeat(64))
+        );
+        let req = parse_vcek_path(url.trim_start_matches("https://kds.example")).unwrap();
+        assert_eq!(req.tcb, tcb);
+        assert_eq!(req.product, Product::Milan);
+
+        let mut turin_chip = [0u8; 64];
+        turin_chip[..8].copy_from_slice(&[0x59, 0x79, 0x0f, 0xb1, 0xc3, 0x9f, 0x35, 0xc1]);
+        let t = TcbVersion::encode(Product::Turin, 1, 1, 4, 81, 1);
+        let url = vcek_url(DEFAULT_KDS_BASE, Product::Turin, &turin_chip, &t);
+        assert_eq!(
+            url,
+            "https://kdsintf.amd.com/vcek/v1/Turin/59790fb1c39f35c1?fmcSPL=1&blSPL=1&teeSPL=1&snpSPL=4&ucodeSPL=81"
+        );
+        assert_eq!(parse_vcek_path(url.trim_start_matches(DEFAULT_KDS_BASE)).unwrap().tcb, t);
+        assert_eq!(cert_chain_url(DEFAULT_KDS_BASE, Product::Genoa, true), "https://kdsintf.amd.com/vlek/v1/Genoa/cert_chain");
+        assert!(parse_vcek_path("/vcek/v1/Milan/abcd?blSPL=1").is_none());
+    }
+}

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! How REPORT_DATA (64 bytes) is obtained from a verifier's nonce.
+//!
+//! The one documented derivation is `REPORT_DATA = SHA-512(nonce)`: any nonce length fits, the
+//! result fills the field exactly, and a verifier recomputes it with any SHA-512. `--report-data`
+//! bypasses it for callers that bind something else (a key hash, a TLS exporter).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
+
+/// Length of REPORT_DATA in SNP reports and TDX quotes.
+pub const REPORT_DATA_LEN: usize = 64;
+
+/// How REPORT_DATA relates to the bundle's nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Derivation {
+    /// `REPORT_DATA = SHA-512(nonce)`.
+    Sha512,
+    /// REPORT_DATA was given verbatim; the "nonce" is REPORT_DATA itself.
+    Raw,
+}
+
+/// `SHA-512(nonce)`.
+pub fn from_nonce(nonce: &[u8]) -> [u8; REPORT_DATA_LEN] {
+    let mut out = [0u8; REPORT_DATA_LEN];
+    out.copy_from_slice(&Sha512::digest(nonce));
+    out
+}
+
+/// The REPORT_DATA a nonce gives under `derivation`, or `None` when a raw value is not 64 bytes.
+pub fn derive(derivation: Derivation, nonce: &[u8]) -> Option<[u8; REPORT_DATA_LEN]> {
+    match derivation {
+        Derivation::Sha512 => Some(from_nonce(nonce)),
+        Derivation::Raw => nonce.try_into().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha512_of_nonce() {
+        // SHA-512("abc"), FIPS 180-2 appendix C.1.
+        let d = from_nonce(b"abc");
+        assert_eq!(hex::encode(&d[..8]), "ddaf35a193617aba");
+        assert_eq!(derive(Derivation::Raw, &[1u8; 63]), None);
+        assert_eq!(derive(Derivation::Raw, &[1u8; 64]), Some([1u8; 64]));
+    }
+}

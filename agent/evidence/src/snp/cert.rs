@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! AMD SEV-SNP certificates: ARK, ASK, ASVK, VCEK and VLEK, parsed into an owned value that keeps
+//! the DER received and the exact to-be-signed bytes.
+//!
+//! The VCEK/VLEK carry AMD extensions under OID arc 1.3.6.1.4.1.3704.1 (AMD "Versioned Chip
+//! Endorsement Key" spec, 57230): `.2` productName, `.3.x` SPLs as DER INTEGERs, `.4` hwID (raw
+//! bytes, 64 on Milan/Genoa, 8 on Turin), `.5` cspID (VLEK). Some hand-made certificates wrap the
+//! hwID in an OCTET STRING; both encodings are accepted, since the bytes are compared with the
+//! report either way.
+
+use serde::Serialize;
+use thiserror::Error;
+use x509_parser::oid_registry::Oid;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::signature_algorithm::SignatureAlgorithm;
+
+use crate::snp::{Product, TcbVersion};
+
+/// How a certificate is signed, with the parameters a verifier must enforce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SigAlg {
+    /// RSASSA-PSS; `hash` and `mgf1_hash` are "sha256"/"sha384"/"sha512".
+    RsaPss { hash: &'static str, mgf1_hash: &'static str, salt_len: u32 },
+    RsaPkcs1Sha256,
+    RsaPkcs1Sha384,
+    EcdsaSha256,
+    EcdsaSha384,
+    Other { oid: String },
+}
+
+/// Public key algorithm of the subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyAlg {
+    /// `rsaEncryption` or `id-RSASSA-PSS`; the key is a PKCS#1 RSAPublicKey.
+    Rsa,
+    /// EC key on P-256 or P-384; the key is an uncompressed SEC1 point.
+    EcP256,
+    EcP384,
+    Other { oid: String },
+}
+
+/// The AMD extensions of a VCEK or VLEK.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AmdExtensions {
+    pub struct_version: Option<u64>,
+    pub product_name: Option<String>,
+    pub bl_spl: Option<u8>,
+    pub tee_spl: Option<u8>,
+    pub snp_spl: Option<u8>,
+    pub ucode_spl: Option<u8>,
+    pub fmc_spl: Option<u8>,
+    #[serde(serialize_with = "crate::bundle::hex_opt")]
+    pub hw_id: Option<Vec<u8>>,
+    pub csp_id: Option<String>,
+}
+
+/// An X.509 certificate as thimble needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmdCert {
+    der: Vec<u8>,
+    tbs: (usize, usize),
+    pub signature_alg: SigAlg,
+    pub signature: Vec<u8>,
+    pub key_alg: KeyAlg,
+    /// RSAPublicKey DER for RSA, the SEC1 point for EC.
+    pub public_key: Vec<u8>,
+    pub subject: String,
+    pub issuer: String,
+    pub subject_cn: String,
+    pub issuer_cn: String,
+    subject_raw: Vec<u8>,
+    issuer_raw: Vec<u8>,
+    pub serial_hex: String,
+    /// Validity bounds in seconds since the Unix epoch.
+    pub not_before: i64,
+    pub not_after: i64,
+    pub is_ca: bool,
+    pub amd: AmdExtensions,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AmdCertError {
+    #[error("not a DER X.509 certificate: {reason}")]
+    Der { reason: String },
+    #[error("{len} trailing bytes after the certificate")]
+    Trailing { len: usize },
+    #[error("AMD extension {oid} is malformed")]
+    Extension { oid: String },
+}
+
+const AMD_ARC: &str = "1.3.6.1.4.1.3704.1";
+
+/// The role a certificate plays in an AMD chain, from its names and extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmdRole {
+    Ark,
+    Ask,
+    Asvk,
+    Vcek,
+    Vlek,
+}
+
+fn hash_name(oid: &Oid<'_>) -> Option<&'static str> {
+    match oid.to_id_string().as_str() {
+        "2.16.840.1.101.3.4.2.1" => Some("sha256"),
+        "2.16.840.1.101.3.4.2.2" => Some("sha384"),
+        "2.16.840.1.101.3.4.2.3" => Some("sha512"),
+        _ => None,
+    }
+}
+
+/// Reads a DER INTEGER that fits in a u64 (non-negative).
+fn der_uint(v: &[u8]) -> Option<u64> {
+    let (&tag, rest) = v.split_first()?;
+    let (&len, body) = rest.split_first()?;
+    if tag != 0x02 || len as usize != body.len() || body.is_empty() || body.len() > 9 {
+        return None;
+    }
+    if body[0] & 0x80 != 0 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in body {
+        n = n.checked_mul(256)?.checked_add(u64::from(b))?;
+    }
+    Some(n)
+}
+
+fn der_string(v: &[u8]) -> Option<String> {
+    let (&tag, rest) = v.split_first()?;
+    let (&len, body) = rest.split_first()?;
+    // IA5String (0x16) in AMD certs; accept UTF8String/PrintableString too.
+    if !matches!(tag, 0x16 | 0x0c | 0x13) || len as usize != body.len() || len >= 0x80 {
+        return None;
+    }
+    String::from_utf8(body.to_vec()).ok()
+}
+
+fn spl(v: &[u8], oid: &str) -> Result<u8, AmdCertError> {
+    der_uint(v)
+        .and_then(|n| u8::try_from(n).ok())
+        .ok_or_else(|| AmdCertError::Extension { oid: oid.to_string() })
+}
+
+impl AmdCert {
+    /// Parses one DER certificate; trailing bytes are an error.
+    pub fn parse_der(der: &[u8]) -> Result<AmdCert, AmdCertError> {
+        let (rem, cert) = X509Certificate::from_der(der)
+            .map_err(|e| AmdCertError::Der { reason: e.to_string() })?;
+        if !rem.is_empty() {
+            return Err(AmdCertError::Trailing { len: rem.len() });
+        }
+        let tbs_raw = cert.tbs_certificate.as_ref();
+        let start = tbs_raw.as_ptr() as usize - der.as_ptr() as usize;
+        let tbs = (start, start + tbs_raw.len());
+
+        let signature_alg = match SignatureAlgorithm::try_from(&cert.signature_algorithm) {
+            Ok(SignatureAlgorithm::RSASSA_PSS(p)) => {
+                let hash = hash_name(p.hash_algorithm_oid());
+                let mgf = p.mask_gen_algorithm().ok().and_then(|m| hash_name(&m.hash).map(|h| (m.mgf, h)));
+                match (hash, mgf) {
+                    (Some(hash), Some((mgf_oid, mgf1_hash)))
+                        if mgf_oid.to_id_string() == "1.2.840.113549.1.1.8" =>
+                    {
+                        SigAlg::RsaPss { hash, mgf1_hash, salt_len: p.salt_length() }
+                    }
+                    _ => SigAlg::Other { oid: "1.2.840.113549.1.1.10 (unsupported parameters)".into() },
+                }
+            }
+            _ => match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+                "1.2.840.113549.1.1.11" => SigAlg::RsaPkcs1Sha256,
+                "1.2.840.113549.1.1.12" => SigAlg::RsaPkcs1Sha384,
+                "1.2.840.10045.4.3.2" => SigAlg::EcdsaSha256,
+                "1.2.840.10045.4.3.3" => SigAlg::EcdsaSha384,
+                other => SigAlg::Other { oid: other.to_string() },
+            },
+        };
+
+        let spki = cert.public_key();
+        let key_alg = match spki.algorithm.algorithm.to_id_string().as_str() {
+            "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => KeyAlg::Rsa,
+            "1.2.840.10045.2.1" => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|o| o.to_id_string());
+                match curve.as_deref() {
+                    Some("1.2.840.10045.3.1.7") => KeyAlg::EcP256,
+                    Some("1.3.132.0.34") => KeyAlg::EcP384,
+                    other => KeyAlg::Other { oid: format!("ec:{}", other.unwrap_or("?")) },
+                }
+            }
+            other => KeyAlg::Other { oid: other.to_string() },
+        };
+
+        let cn = |name: &x509_parser::x509::X509Name<'_>| {
+            name.iter_common_name()
+                .next()
+                .and_then(|c| c.as_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+
+        let mut amd = AmdExtensions::default();
+        for ext in cert.extensions() {
+            let oid = ext.oid.to_id_string();
+            let Some(sub) = oid.strip_prefix(AMD_ARC) else { continue };
+            let v = ext.value;
+            match sub {
+                ".1" => amd.struct_version = Some(der_uint(v).ok_or(AmdCertError::Extension { oid: oid.clone() })?),
+                ".2" => amd.product_name = Some(der_string(v).ok_or(AmdCertError::Extension { oid: oid.clone() })?),
+                ".3.1" => amd.bl_spl = Some(spl(v, &oid)?),
+                ".3.2" => amd.tee_spl = Some(spl(v, &oid)?),
+                ".3.3" => amd.snp_spl = Some(spl(v, &oid)?),
+                ".3.8" => amd.ucode_spl = Some(spl(v, &oid)?),
+                ".3.9" => amd.fmc_spl = Some(spl(v, &oid)?),
+                ".4" => {
+                    // Raw bytes (AMD) or an OCTET STRING around them (some hand-made certs).
+                    let raw = match v {
+                        [0x04, len, rest @ ..] if *len as usize == rest.len() && (rest.len() == 64 || rest.len() == 8) => rest.to_vec(),
+                        _ => v.to_vec(),
+                    };
+                    amd.hw_id = Some(raw);
+                }
+                ".5" => amd.csp_id = Some(der_string(v).unwrap_or_else(|| String::from_utf8_lossy(v).into_owned())),
+                _ => {}
+            }
+        }
+
+        let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+
+        Ok(AmdCert {
+            tbs,
+            signature_alg,
+            signature: cert.signature_value.data.to_vec(),
+            key_alg,
+            public_key: spki.subject_public_key.data.to_vec(),
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            subject_cn: cn(cert.subject()),
+            issuer_cn: cn(cert.issuer()),
+            subject_raw: cert.subject().as_raw().to_vec(),
+            issuer_raw: cert.issuer().as_raw().to_vec(),
+            serial_hex: hex::encode(cert.raw_serial()),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+            is_ca,
+            amd,
+            der: der.to_vec(),
+        })
+    }
+
+    /// The DER received.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The exact TBSCertificate bytes the issuer signed.
+    pub fn tbs_bytes(&self) -> &[u8] {
+        &self.der[self.tbs.0..self.tbs.1]
+    }
+
+    /// Whether `issuer`'s subject name is this certificate's issuer name (byte equality).
+    pub fn issued_by_name(&self, issuer: &AmdCert) -> bool {
+        self.issuer_raw == issuer.subject_raw
+    }
+
+    /// Whether subject and issuer are the same name (a root).
+    pub fn self_issued(&self) -> bool {
+        self.issuer_raw == self.subject_raw
+    }
+
+    /// The role this certificate plays in an AMD chain, if it is an AMD one.
+    pub fn amd_role(&self) -> Option<AmdRole> {
+        let cn = self.subject_cn.as_str();
+        if self.amd.csp_id.is_some() || cn == "SEV-VLEK" {
+            return Some(AmdRole::Vlek);
+        }
+        if self.amd.hw_id.is_some() || cn == "SEV-VCEK" {
+            return Some(AmdRole::Vcek);
+        }
+        if cn.starts_with("ARK-") {
+            return Some(AmdRole::Ark);
+        }
+        if cn.starts_with("SEV-VLEK-") {
+            return Some(AmdRole::Asvk);
+        }
+        if cn.starts_with("SEV-") {
+            return Some(AmdRole::Ask);
+        }
+        None
+    }
+
+    /// The product named by the certificate: the productName extension on a VCEK/VLEK, the
+    /// common name suffix on ARK/ASK/ASVK (`ARK-Milan`, `SEV-Genoa`, `SEV-VLEK-Turin`).
+    pub fn product(&self) -> Option<Product> {
+        if let Some(name) = &self.amd.product_name {
+            return Product::from_name(name);
+        }
+        let cn = &self.subject_cn;
+        let suffix = cn.rsplit('-').next()?;
+        Product::from_name(suffix)
+    }
+
+    /// The TCB the VCEK/VLEK was issued for, encoded with the layout of `product`. `None` when an
+    /// SPL extension is missing.
+    pub fn tcb(&self, product: Product) -> Option<TcbVersion> {
+        let a = &self.amd;
+        let fmc = if product.turin_tcb_layout() { a.fmc_spl? } else { 0 };
+        Some(TcbVersion::encode(product, a.bl_spl?, a.tee_spl?, a.snp_spl?, a.ucode_spl?, fmc))
+    }
+
+    /// Whether `at` (seconds since the epoch) lies within the validity period.
+    pub fn valid_at(&self, at: i64) -> bool {
+        self.not_before <= at && at <= self.not_after
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_integers() {
+        assert_eq!(der_uint(&[0x02, 0x01, 0x73]), Some(0x73));
+        assert_eq!(der_uint(&[0x02, 0x02, 0x00, 0xdb]), Some(0xdb));
+        assert_eq!(der_uint(&[0x02, 0x01, 0xdb]), None); // negative
+        assert_eq!(der_uint(&[0x02, 0x02, 0x00]), None); // short
+        assert_eq!(der_string(&[0x16, 0x02, b'h', b'i']).as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(matches!(AmdCert::parse_der(b"not a cert"), Err(AmdCertError::Der { .. })));
+    }
+}

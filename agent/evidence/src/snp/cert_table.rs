@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The certificate table a host attaches to an extended guest request (GHCB spec 4.1.8.1), as
+//! read from configfs-tsm `auxblob` or the SNP_GET_EXT_REPORT certificate buffer.
+//!
+//! Layout: entries of `{guid[16], u32 offset, u32 length}` (little-endian integers), ended by an
+//! all-zero entry; offsets are from the start of the table. The host writes this table, so every
+//! offset and length is checked against the buffer before use.
+
+use thiserror::Error;
+
+/// The role of a certificate in the table, by GUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertKind {
+    Vcek,
+    Vlek,
+    Ask,
+    Ark,
+    Crl,
+    /// A GUID thimble does not know; kept, not interpreted.
+    Unknown,
+}
+
+/// GUIDs in RFC 4122 (big-endian) byte order, as the kernel and AMD tools write them.
+const GUIDS: [(CertKind, [u8; 16]); 5] = [
+    (CertKind::Vcek, guid(0x63da758d, 0xe664, 0x4564, [0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd])),
+    (CertKind::Vlek, guid(0xa8074bc2, 0xa25a, 0x483e, [0xaa, 0xe6, 0x39, 0xc0, 0x45, 0xa0, 0xb8, 0xa1])),
+    (CertKind::Ask, guid(0x4ab7b379, 0xbbac, 0x4fe4, [0xa0, 0x2f, 0x05, 0xae, 0xf3, 0x27, 0xc7, 0x82])),
+    (CertKind::Ark, guid(0xc0b406a4, 0xa803, 0x4952, [0x97, 0x43, 0x3f, 0xb6, 0x01, 0x4c, 0xd0, 0xae])),
+    (CertKind::Crl, guid(0x92f81bc3, 0x5811, 0x4d3d, [0x97, 0xff, 0xd1, 0x9f, 0x88, 0xdc, 0x67, 0xea])),
+];
+
+const fn guid(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
+    let a = a.to_be_bytes();
+    let b = b.to_be_bytes();
+    let c = c.to_be_bytes();
+    [a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]
+}
+
+/// The mixed-endian (Microsoft `GUID` struct) form of the same GUID, which some hosts write.
+fn swap_mixed_endian(g: &[u8; 16]) -> [u8; 16] {
+    let mut o = *g;
+    o[0..4].reverse();
+    o[4..6].reverse();
+    o[6..8].reverse();
+    o
+}
+
+impl CertKind {
+    /// The RFC 4122 GUID bytes of this kind (none for `Unknown`).
+    pub fn guid(self) -> Option<[u8; 16]> {
+        GUIDS.iter().find(|(k, _)| *k == self).map(|(_, g)| *g)
+    }
+
+    fn from_guid(g: &[u8; 16]) -> CertKind {
+        let swapped = swap_mixed_endian(g);
+        GUIDS
+            .iter()
+            .find(|(_, known)| known == g || *known == swapped)
+            .map_or(CertKind::Unknown, |(k, _)| *k)
+    }
+}
+
+/// One certificate from the table, with its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertTableEntry {
+    pub kind: CertKind,
+    pub guid: [u8; 16],
+    pub data: Vec<u8>,
+}
+
+/// The parsed table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertTable {
+    pub entries: Vec<CertTableEntry>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertTableError {
+    #[error("certificate table has no terminating all-zero entry within its {len} bytes")]
+    Unterminated { len: usize },
+    #[error("certificate table entry {index} points at bytes {offset}..{end}, outside the {len}-byte table")]
+    OutOfBounds { index: usize, offset: u32, end: u64, len: usize },
+    #[error("certificate table entry {index} overlaps the table header")]
+    OverlapsHeader { index: usize },
+}
+
+const ENTRY_LEN: usize = 24;
+
+impl CertTable {
+    /// Parses a table; an empty buffer is an empty table (the host supplied no certificates).
+    pub fn parse(buf: &[u8]) -> Result<CertTable, CertTableError> {
+        if buf.is_empty() {
+            return Ok(CertTable::default());
+        }
+        let mut headers = Vec::new();
+        let mut pos = 0;
+        loop {
+            let Some(e) = buf.get(pos..pos + ENTRY_LEN) else {
+                return Err(CertTableError::Unterminated { len: buf.len() });
+            };
+            if e.iter().all(|&b| b == 0) {
+                break;
+            }
+            let mut g = [0u8; 16];
+            g.copy_from_slice(&e[..16]);
+            let offset = u32::from_le_bytes([e[16], e[17], e[18], e[19]]);
+            let length = u32::from_le_bytes([e[20], e[21], e[22], e[23]]);
+            headers.push((g, offset, length));
+            pos += ENTRY_LEN;
+        }
+        let header_end = pos + ENTRY_LEN;
+        let mut entries = Vec::with_capacity(headers.len());
+        for (index, (g, offset, length)) in headers.into_iter().enumerate() {
+            let end = u64::from(offset) + u64::from(length);
+            if end > buf.len() as u64 {
+                return Err(CertTableError::OutOfBounds { index, offset, end, len: buf.len() });
+            }
+            if (offset as usize) < header_end && length > 0 {
+                return Err(CertTableError::OverlapsHeader { index });
+            }
+            entries.push(CertTableEntry {
+                kind: CertKind::from_guid(&g),
+                guid: g,
+                data: buf[offset as usize..end as usize].to_vec(),
+            });
+        }
+        Ok(CertTable { entries })
+    }
+
+    /// The first entry of `kind`.
+    pub fn get(&self, kind: CertKind) -> Option<&CertTableEntry> {
+        self.entries.iter().find(|e| e.kind == kind)
+    }
+
+    /// Builds a table (used by the simulator and tests): entries in order, data after the
+    /// terminator.
+    pub fn build(items: &[(CertKind, &[u8])]) -> Vec<u8> {
+        let header_len = (items.len() + 1) * ENTRY_LEN;
+        let mut out = vec![0u8; header_len];
+        for (i, (kind, data)) in items.iter().enumerate() {
+            let offset = out.len() as u32;
+            let g = kind.guid().unwrap_or([0xff; 16]);
+            let e = &mut out[i * ENTRY_LEN..(i + 1) * ENTRY_LEN];
+            e[..16].copy_from_slice(&g);
+            e[16..20].copy_from_slice(&offset.to_le_bytes());
+            e[20..24].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(data);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_mixed_endian_guids() {
+        let t = CertTable::build(&[(CertKind::Vcek, b"vcek"), (CertKind::Ask, b"ask"), (CertKind::Ark, b"ark")]);
+        let p = CertTable::parse(&t).unwrap();
+        assert_eq!(p.entries.len(), 3);
+        assert_eq!(p.get(CertKind::Ask).unwrap().data, b"ask");
+        let mut m = t.clone();
+        let g = swap_mixed_endian(&CertKind::Vcek.guid().unwrap());
+        m[..16].copy_from_slice(&g);
+        assert_eq!(CertTable::parse(&m).unwrap().entries[0].kind, CertKind::Vcek);
+        assert_eq!(CertTable::parse(&[]).unwrap().entries.len(), 0);
+    }
+
+    #[test]
+    fn rejects_hostile_tables() {
+        let t = CertTable::build(&[(CertKind::Vcek, b"vcek")]);
+        assert!(matches!(CertTable::parse(&t[..30]), Err(CertTableError::Unterminated { .. })));
+        let mut bad = t.clone();
+        bad[20..24].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(matches!(CertTable::parse(&bad), Err(CertTableError::OutOfBounds { .. })));
+        let mut bad = t.clone();
+        bad[16..20].copy_from_slice(&0u32.to_le_bytes());
+        assert!(matches!(CertTable::parse(&bad), Err(CertTableError::OverlapsHeader { .. })));
+        let mut bad = t;
+        bad[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(CertTable::parse(&bad), Err(CertTableError::OutOfBounds { .. })));
+    }
+}

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! AMD SEV-SNP: what the report, its words and the AMD certificates mean (no transport here).
+
+pub mod cert;
+pub mod cert_table;
+pub mod policy;
+pub mod product;
+pub mod report;
+pub mod tcb;
+
+pub use cert::{AmdCert, AmdCertError, AmdExtensions};
+pub use cert_table::{CertTable, CertTableEntry, CertTableError, CertKind};
+pub use policy::GuestPolicy;
+pub use product::Product;
+pub use report::{ReportError, SigningKey, SnpReport};
+pub use tcb::TcbVersion;

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The pinned AMD Root Keys (ARK) for Milan, Genoa and Turin, compiled in. They are the only
+//! roots a verification trusts by default; every other certificate must chain to one of them.
+//!
+//! The DER files are AMD's ARKs as AMD KDS serves them (`/vcek/v1/{product}/cert_chain`); their
+//! SHA-256 fingerprints are asserted in the tests below so that a changed file cannot slip in.
+
+use thimble_evidence::snp::{AmdCert, Product};
+
+/// A root a chain may end at.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub product: Product,
+    pub cert: AmdCert,
+    /// A test root from `thimble-sim`; trusted only when the caller asks for it.
+    pub simulated: bool,
+}
+
+/// The set of roots a verification accepts.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedRoots {
+    pub roots: Vec<Root>,
+}
+
+const PINNED: [(Product, &[u8]); 3] = [
+    (Product::Milan, include_bytes!("../roots/amd/ark_milan.der")),
+    (Product::Genoa, include_bytes!("../roots/amd/ark_genoa.der")),
+    (Product::Turin, include_bytes!("../roots/amd/ark_turin.der")),
+];
+
+impl TrustedRoots {
+    /// AMD's ARKs for every known product.
+    pub fn amd() -> TrustedRoots {
+        let roots = PINNED
+            .iter()
+            .filter_map(|(product, der)| {
+                // The pinned files are checked by the tests below; a parse failure here would
+                // be a build defect, and dropping the root makes it fail closed.
+                AmdCert::parse_der(der).ok().map(|cert| Root { product: *product, cert, simulated: false })
+            })
+            .collect();
+        TrustedRoots { roots }
+    }
+
+    /// Adds a simulation root (`--insecure-allow-simulated`). Named so that nobody adds it by
+    /// accident.
+    pub fn insecure_add_simulated(mut self, product: Product, ark_der: &[u8]) -> TrustedRoots {
+        if let Ok(cert) = AmdCert::parse_der(ark_der) {
+            self.roots.push(Root { product, cert, simulated: true });
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn pinned_arks_are_amds() {
+        let expected = [
+            "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd",
+            "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1",
+            "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a",
+        ];
+        let roots = TrustedRoots::amd();
+        assert_eq!(roots.roots.len(), 3);
+        for (root, fp) in roots.roots.iter().zip(expected) {
+            assert_eq!(hex::encode(Sha256::digest(root.cert.der())), fp);
+            assert!(root.cert.self_issued());
+            assert_eq!(root.cert.product(), Some(root.product));
+            assert!(crate::signature::verify_cert_signature(&root.cert, &root.cert).is_ok());
+        }
+    }
+}

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Signature checks over the exact bytes received, with `ring`: RSASSA-PSS (AMD ARK/ASK/VCEK),
+//! PKCS#1 v1.5 and ECDSA for certificates, and ECDSA P-384 for the SNP report.
+//!
+//! The signature parameters are enforced, not just read: AMD certificates must use PSS with
+//! SHA-384, MGF1-SHA-384 and a 48-byte salt, which is exactly what `ring`'s
+//! `RSA_PSS_2048_8192_SHA384` verifies.
+
+use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use thimble_evidence::snp::cert::{KeyAlg, SigAlg};
+use thimble_evidence::snp::{AmdCert, SnpReport};
+
+/// Why a signature did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    #[error("signature algorithm {alg} with a {key} key is not supported")]
+    Unsupported { alg: String, key: String },
+    #[error("signature does not verify")]
+    Invalid,
+}
+
+fn cert_algorithm(sig: &SigAlg, key: &KeyAlg) -> Result<&'static dyn VerificationAlgorithm, SignatureError> {
+    let alg: &'static dyn VerificationAlgorithm = match (sig, key) {
+        (SigAlg::RsaPss { hash: "sha384", mgf1_hash: "sha384", salt_len: 48 }, KeyAlg::Rsa) => {
+            &signature::RSA_PSS_2048_8192_SHA384
+        }
+        (SigAlg::RsaPss { hash: "sha256", mgf1_hash: "sha256", salt_len: 32 }, KeyAlg::Rsa) => {
+            &signature::RSA_PSS_2048_8192_SHA256
+        }
+        (SigAlg::RsaPkcs1Sha256, KeyAlg::Rsa) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        (SigAlg::RsaPkcs1Sha384, KeyAlg::Rsa) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (SigAlg::EcdsaSha256, KeyAlg::EcP256) => &signature::ECDSA_P256_SHA256_ASN1,
+        (SigAlg::EcdsaSha384, KeyAlg::EcP384) => &signature::ECDSA_P384_SHA384_ASN1,
+        (SigAlg::EcdsaSha256, KeyAlg::EcP384) => &signature::ECDSA_P384_SHA256_ASN1,
+        (SigAlg::EcdsaSha384, KeyAlg::EcP256) => &signature::ECDSA_P256_SHA384_ASN1,
+        _ => {
+            return Err(SignatureError::Unsupported { alg: format!("{sig:?}"), key: format!("{key:?}") });
+        }
+    };
+    Ok(alg)
+}
+
+/// Verifies that `issuer`'s key signed `cert`'s TBSCertificate as received.
+pub fn verify_cert_signature(cert: &AmdCert, issuer: &AmdCert) -> Result<(), SignatureError> {
+    let alg = cert_algorithm(&cert.signature_alg, &issuer.key_alg)?;
+    UnparsedPublicKey::new(alg, &issuer.public_key)
+        .verify(cert.tbs_bytes(), &cert.signature)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+/// Verifies the report signature (ECDSA P-384, SHA-384, over bytes 0x000..0x2A0) with the
+/// VCEK/VLEK public key.
+pub fn verify_report_signature(report: &SnpReport, signer: &AmdCert) -> Result<(), SignatureError> {
+    if signer.key_alg != KeyAlg::EcP384 {
+        return Err(SignatureError::Unsupported { alg: "ECDSA P-384".into(), key: format!("{:?}", signer.key_alg) });
+    }
+    UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, &signer.public_key)
+        .verify(report.signed_bytes(), &report.signature_fixed())
+        .map_err(|_| SignatureError::Invalid)
+}
