@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The command line as typed (clap). Validation into typed plans happens in the commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "thimble",
+    version,
+    about = "Collects, bundles and verifies confidential-VM attestation evidence (AMD SEV-SNP)",
+    long_about = None,
+    after_help = "Exit codes: 0 ok, 1 other, 2 usage, 3 no TEE source, 4 collection failed, \
+                  5 endorsements failed, 6 malformed input, 7 authenticity failed, 8 policy not met."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Collect a report and its endorsements into an evidence bundle.
+    Collect(CollectArgs),
+    /// List the evidence sources on this machine and whether each is usable.
+    Detect(DetectArgs),
+    /// Verify a bundle offline against the pinned vendor roots.
+    Verify(VerifyArgs),
+    /// Build a bundle from evidence captured elsewhere.
+    Import(ImportArgs),
+    /// Print a readable summary of a bundle.
+    Show(ShowArgs),
+    /// Verify VCEK/VLEK certificate chains on their own (no report).
+    VerifyChain(VerifyChainArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    /// configfs-tsm first, then /dev/sev-guest.
+    Auto,
+    ConfigfsTsm,
+    SevGuest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimulateArg {
+    /// A simulated SEV-SNP guest and THIM, signed by test keys.
+    Snp,
+}
+
+#[derive(Debug, Args)]
+pub struct LocationArgs {
+    /// configfs-tsm report directory.
+    #[arg(long, value_name = "DIR", default_value = thimble_collect::tsm::DEFAULT_TSM_ROOT)]
+    pub tsm_root: PathBuf,
+    /// SEV-SNP guest device.
+    #[arg(long, value_name = "PATH", default_value = "/dev/sev-guest")]
+    pub device: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Nonce from the verifier (hex); REPORT_DATA = SHA-512(nonce). Random when absent.
+    #[arg(long, value_name = "HEX", conflicts_with = "report_data")]
+    pub nonce: Option<String>,
+    /// REPORT_DATA verbatim (exactly 64 bytes, hex).
+    #[arg(long, value_name = "HEX")]
+    pub report_data: Option<String>,
+    /// Where to write the bundle (`-` for standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Which evidence source to use.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub source: SourceArg,
+    /// VMPL to request the report for (configfs-tsm `privlevel`).
+    #[arg(long, value_name = "N")]
+    pub privlevel: Option<u32>,
+    #[command(flatten)]
+    pub location: LocationArgs,
+    /// IMDS base URL (THIM lives below it).
+    #[arg(long, value_name = "URL", default_value = thimble_collect::endorse::DEFAULT_IMDS_BASE)]
+    pub imds: String,
+    /// AMD KDS base URL (fallback).
+    #[arg(long, value_name = "URL", default_value = thimble_evidence::kds::DEFAULT_KDS_BASE)]
+    pub kds: String,
+    /// Do not ask THIM.
+    #[arg(long)]
+    pub no_thim: bool,
+    /// Do not fall back to AMD KDS.
+    #[arg(long)]
+    pub no_kds: bool,
+    /// Fetch nothing: keep only the certificates the host attached to the report.
+    #[arg(long)]
+    pub offline: bool,
+    /// Overall deadline for fetching endorsements, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub deadline: u64,
+    /// Timeout of each HTTP request, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub timeout: u64,
+    /// Use a simulated guest and THIM emulator on loopback instead of real hardware.
+    #[arg(long, value_enum, value_name = "TEE")]
+    pub simulate: Option<SimulateArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub location: LocationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Expected nonce (hex): REPORT_DATA must equal SHA-512(nonce).
+    #[arg(long, value_name = "HEX", conflicts_with = "report_data")]
+    pub nonce: Option<String>,
+    /// Expected REPORT_DATA (64 bytes, hex).
+    #[arg(long, value_name = "HEX")]
+    pub report_data: Option<String>,
+    /// Accept guests whose policy allows debugging.
+    #[arg(long)]
+    pub allow_debug: bool,
+    /// Minimum TCB: a tcbm (16 hex digits) or `bl=N,tee=N,snp=N,ucode=N[,fmc=N]`.
+    #[arg(long, value_name = "TCB")]
+    pub min_tcb: Option<String>,
+    /// Expected MEASUREMENT (48 bytes, hex).
+    #[arg(long, value_name = "HEX")]
+    pub measurement: Option<String>,
+    /// Expected HOST_DATA (32 bytes, hex).
+    #[arg(long, value_name = "HEX")]
+    pub host_data: Option<String>,
+    /// Highest VMPL accepted.
+    #[arg(long, value_name = "N")]
+    pub max_vmpl: Option<u32>,
+    /// Trust the simulation test root (for bundles made with --simulate). Never in production.
+    #[arg(long)]
+    pub insecure_allow_simulated: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle to verify (`-` for standard input).
+    pub bundle: PathBuf,
+    /// Verify as of this time (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A raw 1184-byte SEV-SNP attestation report.
+    #[arg(long, value_name = "FILE")]
+    pub snp_report: PathBuf,
+    /// A certificate file (DER or PEM, one or several) or a THIM AMD JSON response; repeatable.
+    #[arg(long = "add", value_name = "FILE")]
+    pub add: Vec<PathBuf>,
+    /// The nonce the report was requested with (hex), if known.
+    #[arg(long, value_name = "HEX", conflicts_with = "report_data")]
+    pub nonce: Option<String>,
+    /// Record that REPORT_DATA was given verbatim (64 bytes, hex).
+    #[arg(long, value_name = "HEX")]
+    pub report_data: Option<String>,
+    /// Where to write the bundle (`-` for standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The bundle to show (`-` for standard input).
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyChainArgs {
+    /// Certificate files (DER or PEM) or THIM AMD JSON responses.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Verify as of this time (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// Trust the simulation test root.
+    #[arg(long)]
+    pub insecure_allow_simulated: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

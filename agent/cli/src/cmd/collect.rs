@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! `thimble collect`: REPORT_DATA from the nonce, a report from configfs-tsm or /dev/sev-guest
+//! (or the simulated guest), endorsements from the host's certificate table, THIM or KDS, and one
+//! bundle written atomically.
+
+use std::path::Path;
+use std::time::Duration;
+
+use thimble_collect::endorse::{EndorseConfig, fetch_amd_endorsements};
+use thimble_collect::http::{HttpClient, HttpConfig};
+use thimble_collect::sev_guest::{LinuxSevGuest, SevGuestClient, SevGuestDevice};
+use thimble_collect::tsm::{ConfigFs, Provider, RealConfigFs, TsmClient, TsmError, TsmRequest};
+use thimble_evidence::bundle::{Agent, Bundle, Claims, Collection, Endorsement, Evidence, Nonce, Origin, Tee, b64};
+use thimble_evidence::report_data::{self, Derivation};
+use thimble_evidence::snp::{AmdCert, CertTable, SnpReport};
+use thimble_evidence::time_fmt::format_unix;
+use thimble_sim::emulator::{Emulator, EmulatorConfig};
+use thimble_sim::fake_sev_guest::FakeSevGuest;
+
+use crate::args::{CollectArgs, SimulateArg, SourceArg};
+use crate::common;
+use crate::error::CliError;
+use crate::exit;
+use crate::io::{parse_hex, write_output};
+use crate::output::warn;
+
+/// The agent identity recorded in bundles.
+pub fn agent() -> Agent {
+    Agent { name: "thimble".into(), version: env!("CARGO_PKG_VERSION").into() }
+}
+
+/// Claims for a report, decoding the TCB with the product the report or its certificates name.
+pub fn claims_for(report: &SnpReport, certs: &[AmdCert]) -> Claims {
+    let product = report.product_hint().or_else(|| certs.iter().find_map(|c| c.product()));
+    Claims::from_report(report, product)
+}
+
+/// What a source produced.
+struct Raw {
+    report: Vec<u8>,
+    auxblob: Option<Vec<u8>>,
+    collection: Collection,
+}
+
+/// REPORT_DATA and the nonce record, from the flags.
+fn plan_report_data(a: &CollectArgs) -> Result<([u8; 64], Nonce), CliError> {
+    if let Some(rd) = &a.report_data {
+        let v = parse_hex("--report-data", rd)?;
+        let arr: [u8; 64] = v.as_slice().try_into().map_err(|_| {
+            CliError::Usage(format!("--report-data takes exactly 64 bytes (128 hex digits), got {}", v.len()))
+        })?;
+        return Ok((arr, Nonce { value: hex::encode(arr), generated: false, report_data_derivation: Derivation::Raw }));
+    }
+    let (nonce, generated) = match &a.nonce {
+        Some(n) => {
+            let v = parse_hex("--nonce", n)?;
+            if v.is_empty() {
+                return Err(CliError::Usage("--nonce must not be empty".into()));
+            }
+            (v, false)
+        }
+        None => {
+            let mut v = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut v)
+                .map_err(|_| CliError::Other("the system random generator failed".into()))?;
+            (v.to_vec(), true)
+        }
+    };
+    Ok((
+        report_data::from_nonce(&nonce),
+        Nonce { value: hex::encode(&nonce), generated, report_data_derivation: Derivation::Sha512 },
+    ))
+}
+
+fn collection_error(source_name: &str, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
+    CliError::Collection { source_name: source_name.into(), source: Box::new(e) }
+}
+
+/// configfs-tsm. `Ok(None)` means "not usable here" (no configfs, no provider, another TEE).
+fn via_tsm<F: ConfigFs>(client: &TsmClient<F>, rd: &[u8; 64], privlevel: Option<u32>) -> Result<Option<Raw>, CliError> {
+    let mut req = TsmRequest::new(*rd);
+    req.privlevel = privlevel;
+    req.expected_provider = Some(Provider::SevGuest);
+    match client.get_report(&req) {
+        Ok(r) => Ok(Some(Raw {
+            report: r.outblob,
+            auxblob: r.auxblob.filter(|a| !a.is_empty()),
+            collection: Collection {
+                source: "configfs-tsm".into(),
+                provider: Some(r.provider.as_str().to_string()),
+                privlevel: r.privlevel,
+                generation: Some(r.generation),
+                path: Some(client.root().display().to_string()),
+            },
+        })),
+        Err(TsmError::Unavailable { .. } | TsmError::NoProvider { .. } | TsmError::ProviderMismatch { .. }) => Ok(None),
+        Err(e) => Err(collection_error("configfs-tsm", e)),
+    }
+}
+
+fn via_device<D: SevGuestDevice>(dev: D, label: &str, rd: &[u8; 64], vmpl: u32) -> Result<Raw, CliError> {
+    let mut client = SevGuestClient::new(dev);
+    let (report, certs) = client.get_ext_report(rd, vmpl).map_err(|e| collection_error("sev-guest", e))?;
+    Ok(Raw {
+        report,
+        auxblob: (!certs.is_empty()).then_some(certs),
+        collection: Collection {
+            source: "sev-guest".into(),
+            provider: None,
+            privlevel: Some(vmpl),
+            generation: None,
+            path: Some(label.to_string()),
+        },
+    })
+}
+
+fn open_device(path: &Path) -> Result<LinuxSevGuest, CliError> {
+    LinuxSevGuest::open(path).map_err(|e| collection_error("sev-guest", e))
+}
+
+fn kernel_release() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string())
+}
+
+pub fn run(a: CollectArgs) -> Result<u8, CliError> {
+    let (rd, nonce) = plan_report_data(&a)?;
+    let simulated = a.simulate.is_some();
+
+    // The simulation replaces the device and the network endpoints, and nothing else: the same
+    // client, endorsement and bundle code runs.
+    let mut imds = a.imds.clone();
+    let mut kds = a.kds.clone();
+    let _emulator: Option<Emulator> = match a.simulate {
+        Some(SimulateArg::Snp) => {
+            let chain = thimble_sim::signer::sim_chain();
+            let emu = Emulator::start(EmulatorConfig {
+                thim_amd_body: Some(chain.thim_json.as_bytes().to_vec()),
+                kds_vcek: vec![("Milan".into(), chain.vcek_der.to_vec())],
+                kds_cert_chain: vec![("Milan".into(), chain.ask_ark_pem.as_bytes().to_vec())],
+                faults: Vec::new(),
+            })
+            .map_err(|e| CliError::Other(format!("cannot start the THIM emulator on loopback: {e}")))?;
+            imds = emu.base_url();
+            kds = emu.base_url();
+            Some(emu)
+        }
+        None => None,
+    };
+
+    let raw = if simulated {
+        // A host that attaches no certificates, as on Azure, so that THIM is exercised.
+        let dev = FakeSevGuest::new().with_cert_table(Vec::new());
+        via_device(dev, "simulated:/dev/sev-guest", &rd, a.privlevel.unwrap_or(0))?
+    } else {
+        let tsm = TsmClient::new(RealConfigFs, &a.location.tsm_root);
+        match a.source {
+            SourceArg::ConfigfsTsm => via_tsm(&tsm, &rd, a.privlevel)?.ok_or_else(|| {
+                CliError::NoTee(format!(
+                    "configfs-tsm at {} has no sev_guest provider (run `thimble detect` for details)",
+                    a.location.tsm_root.display()
+                ))
+            })?,
+            SourceArg::SevGuest => {
+                via_device(open_device(&a.location.device)?, &a.location.device.display().to_string(), &rd, a.privlevel.unwrap_or(0))?
+            }
+            SourceArg::Auto => match via_tsm(&tsm, &rd, a.privlevel)? {
+                Some(r) => r,
+                None if a.location.device.exists() => via_device(
+                    open_device(&a.location.device)?,
+                    &a.location.device.display().to_string(),
+                    &rd,
+                    a.privlevel.unwrap_or(0),
+                )?,
+                None => {
+                    return Err(CliError::NoTee(format!(
+                        "neither configfs-tsm ({}) with a sev_guest provider nor {} is present (run `thimble detect` for details)",
+                        a.location.tsm_root.display(),
+                        a.location.device.display()
+                    )));
+                }
+            },
+        }
+    };
+
+    let report = SnpReport::parse(&raw.report)
+        .map_err(|e| CliError::Collection { source_name: raw.collection.source.clone(), source: Box::new(e) })?;
+    if report.report_data != rd {
+        // The interface handed back a report for other data: a racing writer or a broken host.
+        return Err(CliError::Other(format!(
+            "the report's REPORT_DATA {} is not the {} requested",
+            hex::encode(report.report_data),
+            hex::encode(rd)
+        )));
+    }
+
+    let mut attached = Vec::new();
+    let mut endorsements = Vec::new();
+    if let Some(aux) = &raw.auxblob {
+        match CertTable::parse(aux) {
+            Ok(table) => {
+                for entry in table.entries {
+                    let origin_kind = if raw.collection.source == "configfs-tsm" { "auxblob" } else { "ext-report" };
+                    endorsements.push(Endorsement::der(
+                        entry.kind.into(),
+                        &entry.data,
+                        Origin { kind: origin_kind.into(), url: None, path: None },
+                        Some(format_unix(common::now())),
+                    ));
+                    if let Ok(c) = AmdCert::parse_der(&entry.data) {
+                        attached.push(c);
+                    }
+                }
+            }
+            Err(e) => warn(&format!("the host's certificate table is malformed and was ignored: {e}")),
+        }
+    }
+
+    let roots = common::roots(simulated);
+    let mut log = Vec::new();
+    if a.offline {
+        log.push("offline: no endorsements fetched".to_string());
+    } else {
+        let http = |proxy: bool| {
+            HttpClient::new(HttpConfig {
+                per_request_timeout: Duration::from_secs(a.timeout.max(1)),
+                deadline: Duration::from_secs(a.deadline.max(1)),
+                use_proxy_env: proxy,
+                ..HttpConfig::default()
+            })
+        };
+        // IMDS is never reached through a proxy; KDS may need the operator's proxy.
+        let thim_client = http(false);
+        let kds_client = http(!simulated);
+        let cfg = EndorseConfig {
+            imds_base: imds,
+            kds_base: kds,
+            use_thim: !a.no_thim,
+            use_kds: !a.no_kds,
+            prefer_attached: true,
+        };
+        let got = fetch_amd_endorsements(&cfg, &thim_client, &kds_client, &report, &attached, &roots, common::now())
+            .map_err(CliError::Endorsements)?;
+        endorsements.extend(got.endorsements);
+        log.extend(got.log);
+    }
+
+    let certs: Vec<AmdCert> = endorsements
+        .iter()
+        .filter_map(|e| e.bytes().ok())
+        .filter_map(|b| AmdCert::parse_der(&b).ok())
+        .collect();
+    let bundle = Bundle {
+        format: thimble_evidence::bundle::FORMAT.into(),
+        version: thimble_evidence::bundle::VERSION,
+        tee: Tee::SevSnp,
+        simulated,
+        agent: agent(),
+        created_at: format_unix(common::now()),
+        kernel_release: kernel_release(),
+        collection: raw.collection,
+        nonce: Some(nonce),
+        evidence: Evidence { snp_report: b64(&raw.report), auxblob: raw.auxblob.as_deref().map(b64) },
+        endorsements,
+        endorsement_log: log,
+        claims: claims_for(&report, &certs),
+    };
+    write_output(&a.output, &bundle.to_json())?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! One module per subcommand; each turns its arguments into a plan, runs it and returns the exit
+//! code.
+
+pub mod collect;
+pub mod detect;
+pub mod import;
+pub mod show;
+pub mod verify;
+pub mod verify_chain;

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! `thimble verify`: checks a bundle offline against the pinned roots at a given time, prints the
+//! outcome (human or `--json`) and exits 0, 6, 7 or 8 by the worst error.
+
+use thimble_verify::outcome::{ErrorClass, Outcome};
+use thimble_verify::snp::verify_bundle;
+use thimble_verify::{Options, Verdict};
+
+use crate::args::VerifyArgs;
+use crate::common;
+use crate::error::CliError;
+use crate::exit;
+use crate::output::print_stdout;
+
+pub fn exit_code(outcome: &Outcome) -> u8 {
+    match outcome.worst_class() {
+        None => exit::OK,
+        Some(ErrorClass::Malformed) => exit::MALFORMED,
+        Some(ErrorClass::Authenticity) => exit::AUTHENTICITY,
+        Some(ErrorClass::Policy) => exit::POLICY,
+    }
+}
+
+pub fn run(a: VerifyArgs) -> Result<u8, CliError> {
+    let at = common::verification_time(a.at.as_deref())?;
+    let policy = common::policy(&a.policy)?;
+    let bundle = common::read_bundle(&a.bundle)?;
+    let opts = Options { at, roots: common::roots(a.policy.insecure_allow_simulated), policy };
+    let outcome = verify_bundle(&bundle, &opts);
+    if a.json {
+        let mut s = serde_json::to_string_pretty(&outcome).map_err(|e| CliError::Other(e.to_string()))?;
+        s.push('\n');
+        print_stdout(&s);
+    } else {
+        print_stdout(&render(&outcome));
+    }
+    Ok(exit_code(&outcome))
+}
+
+/// The human form of an outcome.
+pub fn render(o: &Outcome) -> String {
+    let mut s = String::new();
+    let verdict = match o.verdict {
+        Verdict::Valid => "valid",
+        Verdict::Invalid => "INVALID",
+    };
+    s.push_str(&format!("verdict:   {verdict}\n"));
+    s.push_str(&format!("tee:       {}\n", o.tee));
+    s.push_str(&format!("checked:   at {}\n", o.verified_at));
+    if let Some(p) = o.product {
+        s.push_str(&format!("product:   {p}\n"));
+    }
+    if let Some(signer) = &o.signer {
+        s.push_str(&format!("signer:    {signer}\n"));
+    }
+    if o.simulated {
+        s.push_str("simulated: yes (test keys; proves nothing about real hardware)\n");
+    }
+    for link in &o.chain {
+        s.push_str(&format!("chain:     {:<5} {}  valid {} .. {}\n", link.role, link.subject, link.not_before, link.not_after));
+    }
+    if let Some(c) = &o.claims {
+        s.push_str(&format!("measurement: {}\n", c.measurement));
+        s.push_str(&format!("report_data: {}\n", c.report_data));
+    }
+    for w in &o.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    for e in &o.errors {
+        s.push_str(&format!("error[{}]: {}\n", e.code, e.message));
+    }
+    s
+}

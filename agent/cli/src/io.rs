@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! File input and output for the CLI: reading inputs with errors that name the path, and writing
+//! outputs atomically (temporary file in the same directory, fsync, rename, fsync of the
+//! directory) so that a reader never sees half a bundle and a failure leaves nothing behind.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::CliError;
+
+/// Reads a whole input file.
+pub fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
+    fs::read(path).map_err(|source| CliError::ReadInput { path: path.to_path_buf(), source })
+}
+
+/// Writes `data` to `path` atomically, or to standard output when `path` is `-`.
+pub fn write_output(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    if path.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        return out
+            .write_all(data)
+            .and_then(|()| out.flush())
+            .map_err(|source| CliError::Write { path: path.to_path_buf(), source });
+    }
+    let err = |source| CliError::Write { path: path.to_path_buf(), source };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        // The rename is durable only once the directory is synced.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// Parses a hex argument, naming the flag on error.
+pub fn parse_hex(flag: &str, s: &str) -> Result<Vec<u8>, CliError> {
+    let s = s.trim();
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    hex::decode(s).map_err(|_| CliError::Usage(format!("{flag} takes hex digits, got {s:?}")))
+}

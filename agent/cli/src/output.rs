@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! All printing of the CLI: errors with their causes, and human-readable renderings of outcomes
+//! and bundles. Library crates never print.
+
+use std::io::Write;
+
+use crate::error::CliError;
+
+/// `error: ...` then one `  caused by: ...` line per source.
+pub fn print_error(e: &CliError) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let _ = writeln!(err, "  caused by: {s}");
+        source = s.source();
+    }
+}
+
+/// Prints to stdout, treating a closed pipe as success (`thimble show b.json | head`).
+pub fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Prints a warning to stderr.
+pub fn warn(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "warning: {msg}");
+}
