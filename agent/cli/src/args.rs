@@ -78,12 +78,14 @@ pub struct CollectArgs {
     pub privlevel: Option<u32>,
     #[command(flatten)]
     pub location: LocationArgs,
-    /// IMDS base URL (THIM lives below it).
-    #[arg(long, value_name = "URL", default_value = thimble_collect::endorse::DEFAULT_IMDS_BASE)]
-    pub imds: String,
-    /// AMD KDS base URL (fallback).
-    #[arg(long, value_name = "URL", default_value = thimble_evidence::kds::DEFAULT_KDS_BASE)]
-    pub kds: String,
+    /// IMDS base URL (THIM lives below it) [default: http://169.254.169.254; with --simulate,
+    /// the built-in emulator].
+    #[arg(long, value_name = "URL")]
+    pub imds: Option<String>,
+    /// AMD KDS base URL, the fallback [default: https://kdsintf.amd.com; with --simulate, the
+    /// built-in emulator].
+    #[arg(long, value_name = "URL")]
+    pub kds: Option<String>,
     /// Do not ask THIM.
     #[arg(long)]
     pub no_thim: bool,

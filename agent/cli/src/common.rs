@@ -18,15 +18,21 @@ use crate::io::{parse_hex, read_input};
 
 /// Seconds since the epoch, now.
 pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// `--at` or now.
 pub fn verification_time(at: Option<&str>) -> Result<i64, CliError> {
     match at {
         None => Ok(now()),
-        Some(s) => parse_rfc3339(s)
-            .ok_or_else(|| CliError::Usage(format!("--at takes an RFC 3339 time like 2026-06-01T00:00:00Z, got {s:?}"))),
+        Some(s) => parse_rfc3339(s).ok_or_else(|| {
+            CliError::Usage(format!(
+                "--at takes an RFC 3339 time like 2026-06-01T00:00:00Z, got {s:?}"
+            ))
+        }),
     }
 }
 
@@ -34,8 +40,12 @@ pub fn verification_time(at: Option<&str>) -> Result<i64, CliError> {
 pub fn read_path_or_stdin(path: &Path) -> Result<Vec<u8>, CliError> {
     if path.as_os_str() == "-" {
         let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
-            .map_err(|source| CliError::ReadInput { path: path.to_path_buf(), source })?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map_err(|source| {
+            CliError::ReadInput {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         return Ok(v);
     }
     read_input(path)
@@ -44,7 +54,10 @@ pub fn read_path_or_stdin(path: &Path) -> Result<Vec<u8>, CliError> {
 /// Reads and parses a bundle.
 pub fn read_bundle(path: &Path) -> Result<Bundle, CliError> {
     let bytes = read_path_or_stdin(path)?;
-    Bundle::parse(&bytes).map_err(|e| CliError::MalformedFile { path: path.to_path_buf(), reason: e.to_string() })
+    Bundle::parse(&bytes).map_err(|e| CliError::MalformedFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// What an `--add` file or `verify-chain` argument held.
@@ -55,7 +68,10 @@ pub struct LoadedFile {
 /// Reads and recognises a certificate or THIM file; an unrecognised file is an error naming it.
 pub fn load_cert_file(path: &Path) -> Result<LoadedFile, CliError> {
     let bytes = read_input(path)?;
-    let content = recognise(&bytes).map_err(|e| CliError::MalformedFile { path: path.to_path_buf(), reason: e.to_string() })?;
+    let content = recognise(&bytes).map_err(|e| CliError::MalformedFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     // Every certificate must parse, so that a damaged file is named now and not at verify time.
     let ders: Vec<&Vec<u8>> = match &content {
         FileContent::Certificates(c) => c.iter().collect(),
@@ -84,13 +100,20 @@ pub fn roots(insecure_allow_simulated: bool) -> TrustedRoots {
 fn fixed_len(flag: &str, s: &str, len: usize) -> Result<Vec<u8>, CliError> {
     let v = parse_hex(flag, s)?;
     if v.len() != len {
-        return Err(CliError::Usage(format!("{flag} takes exactly {len} bytes ({} hex digits), got {}", len * 2, v.len())));
+        return Err(CliError::Usage(format!(
+            "{flag} takes exactly {len} bytes ({} hex digits), got {}",
+            len * 2,
+            v.len()
+        )));
     }
     Ok(v)
 }
 
 /// REPORT_DATA from `--nonce` / `--report-data`.
-pub fn expected_report_data(nonce: Option<&str>, report_data: Option<&str>) -> Result<Option<[u8; 64]>, CliError> {
+pub fn expected_report_data(
+    nonce: Option<&str>,
+    report_data: Option<&str>,
+) -> Result<Option<[u8; 64]>, CliError> {
     if let Some(n) = nonce {
         let n = parse_hex("--nonce", n)?;
         return Ok(Some(thimble_evidence::report_data::from_nonce(&n)));
@@ -113,7 +136,13 @@ fn parse_min_tcb(s: &str) -> Result<MinTcb, CliError> {
     if !s.contains('=') {
         let raw = TcbVersion::raw_from_tcbm(s).ok_or_else(bad)?;
         let t = TcbVersion::decode(raw, Product::Milan);
-        return Ok(MinTcb { bootloader: t.bootloader, tee: t.tee, snp: t.snp, microcode: t.microcode, fmc: 0 });
+        return Ok(MinTcb {
+            bootloader: t.bootloader,
+            tee: t.tee,
+            snp: t.snp,
+            microcode: t.microcode,
+            fmc: 0,
+        });
     }
     let mut m = MinTcb::default();
     for part in s.split(',') {
@@ -136,8 +165,16 @@ pub fn policy(a: &PolicyArgs) -> Result<Policy, CliError> {
     Ok(Policy {
         allow_debug: a.allow_debug,
         min_tcb: a.min_tcb.as_deref().map(parse_min_tcb).transpose()?,
-        measurement: a.measurement.as_deref().map(|m| fixed_len("--measurement", m, 48)).transpose()?,
-        host_data: a.host_data.as_deref().map(|h| fixed_len("--host-data", h, 32)).transpose()?,
+        measurement: a
+            .measurement
+            .as_deref()
+            .map(|m| fixed_len("--measurement", m, 48))
+            .transpose()?,
+        host_data: a
+            .host_data
+            .as_deref()
+            .map(|h| fixed_len("--host-data", h, 32))
+            .transpose()?,
         report_data: expected_report_data(a.nonce.as_deref(), a.report_data.as_deref())?,
         max_vmpl: a.max_vmpl,
     })

@@ -11,7 +11,10 @@ use crate::error::CliError;
 
 /// Reads a whole input file.
 pub fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
-    fs::read(path).map_err(|source| CliError::ReadInput { path: path.to_path_buf(), source })
+    fs::read(path).map_err(|source| CliError::ReadInput {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes `data` to `path` atomically, or to standard output when `path` is `-`.
@@ -21,14 +24,23 @@ pub fn write_output(path: &Path, data: &[u8]) -> Result<(), CliError> {
         return out
             .write_all(data)
             .and_then(|()| out.flush())
-            .map_err(|source| CliError::Write { path: path.to_path_buf(), source });
+            .map_err(|source| CliError::Write {
+                path: path.to_path_buf(),
+                source,
+            });
     }
-    let err = |source| CliError::Write { path: path.to_path_buf(), source };
+    let err = |source| CliError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;

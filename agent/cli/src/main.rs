@@ -22,7 +22,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             // --help and --version are not errors; everything else clap rejects is usage.
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }

@@ -74,7 +74,10 @@ pub struct EndorseError {
 }
 
 fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     format_unix(secs)
 }
 
@@ -92,8 +95,20 @@ pub fn role_kind(c: &AmdCert) -> EndorsementKind {
 
 /// Checks that `certs` verify `report` (chain, binding and signature; no policy). Returns the
 /// reason when they do not.
-pub fn check_certs(report: &SnpReport, certs: &[AmdCert], roots: &TrustedRoots, now: i64) -> Result<(), String> {
-    let opts = Options { at: now, roots: roots.clone(), policy: Policy { allow_debug: true, ..Policy::default() } };
+pub fn check_certs(
+    report: &SnpReport,
+    certs: &[AmdCert],
+    roots: &TrustedRoots,
+    now: i64,
+) -> Result<(), String> {
+    let opts = Options {
+        at: now,
+        roots: roots.clone(),
+        policy: Policy {
+            allow_debug: true,
+            ..Policy::default()
+        },
+    };
     let out = verify_report(report.as_bytes(), certs, None, &opts);
     match out.errors.first() {
         None => Ok(()),
@@ -112,7 +127,11 @@ pub fn candidate_products(report: &SnpReport) -> Vec<Product> {
 
 fn cache_secs(resp: &HttpResponse) -> Option<u64> {
     resp.header("cache-control").and_then(|v| {
-        v.split(',').find_map(|d| d.trim().strip_prefix("max-age=").and_then(|n| n.trim().parse().ok()))
+        v.split(',').find_map(|d| {
+            d.trim()
+                .strip_prefix("max-age=")
+                .and_then(|n| n.trim().parse().ok())
+        })
     })
 }
 
@@ -133,11 +152,16 @@ pub fn fetch_amd_endorsements(
     if !attached.is_empty() {
         match check_certs(report, attached, roots, now) {
             Ok(()) if cfg.prefer_attached => {
-                out.log.push("auxblob: the host-attached certificates verify the report; no fetch needed".into());
+                out.log.push(
+                    "auxblob: the host-attached certificates verify the report; no fetch needed"
+                        .into(),
+                );
                 out.used = Some("auxblob".into());
                 return Ok(out);
             }
-            Ok(()) => out.log.push("auxblob: the host-attached certificates verify the report".into()),
+            Ok(()) => out
+                .log
+                .push("auxblob: the host-attached certificates verify the report".into()),
             Err(why) => {
                 let line = format!("auxblob: host-attached certificates not usable: {why}");
                 out.log.push(line.clone());
@@ -180,7 +204,9 @@ pub fn fetch_amd_endorsements(
                 match kds_attempt(kds_fetch, &cfg.kds_base, product, report, roots, now) {
                     Ok(mut e) => {
                         out.endorsements.append(&mut e);
-                        out.log.push(format!("kds: VCEK and {product} chain from AMD KDS verify the report"));
+                        out.log.push(format!(
+                            "kds: VCEK and {product} chain from AMD KDS verify the report"
+                        ));
                         out.used = Some("kds".into());
                         return Ok(out);
                     }
@@ -207,7 +233,9 @@ fn thim_attempt(
     roots: &TrustedRoots,
     now: i64,
 ) -> Result<(Vec<Endorsement>, String), String> {
-    let resp = fetch.get(url, &[("Metadata", "true")]).map_err(|e| e.to_string())?;
+    let resp = fetch
+        .get(url, &[("Metadata", "true")])
+        .map_err(|e| e.to_string())?;
     let body = ThimAmdCertification::parse(&resp.body).map_err(|e| e.to_string())?;
     let mut certs = Vec::with_capacity(1 + body.chain.len());
     certs.push(AmdCert::parse_der(&body.vcek).map_err(|e| format!("vcekCert: {e}"))?);
@@ -225,7 +253,11 @@ fn thim_attempt(
     }
     check_certs(report, &certs, roots, now).map_err(|why| format!("VCEK rejected: {why}"))?;
     let at = rfc3339(resp.fetched_at);
-    let origin = Origin { kind: "thim".into(), url: Some(url.to_string()), path: None };
+    let origin = Origin {
+        kind: "thim".into(),
+        url: Some(url.to_string()),
+        path: None,
+    };
     let endorsements = certs
         .iter()
         .map(|c| {
@@ -234,7 +266,10 @@ fn thim_attempt(
             e
         })
         .collect();
-    Ok((endorsements, format!("thim: VCEK and chain from {url} verify the report")))
+    Ok((
+        endorsements,
+        format!("thim: VCEK and chain from {url} verify the report"),
+    ))
 }
 
 fn kds_attempt(
@@ -251,18 +286,33 @@ fn kds_attempt(
     let vcek_resp = fetch.get(&vcek_url, &[]).map_err(|e| e.to_string())?;
     let vcek = AmdCert::parse_der(&vcek_resp.body).map_err(|e| format!("{vcek_url}: VCEK: {e}"))?;
     let chain_resp = fetch.get(&chain_url, &[]).map_err(|e| e.to_string())?;
-    let text = std::str::from_utf8(&chain_resp.body).map_err(|_| format!("{chain_url}: cert_chain is not PEM text"))?;
+    let text = std::str::from_utf8(&chain_resp.body)
+        .map_err(|_| format!("{chain_url}: cert_chain is not PEM text"))?;
     let ders = pem_certificates(text).map_err(|e| format!("{chain_url}: {e}"))?;
     let mut certs = vec![vcek];
     for (i, d) in ders.iter().enumerate() {
-        certs.push(AmdCert::parse_der(d).map_err(|e| format!("{chain_url}: certificate {i}: {e}"))?);
+        certs
+            .push(AmdCert::parse_der(d).map_err(|e| format!("{chain_url}: certificate {i}: {e}"))?);
     }
     check_certs(report, &certs, roots, now).map_err(|why| format!("VCEK rejected: {why}"))?;
     let mut out = Vec::new();
     for (i, c) in certs.iter().enumerate() {
-        let (url, resp) = if i == 0 { (&vcek_url, &vcek_resp) } else { (&chain_url, &chain_resp) };
-        let origin = Origin { kind: "kds".into(), url: Some(url.clone()), path: None };
-        let mut e = Endorsement::der(role_kind(c), c.der(), origin, Some(rfc3339(resp.fetched_at)));
+        let (url, resp) = if i == 0 {
+            (&vcek_url, &vcek_resp)
+        } else {
+            (&chain_url, &chain_resp)
+        };
+        let origin = Origin {
+            kind: "kds".into(),
+            url: Some(url.clone()),
+            path: None,
+        };
+        let mut e = Endorsement::der(
+            role_kind(c),
+            c.der(),
+            origin,
+            Some(rfc3339(resp.fetched_at)),
+        );
         e.cache_max_age_secs = cache_secs(resp);
         out.push(e);
     }

@@ -1,2 +1,703 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! HTTP fetching with timeouts, bounded retries, an overall deadline and a response size cap.
+//!
+//! Everything thimble downloads (Azure THIM through IMDS, AMD KDS) goes through [`HttpClient`],
+//! which enforces the IMDS rules (wire-formats §5) for every endpoint: no proxy unless the
+//! operator asked for one, no `X-Forwarded-For`, no redirects, retries only on the statuses IMDS
+//! and KDS document as transient, and never longer than the caller's deadline. The bodies are
+//! returned as raw bytes; parsing belongs to `thimble-evidence`, so a malformed body is not an
+//! error here. Callers depend on the narrow [`Fetch`] trait so that tests can substitute a fake.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read};
+use std::time::{Duration, Instant, SystemTime};
+
+use ureq::http::{self, Uri};
+use ureq::{Agent, AsSendBody, Body, Proxy};
+
+/// `User-Agent` sent with every request.
+const USER_AGENT: &str = concat!("thimble/", env!("CARGO_PKG_VERSION"));
+
+/// Longest body excerpt kept in [`FetchError::Status`], in characters.
+const BODY_EXCERPT_CHARS: usize = 200;
+
+/// Bytes read from an error response to build the excerpt; the rest is discarded unread.
+const ERROR_BODY_READ_BYTES: u64 = 4096;
+
+/// Request headers the client refuses to send whatever the caller asks. IMDS rejects any request
+/// with `X-Forwarded-For` (wire-formats §5), and proxy credentials must never reach an endpoint.
+const FORBIDDEN_REQUEST_HEADERS: &[&str] = &["x-forwarded-for", "proxy-authorization"];
+
+/// Limits and retry policy of an [`HttpClient`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Budget of one attempt: connect, send, and receive headers and body.
+    pub per_request_timeout: Duration,
+    /// Budget of the whole call, covering every attempt and every wait between attempts.
+    pub deadline: Duration,
+    /// Attempts made at most, including the first.
+    pub max_attempts: u32,
+    /// First backoff; it doubles with each retry, with jitter, up to `max_backoff`.
+    pub backoff_base: Duration,
+    /// Ceiling of the computed backoff (a server's `Retry-After` is honoured beyond it).
+    pub max_backoff: Duration,
+    /// Largest response body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// Honour `HTTP_PROXY` / `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY`. Must stay `false` for IMDS
+    /// and THIM, which are unsupported behind a proxy; operators may enable it for KDS. Link-local
+    /// destinations (169.254.0.0/16, fe80::/10) bypass the proxy even when this is set.
+    pub use_proxy_env: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            per_request_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(30),
+            max_attempts: 4,
+            backoff_base: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(5),
+            max_body_bytes: 1024 * 1024,
+            use_proxy_env: false,
+        }
+    }
+}
+
+/// A successful (2xx) response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The URL requested (redirects are never followed, so it is also the URL answered).
+    pub url: String,
+    /// HTTP status, always 2xx.
+    pub status: u16,
+    /// Response headers in received order, names in lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The raw body, at most `max_body_bytes` long.
+    pub body: Vec<u8>,
+    /// Attempts it took, counting the successful one.
+    pub attempts: u32,
+    /// When the response was received; cache lifetimes (`cacheControl`) count from here.
+    pub fetched_at: SystemTime,
+}
+
+impl HttpResponse {
+    /// The first value of header `name`, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a fetch failed. Every variant names the URL; `attempts` counts the attempts made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The server answered with a status that is not 2xx (after retries, if it was retryable).
+    #[error("fetch {url}: http status {status} after {attempts} attempt(s): {body_excerpt:?}")]
+    Status {
+        url: String,
+        status: u16,
+        attempts: u32,
+        /// Start of the response body, printable characters only.
+        body_excerpt: String,
+    },
+    /// The last attempt ran out of its per-request timeout.
+    #[error("fetch {url}: timed out after {attempts} attempt(s)")]
+    Timeout { url: String, attempts: u32 },
+    /// No connection could be made, or it was dropped before a complete response.
+    #[error("fetch {url}: connection failed after {attempts} attempt(s): {reason}")]
+    Connect {
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
+    /// The body is larger than `max_body_bytes`; reading stopped at the cap.
+    #[error("fetch {url}: response body exceeds the limit of {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+    /// The overall deadline ran out, or the next wait would have crossed it.
+    #[error(
+        "fetch {url}: deadline of {deadline:?} reached after {attempts} attempt(s); last error: {last}"
+    )]
+    Deadline {
+        url: String,
+        attempts: u32,
+        deadline: Duration,
+        last: String,
+    },
+    /// The server answered with a redirect; following one could lead off the intended host.
+    #[error("fetch {url}: refusing redirect with status {status} to {}", .location.as_deref().unwrap_or("(no location)"))]
+    Redirect {
+        url: String,
+        status: u16,
+        location: Option<String>,
+    },
+    /// The URL is not an absolute `http` or `https` URL with a host.
+    #[error("fetch {url:?}: invalid url")]
+    InvalidUrl { url: String },
+    /// A failure that retrying cannot fix: TLS, an HTTP protocol violation, an unusable header.
+    #[error("fetch {url}: {reason}")]
+    Transport {
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
+}
+
+/// An HTTP client reduced to what thimble needs, so that tests can substitute a fake.
+pub trait Fetch {
+    /// `GET url` with extra request `headers`; `Ok` only for a 2xx response.
+    fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, FetchError>;
+    /// `POST url` with `body`; `Ok` only for a 2xx response.
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<HttpResponse, FetchError>;
+}
+
+/// Whether `status` is worth retrying: 404 and 410 (IMDS updating), 408, 429 and 5xx
+/// (wire-formats §1.4, §5).
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 404 | 408 | 410 | 429 | 500..=599)
+}
+
+/// The wait a `Retry-After` header asks for, when it is in delta-seconds form. The HTTP-date form
+/// is ignored (the caller falls back to its own backoff): honouring it would trust the server's
+/// clock against ours.
+fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
+    let (_, value) = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))?;
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // An absurd number of digits saturates; the deadline bounds the wait anyway.
+    Some(Duration::from_secs(
+        value.parse::<u64>().unwrap_or(u64::MAX),
+    ))
+}
+
+/// The HTTP client used for THIM and KDS. See [`HttpConfig`] for the policy.
+#[derive(Debug)]
+pub struct HttpClient {
+    config: HttpConfig,
+    agent: Agent,
+}
+
+impl HttpClient {
+    /// A client with `config`. The proxy environment is read here, once, and only when
+    /// `config.use_proxy_env` is set.
+    pub fn new(config: HttpConfig) -> Self {
+        // ureq's default configuration reads the proxy variables from the environment, so the
+        // proxy is always set explicitly here.
+        let proxy = if config.use_proxy_env {
+            Proxy::try_from_env()
+        } else {
+            None
+        };
+        let agent_config = Agent::config_builder()
+            .proxy(proxy)
+            // Statuses are classified here, not turned into errors by ureq.
+            .http_status_as_error(false)
+            // A redirect is returned as a response and becomes `FetchError::Redirect`.
+            .max_redirects(0)
+            .user_agent(USER_AGENT)
+            .build();
+        Self {
+            config,
+            agent: Agent::new_with_config(agent_config),
+        }
+    }
+
+    /// The policy this client applies.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    fn fetch(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<HttpResponse, FetchError> {
+        let target = Target {
+            method,
+            uri: parse_url(url)?,
+            url,
+            headers,
+        };
+        let deadline = Instant::now() + self.config.deadline;
+        let max_attempts = self.config.max_attempts.max(1);
+        let mut attempts = 0u32;
+        let mut last_error = None;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                let last = last_error.as_ref().map_or_else(
+                    || "no time left for an attempt".to_owned(),
+                    FetchError::to_string,
+                );
+                return Err(self.deadline_error(url, attempts, last));
+            }
+            attempts += 1;
+            let timeout = self.config.per_request_timeout.min(remaining);
+            let outcome = match body {
+                None => self.attempt(&target, (), timeout, attempts),
+                Some(b) => self.attempt(&target, b, timeout, attempts),
+            };
+            let (error, server_wait) = match outcome {
+                Outcome::Done(response) => return Ok(response),
+                Outcome::Fatal(error) => return Err(error),
+                Outcome::Retry { error, retry_after } => (error, retry_after),
+            };
+            if attempts >= max_attempts {
+                return Err(error);
+            }
+            let wait = server_wait.unwrap_or_else(|| self.backoff(attempts));
+            // An attempt needs some time to be worth making; waiting up to the deadline and then
+            // failing without trying only delays the error.
+            if Instant::now() + wait >= deadline {
+                return Err(self.deadline_error(url, attempts, error.to_string()));
+            }
+            last_error = Some(error);
+            std::thread::sleep(wait);
+        }
+    }
+
+    fn deadline_error(&self, url: &str, attempts: u32, last: String) -> FetchError {
+        FetchError::Deadline {
+            url: url.to_owned(),
+            attempts,
+            deadline: self.config.deadline,
+            last,
+        }
+    }
+
+    /// Backoff before attempt `attempts + 1`: exponential, capped, with "equal jitter" (at least
+    /// half the exponential step) so that retries neither synchronise across guests nor hammer
+    /// IMDS's 5 requests per second limit.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(31);
+        let step = self
+            .config
+            .backoff_base
+            .saturating_mul(1u32 << doublings)
+            .min(self.config.max_backoff);
+        let half = step / 2;
+        half + half.mul_f64(jitter_fraction())
+    }
+
+    fn attempt<B: AsSendBody>(
+        &self,
+        target: &Target<'_>,
+        body: B,
+        timeout: Duration,
+        attempts: u32,
+    ) -> Outcome {
+        let url = target.url;
+        let mut builder = http::Request::builder()
+            .method(target.method.clone())
+            .uri(target.uri.clone());
+        for (name, value) in target.headers {
+            if FORBIDDEN_REQUEST_HEADERS
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
+            builder = builder.header(*name, *value);
+        }
+        let request = match builder.body(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return Outcome::Fatal(FetchError::Transport {
+                    url: url.to_owned(),
+                    attempts,
+                    reason: format!("cannot build the request: {e}"),
+                });
+            }
+        };
+        let mut request_config = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(timeout));
+        if self.config.use_proxy_env && is_link_local(&target.uri) {
+            request_config = request_config.proxy(None);
+        }
+        let response = match self.agent.run(request_config.build()) {
+            Ok(r) => r,
+            Err(e) => return classify_error(e, url, attempts),
+        };
+        let (parts, mut body) = response.into_parts();
+        let status = parts.status.as_u16();
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+
+        if (200..300).contains(&status) {
+            let limit = self.config.max_body_bytes;
+            let too_large = || FetchError::TooLarge {
+                url: url.to_owned(),
+                limit,
+            };
+            if body.content_length().is_some_and(|len| len > limit) {
+                return Outcome::Fatal(too_large());
+            }
+            return match read_capped(&mut body.as_reader(), limit) {
+                Ok(Some(bytes)) => Outcome::Done(HttpResponse {
+                    url: url.to_owned(),
+                    status,
+                    headers,
+                    body: bytes,
+                    attempts,
+                    fetched_at: SystemTime::now(),
+                }),
+                Ok(None) => Outcome::Fatal(too_large()),
+                Err(e) => classify_error(ureq::Error::from(e), url, attempts),
+            };
+        }
+
+        if (300..400).contains(&status) {
+            let location = headers
+                .iter()
+                .find(|(n, _)| n == "location")
+                .map(|(_, v)| v.clone());
+            return Outcome::Fatal(FetchError::Redirect {
+                url: url.to_owned(),
+                status,
+                location,
+            });
+        }
+
+        let error = FetchError::Status {
+            url: url.to_owned(),
+            status,
+            attempts,
+            body_excerpt: body_excerpt(&mut body),
+        };
+        if is_retryable_status(status) {
+            Outcome::Retry {
+                error,
+                retry_after: retry_after(&headers),
+            }
+        } else {
+            Outcome::Fatal(error)
+        }
+    }
+}
+
+impl Fetch for HttpClient {
+    fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, FetchError> {
+        self.fetch(http::Method::GET, url, headers, None)
+    }
+
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<HttpResponse, FetchError> {
+        self.fetch(http::Method::POST, url, headers, Some(body))
+    }
+}
+
+/// What every attempt of one call sends.
+struct Target<'a> {
+    method: http::Method,
+    uri: Uri,
+    /// The URL as the caller wrote it, for results and errors.
+    url: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+}
+
+/// Result of one attempt.
+enum Outcome {
+    Done(HttpResponse),
+    /// Transient failure; `retry_after` is the server's requested wait, if any.
+    Retry {
+        error: FetchError,
+        retry_after: Option<Duration>,
+    },
+    Fatal(FetchError),
+}
+
+fn parse_url(url: &str) -> Result<Uri, FetchError> {
+    let invalid = || FetchError::InvalidUrl {
+        url: url.to_owned(),
+    };
+    let uri: Uri = url.parse().map_err(|_| invalid())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    if scheme_ok && host_ok {
+        Ok(uri)
+    } else {
+        Err(invalid())
+    }
+}
+
+/// Whether the URL's host is an IPv4 or IPv6 link-local literal, as IMDS is.
+fn is_link_local(uri: &Uri) -> bool {
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_link_local(),
+        Ok(std::net::IpAddr::V6(v6)) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        Err(_) => false,
+    }
+}
+
+/// Maps a ureq failure of one attempt to a retry decision.
+fn classify_error(error: ureq::Error, url: &str, attempts: u32) -> Outcome {
+    let retry = |error| Outcome::Retry {
+        error,
+        retry_after: None,
+    };
+    let connect = |reason: String| FetchError::Connect {
+        url: url.to_owned(),
+        attempts,
+        reason,
+    };
+    match error {
+        ureq::Error::Timeout(_) => retry(FetchError::Timeout {
+            url: url.to_owned(),
+            attempts,
+        }),
+        ureq::Error::Io(e) => match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => retry(FetchError::Timeout {
+                url: url.to_owned(),
+                attempts,
+            }),
+            _ => retry(connect(e.to_string())),
+        },
+        ureq::Error::HostNotFound => retry(connect("host not found".to_owned())),
+        ureq::Error::ConnectionFailed => retry(connect("connection failed".to_owned())),
+        ureq::Error::ConnectProxyFailed(reason) => retry(connect(format!("proxy: {reason}"))),
+        ureq::Error::BadUri(_) | ureq::Error::RequireHttpsOnly(_) => {
+            Outcome::Fatal(FetchError::InvalidUrl {
+                url: url.to_owned(),
+            })
+        }
+        other => Outcome::Fatal(FetchError::Transport {
+            url: url.to_owned(),
+            attempts,
+            reason: other.to_string(),
+        }),
+    }
+}
+
+/// Reads all of `reader` if it holds at most `limit` bytes; `Ok(None)` as soon as it holds more.
+/// Never buffers more than `limit + 1` bytes.
+fn read_capped(reader: &mut impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if u64::try_from(bytes.len()).map_or(true, |len| len > limit) {
+        Ok(None)
+    } else {
+        Ok(Some(bytes))
+    }
+}
+
+/// The start of an error response body, for the error message. Read errors are ignored: the
+/// status is the error, the body only decorates it.
+fn body_excerpt(body: &mut Body) -> String {
+    let mut bytes = Vec::new();
+    let _ = body
+        .as_reader()
+        .take(ERROR_BODY_READ_BYTES)
+        .read_to_end(&mut bytes);
+    printable_excerpt(&bytes)
+}
+
+/// At most [`BODY_EXCERPT_CHARS`] characters of `bytes`, with control characters (a hostile
+/// server could send terminal escapes) replaced by spaces.
+fn printable_excerpt(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(BODY_EXCERPT_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// A value in `[0, 1)`, different on every call. Jitter needs no cryptographic quality; std's
+/// randomly keyed hasher avoids a dependency on a random number crate.
+fn jitter_fraction() -> f64 {
+    let mut hasher = RandomState::new().build_hasher();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    // 53 random bits fill an f64 mantissa exactly.
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for status in [404, 408, 410, 429, 500, 502, 503, 504, 599] {
+            assert!(is_retryable_status(status), "{status}");
+        }
+        for status in [200, 204, 301, 400, 401, 403, 405, 409, 411, 413, 451, 600] {
+            assert!(!is_retryable_status(status), "{status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_delta_seconds() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "1")])),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("Retry-After", " 120 ")])),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "0")])),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "99999999999999999999999")])),
+            Some(Duration::from_secs(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn retry_after_ignored_forms() {
+        assert_eq!(retry_after(&headers(&[])), None);
+        assert_eq!(
+            retry_after(&headers(&[(
+                "retry-after",
+                "Wed, 21 Oct 2015 07:28:00 GMT"
+            )])),
+            None
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "-1")])), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "1.5")])), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "")])), None);
+        assert_eq!(retry_after(&headers(&[("x-retry-after", "3")])), None);
+    }
+
+    #[test]
+    fn read_capped_stops_at_limit() {
+        let data = vec![7u8; 100];
+        assert_eq!(
+            read_capped(&mut &data[..], 100).unwrap(),
+            Some(data.clone())
+        );
+        assert_eq!(read_capped(&mut &data[..], 99).unwrap(), None);
+        assert_eq!(read_capped(&mut &data[..0], 0).unwrap(), Some(Vec::new()));
+
+        // An endless source must not be buffered beyond the cap.
+        let mut endless = io::repeat(1);
+        assert_eq!(read_capped(&mut endless, 1024).unwrap(), None);
+    }
+
+    #[test]
+    fn excerpt_is_short_and_printable() {
+        let long = "x".repeat(1000);
+        assert_eq!(printable_excerpt(long.as_bytes()).chars().count(), 200);
+        assert_eq!(
+            printable_excerpt(b"{\"error\":\"busy\"}\r\n\x1b[31m"),
+            "{\"error\":\"busy\"}   [31m"
+        );
+        assert_eq!(printable_excerpt(b"\xff\xfeok"), "\u{fffd}\u{fffd}ok");
+    }
+
+    #[test]
+    fn url_validation() {
+        assert!(parse_url("http://127.0.0.1:8080/metadata/THIM/amd/certification").is_ok());
+        assert!(parse_url("https://kdsintf.amd.com/vcek/v1/Milan/cert_chain").is_ok());
+        assert!(parse_url("http://[::1]:80/").is_ok());
+        for bad in [
+            "",
+            "not a url",
+            "/relative",
+            "ftp://host/x",
+            "http:///path",
+            "file:///etc",
+        ] {
+            assert!(
+                matches!(parse_url(bad), Err(FetchError::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn link_local_detection() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert!(is_link_local(&uri("http://169.254.169.254/metadata")));
+        assert!(is_link_local(&uri("http://[fe80::1]/")));
+        assert!(!is_link_local(&uri("http://127.0.0.1/")));
+        assert!(!is_link_local(&uri("https://kdsintf.amd.com/")));
+    }
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let client = HttpClient::new(HttpConfig {
+            backoff_base: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(350),
+            ..HttpConfig::default()
+        });
+        for _ in 0..50 {
+            let first = client.backoff(1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let second = client.backoff(2);
+            assert!(second >= Duration::from_millis(100) && second <= Duration::from_millis(200));
+            let capped = client.backoff(30);
+            assert!(capped >= Duration::from_millis(175) && capped <= Duration::from_millis(350));
+            assert!(client.backoff(u32::MAX) <= Duration::from_millis(350));
+        }
+    }
+
+    #[test]
+    fn jitter_in_unit_interval() {
+        for _ in 0..100 {
+            let j = jitter_fraction();
+            assert!((0.0..1.0).contains(&j));
+        }
+    }
+
+    #[test]
+    fn response_header_lookup_is_case_insensitive() {
+        let response = HttpResponse {
+            url: "http://127.0.0.1/".to_owned(),
+            status: 200,
+            headers: headers(&[("content-type", "application/json"), ("x-a", "1")]),
+            body: Vec::new(),
+            attempts: 1,
+            fetched_at: SystemTime::UNIX_EPOCH,
+        };
+        assert_eq!(response.header("Content-Type"), Some("application/json"));
+        assert_eq!(response.header("x-b"), None);
+    }
+}

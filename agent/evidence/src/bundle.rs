@@ -159,7 +159,12 @@ pub struct Endorsement {
 
 impl Endorsement {
     /// A DER endorsement.
-    pub fn der(kind: EndorsementKind, der: &[u8], origin: Origin, retrieved_at: Option<String>) -> Endorsement {
+    pub fn der(
+        kind: EndorsementKind,
+        der: &[u8],
+        origin: Origin,
+        retrieved_at: Option<String>,
+    ) -> Endorsement {
         Endorsement {
             kind,
             format: "der".into(),
@@ -208,7 +213,9 @@ fn tcb_json(raw: [u8; 8], product: Option<Product>) -> serde_json::Value {
     let t = TcbVersion::decode(raw, product.unwrap_or(Product::Milan));
     let mut v = serde_json::json!({ "tcbm": t.tcbm() });
     if product.is_some() {
-        if let (Some(o), Ok(serde_json::Value::Object(d))) = (v.as_object_mut(), serde_json::to_value(t)) {
+        if let (Some(o), Ok(serde_json::Value::Object(d))) =
+            (v.as_object_mut(), serde_json::to_value(t))
+        {
             o.extend(d);
         }
     }
@@ -221,7 +228,10 @@ impl Claims {
         let policy: GuestPolicy = report.policy;
         let mut policy_json = serde_json::to_value(policy).unwrap_or(serde_json::Value::Null);
         if let Some(o) = policy_json.as_object_mut() {
-            o.insert("raw".into(), serde_json::Value::String(format!("{:#x}", policy.raw)));
+            o.insert(
+                "raw".into(),
+                serde_json::Value::String(format!("{:#x}", policy.raw)),
+            );
         }
         let (b, mi, ma) = report.current_version;
         Claims {
@@ -277,16 +287,24 @@ impl Bundle {
             format: Option<String>,
             version: Option<u32>,
         }
-        let env: Envelope = serde_json::from_slice(bytes).map_err(|e| BundleError::Json { reason: e.to_string() })?;
+        let env: Envelope = serde_json::from_slice(bytes).map_err(|e| BundleError::Json {
+            reason: e.to_string(),
+        })?;
         let format = env.format.unwrap_or_default();
         if format != FORMAT {
             return Err(BundleError::Format { found: format });
         }
         match env.version {
             Some(VERSION) => {}
-            other => return Err(BundleError::Version { found: other.unwrap_or(0) }),
+            other => {
+                return Err(BundleError::Version {
+                    found: other.unwrap_or(0),
+                });
+            }
         }
-        serde_json::from_slice(bytes).map_err(|e| BundleError::Json { reason: e.to_string() })
+        serde_json::from_slice(bytes).map_err(|e| BundleError::Json {
+            reason: e.to_string(),
+        })
     }
 
     /// Pretty JSON with a trailing newline.
@@ -303,7 +321,11 @@ impl Bundle {
 
     /// The auxblob bytes, if any.
     pub fn auxblob_bytes(&self) -> Result<Option<Vec<u8>>, BundleError> {
-        self.evidence.auxblob.as_deref().map(|a| unb64(a, "evidence.auxblob")).transpose()
+        self.evidence
+            .auxblob
+            .as_deref()
+            .map(|a| unb64(a, "evidence.auxblob"))
+            .transpose()
     }
 }
 
@@ -335,7 +357,9 @@ mod tests {
         assert!(matches!(Bundle::parse(b"{"), Err(BundleError::Json { .. })));
         assert_eq!(
             Bundle::parse(br#"{"format":"other","version":1}"#),
-            Err(BundleError::Format { found: "other".into() })
+            Err(BundleError::Format {
+                found: "other".into()
+            })
         );
         assert_eq!(
             Bundle::parse(br#"{"format":"thimble-evidence-bundle","version":2}"#),

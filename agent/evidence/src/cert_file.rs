@@ -39,7 +39,10 @@ pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, FileError> {
         let Some(end) = rest[body_start..].find(END) else {
             return Err(FileError::PemUnterminated { index });
         };
-        let b64: String = rest[body_start..body_start + end].chars().filter(|c| !c.is_whitespace()).collect();
+        let b64: String = rest[body_start..body_start + end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(b64.as_bytes())
             .map_err(|_| FileError::PemBase64 { index })?;
@@ -60,7 +63,9 @@ pub fn recognise(bytes: &[u8]) -> Result<FileContent, FileError> {
     };
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') {
-        return Ok(FileContent::ThimAmd(crate::thim::ThimAmdCertification::parse(bytes)?));
+        return Ok(FileContent::ThimAmd(
+            crate::thim::ThimAmdCertification::parse(bytes)?,
+        ));
     }
     let certs = pem_certificates(text)?;
     if certs.is_empty() {
@@ -76,7 +81,10 @@ mod tests {
     #[test]
     fn unrecognised_content() {
         assert_eq!(recognise(b"hello"), Err(FileError::Unrecognised));
-        assert_eq!(recognise(&[0x30, 0x03, 0x01, 0x01, 0x00]), Err(FileError::Unrecognised));
+        assert_eq!(
+            recognise(&[0x30, 0x03, 0x01, 0x01, 0x00]),
+            Err(FileError::Unrecognised)
+        );
         assert!(matches!(
             pem_certificates("-----BEGIN CERTIFICATE-----\nAAAA"),
             Err(FileError::PemUnterminated { index: 0 })

@@ -28,7 +28,11 @@ pub fn vcek_url(base: &str, product: Product, chip_id: &[u8; 64], tcb: &TcbVersi
 /// The CA chain URL (`vlek` selects the ASVK chain).
 pub fn cert_chain_url(base: &str, product: Product, vlek: bool) -> String {
     let kind = if vlek { "vlek" } else { "vcek" };
-    format!("{}/{kind}/v1/{}/cert_chain", base.trim_end_matches('/'), product.kds_name())
+    format!(
+        "{}/{kind}/v1/{}/cert_chain",
+        base.trim_end_matches('/'),
+        product.kds_name()
+    )
 }
 
 /// What a VCEK URL asks for.
@@ -42,7 +46,9 @@ pub struct VcekRequest {
 /// Parses a VCEK URL path and query (`/vcek/v1/Milan/<hex>?blSPL=..`), the inverse of
 /// [`vcek_url`]; the emulator uses it to answer like KDS.
 pub fn parse_vcek_path(path_and_query: &str) -> Option<VcekRequest> {
-    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
     let mut parts = path.trim_start_matches('/').split('/');
     if parts.next()? != "vcek" || parts.next()? != "v1" {
         return None;
@@ -62,8 +68,16 @@ pub fn parse_vcek_path(path_and_query: &str) -> Option<VcekRequest> {
     let tee = spl("teeSPL")?;
     let snp = spl("snpSPL")?;
     let ucode = spl("ucodeSPL")?;
-    let fmc = if product.turin_tcb_layout() { spl("fmcSPL")? } else { 0 };
-    Some(VcekRequest { product, hwid, tcb: TcbVersion::encode(product, bl, tee, snp, ucode, fmc) })
+    let fmc = if product.turin_tcb_layout() {
+        spl("fmcSPL")?
+    } else {
+        0
+    };
+    Some(VcekRequest {
+        product,
+        hwid,
+        tcb: TcbVersion::encode(product, bl, tee, snp, ucode, fmc),
+    })
 }
 
 #[cfg(test)]
@@ -77,7 +91,10 @@ mod tests {
         let url = vcek_url("https://kds.example/", Product::Milan, &chip, &tcb);
         assert_eq!(
             url,
-            format!("https://kds.example/vcek/v1/Milan/{}?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115", "ab".repeat(64))
+            format!(
+                "https://kds.example/vcek/v1/Milan/{}?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115",
+                "ab".repeat(64)
+            )
         );
         let req = parse_vcek_path(url.trim_start_matches("https://kds.example")).unwrap();
         assert_eq!(req.tcb, tcb);
@@ -91,8 +108,16 @@ mod tests {
             url,
             "https://kdsintf.amd.com/vcek/v1/Turin/59790fb1c39f35c1?fmcSPL=1&blSPL=1&teeSPL=1&snpSPL=4&ucodeSPL=81"
         );
-        assert_eq!(parse_vcek_path(url.trim_start_matches(DEFAULT_KDS_BASE)).unwrap().tcb, t);
-        assert_eq!(cert_chain_url(DEFAULT_KDS_BASE, Product::Genoa, true), "https://kdsintf.amd.com/vlek/v1/Genoa/cert_chain");
+        assert_eq!(
+            parse_vcek_path(url.trim_start_matches(DEFAULT_KDS_BASE))
+                .unwrap()
+                .tcb,
+            t
+        );
+        assert_eq!(
+            cert_chain_url(DEFAULT_KDS_BASE, Product::Genoa, true),
+            "https://kdsintf.amd.com/vlek/v1/Genoa/cert_chain"
+        );
         assert!(parse_vcek_path("/vcek/v1/Milan/abcd?blSPL=1").is_none());
     }
 }

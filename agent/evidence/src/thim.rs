@@ -39,9 +39,12 @@ pub enum ThimError {
 
 impl ThimAmdCertification {
     pub fn parse(body: &[u8]) -> Result<ThimAmdCertification, ThimError> {
-        let v: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| ThimError::Json { reason: e.to_string() })?;
-        let obj = v.as_object().ok_or_else(|| ThimError::Json { reason: "top level is not an object".into() })?;
+        let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| ThimError::Json {
+            reason: e.to_string(),
+        })?;
+        let obj = v.as_object().ok_or_else(|| ThimError::Json {
+            reason: "top level is not an object".into(),
+        })?;
         let string = |field: &'static str| -> Result<Option<&str>, ThimError> {
             match obj.get(field) {
                 None | Some(serde_json::Value::Null) => Ok(None),
@@ -50,26 +53,39 @@ impl ThimAmdCertification {
             }
         };
         let vcek_pem = string("vcekCert")?.ok_or(ThimError::Missing { field: "vcekCert" })?;
-        let chain_pem = string("certificateChain")?.ok_or(ThimError::Missing { field: "certificateChain" })?;
-        let mut vcek = pem_certificates(vcek_pem)
-            .map_err(|e| ThimError::Field { field: "vcekCert", reason: e.to_string() })?;
+        let chain_pem = string("certificateChain")?.ok_or(ThimError::Missing {
+            field: "certificateChain",
+        })?;
+        let mut vcek = pem_certificates(vcek_pem).map_err(|e| ThimError::Field {
+            field: "vcekCert",
+            reason: e.to_string(),
+        })?;
         if vcek.len() != 1 {
             return Err(ThimError::Field {
                 field: "vcekCert",
                 reason: format!("holds {} certificates, expected 1", vcek.len()),
             });
         }
-        let chain = pem_certificates(chain_pem)
-            .map_err(|e| ThimError::Field { field: "certificateChain", reason: e.to_string() })?;
+        let chain = pem_certificates(chain_pem).map_err(|e| ThimError::Field {
+            field: "certificateChain",
+            reason: e.to_string(),
+        })?;
         if chain.is_empty() {
-            return Err(ThimError::Field { field: "certificateChain", reason: "holds no certificate".into() });
+            return Err(ThimError::Field {
+                field: "certificateChain",
+                reason: "holds no certificate".into(),
+            });
         }
         let tcbm = match string("tcbm")? {
             None => None,
-            Some(t) => Some(TcbVersion::raw_from_tcbm(t.trim()).ok_or_else(|| ThimError::Field {
-                field: "tcbm",
-                reason: format!("{t:?} is not 16 hex digits"),
-            })?),
+            Some(t) => {
+                Some(
+                    TcbVersion::raw_from_tcbm(t.trim()).ok_or_else(|| ThimError::Field {
+                        field: "tcbm",
+                        reason: format!("{t:?} is not 16 hex digits"),
+                    })?,
+                )
+            }
         };
         let cache_control_secs = match string("cacheControl")? {
             None => None,
@@ -78,7 +94,13 @@ impl ThimAmdCertification {
                 reason: format!("{c:?} is not a number of seconds"),
             })?),
         };
-        Ok(ThimAmdCertification { raw: body.to_vec(), vcek: vcek.remove(0), chain, tcbm, cache_control_secs })
+        Ok(ThimAmdCertification {
+            raw: body.to_vec(),
+            vcek: vcek.remove(0),
+            chain,
+            tcbm,
+            cache_control_secs,
+        })
     }
 }
 
@@ -88,8 +110,14 @@ mod tests {
 
     #[test]
     fn missing_and_wrong_fields() {
-        assert!(matches!(ThimAmdCertification::parse(b"nope"), Err(ThimError::Json { .. })));
-        assert!(matches!(ThimAmdCertification::parse(b"[]"), Err(ThimError::Json { .. })));
+        assert!(matches!(
+            ThimAmdCertification::parse(b"nope"),
+            Err(ThimError::Json { .. })
+        ));
+        assert!(matches!(
+            ThimAmdCertification::parse(b"[]"),
+            Err(ThimError::Json { .. })
+        ));
         assert_eq!(
             ThimAmdCertification::parse(br#"{"certificateChain":"x"}"#),
             Err(ThimError::Missing { field: "vcekCert" })
@@ -100,7 +128,10 @@ mod tests {
         );
         assert!(matches!(
             ThimAmdCertification::parse(br#"{"vcekCert":"","certificateChain":""}"#),
-            Err(ThimError::Field { field: "vcekCert", .. })
+            Err(ThimError::Field {
+                field: "vcekCert",
+                ..
+            })
         ));
     }
 }

@@ -15,7 +15,9 @@ pub fn format_unix(secs: i64) -> String {
 
 /// Parses an RFC 3339 time into seconds since the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    OffsetDateTime::parse(s.trim(), &Rfc3339).ok().map(|t| t.unix_timestamp())
+    OffsetDateTime::parse(s.trim(), &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
 }
 
 #[cfg(test)]

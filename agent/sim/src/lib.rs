@@ -4,3 +4,8 @@
 //! AMD KDS with fault injection. Shipped in the binary for `thimble collect --simulate snp`, and
 //! used by the tests of every other crate. Nothing here is trusted by a real verification: the
 //! test root it signs under is accepted only with `--insecure-allow-simulated`.
+
+pub mod emulator;
+pub mod fake_sev_guest;
+pub mod fake_tsm;
+pub mod signer;

@@ -44,6 +44,10 @@ pub struct Options {
 impl Options {
     /// Pinned AMD roots and the default policy, at `at`.
     pub fn strict(at: i64) -> Options {
-        Options { at, roots: TrustedRoots::amd(), policy: Policy::default() }
+        Options {
+            at,
+            roots: TrustedRoots::amd(),
+            policy: Policy::default(),
+        }
     }
 }

@@ -28,13 +28,25 @@ pub struct VerifyError {
 
 impl VerifyError {
     pub fn malformed(code: &'static str, message: impl Into<String>) -> VerifyError {
-        VerifyError { code, class: ErrorClass::Malformed, message: message.into() }
+        VerifyError {
+            code,
+            class: ErrorClass::Malformed,
+            message: message.into(),
+        }
     }
     pub fn authenticity(code: &'static str, message: impl Into<String>) -> VerifyError {
-        VerifyError { code, class: ErrorClass::Authenticity, message: message.into() }
+        VerifyError {
+            code,
+            class: ErrorClass::Authenticity,
+            message: message.into(),
+        }
     }
     pub fn policy(code: &'static str, message: impl Into<String>) -> VerifyError {
-        VerifyError { code, class: ErrorClass::Policy, message: message.into() }
+        VerifyError {
+            code,
+            class: ErrorClass::Policy,
+            message: message.into(),
+        }
     }
 }
 
@@ -98,7 +110,11 @@ impl Outcome {
 
     /// Sets the verdict from the errors.
     pub fn finish(mut self) -> Outcome {
-        self.verdict = if self.errors.is_empty() { Verdict::Valid } else { Verdict::Invalid };
+        self.verdict = if self.errors.is_empty() {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        };
         self
     }
 }

@@ -16,7 +16,12 @@ pub struct ClaimedNonce {
 }
 
 /// Checks `report` against `policy`; `product` decodes the TCB.
-pub fn check(report: &SnpReport, product: Product, policy: &Policy, claimed: Option<&ClaimedNonce>) -> Vec<VerifyError> {
+pub fn check(
+    report: &SnpReport,
+    product: Product,
+    policy: &Policy,
+    claimed: Option<&ClaimedNonce>,
+) -> Vec<VerifyError> {
     let mut errors = Vec::new();
     if report.policy.debug_allowed && !policy.allow_debug {
         errors.push(VerifyError::policy(
@@ -61,7 +66,15 @@ pub fn check(report: &SnpReport, product: Product, policy: &Policy, claimed: Opt
             ("tee", t.tee, min.tee),
             ("snp", t.snp, min.snp),
             ("ucode", t.microcode, min.microcode),
-            ("fmc", t.fmc.unwrap_or(0), if product.turin_tcb_layout() { min.fmc } else { 0 }),
+            (
+                "fmc",
+                t.fmc.unwrap_or(0),
+                if product.turin_tcb_layout() {
+                    min.fmc
+                } else {
+                    0
+                },
+            ),
         ]
         .iter()
         .filter(|(_, have, want)| have < want)
@@ -70,7 +83,10 @@ pub fn check(report: &SnpReport, product: Product, policy: &Policy, claimed: Opt
         if !low.is_empty() {
             errors.push(VerifyError::policy(
                 "policy-tcb",
-                format!("REPORTED_TCB ({t}) is below the minimum: {}", low.join(", ")),
+                format!(
+                    "REPORTED_TCB ({t}) is below the minimum: {}",
+                    low.join(", ")
+                ),
             ));
         }
     }
@@ -78,7 +94,11 @@ pub fn check(report: &SnpReport, product: Product, policy: &Policy, claimed: Opt
         if m.as_slice() != report.measurement {
             errors.push(VerifyError::policy(
                 "policy-measurement",
-                format!("MEASUREMENT {} is not the expected {}", hex::encode(report.measurement), hex::encode(m)),
+                format!(
+                    "MEASUREMENT {} is not the expected {}",
+                    hex::encode(report.measurement),
+                    hex::encode(m)
+                ),
             ));
         }
     }
@@ -86,13 +106,20 @@ pub fn check(report: &SnpReport, product: Product, policy: &Policy, claimed: Opt
         if h.as_slice() != report.host_data {
             errors.push(VerifyError::policy(
                 "policy-host-data",
-                format!("HOST_DATA {} is not the expected {}", hex::encode(report.host_data), hex::encode(h)),
+                format!(
+                    "HOST_DATA {} is not the expected {}",
+                    hex::encode(report.host_data),
+                    hex::encode(h)
+                ),
             ));
         }
     }
     if let Some(max) = policy.max_vmpl {
         if report.vmpl > max {
-            errors.push(VerifyError::policy("policy-vmpl", format!("VMPL {} is above the maximum {max}", report.vmpl)));
+            errors.push(VerifyError::policy(
+                "policy-vmpl",
+                format!("VMPL {} is above the maximum {max}", report.vmpl),
+            ));
         }
     }
     errors

@@ -36,7 +36,11 @@ impl TrustedRoots {
             .filter_map(|(product, der)| {
                 // The pinned files are checked by the tests below; a parse failure here would
                 // be a build defect, and dropping the root makes it fail closed.
-                AmdCert::parse_der(der).ok().map(|cert| Root { product: *product, cert, simulated: false })
+                AmdCert::parse_der(der).ok().map(|cert| Root {
+                    product: *product,
+                    cert,
+                    simulated: false,
+                })
             })
             .collect();
         TrustedRoots { roots }
@@ -46,7 +50,11 @@ impl TrustedRoots {
     /// accident.
     pub fn insecure_add_simulated(mut self, product: Product, ark_der: &[u8]) -> TrustedRoots {
         if let Ok(cert) = AmdCert::parse_der(ark_der) {
-            self.roots.push(Root { product, cert, simulated: true });
+            self.roots.push(Root {
+                product,
+                cert,
+                simulated: true,
+            });
         }
         self
     }

@@ -20,14 +20,27 @@ pub enum SignatureError {
     Invalid,
 }
 
-fn cert_algorithm(sig: &SigAlg, key: &KeyAlg) -> Result<&'static dyn VerificationAlgorithm, SignatureError> {
+fn cert_algorithm(
+    sig: &SigAlg,
+    key: &KeyAlg,
+) -> Result<&'static dyn VerificationAlgorithm, SignatureError> {
     let alg: &'static dyn VerificationAlgorithm = match (sig, key) {
-        (SigAlg::RsaPss { hash: "sha384", mgf1_hash: "sha384", salt_len: 48 }, KeyAlg::Rsa) => {
-            &signature::RSA_PSS_2048_8192_SHA384
-        }
-        (SigAlg::RsaPss { hash: "sha256", mgf1_hash: "sha256", salt_len: 32 }, KeyAlg::Rsa) => {
-            &signature::RSA_PSS_2048_8192_SHA256
-        }
+        (
+            SigAlg::RsaPss {
+                hash: "sha384",
+                mgf1_hash: "sha384",
+                salt_len: 48,
+            },
+            KeyAlg::Rsa,
+        ) => &signature::RSA_PSS_2048_8192_SHA384,
+        (
+            SigAlg::RsaPss {
+                hash: "sha256",
+                mgf1_hash: "sha256",
+                salt_len: 32,
+            },
+            KeyAlg::Rsa,
+        ) => &signature::RSA_PSS_2048_8192_SHA256,
         (SigAlg::RsaPkcs1Sha256, KeyAlg::Rsa) => &signature::RSA_PKCS1_2048_8192_SHA256,
         (SigAlg::RsaPkcs1Sha384, KeyAlg::Rsa) => &signature::RSA_PKCS1_2048_8192_SHA384,
         (SigAlg::EcdsaSha256, KeyAlg::EcP256) => &signature::ECDSA_P256_SHA256_ASN1,
@@ -35,7 +48,10 @@ fn cert_algorithm(sig: &SigAlg, key: &KeyAlg) -> Result<&'static dyn Verificatio
         (SigAlg::EcdsaSha256, KeyAlg::EcP384) => &signature::ECDSA_P384_SHA256_ASN1,
         (SigAlg::EcdsaSha384, KeyAlg::EcP256) => &signature::ECDSA_P256_SHA384_ASN1,
         _ => {
-            return Err(SignatureError::Unsupported { alg: format!("{sig:?}"), key: format!("{key:?}") });
+            return Err(SignatureError::Unsupported {
+                alg: format!("{sig:?}"),
+                key: format!("{key:?}"),
+            });
         }
     };
     Ok(alg)
@@ -53,7 +69,10 @@ pub fn verify_cert_signature(cert: &AmdCert, issuer: &AmdCert) -> Result<(), Sig
 /// VCEK/VLEK public key.
 pub fn verify_report_signature(report: &SnpReport, signer: &AmdCert) -> Result<(), SignatureError> {
     if signer.key_alg != KeyAlg::EcP384 {
-        return Err(SignatureError::Unsupported { alg: "ECDSA P-384".into(), key: format!("{:?}", signer.key_alg) });
+        return Err(SignatureError::Unsupported {
+            alg: "ECDSA P-384".into(),
+            key: format!("{:?}", signer.key_alg),
+        });
     }
     UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, &signer.public_key)
         .verify(report.signed_bytes(), &report.signature_fixed())

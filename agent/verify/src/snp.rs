@@ -26,28 +26,38 @@ fn check_binding(report: &SnpReport, chain: &VerifiedChain) -> Result<(), Verify
         other => {
             return Err(VerifyError::authenticity(
                 "signature",
-                format!("report key selector is {other:?}: the report is not signed by a VCEK or VLEK"),
+                format!(
+                    "report key selector is {other:?}: the report is not signed by a VCEK or VLEK"
+                ),
             ));
         }
     };
     if chain.leaf_role != expected_role {
         return Err(VerifyError::authenticity(
             "vcek-mismatch",
-            format!("report says it is signed by the {expected_role:?} but the certificate is a {:?}", chain.leaf_role),
+            format!(
+                "report says it is signed by the {expected_role:?} but the certificate is a {:?}",
+                chain.leaf_role
+            ),
         ));
     }
     if let Some(p) = report.product_from_cpuid() {
         if p != chain.product {
             return Err(VerifyError::authenticity(
                 "vcek-mismatch",
-                format!("report comes from a {p} chip (CPUID) but the certificate chains to the {} root", chain.product),
+                format!(
+                    "report comes from a {p} chip (CPUID) but the certificate chains to the {} root",
+                    chain.product
+                ),
             ));
         }
     }
     if expected_role == AmdRole::Vcek {
         let n = chain.product.hw_id_len();
         match &chain.leaf.amd.hw_id {
-            Some(hw) if hw.as_slice() == &report.chip_id[..n] && report.chip_id[n..].iter().all(|&b| b == 0) => {}
+            Some(hw)
+                if hw.as_slice() == &report.chip_id[..n]
+                    && report.chip_id[n..].iter().all(|&b| b == 0) => {}
             Some(hw) => {
                 return Err(VerifyError::authenticity(
                     "vcek-mismatch",
@@ -59,7 +69,10 @@ fn check_binding(report: &SnpReport, chain: &VerifiedChain) -> Result<(), Verify
                 ));
             }
             None => {
-                return Err(VerifyError::authenticity("vcek-mismatch", "VCEK has no hwID extension"));
+                return Err(VerifyError::authenticity(
+                    "vcek-mismatch",
+                    "VCEK has no hwID extension",
+                ));
             }
         }
     }
@@ -94,7 +107,8 @@ pub fn verify_report(
     let report = match SnpReport::parse(report_bytes) {
         Ok(r) => r,
         Err(e) => {
-            out.errors.push(VerifyError::malformed("malformed-report", e.to_string()));
+            out.errors
+                .push(VerifyError::malformed("malformed-report", e.to_string()));
             return out.finish();
         }
     };
@@ -104,12 +118,26 @@ pub fn verify_report(
         _ => "vcek".into(),
     });
 
-    let wanted = if report.signing_key == SigningKey::Vlek { AmdRole::Vlek } else { AmdRole::Vcek };
-    let leaves: Vec<&AmdCert> = certs.iter().filter(|c| c.amd_role() == Some(wanted)).collect();
+    let wanted = if report.signing_key == SigningKey::Vlek {
+        AmdRole::Vlek
+    } else {
+        AmdRole::Vcek
+    };
+    let leaves: Vec<&AmdCert> = certs
+        .iter()
+        .filter(|c| c.amd_role() == Some(wanted))
+        .collect();
     if leaves.is_empty() {
         out.errors.push(VerifyError::authenticity(
             "missing-endorsement",
-            format!("no {} certificate among the endorsements; the report cannot be checked", if wanted == AmdRole::Vlek { "VLEK" } else { "VCEK" }),
+            format!(
+                "no {} certificate among the endorsements; the report cannot be checked",
+                if wanted == AmdRole::Vlek {
+                    "VLEK"
+                } else {
+                    "VCEK"
+                }
+            ),
         ));
         return out.finish();
     }
@@ -123,7 +151,16 @@ pub fn verify_report(
             let chain = verify_leaf(leaf, certs, &opts.roots, opts.at).map_err(|e| (0, e))?;
             check_binding(&report, &chain).map_err(|e| (1, e))?;
             verify_report_signature(&report, &chain.leaf).map_err(|e| {
-                (2, VerifyError::authenticity("signature", format!("report signature does not verify under {}: {e}", chain.leaf.subject_cn)))
+                (
+                    2,
+                    VerifyError::authenticity(
+                        "signature",
+                        format!(
+                            "report signature does not verify under {}: {e}",
+                            chain.leaf.subject_cn
+                        ),
+                    ),
+                )
             })?;
             Ok(chain)
         })();
@@ -152,7 +189,12 @@ pub fn verify_report(
     if chain.simulated {
         out.warnings.push("verified against the SIMULATION test root: this evidence proves nothing about real hardware".into());
     }
-    out.errors.extend(policy::check(&report, chain.product, &opts.policy, claimed_nonce));
+    out.errors.extend(policy::check(
+        &report,
+        chain.product,
+        &opts.policy,
+        claimed_nonce,
+    ));
     out.finish()
 }
 
@@ -163,13 +205,23 @@ pub fn bundle_certificates(bundle: &Bundle) -> Result<Vec<AmdCert>, VerifyError>
         if e.format != "der" || e.kind == thimble_evidence::bundle::EndorsementKind::Crl {
             continue;
         }
-        let bytes = e.bytes().map_err(|err| VerifyError::malformed("malformed-bundle", err.to_string()))?;
-        let cert = AmdCert::parse_der(&bytes)
-            .map_err(|err| VerifyError::malformed("malformed-certificate", format!("endorsements[{i}] ({:?}): {err}", e.kind)))?;
+        let bytes = e
+            .bytes()
+            .map_err(|err| VerifyError::malformed("malformed-bundle", err.to_string()))?;
+        let cert = AmdCert::parse_der(&bytes).map_err(|err| {
+            VerifyError::malformed(
+                "malformed-certificate",
+                format!("endorsements[{i}] ({:?}): {err}", e.kind),
+            )
+        })?;
         certs.push(cert);
     }
-    if let Some(aux) = bundle.auxblob_bytes().map_err(|e| VerifyError::malformed("malformed-bundle", e.to_string()))? {
-        let table = CertTable::parse(&aux).map_err(|e| VerifyError::malformed("malformed-auxblob", e.to_string()))?;
+    if let Some(aux) = bundle
+        .auxblob_bytes()
+        .map_err(|e| VerifyError::malformed("malformed-bundle", e.to_string()))?
+    {
+        let table = CertTable::parse(&aux)
+            .map_err(|e| VerifyError::malformed("malformed-auxblob", e.to_string()))?;
         for entry in table.entries {
             // CRLs and unknown entries are not certificates; a certificate entry that does not
             // parse is ignored rather than fatal, since the host wrote it.
@@ -200,8 +252,16 @@ pub fn verify_bundle(bundle: &Bundle, opts: &Options) -> Outcome {
     let claimed = match &bundle.nonce {
         None => None,
         Some(n) => match hex::decode(&n.value) {
-            Ok(value) => Some(ClaimedNonce { value, derivation: n.report_data_derivation }),
-            Err(_) => return fail(VerifyError::malformed("malformed-bundle", "nonce.value is not hex")),
+            Ok(value) => Some(ClaimedNonce {
+                value,
+                derivation: n.report_data_derivation,
+            }),
+            Err(_) => {
+                return fail(VerifyError::malformed(
+                    "malformed-bundle",
+                    "nonce.value is not hex",
+                ));
+            }
         },
     };
     let mut out = verify_report(&report, &certs, claimed.as_ref(), opts);

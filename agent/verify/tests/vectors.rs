@@ -28,7 +28,8 @@ fn vectors() -> PathBuf {
 }
 
 fn load(dir: &Path) -> (Case, Option<Vec<u8>>, Vec<AmdCert>) {
-    let case: Case = toml::from_str(&std::fs::read_to_string(dir.join("case.toml")).unwrap()).unwrap();
+    let case: Case =
+        toml::from_str(&std::fs::read_to_string(dir.join("case.toml")).unwrap()).unwrap();
     let mut report = None;
     let mut certs = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -54,9 +55,16 @@ fn load(dir: &Path) -> (Case, Option<Vec<u8>>, Vec<AmdCert>) {
 
 fn check(expect: &str, outcome: &thimble_verify::Outcome, id: &str) {
     match expect {
-        "valid" => assert_eq!(outcome.verdict, Verdict::Valid, "{id}: {:?}", outcome.errors),
+        "valid" => assert_eq!(
+            outcome.verdict,
+            Verdict::Valid,
+            "{id}: {:?}",
+            outcome.errors
+        ),
         other => {
-            let why = other.strip_prefix("invalid:").unwrap_or_else(|| panic!("{id}: unknown expect {other}"));
+            let why = other
+                .strip_prefix("invalid:")
+                .unwrap_or_else(|| panic!("{id}: unknown expect {other}"));
             assert_eq!(outcome.verdict, Verdict::Invalid, "{id}");
             assert_eq!(outcome.errors[0].code, why, "{id}: {:?}", outcome.errors);
         }
@@ -84,7 +92,12 @@ fn every_snp_vector_behaves_as_declared() {
         check(&case.expect, &outcome, &case.id);
         if let Some(alt) = &case.alt_expect {
             let mut opts = Options::strict(at);
-            assert_eq!(case.alt_args, vec!["--allow-debug".to_string()], "{}: alt_args this test understands", case.id);
+            assert_eq!(
+                case.alt_args,
+                vec!["--allow-debug".to_string()],
+                "{}: alt_args this test understands",
+                case.id
+            );
             opts.policy.allow_debug = true;
             check(alt, &verify_report(&report, &certs, None, &opts), &case.id);
         }

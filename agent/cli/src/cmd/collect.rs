@@ -10,7 +10,9 @@ use thimble_collect::endorse::{EndorseConfig, fetch_amd_endorsements};
 use thimble_collect::http::{HttpClient, HttpConfig};
 use thimble_collect::sev_guest::{LinuxSevGuest, SevGuestClient, SevGuestDevice};
 use thimble_collect::tsm::{ConfigFs, Provider, RealConfigFs, TsmClient, TsmError, TsmRequest};
-use thimble_evidence::bundle::{Agent, Bundle, Claims, Collection, Endorsement, Evidence, Nonce, Origin, Tee, b64};
+use thimble_evidence::bundle::{
+    Agent, Bundle, Claims, Collection, Endorsement, Evidence, Nonce, Origin, Tee, b64,
+};
 use thimble_evidence::report_data::{self, Derivation};
 use thimble_evidence::snp::{AmdCert, CertTable, SnpReport};
 use thimble_evidence::time_fmt::format_unix;
@@ -26,12 +28,17 @@ use crate::output::warn;
 
 /// The agent identity recorded in bundles.
 pub fn agent() -> Agent {
-    Agent { name: "thimble".into(), version: env!("CARGO_PKG_VERSION").into() }
+    Agent {
+        name: "thimble".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
 }
 
 /// Claims for a report, decoding the TCB with the product the report or its certificates name.
 pub fn claims_for(report: &SnpReport, certs: &[AmdCert]) -> Claims {
-    let product = report.product_hint().or_else(|| certs.iter().find_map(|c| c.product()));
+    let product = report
+        .product_hint()
+        .or_else(|| certs.iter().find_map(|c| c.product()));
     Claims::from_report(report, product)
 }
 
@@ -47,9 +54,19 @@ fn plan_report_data(a: &CollectArgs) -> Result<([u8; 64], Nonce), CliError> {
     if let Some(rd) = &a.report_data {
         let v = parse_hex("--report-data", rd)?;
         let arr: [u8; 64] = v.as_slice().try_into().map_err(|_| {
-            CliError::Usage(format!("--report-data takes exactly 64 bytes (128 hex digits), got {}", v.len()))
+            CliError::Usage(format!(
+                "--report-data takes exactly 64 bytes (128 hex digits), got {}",
+                v.len()
+            ))
         })?;
-        return Ok((arr, Nonce { value: hex::encode(arr), generated: false, report_data_derivation: Derivation::Raw }));
+        return Ok((
+            arr,
+            Nonce {
+                value: hex::encode(arr),
+                generated: false,
+                report_data_derivation: Derivation::Raw,
+            },
+        ));
     }
     let (nonce, generated) = match &a.nonce {
         Some(n) => {
@@ -68,16 +85,30 @@ fn plan_report_data(a: &CollectArgs) -> Result<([u8; 64], Nonce), CliError> {
     };
     Ok((
         report_data::from_nonce(&nonce),
-        Nonce { value: hex::encode(&nonce), generated, report_data_derivation: Derivation::Sha512 },
+        Nonce {
+            value: hex::encode(&nonce),
+            generated,
+            report_data_derivation: Derivation::Sha512,
+        },
     ))
 }
 
-fn collection_error(source_name: &str, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
-    CliError::Collection { source_name: source_name.into(), source: Box::new(e) }
+fn collection_error(
+    source_name: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> CliError {
+    CliError::Collection {
+        source_name: source_name.into(),
+        source: Box::new(e),
+    }
 }
 
 /// configfs-tsm. `Ok(None)` means "not usable here" (no configfs, no provider, another TEE).
-fn via_tsm<F: ConfigFs>(client: &TsmClient<F>, rd: &[u8; 64], privlevel: Option<u32>) -> Result<Option<Raw>, CliError> {
+fn via_tsm<F: ConfigFs>(
+    client: &TsmClient<F>,
+    rd: &[u8; 64],
+    privlevel: Option<u32>,
+) -> Result<Option<Raw>, CliError> {
     let mut req = TsmRequest::new(*rd);
     req.privlevel = privlevel;
     req.expected_provider = Some(Provider::SevGuest);
@@ -93,14 +124,25 @@ fn via_tsm<F: ConfigFs>(client: &TsmClient<F>, rd: &[u8; 64], privlevel: Option<
                 path: Some(client.root().display().to_string()),
             },
         })),
-        Err(TsmError::Unavailable { .. } | TsmError::NoProvider { .. } | TsmError::ProviderMismatch { .. }) => Ok(None),
+        Err(
+            TsmError::Unavailable { .. }
+            | TsmError::NoProvider { .. }
+            | TsmError::ProviderMismatch { .. },
+        ) => Ok(None),
         Err(e) => Err(collection_error("configfs-tsm", e)),
     }
 }
 
-fn via_device<D: SevGuestDevice>(dev: D, label: &str, rd: &[u8; 64], vmpl: u32) -> Result<Raw, CliError> {
+fn via_device<D: SevGuestDevice>(
+    dev: D,
+    label: &str,
+    rd: &[u8; 64],
+    vmpl: u32,
+) -> Result<Raw, CliError> {
     let mut client = SevGuestClient::new(dev);
-    let (report, certs) = client.get_ext_report(rd, vmpl).map_err(|e| collection_error("sev-guest", e))?;
+    let (report, certs) = client
+        .get_ext_report(rd, vmpl)
+        .map_err(|e| collection_error("sev-guest", e))?;
     Ok(Raw {
         report,
         auxblob: (!certs.is_empty()).then_some(certs),
@@ -119,7 +161,9 @@ fn open_device(path: &Path) -> Result<LinuxSevGuest, CliError> {
 }
 
 fn kernel_release() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 pub fn run(a: CollectArgs) -> Result<u8, CliError> {
@@ -128,8 +172,14 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
 
     // The simulation replaces the device and the network endpoints, and nothing else: the same
     // client, endorsement and bundle code runs.
-    let mut imds = a.imds.clone();
-    let mut kds = a.kds.clone();
+    let mut imds = a
+        .imds
+        .clone()
+        .unwrap_or_else(|| thimble_collect::endorse::DEFAULT_IMDS_BASE.into());
+    let mut kds = a
+        .kds
+        .clone()
+        .unwrap_or_else(|| thimble_evidence::kds::DEFAULT_KDS_BASE.into());
     let _emulator: Option<Emulator> = match a.simulate {
         Some(SimulateArg::Snp) => {
             let chain = thimble_sim::signer::sim_chain();
@@ -139,9 +189,17 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
                 kds_cert_chain: vec![("Milan".into(), chain.ask_ark_pem.as_bytes().to_vec())],
                 faults: Vec::new(),
             })
-            .map_err(|e| CliError::Other(format!("cannot start the THIM emulator on loopback: {e}")))?;
-            imds = emu.base_url();
-            kds = emu.base_url();
+            .map_err(|e| {
+                CliError::Other(format!("cannot start the THIM emulator on loopback: {e}"))
+            })?;
+            // Endpoints given on the command line win, so that tests can aim a simulated guest at
+            // an emulator with faults.
+            if a.imds.is_none() {
+                imds = emu.base_url();
+            }
+            if a.kds.is_none() {
+                kds = emu.base_url();
+            }
             Some(emu)
         }
         None => None,
@@ -150,7 +208,12 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     let raw = if simulated {
         // A host that attaches no certificates, as on Azure, so that THIM is exercised.
         let dev = FakeSevGuest::new().with_cert_table(Vec::new());
-        via_device(dev, "simulated:/dev/sev-guest", &rd, a.privlevel.unwrap_or(0))?
+        via_device(
+            dev,
+            "simulated:/dev/sev-guest",
+            &rd,
+            a.privlevel.unwrap_or(0),
+        )?
     } else {
         let tsm = TsmClient::new(RealConfigFs, &a.location.tsm_root);
         match a.source {
@@ -182,8 +245,10 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
         }
     };
 
-    let report = SnpReport::parse(&raw.report)
-        .map_err(|e| CliError::Collection { source_name: raw.collection.source.clone(), source: Box::new(e) })?;
+    let report = SnpReport::parse(&raw.report).map_err(|e| CliError::Collection {
+        source_name: raw.collection.source.clone(),
+        source: Box::new(e),
+    })?;
     if report.report_data != rd {
         // The interface handed back a report for other data: a racing writer or a broken host.
         return Err(CliError::Other(format!(
@@ -199,11 +264,19 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
         match CertTable::parse(aux) {
             Ok(table) => {
                 for entry in table.entries {
-                    let origin_kind = if raw.collection.source == "configfs-tsm" { "auxblob" } else { "ext-report" };
+                    let origin_kind = if raw.collection.source == "configfs-tsm" {
+                        "auxblob"
+                    } else {
+                        "ext-report"
+                    };
                     endorsements.push(Endorsement::der(
                         entry.kind.into(),
                         &entry.data,
-                        Origin { kind: origin_kind.into(), url: None, path: None },
+                        Origin {
+                            kind: origin_kind.into(),
+                            url: None,
+                            path: None,
+                        },
                         Some(format_unix(common::now())),
                     ));
                     if let Ok(c) = AmdCert::parse_der(&entry.data) {
@@ -211,7 +284,9 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
                     }
                 }
             }
-            Err(e) => warn(&format!("the host's certificate table is malformed and was ignored: {e}")),
+            Err(e) => warn(&format!(
+                "the host's certificate table is malformed and was ignored: {e}"
+            )),
         }
     }
 
@@ -238,8 +313,16 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
             use_kds: !a.no_kds,
             prefer_attached: true,
         };
-        let got = fetch_amd_endorsements(&cfg, &thim_client, &kds_client, &report, &attached, &roots, common::now())
-            .map_err(CliError::Endorsements)?;
+        let got = fetch_amd_endorsements(
+            &cfg,
+            &thim_client,
+            &kds_client,
+            &report,
+            &attached,
+            &roots,
+            common::now(),
+        )
+        .map_err(CliError::Endorsements)?;
         endorsements.extend(got.endorsements);
         log.extend(got.log);
     }
@@ -259,7 +342,10 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
         kernel_release: kernel_release(),
         collection: raw.collection,
         nonce: Some(nonce),
-        evidence: Evidence { snp_report: b64(&raw.report), auxblob: raw.auxblob.as_deref().map(b64) },
+        evidence: Evidence {
+            snp_report: b64(&raw.report),
+            auxblob: raw.auxblob.as_deref().map(b64),
+        },
         endorsements,
         endorsement_log: log,
         claims: claims_for(&report, &certs),

@@ -24,28 +24,64 @@ pub fn run(a: DetectArgs) -> Result<u8, CliError> {
     let tsm = TsmClient::new(RealConfigFs, &a.location.tsm_root);
     let (usable, detail) = match tsm.probe() {
         Ok(Provider::SevGuest) => (true, "provider sev_guest".to_string()),
-        Ok(p) => (false, format!("provider is {p}; this thimble collects SEV-SNP evidence only")),
+        Ok(p) => (
+            false,
+            format!("provider is {p}; this thimble collects SEV-SNP evidence only"),
+        ),
         Err(e) => (false, e.to_string()),
     };
-    sources.push(SourceStatus { source: "configfs-tsm", path: a.location.tsm_root.display().to_string(), usable, detail });
+    sources.push(SourceStatus {
+        source: "configfs-tsm",
+        path: a.location.tsm_root.display().to_string(),
+        usable,
+        detail,
+    });
 
     let dev = &a.location.device;
     let (usable, detail) = match std::fs::OpenOptions::new().read(true).open(dev) {
         Ok(_) => (true, "device opens".to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (false, "not present (no sev-guest driver, or not an SEV-SNP guest)".into()),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => (false, "present but not readable: run as root".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            false,
+            "not present (no sev-guest driver, or not an SEV-SNP guest)".into(),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            (false, "present but not readable: run as root".into())
+        }
         Err(e) => (false, format!("cannot open: {e}")),
     };
-    sources.push(SourceStatus { source: "sev-guest", path: dev.display().to_string(), usable, detail });
+    sources.push(SourceStatus {
+        source: "sev-guest",
+        path: dev.display().to_string(),
+        usable,
+        detail,
+    });
 
     for (source, path, detail) in [
-        ("tdx-guest", "/dev/tdx_guest", "Intel TDX guest device; TDX collection is not in this version"),
-        ("vtpm", "/dev/tpmrm0", "TPM present; Azure paravisor (HCL report) collection is not in this version"),
+        (
+            "tdx-guest",
+            "/dev/tdx_guest",
+            "Intel TDX guest device; TDX collection is not in this version",
+        ),
+        (
+            "vtpm",
+            "/dev/tpmrm0",
+            "TPM present; Azure paravisor (HCL report) collection is not in this version",
+        ),
     ] {
         if std::path::Path::new(path).exists() {
-            sources.push(SourceStatus { source, path: path.into(), usable: false, detail: detail.into() });
+            sources.push(SourceStatus {
+                source,
+                path: path.into(),
+                usable: false,
+                detail: detail.into(),
+            });
         } else {
-            sources.push(SourceStatus { source, path: path.into(), usable: false, detail: "not present".into() });
+            sources.push(SourceStatus {
+                source,
+                path: path.into(),
+                usable: false,
+                detail: "not present".into(),
+            });
         }
     }
 
@@ -62,7 +98,11 @@ pub fn run(a: DetectArgs) -> Result<u8, CliError> {
                 "{:<13} {:<32} {}  {}\n",
                 src.source,
                 src.path,
-                if src.usable { "usable    " } else { "not usable" },
+                if src.usable {
+                    "usable    "
+                } else {
+                    "not usable"
+                },
                 src.detail
             ));
         }

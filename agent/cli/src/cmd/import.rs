@@ -18,8 +18,10 @@ use crate::io::{parse_hex, read_input, write_output};
 
 pub fn run(a: ImportArgs) -> Result<u8, CliError> {
     let report_bytes = read_input(&a.snp_report)?;
-    let report = SnpReport::parse(&report_bytes)
-        .map_err(|e| CliError::MalformedFile { path: a.snp_report.clone(), reason: e.to_string() })?;
+    let report = SnpReport::parse(&report_bytes).map_err(|e| CliError::MalformedFile {
+        path: a.snp_report.clone(),
+        reason: e.to_string(),
+    })?;
     let nonce = match (&a.nonce, &a.report_data) {
         (Some(n), _) => Some(Nonce {
             value: hex::encode(parse_hex("--nonce", n)?),
@@ -29,9 +31,16 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
         (None, Some(rd)) => {
             let v = parse_hex("--report-data", rd)?;
             if v.len() != 64 {
-                return Err(CliError::Usage(format!("--report-data takes exactly 64 bytes, got {}", v.len())));
+                return Err(CliError::Usage(format!(
+                    "--report-data takes exactly 64 bytes, got {}",
+                    v.len()
+                )));
             }
-            Some(Nonce { value: hex::encode(v), generated: false, report_data_derivation: Derivation::Raw })
+            Some(Nonce {
+                value: hex::encode(v),
+                generated: false,
+                report_data_derivation: Derivation::Raw,
+            })
         }
         (None, None) => None,
     };
@@ -39,13 +48,23 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
     let mut certs = Vec::new();
     for path in &a.add {
         let f = common::load_cert_file(path)?;
-        let origin = Origin { kind: "file".into(), url: None, path: Some(path.display().to_string()) };
+        let origin = Origin {
+            kind: "file".into(),
+            url: None,
+            path: Some(path.display().to_string()),
+        };
         let (ders, cache) = match f.content {
             FileContent::Certificates(c) => (c, None),
-            FileContent::ThimAmd(t) => (std::iter::once(t.vcek).chain(t.chain).collect(), t.cache_control_secs),
+            FileContent::ThimAmd(t) => (
+                std::iter::once(t.vcek).chain(t.chain).collect(),
+                t.cache_control_secs,
+            ),
         };
         for der in ders {
-            let cert = AmdCert::parse_der(&der).map_err(|e| CliError::MalformedFile { path: path.clone(), reason: e.to_string() })?;
+            let cert = AmdCert::parse_der(&der).map_err(|e| CliError::MalformedFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
             let mut e = Endorsement::der(role_kind(&cert), &der, origin.clone(), None);
             e.cache_max_age_secs = cache;
             endorsements.push(e);
@@ -68,7 +87,10 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
             path: Some(a.snp_report.display().to_string()),
         },
         nonce,
-        evidence: Evidence { snp_report: b64(&report_bytes), auxblob: None },
+        evidence: Evidence {
+            snp_report: b64(&report_bytes),
+            auxblob: None,
+        },
         endorsements,
         endorsement_log: vec![format!("imported from {} file(s)", a.add.len())],
         claims: claims_for(&report, &certs),

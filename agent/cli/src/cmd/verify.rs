@@ -25,10 +25,15 @@ pub fn run(a: VerifyArgs) -> Result<u8, CliError> {
     let at = common::verification_time(a.at.as_deref())?;
     let policy = common::policy(&a.policy)?;
     let bundle = common::read_bundle(&a.bundle)?;
-    let opts = Options { at, roots: common::roots(a.policy.insecure_allow_simulated), policy };
+    let opts = Options {
+        at,
+        roots: common::roots(a.policy.insecure_allow_simulated),
+        policy,
+    };
     let outcome = verify_bundle(&bundle, &opts);
     if a.json {
-        let mut s = serde_json::to_string_pretty(&outcome).map_err(|e| CliError::Other(e.to_string()))?;
+        let mut s =
+            serde_json::to_string_pretty(&outcome).map_err(|e| CliError::Other(e.to_string()))?;
         s.push('\n');
         print_stdout(&s);
     } else {
@@ -57,7 +62,10 @@ pub fn render(o: &Outcome) -> String {
         s.push_str("simulated: yes (test keys; proves nothing about real hardware)\n");
     }
     for link in &o.chain {
-        s.push_str(&format!("chain:     {:<5} {}  valid {} .. {}\n", link.role, link.subject, link.not_before, link.not_after));
+        s.push_str(&format!(
+            "chain:     {:<5} {}  valid {} .. {}\n",
+            link.role, link.subject, link.not_before, link.not_after
+        ));
     }
     if let Some(c) = &o.claims {
         s.push_str(&format!("measurement: {}\n", c.measurement));

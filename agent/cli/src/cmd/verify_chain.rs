@@ -43,7 +43,10 @@ pub fn run(a: VerifyChainArgs) -> Result<u8, CliError> {
         };
         for d in ders {
             // load_cert_file already parsed each certificate once.
-            certs.push(AmdCert::parse_der(&d).map_err(|e| CliError::MalformedFile { path: path.clone(), reason: e.to_string() })?);
+            certs.push(AmdCert::parse_der(&d).map_err(|e| CliError::MalformedFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?);
         }
     }
     let roots = common::roots(a.insecure_allow_simulated);
@@ -57,7 +60,10 @@ pub fn run(a: VerifyChainArgs) -> Result<u8, CliError> {
                     .map(|c| ChainOut {
                         product: c.product.to_string(),
                         hw_id: c.leaf.amd.hw_id.as_ref().map(hex::encode),
-                        tcb: c.leaf.tcb(c.product).map(|t| format!("{t} (tcbm {})", t.tcbm())),
+                        tcb: c
+                            .leaf
+                            .tcb(c.product)
+                            .map(|t| format!("{t} (tcbm {})", t.tcbm())),
                         links: c.links(),
                     })
                     .collect(),
@@ -66,16 +72,25 @@ pub fn run(a: VerifyChainArgs) -> Result<u8, CliError> {
             exit::OK,
         ),
         Err(e) => (
-            ChainReport { verdict: "invalid", verified_at: format_unix(at), chains: Vec::new(), error: Some(e) },
+            ChainReport {
+                verdict: "invalid",
+                verified_at: format_unix(at),
+                chains: Vec::new(),
+                error: Some(e),
+            },
             exit::AUTHENTICITY,
         ),
     };
     if a.json {
-        let mut s = serde_json::to_string_pretty(&report).map_err(|e| CliError::Other(e.to_string()))?;
+        let mut s =
+            serde_json::to_string_pretty(&report).map_err(|e| CliError::Other(e.to_string()))?;
         s.push('\n');
         print_stdout(&s);
     } else {
-        let mut s = format!("verdict: {}\nchecked: at {}\n", report.verdict, report.verified_at);
+        let mut s = format!(
+            "verdict: {}\nchecked: at {}\n",
+            report.verdict, report.verified_at
+        );
         for c in &report.chains {
             s.push_str(&format!("product: {}\n", c.product));
             if let Some(h) = &c.hw_id {
@@ -85,7 +100,10 @@ pub fn run(a: VerifyChainArgs) -> Result<u8, CliError> {
                 s.push_str(&format!("tcb:     {t}\n"));
             }
             for l in &c.links {
-                s.push_str(&format!("chain:   {:<5} {}  valid {} .. {}\n", l.role, l.subject, l.not_before, l.not_after));
+                s.push_str(&format!(
+                    "chain:   {:<5} {}  valid {} .. {}\n",
+                    l.role, l.subject, l.not_before, l.not_after
+                ));
             }
         }
         if let Some(e) = &report.error {

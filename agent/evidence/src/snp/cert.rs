@@ -21,12 +21,18 @@ use crate::snp::{Product, TcbVersion};
 #[serde(rename_all = "kebab-case")]
 pub enum SigAlg {
     /// RSASSA-PSS; `hash` and `mgf1_hash` are "sha256"/"sha384"/"sha512".
-    RsaPss { hash: &'static str, mgf1_hash: &'static str, salt_len: u32 },
+    RsaPss {
+        hash: &'static str,
+        mgf1_hash: &'static str,
+        salt_len: u32,
+    },
     RsaPkcs1Sha256,
     RsaPkcs1Sha384,
     EcdsaSha256,
     EcdsaSha384,
-    Other { oid: String },
+    Other {
+        oid: String,
+    },
 }
 
 /// Public key algorithm of the subject.
@@ -38,7 +44,9 @@ pub enum KeyAlg {
     /// EC key on P-256 or P-384; the key is an uncompressed SEC1 point.
     EcP256,
     EcP384,
-    Other { oid: String },
+    Other {
+        oid: String,
+    },
 }
 
 /// The AMD extensions of a VCEK or VLEK.
@@ -143,14 +151,17 @@ fn der_string(v: &[u8]) -> Option<String> {
 fn spl(v: &[u8], oid: &str) -> Result<u8, AmdCertError> {
     der_uint(v)
         .and_then(|n| u8::try_from(n).ok())
-        .ok_or_else(|| AmdCertError::Extension { oid: oid.to_string() })
+        .ok_or_else(|| AmdCertError::Extension {
+            oid: oid.to_string(),
+        })
 }
 
 impl AmdCert {
     /// Parses one DER certificate; trailing bytes are an error.
     pub fn parse_der(der: &[u8]) -> Result<AmdCert, AmdCertError> {
-        let (rem, cert) = X509Certificate::from_der(der)
-            .map_err(|e| AmdCertError::Der { reason: e.to_string() })?;
+        let (rem, cert) = X509Certificate::from_der(der).map_err(|e| AmdCertError::Der {
+            reason: e.to_string(),
+        })?;
         if !rem.is_empty() {
             return Err(AmdCertError::Trailing { len: rem.len() });
         }
@@ -161,14 +172,23 @@ impl AmdCert {
         let signature_alg = match SignatureAlgorithm::try_from(&cert.signature_algorithm) {
             Ok(SignatureAlgorithm::RSASSA_PSS(p)) => {
                 let hash = hash_name(p.hash_algorithm_oid());
-                let mgf = p.mask_gen_algorithm().ok().and_then(|m| hash_name(&m.hash).map(|h| (m.mgf, h)));
+                let mgf = p
+                    .mask_gen_algorithm()
+                    .ok()
+                    .and_then(|m| hash_name(&m.hash).map(|h| (m.mgf, h)));
                 match (hash, mgf) {
                     (Some(hash), Some((mgf_oid, mgf1_hash)))
                         if mgf_oid.to_id_string() == "1.2.840.113549.1.1.8" =>
                     {
-                        SigAlg::RsaPss { hash, mgf1_hash, salt_len: p.salt_length() }
+                        SigAlg::RsaPss {
+                            hash,
+                            mgf1_hash,
+                            salt_len: p.salt_length(),
+                        }
                     }
-                    _ => SigAlg::Other { oid: "1.2.840.113549.1.1.10 (unsupported parameters)".into() },
+                    _ => SigAlg::Other {
+                        oid: "1.2.840.113549.1.1.10 (unsupported parameters)".into(),
+                    },
                 }
             }
             _ => match cert.signature_algorithm.algorithm.to_id_string().as_str() {
@@ -176,7 +196,9 @@ impl AmdCert {
                 "1.2.840.113549.1.1.12" => SigAlg::RsaPkcs1Sha384,
                 "1.2.840.10045.4.3.2" => SigAlg::EcdsaSha256,
                 "1.2.840.10045.4.3.3" => SigAlg::EcdsaSha384,
-                other => SigAlg::Other { oid: other.to_string() },
+                other => SigAlg::Other {
+                    oid: other.to_string(),
+                },
             },
         };
 
@@ -193,10 +215,14 @@ impl AmdCert {
                 match curve.as_deref() {
                     Some("1.2.840.10045.3.1.7") => KeyAlg::EcP256,
                     Some("1.3.132.0.34") => KeyAlg::EcP384,
-                    other => KeyAlg::Other { oid: format!("ec:{}", other.unwrap_or("?")) },
+                    other => KeyAlg::Other {
+                        oid: format!("ec:{}", other.unwrap_or("?")),
+                    },
                 }
             }
-            other => KeyAlg::Other { oid: other.to_string() },
+            other => KeyAlg::Other {
+                oid: other.to_string(),
+            },
         };
 
         let cn = |name: &x509_parser::x509::X509Name<'_>| {
@@ -210,11 +236,19 @@ impl AmdCert {
         let mut amd = AmdExtensions::default();
         for ext in cert.extensions() {
             let oid = ext.oid.to_id_string();
-            let Some(sub) = oid.strip_prefix(AMD_ARC) else { continue };
+            let Some(sub) = oid.strip_prefix(AMD_ARC) else {
+                continue;
+            };
             let v = ext.value;
             match sub {
-                ".1" => amd.struct_version = Some(der_uint(v).ok_or(AmdCertError::Extension { oid: oid.clone() })?),
-                ".2" => amd.product_name = Some(der_string(v).ok_or(AmdCertError::Extension { oid: oid.clone() })?),
+                ".1" => {
+                    amd.struct_version =
+                        Some(der_uint(v).ok_or(AmdCertError::Extension { oid: oid.clone() })?)
+                }
+                ".2" => {
+                    amd.product_name =
+                        Some(der_string(v).ok_or(AmdCertError::Extension { oid: oid.clone() })?)
+                }
                 ".3.1" => amd.bl_spl = Some(spl(v, &oid)?),
                 ".3.2" => amd.tee_spl = Some(spl(v, &oid)?),
                 ".3.3" => amd.snp_spl = Some(spl(v, &oid)?),
@@ -223,12 +257,21 @@ impl AmdCert {
                 ".4" => {
                     // Raw bytes (AMD) or an OCTET STRING around them (some hand-made certs).
                     let raw = match v {
-                        [0x04, len, rest @ ..] if *len as usize == rest.len() && (rest.len() == 64 || rest.len() == 8) => rest.to_vec(),
+                        [0x04, len, rest @ ..]
+                            if *len as usize == rest.len()
+                                && (rest.len() == 64 || rest.len() == 8) =>
+                        {
+                            rest.to_vec()
+                        }
                         _ => v.to_vec(),
                     };
                     amd.hw_id = Some(raw);
                 }
-                ".5" => amd.csp_id = Some(der_string(v).unwrap_or_else(|| String::from_utf8_lossy(v).into_owned())),
+                ".5" => {
+                    amd.csp_id = Some(
+                        der_string(v).unwrap_or_else(|| String::from_utf8_lossy(v).into_owned()),
+                    )
+                }
                 _ => {}
             }
         }
@@ -312,8 +355,19 @@ impl AmdCert {
     /// SPL extension is missing.
     pub fn tcb(&self, product: Product) -> Option<TcbVersion> {
         let a = &self.amd;
-        let fmc = if product.turin_tcb_layout() { a.fmc_spl? } else { 0 };
-        Some(TcbVersion::encode(product, a.bl_spl?, a.tee_spl?, a.snp_spl?, a.ucode_spl?, fmc))
+        let fmc = if product.turin_tcb_layout() {
+            a.fmc_spl?
+        } else {
+            0
+        };
+        Some(TcbVersion::encode(
+            product,
+            a.bl_spl?,
+            a.tee_spl?,
+            a.snp_spl?,
+            a.ucode_spl?,
+            fmc,
+        ))
     }
 
     /// Whether `at` (seconds since the epoch) lies within the validity period.
@@ -337,6 +391,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(matches!(AmdCert::parse_der(b"not a cert"), Err(AmdCertError::Der { .. })));
+        assert!(matches!(
+            AmdCert::parse_der(b"not a cert"),
+            Err(AmdCertError::Der { .. })
+        ));
     }
 }

@@ -23,18 +23,61 @@ pub enum CertKind {
 
 /// GUIDs in RFC 4122 (big-endian) byte order, as the kernel and AMD tools write them.
 const GUIDS: [(CertKind, [u8; 16]); 5] = [
-    (CertKind::Vcek, guid(0x63da758d, 0xe664, 0x4564, [0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd])),
-    (CertKind::Vlek, guid(0xa8074bc2, 0xa25a, 0x483e, [0xaa, 0xe6, 0x39, 0xc0, 0x45, 0xa0, 0xb8, 0xa1])),
-    (CertKind::Ask, guid(0x4ab7b379, 0xbbac, 0x4fe4, [0xa0, 0x2f, 0x05, 0xae, 0xf3, 0x27, 0xc7, 0x82])),
-    (CertKind::Ark, guid(0xc0b406a4, 0xa803, 0x4952, [0x97, 0x43, 0x3f, 0xb6, 0x01, 0x4c, 0xd0, 0xae])),
-    (CertKind::Crl, guid(0x92f81bc3, 0x5811, 0x4d3d, [0x97, 0xff, 0xd1, 0x9f, 0x88, 0xdc, 0x67, 0xea])),
+    (
+        CertKind::Vcek,
+        guid(
+            0x63da758d,
+            0xe664,
+            0x4564,
+            [0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd],
+        ),
+    ),
+    (
+        CertKind::Vlek,
+        guid(
+            0xa8074bc2,
+            0xa25a,
+            0x483e,
+            [0xaa, 0xe6, 0x39, 0xc0, 0x45, 0xa0, 0xb8, 0xa1],
+        ),
+    ),
+    (
+        CertKind::Ask,
+        guid(
+            0x4ab7b379,
+            0xbbac,
+            0x4fe4,
+            [0xa0, 0x2f, 0x05, 0xae, 0xf3, 0x27, 0xc7, 0x82],
+        ),
+    ),
+    (
+        CertKind::Ark,
+        guid(
+            0xc0b406a4,
+            0xa803,
+            0x4952,
+            [0x97, 0x43, 0x3f, 0xb6, 0x01, 0x4c, 0xd0, 0xae],
+        ),
+    ),
+    (
+        CertKind::Crl,
+        guid(
+            0x92f81bc3,
+            0x5811,
+            0x4d3d,
+            [0x97, 0xff, 0xd1, 0x9f, 0x88, 0xdc, 0x67, 0xea],
+        ),
+    ),
 ];
 
 const fn guid(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
     let a = a.to_be_bytes();
     let b = b.to_be_bytes();
     let c = c.to_be_bytes();
-    [a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]
+    [
+        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6],
+        d[7],
+    ]
 }
 
 /// The mixed-endian (Microsoft `GUID` struct) form of the same GUID, which some hosts write.
@@ -80,8 +123,15 @@ pub struct CertTable {
 pub enum CertTableError {
     #[error("certificate table has no terminating all-zero entry within its {len} bytes")]
     Unterminated { len: usize },
-    #[error("certificate table entry {index} points at bytes {offset}..{end}, outside the {len}-byte table")]
-    OutOfBounds { index: usize, offset: u32, end: u64, len: usize },
+    #[error(
+        "certificate table entry {index} points at bytes {offset}..{end}, outside the {len}-byte table"
+    )]
+    OutOfBounds {
+        index: usize,
+        offset: u32,
+        end: u64,
+        len: usize,
+    },
     #[error("certificate table entry {index} overlaps the table header")]
     OverlapsHeader { index: usize },
 }
@@ -115,7 +165,12 @@ impl CertTable {
         for (index, (g, offset, length)) in headers.into_iter().enumerate() {
             let end = u64::from(offset) + u64::from(length);
             if end > buf.len() as u64 {
-                return Err(CertTableError::OutOfBounds { index, offset, end, len: buf.len() });
+                return Err(CertTableError::OutOfBounds {
+                    index,
+                    offset,
+                    end,
+                    len: buf.len(),
+                });
             }
             if (offset as usize) < header_end && length > 0 {
                 return Err(CertTableError::OverlapsHeader { index });
@@ -158,29 +213,48 @@ mod tests {
 
     #[test]
     fn round_trip_and_mixed_endian_guids() {
-        let t = CertTable::build(&[(CertKind::Vcek, b"vcek"), (CertKind::Ask, b"ask"), (CertKind::Ark, b"ark")]);
+        let t = CertTable::build(&[
+            (CertKind::Vcek, b"vcek"),
+            (CertKind::Ask, b"ask"),
+            (CertKind::Ark, b"ark"),
+        ]);
         let p = CertTable::parse(&t).unwrap();
         assert_eq!(p.entries.len(), 3);
         assert_eq!(p.get(CertKind::Ask).unwrap().data, b"ask");
         let mut m = t.clone();
         let g = swap_mixed_endian(&CertKind::Vcek.guid().unwrap());
         m[..16].copy_from_slice(&g);
-        assert_eq!(CertTable::parse(&m).unwrap().entries[0].kind, CertKind::Vcek);
+        assert_eq!(
+            CertTable::parse(&m).unwrap().entries[0].kind,
+            CertKind::Vcek
+        );
         assert_eq!(CertTable::parse(&[]).unwrap().entries.len(), 0);
     }
 
     #[test]
     fn rejects_hostile_tables() {
         let t = CertTable::build(&[(CertKind::Vcek, b"vcek")]);
-        assert!(matches!(CertTable::parse(&t[..30]), Err(CertTableError::Unterminated { .. })));
+        assert!(matches!(
+            CertTable::parse(&t[..30]),
+            Err(CertTableError::Unterminated { .. })
+        ));
         let mut bad = t.clone();
         bad[20..24].copy_from_slice(&1000u32.to_le_bytes());
-        assert!(matches!(CertTable::parse(&bad), Err(CertTableError::OutOfBounds { .. })));
+        assert!(matches!(
+            CertTable::parse(&bad),
+            Err(CertTableError::OutOfBounds { .. })
+        ));
         let mut bad = t.clone();
         bad[16..20].copy_from_slice(&0u32.to_le_bytes());
-        assert!(matches!(CertTable::parse(&bad), Err(CertTableError::OverlapsHeader { .. })));
+        assert!(matches!(
+            CertTable::parse(&bad),
+            Err(CertTableError::OverlapsHeader { .. })
+        ));
         let mut bad = t;
         bad[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(CertTable::parse(&bad), Err(CertTableError::OutOfBounds { .. })));
+        assert!(matches!(
+            CertTable::parse(&bad),
+            Err(CertTableError::OutOfBounds { .. })
+        ));
     }
 }

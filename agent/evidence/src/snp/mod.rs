@@ -9,7 +9,7 @@ pub mod report;
 pub mod tcb;
 
 pub use cert::{AmdCert, AmdCertError, AmdExtensions};
-pub use cert_table::{CertTable, CertTableEntry, CertTableError, CertKind};
+pub use cert_table::{CertKind, CertTable, CertTableEntry, CertTableError};
 pub use policy::GuestPolicy;
 pub use product::Product;
 pub use report::{ReportError, SigningKey, SnpReport};

@@ -101,7 +101,10 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 fn be_from_le_field(b: &[u8], off: usize) -> Result<[u8; 48], ReportError> {
     // The field is 72 bytes; a P-384 scalar has 48, the rest must be zero.
     if b[off + 48..off + 72].iter().any(|&x| x != 0) {
-        return Err(ReportError::ReservedNotZero { field: "signature (high bytes)", offset: off + 48 });
+        return Err(ReportError::ReservedNotZero {
+            field: "signature (high bytes)",
+            offset: off + 48,
+        });
     }
     let mut v: [u8; 48] = arr(b, off);
     v.reverse();
@@ -112,7 +115,10 @@ impl SnpReport {
     /// Parses exactly [`SNP_REPORT_LEN`] bytes.
     pub fn parse(bytes: &[u8]) -> Result<SnpReport, ReportError> {
         if bytes.len() != SNP_REPORT_LEN {
-            return Err(ReportError::Length { expected: SNP_REPORT_LEN, actual: bytes.len() });
+            return Err(ReportError::Length {
+                expected: SNP_REPORT_LEN,
+                actual: bytes.len(),
+            });
         }
         let b = bytes;
         let version = u32_at(b, 0x00);
@@ -121,7 +127,9 @@ impl SnpReport {
         }
         let signature_algo = u32_at(b, 0x34);
         if signature_algo != SIG_ALGO_ECDSA_P384_SHA384 {
-            return Err(ReportError::SignatureAlgorithm { algo: signature_algo });
+            return Err(ReportError::SignatureAlgorithm {
+                algo: signature_algo,
+            });
         }
         let key_info = u32_at(b, 0x48);
         let signing_key = match (key_info >> 2) & 0x7 {
@@ -131,12 +139,18 @@ impl SnpReport {
             other => SigningKey::Reserved(other as u8),
         };
         let cpuid = (version >= 3).then(|| (b[0x188], b[0x189], b[0x18a]));
-        let (launch_mit_vector, current_mit_vector) =
-            if version >= 5 { (Some(u64_at(b, 0x1f8)), Some(u64_at(b, 0x200))) } else { (None, None) };
+        let (launch_mit_vector, current_mit_vector) = if version >= 5 {
+            (Some(u64_at(b, 0x1f8)), Some(u64_at(b, 0x200)))
+        } else {
+            (None, None)
+        };
         // Reserved ranges of the signature block (after r and s) must be zero: a report with data
         // there is not one the firmware produced.
         if b[0x330..SNP_REPORT_LEN].iter().any(|&x| x != 0) {
-            return Err(ReportError::ReservedNotZero { field: "signature reserved", offset: 0x330 });
+            return Err(ReportError::ReservedNotZero {
+                field: "signature reserved",
+                offset: 0x330,
+            });
         }
         Ok(SnpReport {
             version,
@@ -193,7 +207,8 @@ impl SnpReport {
 
     /// The product, where the report itself tells it: from CPUID (version 3+), else `None`.
     pub fn product_from_cpuid(&self) -> Option<Product> {
-        self.cpuid.and_then(|(fam, model, _)| Product::from_cpuid(fam, model))
+        self.cpuid
+            .and_then(|(fam, model, _)| Product::from_cpuid(fam, model))
     }
 
     /// Whether the chip id looks like a Turin one (only the first 8 bytes set). With
@@ -235,15 +250,27 @@ mod tests {
     fn rejects_wrong_length_version_and_algo() {
         assert_eq!(
             SnpReport::parse(&[0u8; 100]),
-            Err(ReportError::Length { expected: 0x4a0, actual: 100 })
+            Err(ReportError::Length {
+                expected: 0x4a0,
+                actual: 100
+            })
         );
-        assert_eq!(SnpReport::parse(&blank(1)), Err(ReportError::UnsupportedVersion { version: 1 }));
+        assert_eq!(
+            SnpReport::parse(&blank(1)),
+            Err(ReportError::UnsupportedVersion { version: 1 })
+        );
         let mut b = blank(2);
         b[0x34] = 2;
-        assert_eq!(SnpReport::parse(&b), Err(ReportError::SignatureAlgorithm { algo: 2 }));
+        assert_eq!(
+            SnpReport::parse(&b),
+            Err(ReportError::SignatureAlgorithm { algo: 2 })
+        );
         let mut b = blank(2);
         b[0x400] = 1;
-        assert!(matches!(SnpReport::parse(&b), Err(ReportError::ReservedNotZero { .. })));
+        assert!(matches!(
+            SnpReport::parse(&b),
+            Err(ReportError::ReservedNotZero { .. })
+        ));
     }
 
     #[test]

@@ -37,12 +37,26 @@ impl TcbVersion {
                 microcode: raw[7],
             }
         } else {
-            TcbVersion { raw, bootloader: raw[0], tee: raw[1], snp: raw[6], microcode: raw[7], fmc: None }
+            TcbVersion {
+                raw,
+                bootloader: raw[0],
+                tee: raw[1],
+                snp: raw[6],
+                microcode: raw[7],
+                fmc: None,
+            }
         }
     }
 
     /// Encodes SPL values with the layout of `product` (`fmc` is ignored before Turin).
-    pub fn encode(product: Product, bootloader: u8, tee: u8, snp: u8, microcode: u8, fmc: u8) -> TcbVersion {
+    pub fn encode(
+        product: Product,
+        bootloader: u8,
+        tee: u8,
+        snp: u8,
+        microcode: u8,
+        fmc: u8,
+    ) -> TcbVersion {
         let raw = if product.turin_tcb_layout() {
             [fmc, bootloader, tee, snp, 0, 0, 0, microcode]
         } else {
@@ -99,7 +113,10 @@ mod tests {
         let t = TcbVersion::decode(raw, Product::Milan);
         assert_eq!((t.bootloader, t.tee, t.snp, t.microcode), (3, 0, 8, 0x73));
         assert_eq!(t.tcbm(), "7308000000000003");
-        assert_eq!(TcbVersion::raw_from_tcbm("7308000000000003".to_uppercase().as_str()), Some(raw));
+        assert_eq!(
+            TcbVersion::raw_from_tcbm("7308000000000003".to_uppercase().as_str()),
+            Some(raw)
+        );
         assert_eq!(TcbVersion::raw_from_tcbm("73080000000000"), None);
         assert_eq!(TcbVersion::raw_from_tcbm("73080000000000zz"), None);
     }
