@@ -17,7 +17,9 @@ use thimble_evidence::report_data::{self, Derivation};
 use thimble_evidence::snp::{AmdCert, CertTable, SnpReport};
 use thimble_evidence::time_fmt::format_unix;
 use thimble_sim::emulator::{Emulator, EmulatorConfig};
-use thimble_sim::fake_sev_guest::FakeSevGuest;
+use thimble_sim::fake_sev_guest::{FakeSevGuest, sim_cert_table};
+use thimble_sim::fake_tsm::{FakeTsm, KernelProfile};
+use thimble_sim::signer::{ReportSigner, ReportTemplate};
 
 use crate::args::{CollectArgs, SimulateArg, SourceArg};
 use crate::common;
@@ -160,6 +162,27 @@ fn open_device(path: &Path) -> Result<LinuxSevGuest, CliError> {
     LinuxSevGuest::open(path).map_err(|e| collection_error("sev-guest", e))
 }
 
+/// The simulated guest. `--source configfs-tsm` goes through the configfs-tsm client against the
+/// kernel-faithful fake, whose host attaches the certificate table as `auxblob` (so no fetch is
+/// needed); otherwise the sev-guest client runs against the device fake with a host that
+/// attaches nothing, as on Azure, so that THIM is exercised.
+fn simulated_source(a: &CollectArgs, rd: &[u8; 64]) -> Result<Raw, CliError> {
+    if a.source == SourceArg::ConfigfsTsm {
+        let signer = ReportSigner::sim();
+        let generator = Box::new(move |inblob: &[u8; 64], privlevel: u32| {
+            let template = ReportTemplate { vmpl: privlevel, ..ReportTemplate::default() };
+            Ok((signer.sign(&template, inblob), sim_cert_table()))
+        });
+        let fake = FakeTsm::new(KernelProfile::Linux6_10, Provider::SevGuest, generator)
+            .with_root("/simulated/sys/kernel/config/tsm/report");
+        let client = TsmClient::new(fake.clone(), fake.root().to_path_buf());
+        return via_tsm(&client, rd, a.privlevel)?
+            .ok_or_else(|| CliError::Other("the simulated configfs-tsm has no sev_guest provider".into()));
+    }
+    let dev = FakeSevGuest::new().with_cert_table(Vec::new());
+    via_device(dev, "simulated:/dev/sev-guest", rd, a.privlevel.unwrap_or(0))
+}
+
 fn kernel_release() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()
@@ -206,14 +229,7 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     };
 
     let raw = if simulated {
-        // A host that attaches no certificates, as on Azure, so that THIM is exercised.
-        let dev = FakeSevGuest::new().with_cert_table(Vec::new());
-        via_device(
-            dev,
-            "simulated:/dev/sev-guest",
-            &rd,
-            a.privlevel.unwrap_or(0),
-        )?
+        simulated_source(&a, &rd)?
     } else {
         let tsm = TsmClient::new(RealConfigFs, &a.location.tsm_root);
         match a.source {

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Benchmark driver for `bench/verify-speed.sh`: verifies a real Milan report (vector
+//! `milan-v3-oak`) with its VCEK chain N times in-process and prints the mean time per
+//! verification. Parsing of the certificates is included, as `thimble verify` does it per run.
+
+use std::time::Instant;
+
+use thimble_evidence::cert_file::pem_certificates;
+use thimble_evidence::snp::AmdCert;
+use thimble_evidence::time_fmt::parse_rfc3339;
+use thimble_verify::Options;
+use thimble_verify::snp::verify_report;
+
+fn main() {
+    let iters: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(300);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/snp/milan-v3-oak");
+    let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let report = read("report.bin");
+    let vcek = read("vcek.der");
+    let chain_pem = String::from_utf8(read("ask_ark.pem")).unwrap_or_default();
+    let chain = pem_certificates(&chain_pem).unwrap_or_default();
+    let at = parse_rfc3339("2026-06-01T00:00:00Z").unwrap_or(0);
+    let opts = Options::strict(at);
+
+    let run = || {
+        let mut certs = vec![AmdCert::parse_der(&vcek).expect("vcek")];
+        certs.extend(chain.iter().map(|d| AmdCert::parse_der(d).expect("chain")));
+        let out = verify_report(&report, &certs, None, &opts);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+    };
+    for _ in 0..10 {
+        run();
+    }
+    let start = Instant::now();
+    for _ in 0..iters {
+        run();
+    }
+    let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(iters);
+    println!("iterations {iters}");
+    println!("per_verification_us {per:.1}");
+}
