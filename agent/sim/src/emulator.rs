@@ -146,8 +146,8 @@ impl Emulator {
     pub fn start(config: EmulatorConfig) -> io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let addr = listener.local_addr()?;
-        // Non-blocking accept lets the accept loop notice shutdown without a wake-up connection.
-        listener.set_nonblocking(true)?;
+        // Accept blocks; `Drop` wakes it with a connection of its own after setting the stop
+        // flag, so shutting down costs no polling delay (a `collect --simulate` run exits at once).
         let shared = Arc::new(Shared {
             faults: FaultState::new(&config.faults),
             config,
@@ -185,6 +185,7 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, POLL_INTERVAL);
         if let Some(handle) = self.accept_thread.take() {
             let _ = handle.join();
         }
@@ -281,6 +282,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
+            Ok(_) if shared.stop.load(Ordering::SeqCst) => break,
             Ok((stream, _)) => {
                 let conn_shared = Arc::clone(shared);
                 let spawned = std::thread::Builder::new()
