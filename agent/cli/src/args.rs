@@ -95,6 +95,13 @@ pub struct CollectArgs {
     /// Fetch nothing: keep only the certificates the host attached to the report.
     #[arg(long)]
     pub offline: bool,
+    /// Directory caching fetched endorsements per chip and TCB [default: /var/cache/thimble;
+    /// none with --simulate]. Entries are re-verified against each report before use.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+    /// Neither read nor write the endorsement cache.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Overall deadline for fetching endorsements, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub deadline: u64,

@@ -5,6 +5,7 @@
 //! tests and in `--simulate` runs. Parsing and verification are not done here; they belong to the
 //! pure crates `thimble-evidence` and `thimble-verify`.
 
+pub mod cache;
 pub mod endorse;
 pub mod http;
 pub mod sev_guest;

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use thimble_collect::endorse::{EndorseConfig, fetch_amd_endorsements};
+use thimble_collect::cache::{EndorsementCache, hit_line as cache_hit_line};
+use thimble_collect::endorse::{EndorseConfig, check_certs, fetch_amd_endorsements};
 use thimble_collect::http::{HttpClient, HttpConfig};
 use thimble_collect::sev_guest::{LinuxSevGuest, SevGuestClient, SevGuestDevice};
 use thimble_collect::tsm::{ConfigFs, Provider, RealConfigFs, TsmClient, TsmError, TsmRequest};
@@ -27,6 +28,9 @@ use crate::error::CliError;
 use crate::exit;
 use crate::io::{parse_hex, write_output};
 use crate::output::warn;
+
+/// Where fetched endorsements are cached unless `--cache-dir` or `--no-cache` says otherwise.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/thimble";
 
 /// The agent identity recorded in bundles.
 pub fn agent() -> Agent {
@@ -170,17 +174,26 @@ fn simulated_source(a: &CollectArgs, rd: &[u8; 64]) -> Result<Raw, CliError> {
     if a.source == SourceArg::ConfigfsTsm {
         let signer = ReportSigner::sim();
         let generator = Box::new(move |inblob: &[u8; 64], privlevel: u32| {
-            let template = ReportTemplate { vmpl: privlevel, ..ReportTemplate::default() };
+            let template = ReportTemplate {
+                vmpl: privlevel,
+                ..ReportTemplate::default()
+            };
             Ok((signer.sign(&template, inblob), sim_cert_table()))
         });
         let fake = FakeTsm::new(KernelProfile::Linux6_10, Provider::SevGuest, generator)
             .with_root("/simulated/sys/kernel/config/tsm/report");
         let client = TsmClient::new(fake.clone(), fake.root().to_path_buf());
-        return via_tsm(&client, rd, a.privlevel)?
-            .ok_or_else(|| CliError::Other("the simulated configfs-tsm has no sev_guest provider".into()));
+        return via_tsm(&client, rd, a.privlevel)?.ok_or_else(|| {
+            CliError::Other("the simulated configfs-tsm has no sev_guest provider".into())
+        });
     }
     let dev = FakeSevGuest::new().with_cert_table(Vec::new());
-    via_device(dev, "simulated:/dev/sev-guest", rd, a.privlevel.unwrap_or(0))
+    via_device(
+        dev,
+        "simulated:/dev/sev-guest",
+        rd,
+        a.privlevel.unwrap_or(0),
+    )
 }
 
 fn kernel_release() -> Option<String> {
@@ -308,8 +321,34 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
 
     let roots = common::roots(simulated);
     let mut log = Vec::new();
+    let cache = match (&a.cache_dir, a.no_cache, simulated) {
+        (_, true, _) | (None, false, true) => None,
+        (Some(dir), false, _) => Some(EndorsementCache::new(dir)),
+        (None, false, false) => Some(EndorsementCache::new(DEFAULT_CACHE_DIR)),
+    };
+    let now = common::now();
+    let attached_verify =
+        !attached.is_empty() && check_certs(&report, &attached, &roots, now).is_ok();
+    let cached = if a.offline || attached_verify {
+        None
+    } else {
+        cache.as_ref().and_then(|c| {
+            let (entry, certs) = c.lookup(&report, now)?;
+            let path = c.path_for(&report)?;
+            match check_certs(&report, &certs, &roots, now) {
+                Ok(()) => Some((entry, path)),
+                Err(why) => {
+                    log.push(format!("cache: entry {} ignored: {why}", path.display()));
+                    None
+                }
+            }
+        })
+    };
     if a.offline {
         log.push("offline: no endorsements fetched".to_string());
+    } else if let Some((entry, path)) = cached {
+        log.push(cache_hit_line(&entry, &path));
+        endorsements.extend(entry.endorsements);
     } else {
         let http = |proxy: bool| {
             HttpClient::new(HttpConfig {
@@ -336,11 +375,19 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
             &report,
             &attached,
             &roots,
-            common::now(),
+            now,
         )
         .map_err(CliError::Endorsements)?;
-        endorsements.extend(got.endorsements);
         log.extend(got.log);
+        if let (Some(c), Some(source @ ("thim" | "kds"))) = (&cache, got.used.as_deref()) {
+            match c.store(&report, source, &got.endorsements, now) {
+                Ok(Some(path)) => log.push(format!("cache: stored in {}", path.display())),
+                Ok(None) => {}
+                // A read-only or missing cache directory must not fail a collect.
+                Err(e) => warn(&format!("{e}: {}", e.source)),
+            }
+        }
+        endorsements.extend(got.endorsements);
     }
 
     let certs: Vec<AmdCert> = endorsements

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The endorsement cache through the CLI: a first simulated collect fetches from the THIM
+//! emulator and stores the endorsements; a second one with every endpoint unreachable is served
+//! from the cache; a cache entry that does not verify the report (edited, or for another chip) is
+//! ignored and the collect falls back to fetching; `--no-cache` neither reads nor writes.
+
+mod common;
+
+use common::{json, p, run, simulate};
+use thimble_sim::emulator::unused_loopback_port;
+
+fn dead() -> String {
+    format!("http://127.0.0.1:{}", unused_loopback_port().unwrap())
+}
+
+#[test]
+fn second_collect_is_served_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (_, r) = simulate(tmp.path(), "a.json", &["--cache-dir", p(&cache)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(entries.len(), 1, "one entry per chip and TCB");
+
+    let dead = dead();
+    let (b, r) = simulate(
+        tmp.path(),
+        "b.json",
+        &[
+            "--cache-dir",
+            p(&cache),
+            "--imds",
+            &dead,
+            "--kds",
+            &dead,
+            "--deadline",
+            "1",
+            "--timeout",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bundle = json(&std::fs::read_to_string(&b).unwrap());
+    assert!(
+        bundle["endorsement_log"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("cache: endorsements from thim"),
+        "{bundle}"
+    );
+    let v = run(&["verify", "--insecure-allow-simulated", p(&b)]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+}
+
+#[test]
+fn a_cache_entry_that_does_not_verify_is_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (_, r) = simulate(tmp.path(), "a.json", &["--cache-dir", p(&cache)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Replace the cached VCEK with the other chip's: a poisoned cache must not be believed.
+    let mut e = json(&std::fs::read_to_string(&entry).unwrap());
+    let other = thimble_sim::signer::sim_chain().vcek_other_chip_der;
+    e["endorsements"][0]["data"] = base64_std(other).into();
+    std::fs::write(&entry, serde_json::to_vec(&e).unwrap()).unwrap();
+
+    let dead = dead();
+    let (_, r) = simulate(
+        tmp.path(),
+        "b.json",
+        &[
+            "--cache-dir",
+            p(&cache),
+            "--imds",
+            &dead,
+            "--kds",
+            &dead,
+            "--deadline",
+            "1",
+            "--timeout",
+            "1",
+        ],
+    );
+    assert_eq!(
+        r.code, 5,
+        "the poisoned entry is not used, and nothing else answers: {}",
+        r.stderr
+    );
+
+    // With THIM reachable again the entry is replaced by a good one.
+    let (c, r) = simulate(tmp.path(), "c.json", &["--cache-dir", p(&cache)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bundle = json(&std::fs::read_to_string(&c).unwrap());
+    let log = bundle["endorsement_log"].to_string();
+    assert!(
+        log.contains("cache: entry") && log.contains("ignored"),
+        "{log}"
+    );
+    assert!(log.contains("cache: stored"), "{log}");
+}
+
+#[test]
+fn no_cache_neither_reads_nor_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (_, r) = simulate(tmp.path(), "a.json", &["--no-cache"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!cache.exists());
+    let r = run(&[
+        "collect",
+        "--simulate",
+        "snp",
+        "--no-cache",
+        "--cache-dir",
+        p(&cache),
+        "-o",
+        "-",
+    ]);
+    assert_eq!(r.code, 2, "--no-cache and --cache-dir conflict");
+}
+
+fn base64_std(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
