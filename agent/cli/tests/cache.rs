@@ -4,6 +4,8 @@
 //! from the cache; a cache entry that does not verify the report (edited, or for another chip) is
 //! ignored and the collect falls back to fetching; `--no-cache` neither reads nor writes.
 
+#![expect(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
+
 mod common;
 
 use common::{json, p, run, simulate};

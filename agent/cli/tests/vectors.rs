@@ -3,6 +3,8 @@
 //! the report with every other file of the case as `--add`, then `verify --at` the case's time,
 //! and compare exit code and error code with what `case.toml` declares (also for `alt_args`).
 
+#![expect(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
+
 mod common;
 
 use common::{json, p, run, vectors};

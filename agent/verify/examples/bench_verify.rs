@@ -3,6 +3,8 @@
 //! `milan-v3-oak`) with its VCEK chain N times in-process and prints the mean time per
 //! verification. Parsing of the certificates is included, as `thimble verify` does it per run.
 
+#![expect(clippy::disallowed_methods, reason = "a benchmark driver reads its vector files and the clock")]
+
 use std::time::Instant;
 
 use thimble_evidence::cert_file::pem_certificates;
@@ -12,9 +14,17 @@ use thimble_verify::Options;
 use thimble_verify::snp::verify_report;
 
 fn main() {
-    let iters: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(300);
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/snp/milan-v3-oak");
-    let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let iters: u32 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/vectors/snp/milan-v3-oak"
+    );
+    let read = |name: &str| {
+        std::fs::read(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
     let report = read("report.bin");
     let vcek = read("vcek.der");
     let chain_pem = String::from_utf8(read("ask_ark.pem")).unwrap_or_default();

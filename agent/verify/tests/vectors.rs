@@ -2,6 +2,12 @@
 //! Every SEV-SNP case under `tests/vectors/snp` (real hardware evidence, see its README and
 //! LICENSES) verified through the library, with the outcome its `case.toml` declares.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    reason = "a test reads its vector files and panics on setup failure"
+)]
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
