@@ -370,4 +370,95 @@ mod tests {
             Err(BundleError::Json { .. })
         ));
     }
+
+    fn sample() -> Bundle {
+        let mut raw = vec![0u8; crate::snp::report::SNP_REPORT_LEN];
+        raw[0] = 3;
+        raw[0x34] = 1;
+        let report = SnpReport::parse(&raw).unwrap();
+        Bundle {
+            format: FORMAT.into(),
+            version: VERSION,
+            tee: Tee::SevSnp,
+            simulated: false,
+            agent: Agent {
+                name: "thimble".into(),
+                version: "0.1.0".into(),
+            },
+            created_at: "2026-06-01T00:00:00Z".into(),
+            kernel_release: Some("6.12.0".into()),
+            collection: Collection {
+                source: "configfs-tsm".into(),
+                provider: Some("sev_guest".into()),
+                privlevel: Some(0),
+                generation: Some(1),
+                path: None,
+            },
+            nonce: Some(Nonce {
+                value: "aa".into(),
+                generated: false,
+                report_data_derivation: Derivation::Sha512,
+            }),
+            evidence: Evidence {
+                snp_report: b64(&raw),
+                auxblob: None,
+            },
+            endorsements: vec![Endorsement::der(
+                EndorsementKind::Vcek,
+                b"der",
+                Origin {
+                    kind: "thim".into(),
+                    url: Some("http://x".into()),
+                    path: None,
+                },
+                None,
+            )],
+            endorsement_log: vec!["thim: ok".into()],
+            claims: Claims::from_report(&report, Some(Product::Milan)),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let b = sample();
+        let parsed = Bundle::parse(&b.to_json()).unwrap();
+        assert_eq!(parsed, b);
+        assert_eq!(parsed.report_bytes().unwrap().len(), 0x4a0);
+        assert_eq!(parsed.endorsements[0].bytes().unwrap(), b"der");
+    }
+
+    #[test]
+    fn old_reader_accepts_additive_fields_and_rejects_a_new_major_version() {
+        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        v["a_field_from_the_future"] = serde_json::json!({"x": 1});
+        v["evidence"]["another"] = serde_json::json!("y");
+        assert!(Bundle::parse(&serde_json::to_vec(&v).unwrap()).is_ok());
+        v["version"] = serde_json::json!(2);
+        assert_eq!(
+            Bundle::parse(&serde_json::to_vec(&v).unwrap()),
+            Err(BundleError::Version { found: 2 })
+        );
+    }
+
+    #[test]
+    fn new_reader_accepts_a_minimal_old_bundle() {
+        // Optional fields absent, as an older or foreign writer may leave them.
+        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("kernel_release");
+        o.remove("nonce");
+        o.remove("endorsement_log");
+        let b = Bundle::parse(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert!(b.nonce.is_none() && b.endorsement_log.is_empty());
+        let mut bad = v.clone();
+        bad["evidence"]["snp_report"] = serde_json::json!("***");
+        assert_eq!(
+            Bundle::parse(&serde_json::to_vec(&bad).unwrap())
+                .unwrap()
+                .report_bytes(),
+            Err(BundleError::Base64 {
+                field: "evidence.snp_report"
+            })
+        );
+    }
 }
