@@ -3,7 +3,10 @@
 //! `milan-v3-oak`) with its VCEK chain N times in-process and prints the mean time per
 //! verification. Parsing of the certificates is included, as `thimble verify` does it per run.
 
-#![expect(clippy::disallowed_methods, reason = "a benchmark driver reads its vector files and the clock")]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "a benchmark driver reads its vector files and the clock"
+)]
 
 use std::time::Instant;
 

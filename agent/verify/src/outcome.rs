@@ -3,7 +3,6 @@
 //! was established (claims, product, signer, the chain used).
 
 use serde::Serialize;
-use thimble_evidence::bundle::Claims;
 use thimble_evidence::snp::Product;
 
 /// What kind of failure an error is; the CLI maps these to exit codes 6, 7 and 8.
@@ -84,7 +83,9 @@ pub struct Outcome {
     pub simulated: bool,
     pub chain: Vec<ChainLink>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub claims: Option<Claims>,
+    /// The claims of the evidence (TEE-specific shape: `thimble_evidence::bundle::Claims` for
+    /// SEV-SNP), recomputed from the verified bytes.
+    pub claims: Option<serde_json::Value>,
 }
 
 impl Outcome {

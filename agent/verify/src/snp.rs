@@ -18,6 +18,10 @@ use crate::outcome::{Outcome, VerifyError};
 use crate::policy::{self, ClaimedNonce};
 use crate::signature::verify_report_signature;
 
+fn claims_json(report: &SnpReport, product: Option<thimble_evidence::snp::Product>) -> Option<serde_json::Value> {
+    serde_json::to_value(Claims::from_report(report, product)).ok()
+}
+
 /// Checks that `chain.leaf` is the key of the chip and TCB that produced `report`.
 fn check_binding(report: &SnpReport, chain: &VerifiedChain) -> Result<(), VerifyError> {
     let expected_role = match report.signing_key {
@@ -112,7 +116,7 @@ pub fn verify_report(
             return out.finish();
         }
     };
-    out.claims = Some(Claims::from_report(&report, report.product_hint()));
+    out.claims = claims_json(&report, report.product_hint());
     out.signer = Some(match report.signing_key {
         SigningKey::Vlek => "vlek".into(),
         _ => "vcek".into(),
@@ -185,7 +189,7 @@ pub fn verify_report(
     out.product = Some(chain.product);
     out.simulated = chain.simulated;
     out.chain = chain.links();
-    out.claims = Some(Claims::from_report(&report, Some(chain.product)));
+    out.claims = claims_json(&report, Some(chain.product));
     if chain.simulated {
         out.warnings.push("verified against the SIMULATION test root: this evidence proves nothing about real hardware".into());
     }

@@ -68,8 +68,11 @@ pub fn render(o: &Outcome) -> String {
         ));
     }
     if let Some(c) = &o.claims {
-        s.push_str(&format!("measurement: {}\n", c.measurement));
-        s.push_str(&format!("report_data: {}\n", c.report_data));
+        for key in ["measurement", "mrtd", "report_data"] {
+            if let Some(v) = c.get(key).and_then(|v| v.as_str()) {
+                s.push_str(&format!("{key}: {v}\n"));
+            }
+        }
     }
     for w in &o.warnings {
         s.push_str(&format!("warning: {w}\n"));
