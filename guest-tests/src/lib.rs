@@ -21,7 +21,9 @@ pub fn selected() -> Option<Platform> {
     match std::env::var("THIMBLE_GUEST_TESTS").ok().as_deref() {
         None | Some("") => None,
         Some("snp") => Some(Platform::Snp),
-        Some(other) => panic!("THIMBLE_GUEST_TESTS={other:?} is not a platform this version tests (snp)"),
+        Some(other) => {
+            panic!("THIMBLE_GUEST_TESTS={other:?} is not a platform this version tests (snp)")
+        }
     }
 }
 
@@ -31,7 +33,9 @@ pub fn thimble_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     for profile in ["release", "debug"] {
         let p = target.join(profile).join("thimble");
         if p.exists() {
@@ -43,5 +47,8 @@ pub fn thimble_bin() -> PathBuf {
 
 /// Runs thimble with `args`.
 pub fn thimble(args: &[&str]) -> Output {
-    Command::new(thimble_bin()).args(args).output().unwrap_or_else(|e| panic!("cannot run thimble: {e}"))
+    Command::new(thimble_bin())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run thimble: {e}"))
 }

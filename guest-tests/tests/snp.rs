@@ -7,10 +7,17 @@
 use guest_tests::{Platform, selected, thimble};
 
 fn require_snp() {
-    assert_eq!(selected(), Some(Platform::Snp), "set THIMBLE_GUEST_TESTS=snp to run the SEV-SNP guest tests");
+    assert_eq!(
+        selected(),
+        Some(Platform::Snp),
+        "set THIMBLE_GUEST_TESTS=snp to run the SEV-SNP guest tests"
+    );
     let present = std::path::Path::new("/dev/sev-guest").exists()
         || std::path::Path::new("/sys/kernel/config/tsm/report").exists();
-    assert!(present, "THIMBLE_GUEST_TESTS=snp but this machine has neither /dev/sev-guest nor configfs-tsm");
+    assert!(
+        present,
+        "THIMBLE_GUEST_TESTS=snp but this machine has neither /dev/sev-guest nor configfs-tsm"
+    );
 }
 
 #[test]
@@ -18,7 +25,11 @@ fn require_snp() {
 fn detect_finds_a_usable_source() {
     require_snp();
     let out = thimble(&["detect", "--json"]);
-    assert!(out.status.success(), "detect: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "detect: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -31,7 +42,11 @@ fn collect_then_verify_with_a_nonce() {
     let bundle = bundle.to_str().unwrap();
     let nonce = "00112233445566778899aabbccddeeff";
     let out = thimble(&["collect", "--nonce", nonce, "--no-cache", "-o", bundle]);
-    assert!(out.status.success(), "collect: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "collect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = thimble(&["verify", "--json", "--nonce", nonce, bundle]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "verify: {stdout}");

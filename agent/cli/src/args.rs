@@ -102,7 +102,8 @@ pub struct CollectArgs {
     /// Neither read nor write the endorsement cache.
     #[arg(long)]
     pub no_cache: bool,
-    /// Overall deadline for fetching endorsements, in seconds.
+    /// Overall deadline for fetching endorsements, in seconds (THIM gets at most half of it
+    /// when KDS is the fallback).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub deadline: u64,
     /// Timeout of each HTTP request, in seconds.

@@ -64,5 +64,10 @@ pub fn write_output(path: &Path, data: &[u8]) -> Result<(), CliError> {
 pub fn parse_hex(flag: &str, s: &str) -> Result<Vec<u8>, CliError> {
     let s = s.trim();
     let s = s.strip_prefix("0x").unwrap_or(s);
-    hex::decode(s).map_err(|_| CliError::Usage(format!("{flag} takes hex digits, got {s:?}")))
+    let v = hex::decode(s)
+        .map_err(|_| CliError::Usage(format!("{flag} takes hex digits, got {s:?}")))?;
+    if v.is_empty() {
+        return Err(CliError::Usage(format!("{flag} must not be empty")));
+    }
+    Ok(v)
 }

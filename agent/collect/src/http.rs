@@ -48,6 +48,9 @@ pub struct HttpConfig {
     /// and THIM, which are unsupported behind a proxy; operators may enable it for KDS. Link-local
     /// destinations (169.254.0.0/16, fe80::/10) bypass the proxy even when this is set.
     pub use_proxy_env: bool,
+    /// An absolute end shared by several calls (a whole `collect`): each call stops at the
+    /// earlier of this and its own `deadline`, so a chain of fallbacks cannot add up past it.
+    pub overall_end: Option<Instant>,
 }
 
 impl Default for HttpConfig {
@@ -60,6 +63,7 @@ impl Default for HttpConfig {
             max_backoff: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
             use_proxy_env: false,
+            overall_end: None,
         }
     }
 }
@@ -232,7 +236,8 @@ impl HttpClient {
             url,
             headers,
         };
-        let deadline = Instant::now() + self.config.deadline;
+        let own = Instant::now() + self.config.deadline;
+        let deadline = self.config.overall_end.map_or(own, |end| end.min(own));
         let max_attempts = self.config.max_attempts.max(1);
         let mut attempts = 0u32;
         let mut last_error = None;

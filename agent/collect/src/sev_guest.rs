@@ -320,14 +320,46 @@ pub struct LinuxSevGuest {
     path: PathBuf,
 }
 
+/// The kernel name of the character device `file` refers to (`DEVNAME` in
+/// `/sys/dev/char/MAJOR:MINOR/uevent`); `Some("")` for a file that is not a character device, and
+/// `None` when sysfs cannot tell (not mounted, as in an early initramfs).
+fn char_device_name(file: &File) -> Option<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = file.metadata().ok()?;
+    if !meta.file_type().is_char_device() {
+        return Some(String::new());
+    }
+    let rdev = meta.rdev();
+    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+    let uevent = std::fs::read_to_string(format!("/sys/dev/char/{major}:{minor}/uevent")).ok()?;
+    uevent
+        .lines()
+        .find_map(|l| l.strip_prefix("DEVNAME="))
+        .map(str::to_string)
+}
+
 impl LinuxSevGuest {
     /// Opens the device read-write (the ioctls are `_IOWR`).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, SevGuestError> {
         let path = path.into();
-        match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => Ok(Self { file, path }),
-            Err(source) => Err(SevGuestError::Open { path, source }),
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(source) => return Err(SevGuestError::Open { path, source }),
+        };
+        // The kernel answers ENOTTY both for an ioctl the device does not know and for a
+        // sev-guest whose VMPCK was wiped; tell the first case apart up front, so that a wrong
+        // --device is not reported as a disabled guest channel.
+        if let Some(found) = char_device_name(&file) {
+            if found != "sev-guest" {
+                let found = if found.is_empty() {
+                    "not a character device".to_string()
+                } else {
+                    format!("the character device {found:?}")
+                };
+                return Err(SevGuestError::NotSevGuest { path, found });
+            }
         }
+        Ok(Self { file, path })
     }
 
     /// Opens [`DEFAULT_DEVICE_PATH`].
@@ -393,6 +425,9 @@ pub enum SevGuestError {
         #[source]
         source: std::io::Error,
     },
+    /// The path is not the SEV-SNP guest device.
+    #[error("{path} is not the SEV-SNP guest device (it is {found})")]
+    NotSevGuest { path: PathBuf, found: String },
     #[error("firmware rejected the report request with status {status:#x} ({name})")]
     Firmware { status: u32, name: &'static str },
     #[error(

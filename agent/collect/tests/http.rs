@@ -24,6 +24,7 @@ fn fast_config() -> HttpConfig {
         max_backoff: Duration::from_millis(50),
         max_body_bytes: 64 * 1024,
         use_proxy_env: false,
+        overall_end: None,
     }
 }
 

@@ -130,7 +130,7 @@ impl From<CertKind> for EndorsementKind {
 /// Where an endorsement came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    /// `thim`, `kds`, `auxblob`, `ext-report`, `file` or `simulator`.
+    /// `thim`, `kds`, `auxblob`, `ext-report` or `file`.
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,

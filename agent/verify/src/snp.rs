@@ -18,7 +18,10 @@ use crate::outcome::{Outcome, VerifyError};
 use crate::policy::{self, ClaimedNonce};
 use crate::signature::verify_report_signature;
 
-fn claims_json(report: &SnpReport, product: Option<thimble_evidence::snp::Product>) -> Option<serde_json::Value> {
+fn claims_json(
+    report: &SnpReport,
+    product: Option<thimble_evidence::snp::Product>,
+) -> Option<serde_json::Value> {
     serde_json::to_value(Claims::from_report(report, product)).ok()
 }
 
@@ -202,9 +205,11 @@ pub fn verify_report(
     out.finish()
 }
 
-/// Every certificate a bundle carries: its endorsements and its auxblob's certificate table.
-pub fn bundle_certificates(bundle: &Bundle) -> Result<Vec<AmdCert>, VerifyError> {
+/// Every certificate a bundle carries: its endorsements and its auxblob's certificate table,
+/// with warnings about host-written data that was ignored.
+pub fn bundle_certificates(bundle: &Bundle) -> Result<(Vec<AmdCert>, Vec<String>), VerifyError> {
     let mut certs = Vec::new();
+    let mut warnings = Vec::new();
     for (i, e) in bundle.endorsements.iter().enumerate() {
         if e.format != "der" || e.kind == thimble_evidence::bundle::EndorsementKind::Crl {
             continue;
@@ -224,8 +229,12 @@ pub fn bundle_certificates(bundle: &Bundle) -> Result<Vec<AmdCert>, VerifyError>
         .auxblob_bytes()
         .map_err(|e| VerifyError::malformed("malformed-bundle", e.to_string()))?
     {
-        let table = CertTable::parse(&aux)
-            .map_err(|e| VerifyError::malformed("malformed-auxblob", e.to_string()))?;
+        // The host wrote this table: a malformed one is ignored (the endorsements may come from
+        // elsewhere), not a reason to reject evidence that verifies without it.
+        let table = CertTable::parse(&aux).unwrap_or_else(|e| {
+            warnings.push(format!("auxblob certificate table ignored: {e}"));
+            CertTable::default()
+        });
         for entry in table.entries {
             // CRLs and unknown entries are not certificates; a certificate entry that does not
             // parse is ignored rather than fatal, since the host wrote it.
@@ -234,7 +243,7 @@ pub fn bundle_certificates(bundle: &Bundle) -> Result<Vec<AmdCert>, VerifyError>
             }
         }
     }
-    Ok(certs)
+    Ok((certs, warnings))
 }
 
 /// Verifies a bundle.
@@ -249,7 +258,7 @@ pub fn verify_bundle(bundle: &Bundle, opts: &Options) -> Outcome {
         Ok(r) => r,
         Err(e) => return fail(VerifyError::malformed("malformed-bundle", e.to_string())),
     };
-    let certs = match bundle_certificates(bundle) {
+    let (certs, warnings) = match bundle_certificates(bundle) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -269,6 +278,7 @@ pub fn verify_bundle(bundle: &Bundle, opts: &Options) -> Outcome {
         },
     };
     let mut out = verify_report(&report, &certs, claimed.as_ref(), opts);
+    out.warnings.extend(warnings);
     if bundle.simulated && !out.simulated && out.errors.iter().any(|e| e.code == "chain") {
         // A simulated bundle checked without the simulation root: say why in plain words.
         out.errors.retain(|e| e.code != "chain");

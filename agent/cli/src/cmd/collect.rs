@@ -280,14 +280,19 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     })?;
     if report.report_data != rd {
         // The interface handed back a report for other data: a racing writer or a broken host.
-        return Err(CliError::Other(format!(
-            "the report's REPORT_DATA {} is not the {} requested",
-            hex::encode(report.report_data),
-            hex::encode(rd)
-        )));
+        return Err(CliError::Collection {
+            source_name: raw.collection.source.clone(),
+            source: format!(
+                "the report's REPORT_DATA {} is not the {} requested",
+                hex::encode(report.report_data),
+                hex::encode(rd)
+            )
+            .into(),
+        });
     }
 
     let mut attached = Vec::new();
+    let mut table_log = Vec::new();
     let mut endorsements = Vec::new();
     if let Some(aux) = &raw.auxblob {
         match CertTable::parse(aux) {
@@ -313,14 +318,18 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
                     }
                 }
             }
-            Err(e) => warn(&format!(
-                "the host's certificate table is malformed and was ignored: {e}"
-            )),
+            Err(e) => {
+                let line = format!(
+                    "auxblob: the host's certificate table is malformed and was ignored: {e}"
+                );
+                warn(&line);
+                table_log.push(line);
+            }
         }
     }
 
     let roots = common::roots(simulated);
-    let mut log = Vec::new();
+    let mut log = table_log;
     let cache = match (&a.cache_dir, a.no_cache, simulated) {
         (_, true, _) | (None, false, true) => None,
         (Some(dir), false, _) => Some(EndorsementCache::new(dir)),
@@ -350,17 +359,23 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
         log.push(cache_hit_line(&entry, &path));
         endorsements.extend(entry.endorsements);
     } else {
-        let http = |proxy: bool| {
+        // --deadline bounds the whole gathering (THIM and every KDS attempt together), not
+        // each request. THIM may use at most half of it: IMDS is on the host and answers at
+        // once when it exists, so a THIM that hangs must leave time for the KDS fallback.
+        let deadline = Duration::from_secs(a.deadline.max(1));
+        let overall_end = std::time::Instant::now() + deadline;
+        let http = |proxy: bool, own: Duration| {
             HttpClient::new(HttpConfig {
                 per_request_timeout: Duration::from_secs(a.timeout.max(1)),
-                deadline: Duration::from_secs(a.deadline.max(1)),
+                deadline: own,
                 use_proxy_env: proxy,
+                overall_end: Some(overall_end),
                 ..HttpConfig::default()
             })
         };
         // IMDS is never reached through a proxy; KDS may need the operator's proxy.
-        let thim_client = http(false);
-        let kds_client = http(!simulated);
+        let thim_client = http(false, if a.no_kds { deadline } else { deadline / 2 });
+        let kds_client = http(!simulated, deadline);
         let cfg = EndorseConfig {
             imds_base: imds,
             kds_base: kds,
