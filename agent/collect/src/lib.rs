@@ -8,5 +8,8 @@
 pub mod cache;
 pub mod endorse;
 pub mod http;
+pub mod intel;
+pub mod qgs;
 pub mod sev_guest;
+pub mod tdx_guest;
 pub mod tsm;

@@ -3,6 +3,8 @@
 //!
 //! - [`snp`]: the SEV-SNP `ATTESTATION_REPORT`, its TCB and policy words, the extended-report
 //!   certificate table, and the AMD VCEK/VLEK/ASK/ARK certificates with their extensions.
+//! - [`tdx`]: the Intel TDX quote (v4/v5), the TD report, the PCK certificate's SGX extension,
+//!   Intel's signed TCB info / QE identity bodies and CRLs, and the claims of a TD.
 //! - [`thim`] and [`kds`]: the Azure THIM AMD response body and the AMD KDS URL scheme.
 //! - [`cert_file`]: recognising certificate files (DER, PEM with one or several certificates).
 //! - [`report_data`]: how REPORT_DATA is derived from a nonce.
@@ -16,5 +18,6 @@ pub mod cert_file;
 pub mod kds;
 pub mod report_data;
 pub mod snp;
+pub mod tdx;
 pub mod thim;
 pub mod time_fmt;

@@ -8,6 +8,10 @@
 //! than on a real Azure VM. The per-request handler is shared by the TCP server ([`Emulator`]) and
 //! by [`serve_one_connection`], which answers one connection on arbitrary streams (stdin/stdout
 //! behind QEMU's `guestfwd`). It only ever listens on loopback.
+//!
+//! The server, the IMDS contract and the [`Fault`]s are independent of what is served: a service
+//! is a [`Routes`] implementation. [`EmulatorConfig`] is the AMD one; the Intel collateral
+//! services live in [`crate::intel_emulator`] on the same machinery.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -75,6 +79,49 @@ pub enum Fault {
     CloseWithoutResponse,
     /// Answer with a redirect `status` (e.g. 302) to `location`.
     Redirect { status: u16, location: String },
+    /// Answer as normal after this delay (slow but healthy service, or concurrency tests).
+    Delay(Duration),
+}
+
+/// A service the emulator plays. The server applies the IMDS contract checks and the faults,
+/// then asks [`Routes::route`] for the normal answer.
+pub trait Routes: std::fmt::Debug + Send + Sync + 'static {
+    /// The normal answer to `request`.
+    fn route(&self, request: &RecordedRequest) -> Reply;
+    /// Faults, tried in order; the first matching rule with uses left applies.
+    fn faults(&self) -> &[FaultRule];
+}
+
+/// A normal answer of a [`Routes`] service, sent with `Content-Length`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// Header names are static: every service's header set is known in advance.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// `status` with a `Content-Type` and `body`.
+    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type", content_type.to_owned())],
+            body,
+        }
+    }
+
+    /// `status` with the JSON error body IMDS uses, `{"error":"…"}`.
+    pub fn json_error(status: u16, message: &str) -> Self {
+        let body = serde_json::json!({ "error": message }).to_string();
+        Self::new(status, "application/json; charset=utf-8", body.into_bytes())
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
 }
 
 /// Applies `fault` to requests whose path starts with `path_prefix`.
@@ -144,13 +191,18 @@ pub struct Emulator {
 impl Emulator {
     /// Binds `127.0.0.1` on an ephemeral port and starts serving `config`.
     pub fn start(config: EmulatorConfig) -> io::Result<Self> {
+        Self::start_routes(config)
+    }
+
+    /// Binds `127.0.0.1` on an ephemeral port and starts serving `routes`.
+    pub fn start_routes(routes: impl Routes) -> io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let addr = listener.local_addr()?;
         // Accept blocks; `Drop` wakes it with a connection of its own after setting the stop
         // flag, so shutting down costs no polling delay (a `collect --simulate` run exits at once).
         let shared = Arc::new(Shared {
-            faults: FaultState::new(&config.faults),
-            config,
+            faults: FaultState::new(routes.faults()),
+            routes: Box::new(routes),
             requests: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             connections: Mutex::new(Vec::new()),
@@ -209,16 +261,25 @@ pub fn unused_loopback_port() -> io::Result<u16> {
 /// [`Fault::Hang`] reads `input` until it ends.
 pub fn serve_one_connection(
     config: &EmulatorConfig,
+    input: impl Read,
+    output: impl Write,
+) -> io::Result<()> {
+    serve_one_connection_with(config, input, output)
+}
+
+/// [`serve_one_connection`] for any [`Routes`] service.
+pub fn serve_one_connection_with(
+    routes: &dyn Routes,
     mut input: impl Read,
     mut output: impl Write,
 ) -> io::Result<()> {
-    let faults = FaultState::new(&config.faults);
+    let faults = FaultState::new(routes.faults());
     let stream = Streams {
         stop: &|| false,
         read_deadline: None,
     };
     serve(
-        config,
+        routes,
         &faults,
         &stream,
         &mut input,
@@ -230,7 +291,7 @@ pub fn serve_one_connection(
 /// State shared by the accept loop, the connection threads and the [`Emulator`] handle.
 #[derive(Debug)]
 struct Shared {
-    config: EmulatorConfig,
+    routes: Box<dyn Routes>,
     faults: FaultState,
     requests: Mutex<Vec<RecordedRequest>>,
     stop: AtomicBool,
@@ -318,7 +379,7 @@ fn serve_tcp(stream: TcpStream, shared: &Shared) {
     };
     let mut record = |request: &RecordedRequest| lock(&shared.requests).push(request.clone());
     let _ = serve(
-        &shared.config,
+        shared.routes.as_ref(),
         &shared.faults,
         &streams,
         &mut &stream,
@@ -331,6 +392,8 @@ fn serve_tcp(stream: TcpStream, shared: &Shared) {
 /// What to do with a request.
 enum Action {
     Respond(Response),
+    /// Respond after the delay.
+    Delay(Duration, Response),
     Hang,
     Close,
 }
@@ -350,22 +413,27 @@ enum ResponseBody {
 
 impl Response {
     fn new(status: u16, content_type: &str, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            headers: vec![("Content-Type", content_type.to_owned())],
-            body: ResponseBody::Bytes(body),
-        }
+        Reply::new(status, content_type, body).into()
     }
 
     fn json_error(status: u16, message: &str) -> Self {
-        let body = serde_json::json!({ "error": message }).to_string();
-        Self::new(status, "application/json; charset=utf-8", body.into_bytes())
+        Reply::json_error(status, message).into()
+    }
+}
+
+impl From<Reply> for Response {
+    fn from(reply: Reply) -> Self {
+        Self {
+            status: reply.status,
+            headers: reply.headers,
+            body: ResponseBody::Bytes(reply.body),
+        }
     }
 }
 
 /// Reads one request, records it, and answers it.
 fn serve(
-    config: &EmulatorConfig,
+    routes: &dyn Routes,
     faults: &FaultState,
     streams: &Streams<'_>,
     input: &mut dyn Read,
@@ -375,13 +443,20 @@ fn serve(
     let action = match read_request(input, streams)? {
         ReadResult::Request(request) => {
             record(&request);
-            handle(config, faults, &request)
+            handle(routes, faults, &request)
         }
         ReadResult::Bad(status, message) => Action::Respond(Response::json_error(status, message)),
         ReadResult::Gone => return Ok(()),
     };
     match action {
         Action::Respond(response) => write_response(output, streams, &response),
+        Action::Delay(delay, response) => {
+            if sleep_unless_stopped(delay, streams) {
+                write_response(output, streams, &response)
+            } else {
+                Ok(())
+            }
+        }
         Action::Hang => {
             drain_until_closed(input, streams);
             Ok(())
@@ -391,7 +466,7 @@ fn serve(
 }
 
 /// The emulated services: IMDS contract checks, then faults, then routes.
-fn handle(config: &EmulatorConfig, faults: &FaultState, request: &RecordedRequest) -> Action {
+fn handle(routes: &dyn Routes, faults: &FaultState, request: &RecordedRequest) -> Action {
     if request.header("x-forwarded-for").is_some() {
         return Action::Respond(Response::json_error(
             400,
@@ -407,8 +482,8 @@ fn handle(config: &EmulatorConfig, faults: &FaultState, request: &RecordedReques
         ));
     }
 
-    let fault = faults.take(&config.faults, &request.path);
-    let normal = || route(config, request);
+    let fault = faults.take(routes.faults(), &request.path);
+    let normal = || Response::from(routes.route(request));
     let response = match fault {
         None => normal(),
         Some(Fault::Status(status)) => {
@@ -439,19 +514,30 @@ fn handle(config: &EmulatorConfig, faults: &FaultState, request: &RecordedReques
             response.headers.push(("Location", location.clone()));
             response
         }
+        Some(Fault::Delay(delay)) => return Action::Delay(*delay, normal()),
     };
     Action::Respond(response)
 }
 
+impl Routes for EmulatorConfig {
+    fn route(&self, request: &RecordedRequest) -> Reply {
+        route(self, request)
+    }
+
+    fn faults(&self) -> &[FaultRule] {
+        &self.faults
+    }
+}
+
 /// The normal answer for `request`.
-fn route(config: &EmulatorConfig, request: &RecordedRequest) -> Response {
-    let not_found = || Response::json_error(404, "Not found");
+fn route(config: &EmulatorConfig, request: &RecordedRequest) -> Reply {
+    let not_found = || Reply::json_error(404, "Not found");
     if request.path == THIM_AMD_PATH {
         if request.method != "GET" {
-            return Response::json_error(405, "Method not allowed");
+            return Reply::json_error(405, "Method not allowed");
         }
         return match &config.thim_amd_body {
-            Some(body) => Response::new(200, "application/json; charset=utf-8", body.clone()),
+            Some(body) => Reply::new(200, "application/json; charset=utf-8", body.clone()),
             None => not_found(),
         };
     }
@@ -465,7 +551,7 @@ fn route(config: &EmulatorConfig, request: &RecordedRequest) -> Response {
         return not_found();
     }
     if request.method != "GET" {
-        return Response::json_error(405, "Method not allowed");
+        return Reply::json_error(405, "Method not allowed");
     }
     let lookup = |table: &[(String, Vec<u8>)]| {
         table
@@ -475,12 +561,12 @@ fn route(config: &EmulatorConfig, request: &RecordedRequest) -> Response {
     };
     match (*kind, *resource) {
         (_, "cert_chain") => match lookup(&config.kds_cert_chain) {
-            Some(pem) => Response::new(200, "application/x-pem-file", pem),
+            Some(pem) => Reply::new(200, "application/x-pem-file", pem),
             None => not_found(),
         },
         (_, "crl") => not_found(),
         ("vcek", _hwid) => match lookup(&config.kds_vcek) {
-            Some(der) => Response::new(200, "application/octet-stream", der),
+            Some(der) => Reply::new(200, "application/octet-stream", der),
             None => not_found(),
         },
         _ => not_found(),
@@ -655,6 +741,21 @@ fn write_all(output: &mut dyn Write, streams: &Streams<'_>, mut bytes: &[u8]) ->
         }
     }
     Ok(())
+}
+
+/// Sleeps for `delay` in poll-sized steps; `false` if the emulator stopped meanwhile.
+fn sleep_unless_stopped(delay: Duration, streams: &Streams<'_>) -> bool {
+    let until = Instant::now() + delay;
+    loop {
+        if (streams.stop)() {
+            return false;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(POLL_INTERVAL));
+    }
 }
 
 /// Holds a hung connection: reads and discards until the peer closes or the emulator stops.
@@ -852,6 +953,23 @@ mod tests {
         assert_eq!(status, 200);
         assert!(!head.contains("Content-Length"));
         assert_eq!(body.len(), 100_000);
+    }
+
+    #[test]
+    fn delay_answers_normally_afterwards() {
+        let mut c = config();
+        c.faults = vec![FaultRule::times(
+            THIM_AMD_PATH,
+            Fault::Delay(Duration::from_millis(100)),
+            1,
+        )];
+        let start = Instant::now();
+        let (status, _, body) = exchange(
+            &c,
+            "GET /metadata/THIM/amd/certification HTTP/1.1\r\nMetadata: true\r\n\r\n",
+        );
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert_eq!((status, body), (200, br#"{"vcekCert":"x"}"#.to_vec()));
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct FakeWrite {
     pub errno: Option<i32>,
 }
 
+/// `TSM_REPORT_OUTBLOB_MAX` (include/linux/tsm.h) from v6.7 on: `SZ_32K`, the `cb_max_size` of
+/// the `outblob`, `auxblob` and `manifestblob` attributes. Later trees raised it to `SZ_16M`.
+pub const TSM_REPORT_OUTBLOB_MAX: usize = 32 * 1024;
+
 /// The `inblob` the simulated racing writer writes.
 pub const RACER_INBLOB: [u8; INBLOB_LEN] = [0xa5; INBLOB_LEN];
 
@@ -80,6 +84,7 @@ struct State {
     busy_remaining: u32,
     empty_outblob: bool,
     efbig: bool,
+    blob_max: usize,
     etimedout: bool,
     racing_writer: bool,
     entries: BTreeMap<String, Entry>,
@@ -137,6 +142,7 @@ impl FakeTsm {
                 busy_remaining: 0,
                 empty_outblob: false,
                 efbig: false,
+                blob_max: TSM_REPORT_OUTBLOB_MAX,
                 etimedout: false,
                 racing_writer: false,
                 entries: BTreeMap::new(),
@@ -187,6 +193,14 @@ impl FakeTsm {
     /// Reading `outblob` fails with `EFBIG`: the report exceeds `TSM_REPORT_OUTBLOB_MAX`.
     pub fn efbig(self) -> Self {
         self.lock().efbig = true;
+        self
+    }
+
+    /// The largest blob a read returns (default [`TSM_REPORT_OUTBLOB_MAX`]); reading a larger
+    /// `outblob`, `auxblob` or `manifestblob` fails with `EFBIG`, as configfs does for a binary
+    /// attribute over its `cb_max_size`.
+    pub fn blob_max(self, max: usize) -> Self {
+        self.lock().blob_max = max;
         self
     }
 
@@ -517,11 +531,15 @@ impl State {
             return Err(Errno::EFBIG);
         }
         let blobs = entry.blobs.as_ref().ok_or(Errno::EINVAL)?;
-        Ok(match attribute {
-            attr::OUTBLOB => blobs.outblob.clone(),
-            attr::AUXBLOB => blobs.auxblob.clone(),
-            _ => blobs.manifestblob.clone(),
-        })
+        let blob = match attribute {
+            attr::OUTBLOB => &blobs.outblob,
+            attr::AUXBLOB => &blobs.auxblob,
+            _ => &blobs.manifestblob,
+        };
+        if blob.len() > self.blob_max {
+            return Err(Errno::EFBIG);
+        }
+        Ok(blob.clone())
     }
 }
 

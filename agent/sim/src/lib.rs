@@ -6,6 +6,9 @@
 //! test root it signs under is accepted only with `--insecure-allow-simulated`.
 
 pub mod emulator;
+pub mod fake_qgs;
 pub mod fake_sev_guest;
+pub mod fake_tdx_guest;
 pub mod fake_tsm;
+pub mod intel_emulator;
 pub mod signer;

@@ -5,15 +5,21 @@
 //! authenticity failure stops verification at the first problem (nothing after it would mean
 //! anything), while policy checks report every violation. Each error carries a stable `code`
 //! and maps to an exit-code category through [`ErrorClass`].
+//!
+//! - [`snp`]: SEV-SNP reports under AMD's pinned ARKs ([`chain`]).
+//! - [`tdx`]: Intel TDX quotes with DCAP collateral under the pinned Intel SGX Root CA
+//!   ([`intel_chain`] for the Intel chains and CRLs).
 
 pub mod chain;
+pub mod intel_chain;
 pub mod options;
 pub mod outcome;
 pub mod policy;
 pub mod roots;
 pub mod signature;
 pub mod snp;
+pub mod tdx;
 
 pub use options::{Options, Policy};
 pub use outcome::{ErrorClass, Outcome, Verdict, VerifyError};
-pub use roots::TrustedRoots;
+pub use roots::{IntelRoots, TrustedRoots};

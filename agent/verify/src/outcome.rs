@@ -84,8 +84,15 @@ pub struct Outcome {
     pub chain: Vec<ChainLink>,
     #[serde(skip_serializing_if = "Option::is_none")]
     /// The claims of the evidence (TEE-specific shape: `thimble_evidence::bundle::Claims` for
-    /// SEV-SNP), recomputed from the verified bytes.
+    /// SEV-SNP, `thimble_evidence::tdx::TdxClaims` for TDX), recomputed from the verified bytes.
     pub claims: Option<serde_json::Value>,
+    /// TDX: the TCB status Intel's collateral gives the platform, QE and TDX module
+    /// (`UpToDate`, `OutOfDate`, …), as Intel's QVL computes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcb_status: Option<String>,
+    /// TDX: the Intel security advisories that apply to that TCB (`INTEL-SA-…`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advisory_ids: Vec<String>,
 }
 
 impl Outcome {
@@ -101,6 +108,8 @@ impl Outcome {
             simulated: false,
             chain: Vec::new(),
             claims: None,
+            tcb_status: None,
+            advisory_ids: Vec::new(),
         }
     }
 

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! The pinned AMD Root Keys (ARK) for Milan, Genoa and Turin, compiled in. They are the only
-//! roots a verification trusts by default; every other certificate must chain to one of them.
+//! The pinned roots, compiled in: AMD's Root Keys (ARK) for Milan, Genoa and Turin, and the Intel
+//! SGX Root CA (the root of every PCK, PCK CA, TCB Signing certificate and Intel CRL). They are
+//! the only roots a verification trusts by default; every other certificate must chain to one of
+//! them.
 //!
-//! The DER files are AMD's ARKs as AMD KDS serves them (`/vcek/v1/{product}/cert_chain`); their
-//! SHA-256 fingerprints are asserted in the tests below so that a changed file cannot slip in.
+//! The DER files are AMD's ARKs as AMD KDS serves them (`/vcek/v1/{product}/cert_chain`) and
+//! Intel's root as published at `certificates.trustedservices.intel.com`; their SHA-256
+//! fingerprints are asserted in the tests below so that a changed file cannot slip in.
 
 use thimble_evidence::snp::{AmdCert, Product};
 
@@ -60,6 +63,42 @@ impl TrustedRoots {
     }
 }
 
+/// The Intel SGX Root CA, valid 2018-05-21 to 2049-12-31.
+const INTEL_SGX_ROOT_CA: &[u8] = include_bytes!("../roots/intel/sgx_root_ca.der");
+
+/// The Intel roots a TDX verification accepts.
+#[derive(Debug, Clone, Default)]
+pub struct IntelRoots {
+    /// Root CAs (`AmdCert` is thimble's general X.509 view; its AMD extensions are simply empty
+    /// here). Empty means nothing verifies.
+    pub roots: Vec<AmdCert>,
+    /// The roots are a test PKI's, trusted only because the caller asked for it.
+    pub simulated: bool,
+}
+
+impl IntelRoots {
+    /// The pinned Intel SGX Root CA.
+    pub fn intel() -> IntelRoots {
+        // The pinned file is checked by the tests below; a parse failure here would be a build
+        // defect, and an empty set makes it fail closed.
+        IntelRoots {
+            roots: AmdCert::parse_der(INTEL_SGX_ROOT_CA)
+                .ok()
+                .into_iter()
+                .collect(),
+            simulated: false,
+        }
+    }
+
+    /// A different root (a test PKI). Named so that nobody uses it by accident.
+    pub fn insecure_custom(root_der: &[u8]) -> IntelRoots {
+        IntelRoots {
+            roots: AmdCert::parse_der(root_der).ok().into_iter().collect(),
+            simulated: true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +119,19 @@ mod tests {
             assert_eq!(root.cert.product(), Some(root.product));
             assert!(crate::signature::verify_cert_signature(&root.cert, &root.cert).is_ok());
         }
+    }
+
+    #[test]
+    fn pinned_intel_root_is_intels() {
+        let roots = IntelRoots::intel();
+        assert_eq!(roots.roots.len(), 1);
+        let root = &roots.roots[0];
+        assert_eq!(
+            hex::encode(Sha256::digest(root.der())),
+            "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
+        );
+        assert_eq!(root.subject_cn, "Intel SGX Root CA");
+        assert!(root.self_issued() && root.is_ca && !roots.simulated);
+        assert!(crate::signature::verify_cert_signature(root, root).is_ok());
     }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Signature checks over the exact bytes received, with `ring`: RSASSA-PSS (AMD ARK/ASK/VCEK),
-//! PKCS#1 v1.5 and ECDSA for certificates, and ECDSA P-384 for the SNP report.
+//! PKCS#1 v1.5 and ECDSA for certificates and CRLs, ECDSA P-384 for the SNP report, and raw
+//! ECDSA P-256 `r ‖ s` for Intel's quote, QE report and collateral signatures.
 //!
 //! The signature parameters are enforced, not just read: AMD certificates must use PSS with
 //! SHA-384, MGF1-SHA-384 and a 48-byte salt, which is exactly what `ring`'s
@@ -9,6 +10,7 @@
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use thimble_evidence::snp::cert::{KeyAlg, SigAlg};
 use thimble_evidence::snp::{AmdCert, SnpReport};
+use thimble_evidence::tdx::IntelCrl;
 
 /// Why a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +64,26 @@ pub fn verify_cert_signature(cert: &AmdCert, issuer: &AmdCert) -> Result<(), Sig
     let alg = cert_algorithm(&cert.signature_alg, &issuer.key_alg)?;
     UnparsedPublicKey::new(alg, &issuer.public_key)
         .verify(cert.tbs_bytes(), &cert.signature)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+/// Verifies that `issuer`'s key signed `crl`'s TBSCertList as received.
+pub fn verify_crl_signature(crl: &IntelCrl, issuer: &AmdCert) -> Result<(), SignatureError> {
+    let alg = cert_algorithm(&crl.signature_alg, &issuer.key_alg)?;
+    UnparsedPublicKey::new(alg, &issuer.public_key)
+        .verify(crl.tbs_bytes(), &crl.signature)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+/// Verifies a raw ECDSA P-256 / SHA-256 signature (`r ‖ s`, 64 bytes big-endian) over `message`
+/// with `public_key`, an uncompressed SEC1 point (65 bytes, 0x04 first).
+pub fn verify_p256_fixed(
+    public_key: &[u8],
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), SignatureError> {
+    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public_key)
+        .verify(message, signature)
         .map_err(|_| SignatureError::Invalid)
 }
 

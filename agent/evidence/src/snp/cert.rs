@@ -309,6 +309,11 @@ impl AmdCert {
         &self.der[self.tbs.0..self.tbs.1]
     }
 
+    /// The subject name as DER, to compare with a CRL's issuer.
+    pub fn subject_raw(&self) -> &[u8] {
+        &self.subject_raw
+    }
+
     /// Whether `issuer`'s subject name is this certificate's issuer name (byte equality).
     pub fn issued_by_name(&self, issuer: &AmdCert) -> bool {
         self.issuer_raw == issuer.subject_raw

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Intel TDX: the quote, the TD report, the PCK certificate's platform data, Intel's signed
+//! collateral and CRLs, and the claims thimble reports for a TD. Parsing only, no verification.
+
+pub mod collateral;
+pub mod crl;
+pub mod pck;
+pub mod quote;
+pub mod td_report;
+
+use serde::Serialize;
+
+pub use collateral::{CollateralError, QeIdentityBody, SignedCollateral, TcbInfoBody};
+pub use crl::{CrlError, IntelCrl};
+pub use pck::{PckCaType, PckError, PckInfo};
+pub use quote::{EnclaveReport, QuoteError, TdAttributes, TdxBody, TdxQuote};
+pub use td_report::{TdReport, TdReportError};
+
+/// The platform a quote's PCK certificate was issued for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PckClaims {
+    pub fmspc: String,
+    pub pce_id: String,
+    pub cpusvn: String,
+    pub pcesvn: u16,
+    pub ca: PckCaType,
+}
+
+impl PckClaims {
+    pub fn from_info(info: &PckInfo) -> PckClaims {
+        PckClaims {
+            fmspc: hex::encode(info.fmspc),
+            pce_id: hex::encode(info.pce_id),
+            cpusvn: hex::encode(info.cpusvn),
+            pcesvn: info.pcesvn,
+            ca: info.ca_type,
+        }
+    }
+}
+
+/// What a TDX quote says about the TD, for output. Byte fields are lower-case hex; names follow
+/// Intel's (`sgx_report2_body_t`). SEPT_VE_DISABLE, the migratable bit and MRSERVICETD are
+/// reported here and only enforced when a policy asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TdxClaims {
+    pub quote_version: u16,
+    /// v5 body type: 2 (TDX 1.0) or 3 (TDX 1.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_type: Option<u16>,
+    pub qe_vendor_id: String,
+    pub tee_tcb_svn: String,
+    pub mrseam: String,
+    pub mrsignerseam: String,
+    pub seam_attributes: String,
+    pub td_attributes: TdAttributes,
+    pub xfam: String,
+    pub mrtd: String,
+    pub mrconfigid: String,
+    pub mrowner: String,
+    pub mrownerconfig: String,
+    pub rtmr: [String; 4],
+    pub report_data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tee_tcb_svn_2: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mrservicetd: Option<String>,
+    /// Bytes after the quote's signature data (padding), ignored.
+    pub trailing_bytes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pck: Option<PckClaims>,
+}
+
+impl TdxClaims {
+    /// Claims of `quote`, with the PCK platform data when it is known.
+    pub fn from_quote(quote: &TdxQuote, pck: Option<&PckInfo>) -> TdxClaims {
+        let b = &quote.body;
+        TdxClaims {
+            quote_version: quote.header.version,
+            body_type: quote.body_type,
+            qe_vendor_id: hex::encode(quote.header.qe_vendor_id),
+            tee_tcb_svn: hex::encode(b.tee_tcb_svn),
+            mrseam: hex::encode(b.mrseam),
+            mrsignerseam: hex::encode(b.mrsignerseam),
+            seam_attributes: hex::encode(b.seam_attributes),
+            td_attributes: TdAttributes::decode(b.td_attributes),
+            xfam: hex::encode(b.xfam),
+            mrtd: hex::encode(b.mrtd),
+            mrconfigid: hex::encode(b.mrconfigid),
+            mrowner: hex::encode(b.mrowner),
+            mrownerconfig: hex::encode(b.mrownerconfig),
+            rtmr: b.rtmr.map(hex::encode),
+            report_data: hex::encode(b.report_data),
+            tee_tcb_svn_2: b.tee_tcb_svn_2.map(hex::encode),
+            mrservicetd: b.mrservicetd.map(hex::encode),
+            trailing_bytes: quote.trailing_len,
+            pck: pck.map(PckClaims::from_info),
+        }
+    }
+}
