@@ -37,16 +37,29 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceArg {
-    /// configfs-tsm first, then /dev/sev-guest.
+    /// configfs-tsm first (its provider tells SEV-SNP from TDX), then /dev/sev-guest, then
+    /// /dev/tdx_guest with the host's Quote Generation Service.
     Auto,
     ConfigfsTsm,
     SevGuest,
+    /// TDX: the TDREPORT from /dev/tdx_guest, quoted by the host's QGS over vsock.
+    TdxGuest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IntelServiceArg {
+    /// Azure THIM (global.acccache.azure.net).
+    Thim,
+    /// Intel PCS (api.trustedservices.intel.com) or a PCCS speaking its API.
+    Pcs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SimulateArg {
     /// A simulated SEV-SNP guest and THIM, signed by test keys.
     Snp,
+    /// A simulated TDX guest and collateral service, signed by a test Intel PKI.
+    Tdx,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +122,19 @@ pub struct CollectArgs {
     /// Timeout of each HTTP request, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub timeout: u64,
+    /// TDX guest device.
+    #[arg(long, value_name = "PATH", default_value = thimble_collect::tdx_guest::DEFAULT_DEVICE_PATH)]
+    pub tdx_device: PathBuf,
+    /// vsock port of the host's Quote Generation Service [default: from /etc/tdx-attest.conf,
+    /// else 4050].
+    #[arg(long, value_name = "PORT")]
+    pub qgs_port: Option<u32>,
+    /// TDX collateral service [default: from /etc/sgx_default_qcnl.conf, else Azure THIM].
+    #[arg(long, value_enum, value_name = "SERVICE")]
+    pub intel_collateral: Option<IntelServiceArg>,
+    /// Base URL of the TDX collateral service (overrides the service's default host).
+    #[arg(long, value_name = "URL")]
+    pub intel_collateral_url: Option<String>,
     /// Use a simulated guest and THIM emulator on loopback instead of real hardware.
     #[arg(long, value_enum, value_name = "TEE")]
     pub simulate: Option<SimulateArg>,
@@ -149,6 +175,29 @@ pub struct PolicyArgs {
     /// Trust the simulation test root (for bundles made with --simulate). Never in production.
     #[arg(long)]
     pub insecure_allow_simulated: bool,
+    /// TDX: accept collateral (TCB info, QE identity, CRLs) past its nextUpdate, with a warning.
+    #[arg(long)]
+    pub allow_stale_collateral: bool,
+    /// TDX: require the TD attribute SEPT_VE_DISABLE (Azure's paravisor TDs run without it).
+    #[arg(long)]
+    pub require_sept_ve_disable: bool,
+    /// TDX: worst TCB status accepted (UpToDate, SWHardeningNeeded, ConfigurationNeeded,
+    /// ConfigurationAndSWHardeningNeeded, TDRelaunchAdvised, TDRelaunchAdvisedConfigurationNeeded,
+    /// OutOfDate, OutOfDateConfigurationNeeded); Revoked is always rejected.
+    #[arg(long, value_name = "STATUS")]
+    pub min_tcb_status: Option<String>,
+    /// TDX: expected MRTD (48 bytes, hex).
+    #[arg(long, value_name = "HEX")]
+    pub mrtd: Option<String>,
+    /// TDX: expected MRCONFIGID (48 bytes, hex).
+    #[arg(long, value_name = "HEX")]
+    pub mrconfigid: Option<String>,
+    /// TDX: expected MROWNER (48 bytes, hex).
+    #[arg(long, value_name = "HEX")]
+    pub mrowner: Option<String>,
+    /// TDX: expected RTMR value, as INDEX=HEX (INDEX 0 to 3, 48 bytes); repeatable.
+    #[arg(long, value_name = "INDEX=HEX")]
+    pub rtmr: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -166,11 +215,17 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("evidence").required(true).args(["snp_report", "tdx_quote"]))]
 pub struct ImportArgs {
     /// A raw 1184-byte SEV-SNP attestation report.
     #[arg(long, value_name = "FILE")]
-    pub snp_report: PathBuf,
-    /// A certificate file (DER or PEM, one or several) or a THIM AMD JSON response; repeatable.
+    pub snp_report: Option<PathBuf>,
+    /// A raw Intel TDX quote (version 4 or 5).
+    #[arg(long, value_name = "FILE")]
+    pub tdx_quote: Option<PathBuf>,
+    /// An endorsement file, recognised by content; repeatable. SEV-SNP: certificates (DER or PEM,
+    /// one or several) or a THIM AMD JSON response. TDX: TCB info or QE identity (JSON body),
+    /// a CRL (DER or PEM) or certificates (a PEM issuer chain).
     #[arg(long = "add", value_name = "FILE")]
     pub add: Vec<PathBuf>,
     /// The nonce the report was requested with (hex), if known.

@@ -9,7 +9,10 @@ use thimble_evidence::bundle::Bundle;
 use thimble_evidence::cert_file::{FileContent, recognise};
 use thimble_evidence::snp::{AmdCert, Product, TcbVersion};
 use thimble_evidence::time_fmt::parse_rfc3339;
+use thimble_verify::bundle::VerifyOptions;
 use thimble_verify::options::MinTcb;
+use thimble_verify::roots::IntelRoots;
+use thimble_verify::tdx::{TcbStatus, TdxPolicy};
 use thimble_verify::{Policy, TrustedRoots};
 
 use crate::args::PolicyArgs;
@@ -76,6 +79,9 @@ pub fn load_cert_file(path: &Path) -> Result<LoadedFile, CliError> {
     let ders: Vec<&Vec<u8>> = match &content {
         FileContent::Certificates(c) => c.iter().collect(),
         FileContent::ThimAmd(t) => std::iter::once(&t.vcek).chain(t.chain.iter()).collect(),
+        FileContent::TcbInfo(_) | FileContent::QeIdentity(_) | FileContent::Crl { .. } => {
+            Vec::new()
+        }
     };
     for (i, der) in ders.iter().enumerate() {
         AmdCert::parse_der(der).map_err(|e| CliError::MalformedFile {
@@ -160,9 +166,10 @@ fn parse_min_tcb(s: &str) -> Result<MinTcb, CliError> {
     Ok(m)
 }
 
-/// The verification policy from the flags.
-pub fn policy(a: &PolicyArgs) -> Result<Policy, CliError> {
-    Ok(Policy {
+/// The verification options from the flags.
+pub fn verify_options(at: i64, a: &PolicyArgs) -> Result<VerifyOptions, CliError> {
+    let report_data = expected_report_data(a.nonce.as_deref(), a.report_data.as_deref())?;
+    let snp = Policy {
         allow_debug: a.allow_debug,
         min_tcb: a.min_tcb.as_deref().map(parse_min_tcb).transpose()?,
         measurement: a
@@ -175,7 +182,63 @@ pub fn policy(a: &PolicyArgs) -> Result<Policy, CliError> {
             .as_deref()
             .map(|h| fixed_len("--host-data", h, 32))
             .transpose()?,
-        report_data: expected_report_data(a.nonce.as_deref(), a.report_data.as_deref())?,
+        report_data,
         max_vmpl: a.max_vmpl,
+    };
+    let mut rtmrs: [Option<Vec<u8>>; 4] = Default::default();
+    for spec in &a.rtmr {
+        let bad = || {
+            CliError::Usage(format!(
+                "--rtmr takes INDEX=HEX with INDEX 0 to 3, got {spec:?}"
+            ))
+        };
+        let (i, v) = spec.split_once('=').ok_or_else(bad)?;
+        let i: usize = i.trim().parse().map_err(|_| bad())?;
+        let slot = rtmrs.get_mut(i).ok_or_else(bad)?;
+        *slot = Some(fixed_len("--rtmr", v, 48)?);
+    }
+    let tdx = TdxPolicy {
+        allow_debug: a.allow_debug,
+        require_sept_ve_disable: a.require_sept_ve_disable,
+        allow_stale_collateral: a.allow_stale_collateral,
+        min_tcb_status: a
+            .min_tcb_status
+            .as_deref()
+            .map(|s| {
+                s.parse::<TcbStatus>()
+                    .map_err(|e| CliError::Usage(format!("--min-tcb-status: {e}")))
+            })
+            .transpose()?,
+        mrtd: a
+            .mrtd
+            .as_deref()
+            .map(|m| fixed_len("--mrtd", m, 48))
+            .transpose()?,
+        mrconfigid: a
+            .mrconfigid
+            .as_deref()
+            .map(|m| fixed_len("--mrconfigid", m, 48))
+            .transpose()?,
+        mrowner: a
+            .mrowner
+            .as_deref()
+            .map(|m| fixed_len("--mrowner", m, 48))
+            .transpose()?,
+        rtmrs,
+        report_data,
+    };
+    Ok(VerifyOptions {
+        at,
+        amd_roots: roots(a.insecure_allow_simulated),
+        intel_roots: IntelRoots::intel(),
+        intel_simulated_roots: intel_simulated_roots(a.insecure_allow_simulated),
+        snp,
+        tdx,
     })
+}
+
+/// The Intel simulation root, when asked for.
+pub fn intel_simulated_roots(insecure_allow_simulated: bool) -> Option<IntelRoots> {
+    insecure_allow_simulated
+        .then(|| IntelRoots::insecure_custom(thimble_sim::tdx_signer::sim_tdx_pki().root_ca_der))
 }

@@ -221,3 +221,43 @@ fn broken_documents_are_rejected_and_unknown_members_ignored() {
     extended["claims"]["a_future_claim"] = 1.into();
     assert_valid(&v, &extended, "a bundle with unknown members");
 }
+
+#[test]
+fn imported_tdx_vector_matches_the_schema() {
+    let v = validator();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/vectors/tdx/v4-uptodate-dcapqvl");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tdx.json");
+    let mut args: Vec<String> = vec![
+        "import".into(),
+        "--tdx-quote".into(),
+        dir.join("quote.bin").display().to_string(),
+    ];
+    for f in [
+        "tcb_info.json",
+        "tcb_info_issuer_chain.pem",
+        "qe_identity.json",
+        "pck_crl.der",
+        "root_ca_crl.der",
+    ] {
+        args.push("--add".into());
+        args.push(dir.join(f).display().to_string());
+    }
+    args.push("-o".into());
+    args.push(out.display().to_string());
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_thimble"))
+        .args(&args)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let doc = check_bundle(&v, &out, "imported TDX vector");
+    assert_eq!(doc["tee"], "tdx");
+    // A TDX bundle without its quote, or with SEV-SNP claims only, is not valid.
+    let mut broken = doc.clone();
+    broken["evidence"]
+        .as_object_mut()
+        .unwrap()
+        .remove("tdx_quote");
+    assert!(!v.is_valid(&broken));
+}

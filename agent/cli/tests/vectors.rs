@@ -18,6 +18,10 @@ struct Case {
     alt_args: Vec<String>,
     #[serde(default)]
     alt_expect: Option<String>,
+    #[serde(default)]
+    tcb_status: Option<String>,
+    #[serde(default)]
+    alt_tcb_status: Option<String>,
 }
 
 fn expect_code(expect: &str) -> (i32, Option<String>) {
@@ -31,7 +35,7 @@ fn expect_code(expect: &str) -> (i32, Option<String>) {
     }
 }
 
-fn check(args: &[&str], expect: &str, id: &str) {
+fn check(args: &[&str], expect: &str, id: &str) -> serde_json::Value {
     let r = run(args);
     let (code, why) = expect_code(expect);
     assert_eq!(r.code, code, "{id}: {args:?}\n{}{}", r.stdout, r.stderr);
@@ -43,6 +47,7 @@ fn check(args: &[&str], expect: &str, id: &str) {
             assert_eq!(v["errors"][0]["code"], w.as_str(), "{id}: {}", r.stdout);
         }
     }
+    v
 }
 
 #[test]
@@ -93,4 +98,103 @@ fn snp_vectors_import_then_verify() {
         }
     }
     assert_eq!(n, 9, "every SNP case ran");
+}
+
+#[test]
+fn tdx_vectors_import_then_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for entry in std::fs::read_dir(vectors().join("tdx")).unwrap() {
+        let dir = entry.unwrap().path();
+        let case: Case =
+            toml::from_str(&std::fs::read_to_string(dir.join("case.toml")).unwrap()).unwrap();
+        let mut adds: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|f| {
+                !matches!(
+                    f.file_name().unwrap().to_str().unwrap(),
+                    "case.toml" | "quote.bin"
+                )
+            })
+            .map(|f| f.to_str().unwrap().to_string())
+            .collect();
+        adds.sort();
+        n += 1;
+        let bundle = tmp.path().join(format!("{}.json", case.id));
+        let quote = dir.join("quote.bin");
+        let mut args = vec!["import", "--tdx-quote", p(&quote), "-o", p(&bundle)];
+        for a in &adds {
+            args.push("--add");
+            args.push(a);
+        }
+        let r = run(&args);
+        assert_eq!(r.code, 0, "{}: import failed: {}", case.id, r.stderr);
+        let v = check(
+            &["verify", "--json", "--at", &case.verify_at, p(&bundle)],
+            &case.expect,
+            &case.id,
+        );
+        if let Some(status) = &case.tcb_status {
+            assert_eq!(v["tcb_status"], status.as_str(), "{}: {v}", case.id);
+        }
+        if let Some(alt) = &case.alt_expect {
+            let mut args = vec!["verify", "--json", "--at", &case.verify_at, p(&bundle)];
+            args.extend(case.alt_args.iter().map(String::as_str));
+            let v = check(&args, alt, &case.id);
+            if let Some(status) = &case.alt_tcb_status {
+                assert_eq!(v["tcb_status"], status.as_str(), "{}: {v}", case.id);
+            }
+        }
+        // `show` reads every TDX bundle.
+        let r = run(&["show", p(&bundle)]);
+        assert_eq!(r.code, 0, "{}: show: {}", case.id, r.stderr);
+        assert!(
+            r.stdout.contains("mrtd:") && r.stdout.contains("fmspc:"),
+            "{}",
+            r.stdout
+        );
+    }
+    assert_eq!(n, 5, "every TDX case ran");
+}
+
+#[test]
+fn tdx_import_rejects_amd_files_and_snp_import_rejects_intel_collateral() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tdx = vectors().join("tdx/v4-uptodate-dcapqvl");
+    let snp = vectors().join("snp/milan-v2-aci-thim");
+    let out = tmp.path().join("x.json");
+    let r = run(&[
+        "import",
+        "--tdx-quote",
+        p(&tdx.join("quote.bin")),
+        "--add",
+        p(&snp.join("thim.json")),
+        "-o",
+        p(&out),
+    ]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("thim.json") && r.stderr.contains("does not endorse TDX"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "import",
+        "--snp-report",
+        p(&snp.join("report.bin")),
+        "--add",
+        p(&tdx.join("tcb_info.json")),
+        "-o",
+        p(&out),
+    ]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("tcb_info.json"), "{}", r.stderr);
+    assert!(!out.exists());
+    let r = run(&["import", "-o", p(&out)]);
+    assert_eq!(
+        r.code, 2,
+        "one of --snp-report and --tdx-quote is required: {}",
+        r.stderr
+    );
 }

@@ -26,6 +26,17 @@ pub const VERSION: u32 = 1;
 #[serde(rename_all = "kebab-case")]
 pub enum Tee {
     SevSnp,
+    Tdx,
+}
+
+impl Tee {
+    /// The name used in the bundle and in `verify` output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tee::SevSnp => "sev-snp",
+            Tee::Tdx => "tdx",
+        }
+    }
 }
 
 /// The whole bundle.
@@ -51,7 +62,9 @@ pub struct Bundle {
     /// Why endorsements came from where they came from (fallbacks, rejected responses).
     #[serde(default)]
     pub endorsement_log: Vec<String>,
-    pub claims: Claims,
+    /// Claims parsed from the evidence, in the TEE's own shape ([`Claims`] for SEV-SNP,
+    /// `tdx::TdxClaims` for TDX). Informational: `verify` recomputes them.
+    pub claims: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,19 +103,27 @@ pub struct Nonce {
     pub report_data_derivation: Derivation,
 }
 
-/// The raw evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The raw evidence, base64; which fields are present depends on `tee`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
-    /// The 1184-byte ATTESTATION_REPORT, base64.
-    pub snp_report: String,
-    /// The configfs-tsm `auxblob` or SNP_GET_EXT_REPORT certificate table, base64, when any.
+    /// SEV-SNP: the 1184-byte ATTESTATION_REPORT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snp_report: Option<String>,
+    /// SEV-SNP: the configfs-tsm `auxblob` or SNP_GET_EXT_REPORT certificate table, when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auxblob: Option<String>,
+    /// TDX: the quote as received (trailing padding included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tdx_quote: Option<String>,
+    /// TDX: the 1024-byte TDREPORT the quote was made from, when thimble asked for it itself
+    /// (`/dev/tdx_guest` and the Quote Generation Service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub td_report: Option<String>,
 }
 
 /// The role of an endorsement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum EndorsementKind {
     Vcek,
     Vlek,
@@ -110,8 +131,17 @@ pub enum EndorsementKind {
     Asvk,
     Ark,
     Crl,
-    /// A certificate whose role could not be told.
+    /// A certificate whose role could not be told, or one of an Intel issuer chain (its role
+    /// follows from its subject).
     Certificate,
+    /// Intel TCB info body (`{"tcbInfo":…,"signature":…}`), byte for byte.
+    TcbInfo,
+    /// Intel QE identity body (`{"enclaveIdentity":…,"signature":…}`), byte for byte.
+    QeIdentity,
+    /// Intel PCK CRL (Platform or Processor CA), DER.
+    PckCrl,
+    /// Intel SGX Root CA CRL, DER.
+    RootCaCrl,
 }
 
 impl From<CertKind> for EndorsementKind {
@@ -155,6 +185,12 @@ pub struct Endorsement {
     /// How long the source said it may be cached, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_max_age_secs: Option<u64>,
+    /// The issuer chain the source sent with it (PEM, as received after percent-decoding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_chain: Option<String>,
+    /// When the item itself says it should be replaced (`nextUpdate`, RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_update: Option<String>,
 }
 
 impl Endorsement {
@@ -165,14 +201,27 @@ impl Endorsement {
         origin: Origin,
         retrieved_at: Option<String>,
     ) -> Endorsement {
+        Endorsement::bytes_as(kind, "der", der, origin, retrieved_at)
+    }
+
+    /// An endorsement of any format (`der`, `json`).
+    pub fn bytes_as(
+        kind: EndorsementKind,
+        format: &str,
+        bytes: &[u8],
+        origin: Origin,
+        retrieved_at: Option<String>,
+    ) -> Endorsement {
         Endorsement {
             kind,
-            format: "der".into(),
-            data: b64(der),
-            sha256: hex::encode(Sha256::digest(der)),
+            format: format.into(),
+            data: b64(bytes),
+            sha256: hex::encode(Sha256::digest(bytes)),
             origin,
             retrieved_at,
             cache_max_age_secs: None,
+            issuer_chain: None,
+            next_update: None,
         }
     }
 
@@ -276,6 +325,11 @@ pub enum BundleError {
     Version { found: u32 },
     #[error("bundle field {field} is not valid base64")]
     Base64 { field: &'static str },
+    #[error("bundle has no {field}, which a {tee} bundle needs")]
+    Missing {
+        field: &'static str,
+        tee: &'static str,
+    },
 }
 
 impl Bundle {
@@ -314,9 +368,30 @@ impl Bundle {
         v
     }
 
-    /// The report bytes.
+    /// The SEV-SNP report bytes.
     pub fn report_bytes(&self) -> Result<Vec<u8>, BundleError> {
-        unb64(&self.evidence.snp_report, "evidence.snp_report")
+        let s = self
+            .evidence
+            .snp_report
+            .as_deref()
+            .ok_or(BundleError::Missing {
+                field: "evidence.snp_report",
+                tee: "sev-snp",
+            })?;
+        unb64(s, "evidence.snp_report")
+    }
+
+    /// The TDX quote bytes.
+    pub fn tdx_quote_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        let s = self
+            .evidence
+            .tdx_quote
+            .as_deref()
+            .ok_or(BundleError::Missing {
+                field: "evidence.tdx_quote",
+                tee: "tdx",
+            })?;
+        unb64(s, "evidence.tdx_quote")
     }
 
     /// The auxblob bytes, if any.
@@ -400,8 +475,8 @@ mod tests {
                 report_data_derivation: Derivation::Sha512,
             }),
             evidence: Evidence {
-                snp_report: b64(&raw),
-                auxblob: None,
+                snp_report: Some(b64(&raw)),
+                ..Evidence::default()
             },
             endorsements: vec![Endorsement::der(
                 EndorsementKind::Vcek,
@@ -414,7 +489,8 @@ mod tests {
                 None,
             )],
             endorsement_log: vec!["thim: ok".into()],
-            claims: Claims::from_report(&report, Some(Product::Milan)),
+            claims: serde_json::to_value(Claims::from_report(&report, Some(Product::Milan)))
+                .unwrap(),
         }
     }
 

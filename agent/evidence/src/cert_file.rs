@@ -12,6 +12,12 @@ pub enum FileContent {
     Certificates(Vec<Vec<u8>>),
     /// A THIM `/metadata/THIM/amd/certification` body.
     ThimAmd(crate::thim::ThimAmdCertification),
+    /// An Intel TCB info body (`{"tcbInfo":…,"signature":…}`), bytes as given.
+    TcbInfo(Vec<u8>),
+    /// An Intel QE identity body (`{"enclaveIdentity":…,"signature":…}`), bytes as given.
+    QeIdentity(Vec<u8>),
+    /// A CRL (from DER, PEM or hex), with its issuer's common name.
+    Crl { der: Vec<u8>, issuer_cn: String },
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -21,8 +27,14 @@ pub enum FileError {
     PemBase64 { index: usize },
     #[error("PEM block {index} has no END line")]
     PemUnterminated { index: usize },
-    #[error("content is not a certificate (DER or PEM) nor a THIM AMD response")]
+    #[error(
+        "content is not a certificate (DER or PEM), a CRL, a THIM AMD response, or Intel TCB info or QE identity"
+    )]
     Unrecognised,
+    #[error("JSON is neither a THIM AMD response nor Intel TCB info or QE identity")]
+    UnknownJson,
+    #[error("Intel collateral: {0}")]
+    Collateral(String),
     #[error(transparent)]
     Thim(#[from] crate::thim::ThimError),
 }
@@ -52,20 +64,55 @@ pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, FileError> {
     Ok(out)
 }
 
-/// Recognises `bytes` as certificates or a THIM AMD body.
+/// Recognises `bytes` as certificates, a CRL, a THIM AMD body, or Intel TCB info / QE identity.
 pub fn recognise(bytes: &[u8]) -> Result<FileContent, FileError> {
-    // DER: a SEQUENCE with a long-form length, as every certificate is.
-    if bytes.first() == Some(&0x30) && crate::snp::AmdCert::parse_der(bytes).is_ok() {
-        return Ok(FileContent::Certificates(vec![bytes.to_vec()]));
+    // DER: a SEQUENCE with a long-form length, as every certificate and CRL is.
+    if bytes.first() == Some(&0x30) {
+        if crate::snp::AmdCert::parse_der(bytes).is_ok() {
+            return Ok(FileContent::Certificates(vec![bytes.to_vec()]));
+        }
+        if let Ok(crl) = crate::tdx::crl::IntelCrl::parse(bytes) {
+            return Ok(FileContent::Crl {
+                der: crl.der().to_vec(),
+                issuer_cn: crl.issuer_cn.clone(),
+            });
+        }
+        return Err(FileError::Unrecognised);
     }
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Err(FileError::Unrecognised);
     };
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') {
-        return Ok(FileContent::ThimAmd(
-            crate::thim::ThimAmdCertification::parse(bytes)?,
-        ));
+        let v: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| {
+            FileError::Thim(crate::thim::ThimError::Json {
+                reason: e.to_string(),
+            })
+        })?;
+        if v.get("tcbInfo").is_some() {
+            crate::tdx::collateral::TcbInfoBody::parse(bytes)
+                .map_err(|e| FileError::Collateral(e.to_string()))?;
+            return Ok(FileContent::TcbInfo(bytes.to_vec()));
+        }
+        if v.get("enclaveIdentity").is_some() || v.get("qeIdentity").is_some() {
+            crate::tdx::collateral::QeIdentityBody::parse(bytes)
+                .map_err(|e| FileError::Collateral(e.to_string()))?;
+            return Ok(FileContent::QeIdentity(bytes.to_vec()));
+        }
+        if v.get("vcekCert").is_some() || v.get("certificateChain").is_some() {
+            return Ok(FileContent::ThimAmd(
+                crate::thim::ThimAmdCertification::parse(bytes)?,
+            ));
+        }
+        return Err(FileError::UnknownJson);
+    }
+    if trimmed.starts_with("-----BEGIN X509 CRL-----") {
+        let crl = crate::tdx::crl::IntelCrl::parse(bytes)
+            .map_err(|e| FileError::Collateral(e.to_string()))?;
+        return Ok(FileContent::Crl {
+            der: crl.der().to_vec(),
+            issuer_cn: crl.issuer_cn.clone(),
+        });
     }
     let certs = pem_certificates(text)?;
     if certs.is_empty() {

@@ -13,6 +13,7 @@
 //! Every parsed value keeps the bytes it was parsed from, so that signatures are verified over the
 //! bytes received and never over a re-encoding.
 
+pub mod azure;
 pub mod bundle;
 pub mod cert_file;
 pub mod kds;

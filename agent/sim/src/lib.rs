@@ -12,3 +12,4 @@ pub mod fake_tdx_guest;
 pub mod fake_tsm;
 pub mod intel_emulator;
 pub mod signer;
+pub mod tdx_signer;

@@ -10,6 +10,8 @@
 //! - [`tdx`]: Intel TDX quotes with DCAP collateral under the pinned Intel SGX Root CA
 //!   ([`intel_chain`] for the Intel chains and CRLs).
 
+pub mod azure;
+pub mod bundle;
 pub mod chain;
 pub mod intel_chain;
 pub mod options;

@@ -53,6 +53,7 @@ fn load(dir: &Path) -> (Case, Option<Vec<u8>>, Vec<AmdCert>) {
                     certs.push(AmdCert::parse_der(&t.vcek).unwrap());
                     certs.extend(t.chain.iter().map(|d| AmdCert::parse_der(d).unwrap()));
                 }
+                other => panic!("{name}: not an SEV-SNP endorsement: {other:?}"),
             },
         }
     }

@@ -23,6 +23,7 @@ use thimble_sim::fake_tsm::{FakeTsm, KernelProfile};
 use thimble_sim::signer::{ReportSigner, ReportTemplate};
 
 use crate::args::{CollectArgs, SimulateArg, SourceArg};
+use crate::cmd::collect_tdx::{self, TdxSource};
 use crate::common;
 use crate::error::CliError;
 use crate::exit;
@@ -41,11 +42,36 @@ pub fn agent() -> Agent {
 }
 
 /// Claims for a report, decoding the TCB with the product the report or its certificates name.
-pub fn claims_for(report: &SnpReport, certs: &[AmdCert]) -> Claims {
+pub fn claims_for(report: &SnpReport, certs: &[AmdCert]) -> serde_json::Value {
     let product = report
         .product_hint()
         .or_else(|| certs.iter().find_map(|c| c.product()));
-    Claims::from_report(report, product)
+    serde_json::to_value(Claims::from_report(report, product)).unwrap_or_default()
+}
+
+/// Whether this collection is a TDX one, and through which source: `--source tdx-guest`, a
+/// configfs-tsm whose provider is `tdx_guest`, or (in `auto`, with no SEV-SNP source)
+/// `/dev/tdx_guest`.
+fn tdx_source(a: &CollectArgs) -> Result<Option<TdxSource>, CliError> {
+    let tsm_provider = || {
+        TsmClient::new(RealConfigFs, &a.location.tsm_root)
+            .probe()
+            .ok()
+    };
+    Ok(match a.source {
+        SourceArg::TdxGuest => Some(TdxSource::DeviceQgs),
+        SourceArg::SevGuest => None,
+        SourceArg::ConfigfsTsm => {
+            (tsm_provider() == Some(Provider::TdxGuest)).then_some(TdxSource::ConfigfsTsm)
+        }
+        SourceArg::Auto => match tsm_provider() {
+            Some(Provider::TdxGuest) => Some(TdxSource::ConfigfsTsm),
+            Some(Provider::SevGuest) => None,
+            _ if a.location.device.exists() => None,
+            _ if a.tdx_device.exists() => Some(TdxSource::DeviceQgs),
+            _ => None,
+        },
+    })
 }
 
 /// What a source produced.
@@ -196,7 +222,7 @@ fn simulated_source(a: &CollectArgs, rd: &[u8; 64]) -> Result<Raw, CliError> {
     )
 }
 
-fn kernel_release() -> Option<String> {
+pub fn kernel_release() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()
         .map(|s| s.trim().to_string())
@@ -204,6 +230,14 @@ fn kernel_release() -> Option<String> {
 
 pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     let (rd, nonce) = plan_report_data(&a)?;
+    if a.simulate == Some(SimulateArg::Tdx) {
+        return collect_tdx::run(&a, rd, nonce, None);
+    }
+    if a.simulate.is_none() {
+        if let Some(source) = tdx_source(&a)? {
+            return collect_tdx::run(&a, rd, nonce, Some(source));
+        }
+    }
     let simulated = a.simulate.is_some();
 
     // The simulation replaces the device and the network endpoints, and nothing else: the same
@@ -238,7 +272,7 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
             }
             Some(emu)
         }
-        None => None,
+        Some(SimulateArg::Tdx) | None => None,
     };
 
     let raw = if simulated {
@@ -246,6 +280,13 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     } else {
         let tsm = TsmClient::new(RealConfigFs, &a.location.tsm_root);
         match a.source {
+            // TDX sources were dispatched to collect_tdx before this point.
+            SourceArg::TdxGuest => {
+                return Err(CliError::NoTee(format!(
+                    "{} is not an Intel TDX guest device",
+                    a.tdx_device.display()
+                )));
+            }
             SourceArg::ConfigfsTsm => via_tsm(&tsm, &rd, a.privlevel)?.ok_or_else(|| {
                 CliError::NoTee(format!(
                     "configfs-tsm at {} has no sev_guest provider (run `thimble detect` for details)",
@@ -421,8 +462,9 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
         collection: raw.collection,
         nonce: Some(nonce),
         evidence: Evidence {
-            snp_report: b64(&raw.report),
+            snp_report: Some(b64(&raw.report)),
             auxblob: raw.auxblob.as_deref().map(b64),
+            ..Evidence::default()
         },
         endorsements,
         endorsement_log: log,

@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! `thimble import`: builds a bundle from a report captured elsewhere and the certificate files
-//! or THIM responses that endorse it. Files are recognised by content; anything unrecognised is
-//! an error that names the file. The report is parsed (so a damaged one is caught here) but not
-//! verified: that is `verify`'s job.
+//! `thimble import`: builds a bundle from evidence captured elsewhere (an SEV-SNP report or a TDX
+//! quote) and the files that endorse it. Files are recognised by content; anything unrecognised,
+//! or of the other TEE's kind, is an error that names the file. The evidence is parsed (so a
+//! damaged file is caught here) but not verified: that is `verify`'s job.
+
+use std::path::Path;
 
 use thimble_collect::endorse::role_kind;
-use thimble_evidence::bundle::{Bundle, Collection, Endorsement, Evidence, Nonce, Origin, b64};
+use thimble_evidence::bundle::{
+    Bundle, Collection, Endorsement, EndorsementKind, Evidence, Nonce, Origin, Tee, b64,
+};
 use thimble_evidence::cert_file::FileContent;
 use thimble_evidence::report_data::Derivation;
 use thimble_evidence::snp::{AmdCert, SnpReport};
+use thimble_evidence::tdx::quote::TdxQuote;
+use thimble_evidence::tdx::{PckInfo, TdxClaims};
 
 use crate::args::ImportArgs;
 use crate::cmd::collect::{agent, claims_for};
@@ -16,13 +22,8 @@ use crate::common;
 use crate::error::CliError;
 use crate::io::{parse_hex, read_input, write_output};
 
-pub fn run(a: ImportArgs) -> Result<u8, CliError> {
-    let report_bytes = read_input(&a.snp_report)?;
-    let report = SnpReport::parse(&report_bytes).map_err(|e| CliError::MalformedFile {
-        path: a.snp_report.clone(),
-        reason: e.to_string(),
-    })?;
-    let nonce = match (&a.nonce, &a.report_data) {
+fn nonce(a: &ImportArgs) -> Result<Option<Nonce>, CliError> {
+    Ok(match (&a.nonce, &a.report_data) {
         (Some(n), _) => Some(Nonce {
             value: hex::encode(parse_hex("--nonce", n)?),
             generated: false,
@@ -43,8 +44,19 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
             })
         }
         (None, None) => None,
-    };
-    let mut endorsements = Vec::new();
+    })
+}
+
+fn wrong_kind(path: &Path, what: &str, tee: &str) -> CliError {
+    CliError::MalformedFile {
+        path: path.to_path_buf(),
+        reason: format!("{what} does not endorse {tee} evidence"),
+    }
+}
+
+/// The endorsements of `--add` files for a `tee` bundle, and the certificates among them.
+fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCert>), CliError> {
+    let mut out = Vec::new();
     let mut certs = Vec::new();
     for path in &a.add {
         let f = common::load_cert_file(path)?;
@@ -53,28 +65,122 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
             url: None,
             path: Some(path.display().to_string()),
         };
-        let (ders, cache) = match f.content {
-            FileContent::Certificates(c) => (c, None),
-            FileContent::ThimAmd(t) => (
-                std::iter::once(t.vcek).chain(t.chain).collect(),
-                t.cache_control_secs,
-            ),
+        let mut push_certs = |ders: Vec<Vec<u8>>, cache: Option<u64>| -> Result<(), CliError> {
+            for der in ders {
+                let cert = AmdCert::parse_der(&der).map_err(|e| CliError::MalformedFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                let kind = if tee == Tee::SevSnp {
+                    role_kind(&cert)
+                } else {
+                    EndorsementKind::Certificate
+                };
+                let mut e = Endorsement::der(kind, &der, origin.clone(), None);
+                e.cache_max_age_secs = cache;
+                out.push(e);
+                certs.push(cert);
+            }
+            Ok(())
         };
-        for der in ders {
-            let cert = AmdCert::parse_der(&der).map_err(|e| CliError::MalformedFile {
+        match (f.content, tee) {
+            (FileContent::Certificates(c), _) => push_certs(c, None)?,
+            (FileContent::ThimAmd(t), Tee::SevSnp) => {
+                push_certs(
+                    std::iter::once(t.vcek).chain(t.chain).collect(),
+                    t.cache_control_secs,
+                )?;
+            }
+            (FileContent::ThimAmd(_), Tee::Tdx) => {
+                return Err(wrong_kind(path, "a THIM AMD response", "TDX"));
+            }
+            (FileContent::TcbInfo(body), Tee::Tdx) => {
+                out.push(Endorsement::bytes_as(
+                    EndorsementKind::TcbInfo,
+                    "json",
+                    &body,
+                    origin,
+                    None,
+                ));
+            }
+            (FileContent::QeIdentity(body), Tee::Tdx) => {
+                out.push(Endorsement::bytes_as(
+                    EndorsementKind::QeIdentity,
+                    "json",
+                    &body,
+                    origin,
+                    None,
+                ));
+            }
+            (FileContent::Crl { der, issuer_cn }, Tee::Tdx) => {
+                let kind = if issuer_cn.contains("Root CA") {
+                    EndorsementKind::RootCaCrl
+                } else {
+                    EndorsementKind::PckCrl
+                };
+                out.push(Endorsement::der(kind, &der, origin, None));
+            }
+            (FileContent::Crl { der, .. }, Tee::SevSnp) => {
+                out.push(Endorsement::der(EndorsementKind::Crl, &der, origin, None));
+            }
+            (FileContent::TcbInfo(_) | FileContent::QeIdentity(_), Tee::SevSnp) => {
+                return Err(wrong_kind(path, "Intel collateral", "SEV-SNP"));
+            }
+        }
+    }
+    Ok((out, certs))
+}
+
+pub fn run(a: ImportArgs) -> Result<u8, CliError> {
+    let nonce = nonce(&a)?;
+    let (tee, path, evidence, claims) = match (&a.snp_report, &a.tdx_quote) {
+        (Some(path), None) => {
+            let bytes = read_input(path)?;
+            let report = SnpReport::parse(&bytes).map_err(|e| CliError::MalformedFile {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-            let mut e = Endorsement::der(role_kind(&cert), &der, origin.clone(), None);
-            e.cache_max_age_secs = cache;
-            endorsements.push(e);
-            certs.push(cert);
+            let (_, certs) = endorsements(&a, Tee::SevSnp)?;
+            let evidence = Evidence {
+                snp_report: Some(b64(&bytes)),
+                ..Evidence::default()
+            };
+            (Tee::SevSnp, path, evidence, claims_for(&report, &certs))
         }
-    }
+        (None, Some(path)) => {
+            let bytes = read_input(path)?;
+            let quote = TdxQuote::parse(&bytes).map_err(|e| CliError::MalformedFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let evidence = Evidence {
+                tdx_quote: Some(b64(&bytes)),
+                ..Evidence::default()
+            };
+            let pck = quote
+                .pck_chain
+                .as_ref()
+                .and_then(|c| c.first())
+                .and_then(|d| PckInfo::from_der(d).ok());
+            let claims = serde_json::to_value(TdxClaims::from_quote(&quote, pck.as_ref()))
+                .unwrap_or_default();
+            (Tee::Tdx, path, evidence, claims)
+        }
+        // clap's argument group requires exactly one.
+        _ => {
+            return Err(CliError::Usage(
+                "give exactly one of --snp-report and --tdx-quote".into(),
+            ));
+        }
+    };
+    let (mut endorsements, _) = endorsements(&a, tee)?;
+    // Issuer chains given as separate files repeat the root; keep each item once.
+    let mut seen = std::collections::HashSet::new();
+    endorsements.retain(|e| seen.insert((e.sha256.clone(), e.format.clone())));
     let bundle = Bundle {
         format: thimble_evidence::bundle::FORMAT.into(),
         version: thimble_evidence::bundle::VERSION,
-        tee: thimble_evidence::bundle::Tee::SevSnp,
+        tee,
         simulated: false,
         agent: agent(),
         created_at: thimble_evidence::time_fmt::format_unix(common::now()),
@@ -84,16 +190,13 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
             provider: None,
             privlevel: None,
             generation: None,
-            path: Some(a.snp_report.display().to_string()),
+            path: Some(path.display().to_string()),
         },
         nonce,
-        evidence: Evidence {
-            snp_report: b64(&report_bytes),
-            auxblob: None,
-        },
+        evidence,
         endorsements,
         endorsement_log: vec![format!("imported from {} file(s)", a.add.len())],
-        claims: claims_for(&report, &certs),
+        claims,
     };
     write_output(&a.output, &bundle.to_json())?;
     Ok(crate::exit::OK)

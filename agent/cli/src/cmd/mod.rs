@@ -3,6 +3,7 @@
 //! code.
 
 pub mod collect;
+pub mod collect_tdx;
 pub mod detect;
 pub mod import;
 pub mod show;

@@ -5,10 +5,13 @@
 
 use std::fmt::Write as _;
 
-use thimble_evidence::snp::{AmdCert, SnpReport};
+use thimble_evidence::bundle::{Bundle, Claims, Tee};
+use thimble_evidence::snp::{AmdCert, SnpReport, TcbVersion};
+use thimble_evidence::tdx::pck::PckInfo;
+use thimble_evidence::tdx::quote::{TdAttributes, TdxQuote};
+use thimble_verify::bundle::{VerifyOptions, verify_bundle};
 
 use crate::args::ShowArgs;
-use crate::cmd::collect::claims_for;
 use crate::common;
 use crate::error::CliError;
 use crate::exit;
@@ -24,24 +27,6 @@ fn json_name<T: serde::Serialize>(v: &T) -> String {
 
 pub fn run(a: ShowArgs) -> Result<u8, CliError> {
     let b = common::read_bundle(&a.bundle)?;
-    let raw = b.report_bytes().map_err(|e| CliError::MalformedFile {
-        path: a.bundle.clone(),
-        reason: e.to_string(),
-    })?;
-    let report = SnpReport::parse(&raw).map_err(|e| CliError::MalformedFile {
-        path: a.bundle.clone(),
-        reason: e.to_string(),
-    })?;
-    let certs: Vec<AmdCert> = b
-        .endorsements
-        .iter()
-        .filter_map(|e| e.bytes().ok())
-        .filter_map(|d| AmdCert::parse_der(&d).ok())
-        .collect();
-    let product = report
-        .product_hint()
-        .or_else(|| certs.iter().find_map(|c| c.product()));
-    let c = claims_for(&report, &certs);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -94,6 +79,67 @@ pub fn run(a: ShowArgs) -> Result<u8, CliError> {
             let _ = writeln!(s, "nonce:         unknown");
         }
     }
+    let malformed = |reason: String| CliError::MalformedFile {
+        path: a.bundle.clone(),
+        reason,
+    };
+    match b.tee {
+        Tee::SevSnp => show_snp(&b, &mut s).map_err(malformed)?,
+        Tee::Tdx => show_tdx(&b, &mut s).map_err(malformed)?,
+    }
+    let _ = writeln!(s, "endorsements:");
+    for e in &b.endorsements {
+        let name = e
+            .bytes()
+            .ok()
+            .and_then(|d| AmdCert::parse_der(&d).ok())
+            .map(|c| c.subject_cn)
+            .unwrap_or_default();
+        let from = e
+            .origin
+            .url
+            .as_deref()
+            .or(e.origin.path.as_deref())
+            .unwrap_or("");
+        let _ = writeln!(
+            s,
+            "  {:<12} {:<28} from {} {}{}{}",
+            json_name(&e.kind),
+            name,
+            e.origin.kind,
+            from,
+            e.retrieved_at
+                .as_deref()
+                .map(|t| format!(" at {t}"))
+                .unwrap_or_default(),
+            e.cache_max_age_secs
+                .map(|c| format!(" (cache {c} s)"))
+                .unwrap_or_default()
+        );
+    }
+    if b.evidence.auxblob.is_some() {
+        let _ = writeln!(s, "auxblob:       present");
+    }
+    for l in &b.endorsement_log {
+        let _ = writeln!(s, "log:           {l}");
+    }
+    print_stdout(&s);
+    Ok(exit::OK)
+}
+
+fn show_snp(b: &Bundle, s: &mut String) -> Result<(), String> {
+    let raw = b.report_bytes().map_err(|e| e.to_string())?;
+    let report = SnpReport::parse(&raw).map_err(|e| e.to_string())?;
+    let certs: Vec<AmdCert> = b
+        .endorsements
+        .iter()
+        .filter_map(|e| e.bytes().ok())
+        .filter_map(|d| AmdCert::parse_der(&d).ok())
+        .collect();
+    let product = report
+        .product_hint()
+        .or_else(|| certs.iter().find_map(|c| c.product()));
+    let c = Claims::from_report(&report, product);
     let _ = writeln!(
         s,
         "report:        version {}, product {}",
@@ -124,7 +170,7 @@ pub fn run(a: ShowArgs) -> Result<u8, CliError> {
             ("committed_tcb", report.committed_tcb),
             ("launch_tcb", report.launch_tcb),
         ] {
-            let t = thimble_evidence::snp::TcbVersion::decode(raw, p);
+            let t = TcbVersion::decode(raw, p);
             let _ = writeln!(s, "{name:<14} {t} (tcbm {})", t.tcbm());
         }
     } else {
@@ -136,42 +182,108 @@ pub fn run(a: ShowArgs) -> Result<u8, CliError> {
     }
     let _ = writeln!(s, "signer:        {}", c.signing_key);
     let _ = writeln!(s, "firmware:      {}", c.firmware_version);
-    let _ = writeln!(s, "endorsements:");
-    for e in &b.endorsements {
-        let cn = e
-            .bytes()
-            .ok()
-            .and_then(|d| AmdCert::parse_der(&d).ok())
-            .map(|c| c.subject_cn)
-            .unwrap_or_default();
-        let from = e
-            .origin
-            .url
-            .as_deref()
-            .or(e.origin.path.as_deref())
-            .unwrap_or("");
-        let _ = writeln!(
-            s,
-            "  {:<5} {:<16} from {} {}{}{}",
-            format!("{:?}", e.kind).to_lowercase(),
-            cn,
-            e.origin.kind,
-            from,
-            e.retrieved_at
-                .as_deref()
-                .map(|t| format!(" at {t}"))
-                .unwrap_or_default(),
-            e.cache_max_age_secs
-                .map(|c| format!(" (cache {c} s)"))
-                .unwrap_or_default()
-        );
+    Ok(())
+}
+
+fn show_tdx(b: &Bundle, s: &mut String) -> Result<(), String> {
+    let raw = b.tdx_quote_bytes().map_err(|e| e.to_string())?;
+    let quote = TdxQuote::parse(&raw).map_err(|e| e.to_string())?;
+    let body = &quote.body;
+    let _ = writeln!(
+        s,
+        "quote:         version {}{}, {} trailing byte(s)",
+        quote.header.version,
+        quote
+            .body_type
+            .map(|t| format!(" (body type {t})"))
+            .unwrap_or_default(),
+        quote.trailing_len
+    );
+    let _ = writeln!(s, "mrtd:          {}", hex::encode(body.mrtd));
+    for (i, r) in body.rtmr.iter().enumerate() {
+        let _ = writeln!(s, "rtmr{i}:         {}", hex::encode(r));
     }
-    if b.evidence.auxblob.is_some() {
-        let _ = writeln!(s, "auxblob:       present");
+    let _ = writeln!(s, "mrconfigid:    {}", hex::encode(body.mrconfigid));
+    let _ = writeln!(s, "mrowner:       {}", hex::encode(body.mrowner));
+    let _ = writeln!(s, "mrownerconfig: {}", hex::encode(body.mrownerconfig));
+    let _ = writeln!(s, "report_data:   {}", hex::encode(body.report_data));
+    let attrs = TdAttributes::decode(body.td_attributes);
+    let mut flags = Vec::new();
+    for (set, name) in [
+        (attrs.debug, "DEBUG"),
+        (attrs.sept_ve_disable, "SEPT_VE_DISABLE"),
+        (attrs.migratable, "MIGRATABLE"),
+        (attrs.pks, "PKS"),
+        (attrs.kl, "KL"),
+        (attrs.perfmon, "PERFMON"),
+    ] {
+        if set {
+            flags.push(name);
+        }
     }
-    for l in &b.endorsement_log {
-        let _ = writeln!(s, "log:           {l}");
+    let _ = writeln!(
+        s,
+        "td_attributes: {:#018x} [{}]",
+        attrs.raw,
+        flags.join(", ")
+    );
+    let _ = writeln!(s, "xfam:          {}", hex::encode(body.xfam));
+    let _ = writeln!(s, "tee_tcb_svn:   {}", hex::encode(body.tee_tcb_svn));
+    if let Some(svn2) = body.tee_tcb_svn_2 {
+        let _ = writeln!(s, "tee_tcb_svn_2: {}", hex::encode(svn2));
     }
-    print_stdout(&s);
-    Ok(exit::OK)
+    if let Some(m) = body.mrservicetd {
+        let _ = writeln!(s, "mrservicetd:   {}", hex::encode(m));
+    }
+    let _ = writeln!(s, "mrseam:        {}", hex::encode(body.mrseam));
+    match quote
+        .pck_chain
+        .as_ref()
+        .and_then(|c| c.first())
+        .map(|d| PckInfo::from_der(d))
+    {
+        Some(Ok(p)) => {
+            let _ = writeln!(
+                s,
+                "fmspc:         {}  (pce_id {}, pcesvn {}, {} CA)",
+                hex::encode(p.fmspc),
+                hex::encode(p.pce_id),
+                p.pcesvn,
+                p.ca_type.as_str()
+            );
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(s, "fmspc:         unreadable PCK certificate: {e}");
+        }
+        None => {
+            let _ = writeln!(s, "fmspc:         unknown (the quote carries no PCK chain)");
+        }
+    }
+    // The TCB status needs the collateral and a verification; do it now, against the pinned
+    // roots (and the test root for a simulated bundle), and say so.
+    let mut opts = VerifyOptions::strict(common::now());
+    opts.intel_simulated_roots = common::intel_simulated_roots(b.simulated);
+    opts.tdx.allow_debug = true;
+    opts.tdx.allow_stale_collateral = true;
+    let out = verify_bundle(b, &opts);
+    match (&out.tcb_status, out.errors.first()) {
+        (Some(status), None) => {
+            let _ = writeln!(
+                s,
+                "tcb status:    {status}{} (verified now; staleness and debug not judged here)",
+                if out.advisory_ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", out.advisory_ids.join(", "))
+                }
+            );
+        }
+        (_, Some(e)) => {
+            let _ = writeln!(s, "tcb status:    unknown: {} ({})", e.message, e.code);
+        }
+        (None, None) => {
+            let _ = writeln!(s, "tcb status:    unknown");
+        }
+    }
+    Ok(())
 }

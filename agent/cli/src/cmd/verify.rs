@@ -2,9 +2,9 @@
 //! `thimble verify`: checks a bundle offline against the pinned roots at a given time, prints the
 //! outcome (human or `--json`) and exits 0, 6, 7 or 8 by the worst error.
 
+use thimble_verify::Verdict;
+use thimble_verify::bundle::verify_bundle;
 use thimble_verify::outcome::{ErrorClass, Outcome};
-use thimble_verify::snp::verify_bundle;
-use thimble_verify::{Options, Verdict};
 
 use crate::args::VerifyArgs;
 use crate::common;
@@ -23,13 +23,8 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
 
 pub fn run(a: VerifyArgs) -> Result<u8, CliError> {
     let at = common::verification_time(a.at.as_deref())?;
-    let policy = common::policy(&a.policy)?;
+    let opts = common::verify_options(at, &a.policy)?;
     let bundle = common::read_bundle(&a.bundle)?;
-    let opts = Options {
-        at,
-        roots: common::roots(a.policy.insecure_allow_simulated),
-        policy,
-    };
     let outcome = verify_bundle(&bundle, &opts);
     if a.json {
         let mut s =
@@ -54,6 +49,12 @@ pub fn render(o: &Outcome) -> String {
     s.push_str(&format!("checked:   at {}\n", o.verified_at));
     if let Some(p) = o.product {
         s.push_str(&format!("product:   {p}\n"));
+    }
+    if let Some(status) = &o.tcb_status {
+        s.push_str(&format!("tcb:       {status}\n"));
+    }
+    if !o.advisory_ids.is_empty() {
+        s.push_str(&format!("advisories: {}\n", o.advisory_ids.join(", ")));
     }
     if let Some(signer) = &o.signer {
         s.push_str(&format!("signer:    {signer}\n"));

@@ -40,6 +40,12 @@ pub fn run(a: VerifyChainArgs) -> Result<u8, CliError> {
         let ders = match f.content {
             FileContent::Certificates(c) => c,
             FileContent::ThimAmd(t) => std::iter::once(t.vcek).chain(t.chain).collect(),
+            _ => {
+                return Err(CliError::MalformedFile {
+                    path: path.clone(),
+                    reason: "not a certificate file or THIM AMD response".into(),
+                });
+            }
         };
         for d in ders {
             // load_cert_file already parsed each certificate once.

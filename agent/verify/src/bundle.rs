@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Verifying a whole bundle: picks the TEE's verifier by the bundle's `tee`, gathers the
+//! endorsements it needs from the bundle, and applies the bundle's own nonce when the caller gave
+//! no expected REPORT_DATA. Nothing in the bundle but bytes that get checked is believed.
+
+use thimble_evidence::bundle::{Bundle, EndorsementKind, Tee};
+use thimble_evidence::cert_file::pem_certificates;
+use thimble_evidence::report_data;
+use thimble_evidence::snp::AmdCert;
+use thimble_evidence::time_fmt::format_unix;
+
+use crate::options::{Options, Policy};
+use crate::outcome::{Outcome, VerifyError};
+use crate::roots::{IntelRoots, TrustedRoots};
+use crate::tdx::{TdxCollateral, TdxPolicy, verify_quote};
+
+/// Everything a bundle verification depends on.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Seconds since the epoch.
+    pub at: i64,
+    pub amd_roots: TrustedRoots,
+    pub intel_roots: IntelRoots,
+    /// A test PKI's root, used only for bundles that say they are simulated
+    /// (`--insecure-allow-simulated`).
+    pub intel_simulated_roots: Option<IntelRoots>,
+    pub snp: Policy,
+    pub tdx: TdxPolicy,
+}
+
+impl VerifyOptions {
+    /// Pinned vendor roots and default policies.
+    pub fn strict(at: i64) -> VerifyOptions {
+        VerifyOptions {
+            at,
+            amd_roots: TrustedRoots::amd(),
+            intel_roots: IntelRoots::intel(),
+            intel_simulated_roots: None,
+            snp: Policy::default(),
+            tdx: TdxPolicy::default(),
+        }
+    }
+}
+
+/// Verifies `bundle` with the verifier of its TEE.
+pub fn verify_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
+    match bundle.tee {
+        Tee::SevSnp => crate::snp::verify_bundle(
+            bundle,
+            &Options {
+                at: o.at,
+                roots: o.amd_roots.clone(),
+                policy: o.snp.clone(),
+            },
+        ),
+        Tee::Tdx => verify_tdx_bundle(bundle, o),
+    }
+}
+
+fn fail(tee: &'static str, at: i64, simulated: bool, e: VerifyError) -> Outcome {
+    let mut out = Outcome::new(tee, format_unix(at));
+    out.simulated = simulated;
+    out.errors.push(e);
+    out.finish()
+}
+
+/// Whether a certificate belongs to a chain of the given Intel role, by its subject.
+fn cn_of(der: &[u8]) -> Option<String> {
+    AmdCert::parse_der(der).ok().map(|c| c.subject_cn)
+}
+
+/// The collateral a TDX bundle carries. Issuer chains come from the item's own `issuer_chain`
+/// when the source sent one, else from the bundle's certificates by role: the TCB Signing
+/// certificate for TCB info and QE identity, the PCK CA for the PCK CRL, the root for both.
+pub fn tdx_collateral(bundle: &Bundle) -> Result<TdxCollateral, VerifyError> {
+    let malformed = |e: thimble_evidence::bundle::BundleError| {
+        VerifyError::malformed("malformed-bundle", e.to_string())
+    };
+    let mut c = TdxCollateral::default();
+    let mut certs: Vec<Vec<u8>> = Vec::new();
+    let mut tcb_chain_pem = None;
+    let mut qe_chain_pem = None;
+    let mut crl_chain_pem = None;
+    for e in &bundle.endorsements {
+        let bytes = e.bytes().map_err(malformed)?;
+        match e.kind {
+            EndorsementKind::TcbInfo => {
+                c.tcb_info = bytes;
+                tcb_chain_pem = e.issuer_chain.clone();
+            }
+            EndorsementKind::QeIdentity => {
+                c.qe_identity = bytes;
+                qe_chain_pem = e.issuer_chain.clone();
+            }
+            EndorsementKind::PckCrl => {
+                c.pck_crl = Some(bytes);
+                crl_chain_pem = e.issuer_chain.clone();
+            }
+            EndorsementKind::RootCaCrl => c.root_ca_crl = Some(bytes),
+            EndorsementKind::Certificate if e.format == "der" => certs.push(bytes),
+            _ => {}
+        }
+    }
+    let by_role = |needle: &str| -> Vec<Vec<u8>> {
+        let mut chain: Vec<Vec<u8>> = certs
+            .iter()
+            .filter(|d| cn_of(d).is_some_and(|cn| cn.contains(needle)))
+            .cloned()
+            .collect();
+        chain.extend(
+            certs
+                .iter()
+                .filter(|d| cn_of(d).is_some_and(|cn| cn.contains("Root CA")))
+                .cloned(),
+        );
+        chain
+    };
+    let from_pem =
+        |pem: &Option<String>, fallback: Vec<Vec<u8>>| -> Result<Vec<Vec<u8>>, VerifyError> {
+            match pem {
+                Some(p) => pem_certificates(p).map_err(|e| {
+                    VerifyError::malformed("malformed-bundle", format!("issuer_chain: {e}"))
+                }),
+                None => Ok(fallback),
+            }
+        };
+    c.tcb_info_issuer_chain = from_pem(&tcb_chain_pem, by_role("TCB Signing"))?;
+    c.qe_identity_issuer_chain = from_pem(&qe_chain_pem, by_role("TCB Signing"))?;
+    c.pck_crl_issuer_chain = from_pem(&crl_chain_pem, by_role("PCK"))?;
+    // A PCK leaf among the certificates serves quotes that do not carry their chain.
+    let pck_leaf: Vec<Vec<u8>> = certs
+        .iter()
+        .filter(|d| cn_of(d).is_some_and(|cn| cn == "Intel SGX PCK Certificate"))
+        .cloned()
+        .collect();
+    if !pck_leaf.is_empty() {
+        let mut chain = pck_leaf;
+        chain.extend(
+            by_role("PCK Platform CA")
+                .into_iter()
+                .chain(by_role("PCK Processor CA")),
+        );
+        chain.dedup();
+        c.pck_chain = Some(chain);
+    }
+    Ok(c)
+}
+
+fn verify_tdx_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
+    let quote = match bundle.tdx_quote_bytes() {
+        Ok(q) => q,
+        Err(e) => {
+            return fail(
+                "tdx",
+                o.at,
+                bundle.simulated,
+                VerifyError::malformed("malformed-bundle", e.to_string()),
+            );
+        }
+    };
+    let collateral = match tdx_collateral(bundle) {
+        Ok(c) => c,
+        Err(e) => return fail("tdx", o.at, bundle.simulated, e),
+    };
+    let mut policy = o.tdx.clone();
+    if policy.report_data.is_none() {
+        if let Some(n) = &bundle.nonce {
+            match hex::decode(&n.value) {
+                // The bundle's own nonce: the best the verifier can do without one of its own.
+                Ok(v) => policy.report_data = report_data::derive(n.report_data_derivation, &v),
+                Err(_) => {
+                    return fail(
+                        "tdx",
+                        o.at,
+                        bundle.simulated,
+                        VerifyError::malformed("malformed-bundle", "nonce.value is not hex"),
+                    );
+                }
+            }
+        }
+    }
+    // A simulated bundle is checked against the test root only when the caller allowed it; a
+    // bundle that says it is real is always checked against Intel's.
+    let roots = match (&o.intel_simulated_roots, bundle.simulated) {
+        (Some(sim), true) => sim,
+        _ => &o.intel_roots,
+    };
+    let mut out = verify_quote(&quote, &collateral, o.at, roots, &policy);
+    if bundle.simulated && !roots.simulated && out.errors.iter().any(|e| e.code == "chain") {
+        out.errors.retain(|e| e.code != "chain");
+        out.errors.insert(
+            0,
+            VerifyError::authenticity(
+                "simulated",
+                "bundle was produced by --simulate and is signed by test keys; pass --insecure-allow-simulated to check it against the simulation root",
+            ),
+        );
+        out = out.finish();
+    }
+    out.simulated |= bundle.simulated;
+    out
+}
