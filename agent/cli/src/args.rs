@@ -33,6 +33,21 @@ pub enum Command {
     Show(ShowArgs),
     /// Verify VCEK/VLEK certificate chains on their own (no report).
     VerifyChain(VerifyChainArgs),
+    /// Collect, write the bundle, then replace thimble with a command (container entrypoint).
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    /// Fail (with collect's exit code) instead of running the command when collection fails.
+    #[arg(long)]
+    pub required: bool,
+    /// The command to run, after `--`; it gets THIMBLE_EVIDENCE (the bundle path) and
+    /// THIMBLE_NONCE (hex) in its environment when collection succeeded.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,9 +95,10 @@ pub struct CollectArgs {
     /// REPORT_DATA verbatim (exactly 64 bytes, hex).
     #[arg(long, value_name = "HEX")]
     pub report_data: Option<String>,
-    /// Where to write the bundle (`-` for standard output).
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    /// Where to write the bundle (`-` for standard output); required by `collect`, default
+    /// /run/thimble/evidence.json for `exec`.
+    #[arg(short, long, visible_alias = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Which evidence source to use.
     #[arg(long, value_enum, default_value = "auto")]
     pub source: SourceArg,
@@ -147,6 +163,9 @@ pub struct DetectArgs {
     pub json: bool,
     #[command(flatten)]
     pub location: LocationArgs,
+    /// TDX guest device.
+    #[arg(long, value_name = "PATH", default_value = thimble_collect::tdx_guest::DEFAULT_DEVICE_PATH)]
+    pub tdx_device: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -20,7 +20,7 @@ pub enum CliError {
     },
     #[error("{path}: {reason}")]
     MalformedFile { path: PathBuf, reason: String },
-    #[error("no usable SEV-SNP evidence source: {0}")]
+    #[error("no usable evidence source: {0}")]
     NoTee(String),
     #[error("evidence collection failed ({source_name})")]
     Collection {

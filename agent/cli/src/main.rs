@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Import(a) => cmd::import::run(a),
         Command::Show(a) => cmd::show::run(a),
         Command::VerifyChain(a) => cmd::verify_chain::run(a),
+        Command::Exec(a) => cmd::exec::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -148,6 +148,7 @@ fn help_texts() {
         "import",
         "show",
         "verify-chain",
+        "exec",
     ] {
         let args: Vec<&str> = if cmd.is_empty() {
             vec!["--help"]

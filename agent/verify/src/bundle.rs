@@ -124,6 +124,18 @@ pub fn tdx_collateral(bundle: &Bundle) -> Result<TdxCollateral, VerifyError> {
                 None => Ok(fallback),
             }
         };
+    // Without them nothing vouches for the quote's TCB: the bundle is incomplete, not malformed.
+    for (item, missing) in [
+        ("TCB info", c.tcb_info.is_empty()),
+        ("QE identity", c.qe_identity.is_empty()),
+    ] {
+        if missing {
+            return Err(VerifyError::authenticity(
+                "missing-endorsement",
+                format!("the bundle has no Intel {item}, so the quote's TCB cannot be judged"),
+            ));
+        }
+    }
     c.tcb_info_issuer_chain = from_pem(&tcb_chain_pem, by_role("TCB Signing"))?;
     c.qe_identity_issuer_chain = from_pem(&qe_chain_pem, by_role("TCB Signing"))?;
     c.pck_crl_issuer_chain = from_pem(&crl_chain_pem, by_role("PCK"))?;

@@ -33,6 +33,13 @@ use crate::output::warn;
 /// Where fetched endorsements are cached unless `--cache-dir` or `--no-cache` says otherwise.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/thimble";
 
+/// Where the bundle goes: `-o`, which `collect` requires (`exec` fills in its default).
+pub fn output_path(a: &CollectArgs) -> Result<std::path::PathBuf, CliError> {
+    a.output.clone().ok_or_else(|| {
+        CliError::Usage("collect needs -o FILE (or -o - for standard output)".into())
+    })
+}
+
 /// The agent identity recorded in bundles.
 pub fn agent() -> Agent {
     Agent {
@@ -229,6 +236,8 @@ pub fn kernel_release() -> Option<String> {
 }
 
 pub fn run(a: CollectArgs) -> Result<u8, CliError> {
+    // Checked before anything touches a device, so a usage error costs no guest request.
+    output_path(&a)?;
     let (rd, nonce) = plan_report_data(&a)?;
     if a.simulate == Some(SimulateArg::Tdx) {
         return collect_tdx::run(&a, rd, nonce, None);
@@ -306,9 +315,10 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
                 )?,
                 None => {
                     return Err(CliError::NoTee(format!(
-                        "neither configfs-tsm ({}) with a sev_guest provider nor {} is present (run `thimble detect` for details)",
+                        "neither configfs-tsm ({}) with a provider, nor {}, nor {} is present (run `thimble detect` for details)",
                         a.location.tsm_root.display(),
-                        a.location.device.display()
+                        a.location.device.display(),
+                        a.tdx_device.display()
                     )));
                 }
             },
@@ -470,6 +480,6 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
         endorsement_log: log,
         claims: claims_for(&report, &certs),
     };
-    write_output(&a.output, &bundle.to_json())?;
+    write_output(&output_path(&a)?, &bundle.to_json())?;
     Ok(exit::OK)
 }

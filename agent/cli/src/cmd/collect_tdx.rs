@@ -33,7 +33,7 @@ use thimble_verify::roots::IntelRoots;
 use thimble_verify::tdx::verify_quote;
 
 use crate::args::{CollectArgs, IntelServiceArg, SourceArg};
-use crate::cmd::collect::{agent, kernel_release};
+use crate::cmd::collect::{agent, kernel_release, output_path};
 use crate::common;
 use crate::error::CliError;
 use crate::exit;
@@ -393,6 +393,6 @@ pub fn run(
             }
         ));
     }
-    write_output(&a.output, &bundle.to_json())?;
+    write_output(&output_path(a)?, &bundle.to_json())?;
     Ok(exit::OK)
 }

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! `thimble detect`: every evidence source thimble knows, whether it is usable here and why not.
-//! Exit 0 when at least one SEV-SNP source is usable, 3 otherwise.
+//! Exit 0 when at least one source is usable, 3 otherwise. Nothing is sent anywhere: the QGS
+//! check only creates a vsock socket, and configfs-tsm is probed with an entry that is removed.
 
 use serde::Serialize;
+use thimble_collect::qgs;
+use thimble_collect::tdx_guest;
 use thimble_collect::tsm::{Provider, RealConfigFs, TsmClient};
 
 use crate::args::DetectArgs;
@@ -13,6 +16,8 @@ use crate::output::print_stdout;
 #[derive(Serialize)]
 struct SourceStatus {
     source: &'static str,
+    /// `sev-snp`, `tdx` or `azure` (what the source yields).
+    tee: &'static str,
     path: String,
     usable: bool,
     detail: String,
@@ -22,20 +27,38 @@ pub fn run(a: DetectArgs) -> Result<u8, CliError> {
     let mut sources = Vec::new();
 
     let tsm = TsmClient::new(RealConfigFs, &a.location.tsm_root);
-    let (usable, detail) = match tsm.probe() {
-        Ok(Provider::SevGuest) => (true, "provider sev_guest".to_string()),
-        Ok(p) => (
-            false,
-            format!("provider is {p}; this thimble collects SEV-SNP evidence only"),
-        ),
-        Err(e) => (false, e.to_string()),
-    };
-    sources.push(SourceStatus {
-        source: "configfs-tsm",
-        path: a.location.tsm_root.display().to_string(),
-        usable,
-        detail,
-    });
+    let tsm_path = a.location.tsm_root.display().to_string();
+    match tsm.probe() {
+        Ok(Provider::SevGuest) => sources.push(SourceStatus {
+            source: "configfs-tsm",
+            tee: "sev-snp",
+            path: tsm_path,
+            usable: true,
+            detail: "provider sev_guest".into(),
+        }),
+        Ok(Provider::TdxGuest) => sources.push(SourceStatus {
+            source: "configfs-tsm",
+            tee: "tdx",
+            path: tsm_path,
+            usable: true,
+            detail: "provider tdx_guest (quotes come from the host's Quote Generation Service)"
+                .into(),
+        }),
+        Ok(p) => sources.push(SourceStatus {
+            source: "configfs-tsm",
+            tee: "-",
+            path: tsm_path,
+            usable: false,
+            detail: format!("provider is {p}, which this thimble does not collect"),
+        }),
+        Err(e) => sources.push(SourceStatus {
+            source: "configfs-tsm",
+            tee: "-",
+            path: tsm_path,
+            usable: false,
+            detail: e.to_string(),
+        }),
+    }
 
     let dev = &a.location.device;
     let (usable, detail) = match std::fs::OpenOptions::new().read(true).open(dev) {
@@ -51,39 +74,63 @@ pub fn run(a: DetectArgs) -> Result<u8, CliError> {
     };
     sources.push(SourceStatus {
         source: "sev-guest",
+        tee: "sev-snp",
         path: dev.display().to_string(),
         usable,
         detail,
     });
 
-    for (source, path, detail) in [
-        (
-            "tdx-guest",
-            "/dev/tdx_guest",
-            "Intel TDX guest device; TDX collection is not in this version",
+    let tdx_dev = &a.tdx_device;
+    let device = tdx_guest::probe(tdx_dev);
+    let port = if std::path::Path::new(qgs::DEFAULT_CONF_PATH).exists() {
+        qgs::configured_port(std::path::Path::new(qgs::DEFAULT_CONF_PATH)).ok()
+    } else {
+        Some(qgs::DEFAULT_PORT)
+    };
+    let (usable, detail) = match (&device, port.map(qgs::probe)) {
+        (Ok(()), Some(Ok(()))) => (
+            true,
+            format!(
+                "device opens; quotes from the Quote Generation Service on vsock CID 2 port {}",
+                port.unwrap_or(qgs::DEFAULT_PORT)
+            ),
         ),
-        (
-            "vtpm",
-            "/dev/tpmrm0",
-            "TPM present; Azure paravisor (HCL report) collection is not in this version",
+        (Ok(()), Some(Err(e))) => (
+            false,
+            format!("device opens, but no way to the Quote Generation Service: {e}"),
         ),
-    ] {
-        if std::path::Path::new(path).exists() {
-            sources.push(SourceStatus {
-                source,
-                path: path.into(),
-                usable: false,
-                detail: detail.into(),
-            });
-        } else {
-            sources.push(SourceStatus {
-                source,
-                path: path.into(),
-                usable: false,
-                detail: "not present".into(),
-            });
-        }
-    }
+        (Ok(()), None) => (
+            false,
+            format!(
+                "device opens, but {} cannot be read",
+                qgs::DEFAULT_CONF_PATH
+            ),
+        ),
+        (Err(e), _) => (false, e.clone()),
+    };
+    sources.push(SourceStatus {
+        source: "tdx-guest+qgs",
+        tee: "tdx",
+        path: tdx_dev.display().to_string(),
+        usable,
+        detail,
+    });
+
+    let tpm = ["/dev/tpmrm0", "/dev/tpm0"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    sources.push(SourceStatus {
+        source: "vtpm",
+        tee: "azure",
+        path: tpm.unwrap_or("/dev/tpmrm0").into(),
+        usable: false,
+        detail: match tpm {
+            Some(_) => {
+                "TPM present; Azure paravisor (HCL report) collection is not in this version".into()
+            }
+            None => "not present".into(),
+        },
+    });
 
     let any = sources.iter().any(|s| s.usable);
     if a.json {
@@ -95,8 +142,9 @@ pub fn run(a: DetectArgs) -> Result<u8, CliError> {
         let mut s = String::new();
         for src in &sources {
             s.push_str(&format!(
-                "{:<13} {:<32} {}  {}\n",
+                "{:<14} {:<8} {:<32} {}  {}\n",
                 src.source,
+                src.tee,
                 src.path,
                 if src.usable {
                     "usable    "
@@ -107,7 +155,7 @@ pub fn run(a: DetectArgs) -> Result<u8, CliError> {
             ));
         }
         if !any {
-            s.push_str("no usable SEV-SNP evidence source on this machine\n");
+            s.push_str("no usable evidence source on this machine\n");
         }
         print_stdout(&s);
     }
