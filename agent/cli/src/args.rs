@@ -217,6 +217,10 @@ pub struct PolicyArgs {
     /// TDX: expected RTMR value, as INDEX=HEX (INDEX 0 to 3, 48 bytes); repeatable.
     #[arg(long, value_name = "INDEX=HEX")]
     pub rtmr: Vec<String>,
+    /// Azure: accept an HCL report without a TPM quote (it then proves only what the VM booted
+    /// as, not that it runs now), with a warning.
+    #[arg(long)]
+    pub allow_stale_report: bool,
 }
 
 #[derive(Debug, Args)]
@@ -234,14 +238,21 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("evidence").required(true).args(["snp_report", "tdx_quote"]))]
+#[command(group = clap::ArgGroup::new("evidence").required(true).multiple(true).args(["snp_report", "tdx_quote", "hcl_report"]))]
 pub struct ImportArgs {
     /// A raw 1184-byte SEV-SNP attestation report.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tdx_quote", "hcl_report"])]
     pub snp_report: Option<PathBuf>,
-    /// A raw Intel TDX quote (version 4 or 5).
+    /// A raw Intel TDX quote (version 4 or 5); with --hcl-report, the quote IMDS made from the
+    /// HCL report's TD report.
     #[arg(long, value_name = "FILE")]
     pub tdx_quote: Option<PathBuf>,
+    /// Azure: the vTPM NV index 0x01400001 contents (HCL report).
+    #[arg(long, value_name = "FILE")]
+    pub hcl_report: Option<PathBuf>,
+    /// Azure: the TPM quote as JSON `{signature, message, pcrs}` (hex).
+    #[arg(long, value_name = "FILE", requires = "hcl_report")]
+    pub tpm_quote: Option<PathBuf>,
     /// An endorsement file, recognised by content; repeatable. SEV-SNP: certificates (DER or PEM,
     /// one or several) or a THIM AMD JSON response. TDX: TCB info or QE identity (JSON body),
     /// a CRL (DER or PEM) or certificates (a PEM issuer chain).

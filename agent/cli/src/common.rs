@@ -227,7 +227,14 @@ pub fn verify_options(at: i64, a: &PolicyArgs) -> Result<VerifyOptions, CliError
         rtmrs,
         report_data,
     };
+    let nonce = a
+        .nonce
+        .as_deref()
+        .map(|n| parse_hex("--nonce", n))
+        .transpose()?;
     Ok(VerifyOptions {
+        nonce,
+        allow_stale_report: a.allow_stale_report,
         at,
         amd_roots: roots(a.insecure_allow_simulated),
         intel_roots: IntelRoots::intel(),

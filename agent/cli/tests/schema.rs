@@ -70,6 +70,11 @@ fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
 fn assert_documented(root: &Value, node: &Value, doc: &Value, at: &str) {
     let node = resolve(root, node);
     match doc {
+        // A member the schema declares free-form (another party's JSON, like Azure's runtime
+        // data) is documented as a whole.
+        Value::Object(_)
+            if node.get("properties").is_none()
+                && node.get("additionalProperties") == Some(&Value::Bool(true)) => {}
         Value::Object(members) => {
             let props = node.get("properties").and_then(Value::as_object);
             for (key, value) in members {
@@ -260,4 +265,59 @@ fn imported_tdx_vector_matches_the_schema() {
         .unwrap()
         .remove("tdx_quote");
     assert!(!v.is_valid(&broken));
+}
+
+#[test]
+fn imported_azure_vectors_match_the_schema() {
+    let v = validator();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/azure");
+    let tmp = tempfile::tempdir().unwrap();
+    for (case, extra) in [
+        (
+            "snp-hcl-milan-v3-v1",
+            vec!["--add", "vcek.der", "--add", "ask_ark.pem"],
+        ),
+        (
+            "tdx-hcl-v4-outofdate",
+            vec![
+                "--tdx-quote",
+                "quote.bin",
+                "--add",
+                "tcb_info.json",
+                "--add",
+                "qe_identity.json",
+            ],
+        ),
+    ] {
+        let dir = root.join(case);
+        let out = tmp.path().join(format!("{case}.json"));
+        let mut args: Vec<String> = vec![
+            "import".into(),
+            "--hcl-report".into(),
+            dir.join("hcl_report.bin").display().to_string(),
+            "--tpm-quote".into(),
+            dir.join("tpm_quote.json").display().to_string(),
+        ];
+        for pair in extra.chunks(2) {
+            args.push(pair[0].into());
+            args.push(dir.join(pair[1]).display().to_string());
+        }
+        args.extend(["-o".into(), out.display().to_string()]);
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_thimble"))
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{case}");
+        let doc = check_bundle(&v, &out, case);
+        assert!(doc["tee"].as_str().unwrap().starts_with("azure-"));
+        let mut broken = doc.clone();
+        broken["evidence"]
+            .as_object_mut()
+            .unwrap()
+            .remove("hcl_report");
+        assert!(
+            !v.is_valid(&broken),
+            "{case}: an Azure bundle needs its HCL report"
+        );
+    }
 }

@@ -198,3 +198,116 @@ fn tdx_import_rejects_amd_files_and_snp_import_rejects_intel_collateral() {
         r.stderr
     );
 }
+
+#[test]
+fn azure_vectors_import_then_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for entry in std::fs::read_dir(vectors().join("azure")).unwrap() {
+        let dir = entry.unwrap().path();
+        let text = std::fs::read_to_string(dir.join("case.toml")).unwrap();
+        let case: Case = toml::from_str(&text).unwrap();
+        let nonce: Option<String> = toml::from_str::<toml::Value>(&text)
+            .unwrap()
+            .get("nonce_hex")
+            .and_then(|v| v.as_str())
+            .map(String::from);
+        let mut args: Vec<String> = vec![
+            "import".into(),
+            "--hcl-report".into(),
+            dir.join("hcl_report.bin").display().to_string(),
+            "--tpm-quote".into(),
+            dir.join("tpm_quote.json").display().to_string(),
+        ];
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            match f.file_name().unwrap().to_str().unwrap() {
+                "case.toml" | "hcl_report.bin" | "tpm_quote.json" => {}
+                "quote.bin" => args.extend(["--tdx-quote".into(), f.display().to_string()]),
+                _ => args.extend(["--add".into(), f.display().to_string()]),
+            }
+        }
+        let bundle = tmp.path().join(format!("{}.json", case.id));
+        args.extend(["-o".into(), bundle.display().to_string()]);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(&argv);
+        assert_eq!(r.code, 0, "{}: import: {}", case.id, r.stderr);
+        n += 1;
+        let mut verify = vec!["verify", "--json", "--at", &case.verify_at, p(&bundle)];
+        if let Some(nonce) = &nonce {
+            verify.extend(["--nonce", nonce]);
+        }
+        let v = check(&verify, &case.expect, &case.id);
+        assert!(v["tee"].as_str().unwrap().starts_with("azure-"), "{v}");
+        if let Some(status) = &case.tcb_status {
+            assert_eq!(v["tcb_status"], status.as_str(), "{}: {v}", case.id);
+        }
+        if nonce.is_some() {
+            let r = run(&[
+                "verify",
+                "--json",
+                "--at",
+                &case.verify_at,
+                "--nonce",
+                "00ff",
+                p(&bundle),
+            ]);
+            assert_eq!(r.code, 8, "{}: wrong nonce: {}", case.id, r.stdout);
+            assert_eq!(json(&r.stdout)["errors"][0]["code"], "nonce-mismatch");
+        }
+        let r = run(&["show", p(&bundle)]);
+        assert_eq!(r.code, 0, "{}: show: {}", case.id, r.stderr);
+        assert!(
+            r.stdout.contains("hcl report:") && r.stdout.contains("tpm quote:"),
+            "{}",
+            r.stdout
+        );
+    }
+    assert_eq!(n, 5, "every Azure case ran");
+}
+
+#[test]
+fn azure_report_without_tpm_quote_is_refused_unless_stale_reports_are_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = vectors().join("azure/snp-hcl-milan-v3-v1");
+    let out = tmp.path().join("hcl.json");
+    let r = run(&[
+        "import",
+        "--hcl-report",
+        p(&dir.join("hcl_report.bin")),
+        "--add",
+        p(&dir.join("vcek.der")),
+        "--add",
+        p(&dir.join("ask_ark.pem")),
+        "-o",
+        p(&out),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = run(&["verify", "--json", "--at", "2026-06-01T00:00:00Z", p(&out)]);
+    assert_eq!(v.code, 8, "{}", v.stdout);
+    assert_eq!(json(&v.stdout)["errors"][0]["code"], "missing-tpm-quote");
+    let v = run(&[
+        "verify",
+        "--json",
+        "--at",
+        "2026-06-01T00:00:00Z",
+        "--allow-stale-report",
+        p(&out),
+    ]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    // A TDX HCL report needs its TD quote.
+    let tdx = vectors().join("azure/tdx-hcl-v4-outofdate");
+    let r = run(&[
+        "import",
+        "--hcl-report",
+        p(&tdx.join("hcl_report.bin")),
+        "-o",
+        p(&out),
+    ]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("--tdx-quote"), "{}", r.stderr);
+}

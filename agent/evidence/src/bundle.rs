@@ -27,6 +27,12 @@ pub const VERSION: u32 = 1;
 pub enum Tee {
     SevSnp,
     Tdx,
+    /// An Azure confidential VM behind the paravisor, on SEV-SNP: the HCL report from the vTPM
+    /// and a TPM quote.
+    AzureSevSnp,
+    /// An Azure confidential VM behind the paravisor, on TDX: the HCL report, the TD quote IMDS
+    /// made from it, and a TPM quote.
+    AzureTdx,
 }
 
 impl Tee {
@@ -35,6 +41,8 @@ impl Tee {
         match self {
             Tee::SevSnp => "sev-snp",
             Tee::Tdx => "tdx",
+            Tee::AzureSevSnp => "azure-sev-snp",
+            Tee::AzureTdx => "azure-tdx",
         }
     }
 }
@@ -74,7 +82,7 @@ pub struct Agent {
 }
 
 /// How the evidence was obtained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Collection {
     /// `configfs-tsm`, `sev-guest` or `import`.
     pub source: String,
@@ -90,6 +98,10 @@ pub struct Collection {
     /// The device or configfs path used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Azure: whether the HCL report's `user-data` echoed the REPORT_DATA written for this
+    /// collection (`false` only when a stale report was accepted with `--allow-stale-report`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hcl_user_data_echoed: Option<bool>,
 }
 
 /// The nonce and how REPORT_DATA was derived from it.
@@ -119,6 +131,13 @@ pub struct Evidence {
     /// (`/dev/tdx_guest` and the Quote Generation Service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub td_report: Option<String>,
+    /// Azure: the vTPM NV index 0x01400001 contents (the HCL report), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hcl_report: Option<String>,
+    /// Azure: the TPM quote over PCRs 0-23 by the attestation key, as `{signature, message,
+    /// pcrs}` in hex (`message` is the TPMS_ATTEST, `signature` the RSASSA signature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_quote: Option<serde_json::Value>,
 }
 
 /// The role of an endorsement.
@@ -381,6 +400,19 @@ impl Bundle {
         unb64(s, "evidence.snp_report")
     }
 
+    /// The HCL report bytes (Azure).
+    pub fn hcl_report_bytes(&self) -> Result<Vec<u8>, BundleError> {
+        let s = self
+            .evidence
+            .hcl_report
+            .as_deref()
+            .ok_or(BundleError::Missing {
+                field: "evidence.hcl_report",
+                tee: self.tee.as_str(),
+            })?;
+        unb64(s, "evidence.hcl_report")
+    }
+
     /// The TDX quote bytes.
     pub fn tdx_quote_bytes(&self) -> Result<Vec<u8>, BundleError> {
         let s = self
@@ -468,6 +500,7 @@ mod tests {
                 privlevel: Some(0),
                 generation: Some(1),
                 path: None,
+                ..Collection::default()
             },
             nonce: Some(Nonce {
                 value: "aa".into(),

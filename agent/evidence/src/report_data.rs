@@ -36,6 +36,16 @@ pub fn derive(derivation: Derivation, nonce: &[u8]) -> Option<[u8; REPORT_DATA_L
     }
 }
 
+/// The TPM quote's qualifying data for a nonce (Azure vTPM): the nonce itself when it fits a
+/// TPM2B_DATA (64 bytes, the size of the largest digest), else `SHA-512(nonce)`.
+pub fn tpm_qualifying_data(nonce: &[u8]) -> Vec<u8> {
+    if nonce.len() <= REPORT_DATA_LEN {
+        nonce.to_vec()
+    } else {
+        from_nonce(nonce).to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

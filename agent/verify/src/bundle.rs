@@ -9,6 +9,9 @@ use thimble_evidence::report_data;
 use thimble_evidence::snp::AmdCert;
 use thimble_evidence::time_fmt::format_unix;
 
+use thimble_evidence::azure::TpmQuote;
+
+use crate::azure::{AzurePolicy, AzureRoots, HardwareEndorsements, verify_hcl};
 use crate::options::{Options, Policy};
 use crate::outcome::{Outcome, VerifyError};
 use crate::roots::{IntelRoots, TrustedRoots};
@@ -26,6 +29,10 @@ pub struct VerifyOptions {
     pub intel_simulated_roots: Option<IntelRoots>,
     pub snp: Policy,
     pub tdx: TdxPolicy,
+    /// The verifier's nonce, as given (Azure: it must be in the TPM quote).
+    pub nonce: Option<Vec<u8>>,
+    /// Azure: accept an HCL report without a TPM quote, with a warning.
+    pub allow_stale_report: bool,
 }
 
 impl VerifyOptions {
@@ -38,6 +45,8 @@ impl VerifyOptions {
             intel_simulated_roots: None,
             snp: Policy::default(),
             tdx: TdxPolicy::default(),
+            nonce: None,
+            allow_stale_report: false,
         }
     }
 }
@@ -54,7 +63,91 @@ pub fn verify_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
             },
         ),
         Tee::Tdx => verify_tdx_bundle(bundle, o),
+        Tee::AzureSevSnp | Tee::AzureTdx => verify_azure_bundle(bundle, o),
     }
+}
+
+fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
+    let tee = bundle.tee.as_str();
+    let fail_with = |e: VerifyError| fail(tee, o.at, bundle.simulated, e);
+    let malformed = |e: thimble_evidence::bundle::BundleError| {
+        VerifyError::malformed("malformed-bundle", e.to_string())
+    };
+    let hcl = match bundle.hcl_report_bytes() {
+        Ok(h) => h,
+        Err(e) => return fail_with(malformed(e)),
+    };
+    let tpm_quote = match &bundle.evidence.tpm_quote {
+        None => None,
+        Some(v) => match serde_json::to_vec(v)
+            .ok()
+            .and_then(|b| TpmQuote::parse_json(&b).ok())
+        {
+            Some(q) => Some(q),
+            None => {
+                return fail_with(VerifyError::malformed(
+                    "malformed-tpm-quote",
+                    "evidence.tpm_quote is not {signature, message, pcrs} in hex",
+                ));
+            }
+        },
+    };
+    let hardware = if bundle.tee == Tee::AzureTdx {
+        let quote = match bundle.tdx_quote_bytes() {
+            Ok(q) => q,
+            Err(e) => return fail_with(malformed(e)),
+        };
+        match tdx_collateral(bundle) {
+            Ok(collateral) => HardwareEndorsements::Tdx { quote, collateral },
+            Err(e) => return fail_with(e),
+        }
+    } else {
+        match crate::snp::bundle_certificates(bundle) {
+            Ok((certs, _)) => HardwareEndorsements::Snp { certs },
+            Err(e) => return fail_with(e),
+        }
+    };
+    // The nonce is in the TPM quote; REPORT_DATA carries the runtime data's digest instead.
+    let nonce = o.nonce.clone().or_else(|| {
+        bundle
+            .nonce
+            .as_ref()
+            .and_then(|n| hex::decode(&n.value).ok())
+    });
+    let policy = AzurePolicy {
+        snp: Policy {
+            report_data: None,
+            ..o.snp.clone()
+        },
+        tdx: TdxPolicy {
+            report_data: None,
+            ..o.tdx.clone()
+        },
+        expected_nonce: nonce.as_deref().map(report_data::tpm_qualifying_data),
+        allow_stale_report: o.allow_stale_report,
+    };
+    let intel = match (&o.intel_simulated_roots, bundle.simulated) {
+        (Some(sim), true) => sim.clone(),
+        _ => o.intel_roots.clone(),
+    };
+    let roots = AzureRoots {
+        amd: o.amd_roots.clone(),
+        intel,
+    };
+    let mut out = verify_hcl(&hcl, tpm_quote.as_ref(), &hardware, o.at, &roots, &policy);
+    if bundle.simulated && !out.simulated && out.errors.iter().any(|e| e.code == "chain") {
+        out.errors.retain(|e| e.code != "chain");
+        out.errors.insert(
+            0,
+            VerifyError::authenticity(
+                "simulated",
+                "bundle was produced by --simulate and is signed by test keys; pass --insecure-allow-simulated to check it against the simulation root",
+            ),
+        );
+        out = out.finish();
+    }
+    out.simulated |= bundle.simulated;
+    out
 }
 
 fn fail(tee: &'static str, at: i64, simulated: bool, e: VerifyError) -> Outcome {

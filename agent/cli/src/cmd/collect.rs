@@ -161,6 +161,7 @@ fn via_tsm<F: ConfigFs>(
                 privlevel: r.privlevel,
                 generation: Some(r.generation),
                 path: Some(client.root().display().to_string()),
+                ..Collection::default()
             },
         })),
         Err(
@@ -191,6 +192,7 @@ fn via_device<D: SevGuestDevice>(
             privlevel: Some(vmpl),
             generation: None,
             path: Some(label.to_string()),
+            ..Collection::default()
         },
     })
 }

@@ -75,6 +75,7 @@ fn via_tsm<F: ConfigFs>(client: &TsmClient<F>, rd: &[u8; 64]) -> Result<Raw, Cli
             privlevel: None,
             generation: Some(r.generation),
             path: Some(client.root().display().to_string()),
+            ..Collection::default()
         },
     })
 }
@@ -104,6 +105,7 @@ fn via_device_qgs<D: TdxGuestDevice, T: QgsTransport>(
             privlevel: None,
             generation: None,
             path: Some(label),
+            ..Collection::default()
         },
     })
 }

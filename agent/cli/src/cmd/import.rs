@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use thimble_collect::endorse::role_kind;
+use thimble_evidence::azure::{HclReport, HclReportType, TpmQuote};
 use thimble_evidence::bundle::{
     Bundle, Collection, Endorsement, EndorsementKind, Evidence, Nonce, Origin, Tee, b64,
 };
@@ -47,6 +48,15 @@ fn nonce(a: &ImportArgs) -> Result<Option<Nonce>, CliError> {
     })
 }
 
+fn tdx_claims(quote: &TdxQuote) -> serde_json::Value {
+    let pck = quote
+        .pck_chain
+        .as_ref()
+        .and_then(|c| c.first())
+        .and_then(|d| PckInfo::from_der(d).ok());
+    serde_json::to_value(TdxClaims::from_quote(quote, pck.as_ref())).unwrap_or_default()
+}
+
 fn wrong_kind(path: &Path, what: &str, tee: &str) -> CliError {
     CliError::MalformedFile {
         path: path.to_path_buf(),
@@ -56,6 +66,12 @@ fn wrong_kind(path: &Path, what: &str, tee: &str) -> CliError {
 
 /// The endorsements of `--add` files for a `tee` bundle, and the certificates among them.
 fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCert>), CliError> {
+    // Azure evidence is endorsed like the hardware underneath it.
+    let tee = match tee {
+        Tee::AzureSevSnp => Tee::SevSnp,
+        Tee::AzureTdx => Tee::Tdx,
+        t => t,
+    };
     let mut out = Vec::new();
     let mut certs = Vec::new();
     for path in &a.add {
@@ -123,18 +139,35 @@ fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCe
             (FileContent::Crl { der, .. }, Tee::SevSnp) => {
                 out.push(Endorsement::der(EndorsementKind::Crl, &der, origin, None));
             }
-            (FileContent::TcbInfo(_) | FileContent::QeIdentity(_), Tee::SevSnp) => {
+            (FileContent::TcbInfo(_) | FileContent::QeIdentity(_), _) => {
                 return Err(wrong_kind(path, "Intel collateral", "SEV-SNP"));
+            }
+            (FileContent::ThimAmd(_), _) => {
+                return Err(wrong_kind(path, "a THIM AMD response", "TDX"));
+            }
+            (FileContent::Crl { der, .. }, _) => {
+                out.push(Endorsement::der(EndorsementKind::Crl, &der, origin, None));
             }
         }
     }
     Ok((out, certs))
 }
 
+/// Claims of an Azure HCL report: the hardware report's, the runtime data, and the TPM quote's.
+fn azure_claims(hcl: &HclReport, hardware: serde_json::Value) -> serde_json::Value {
+    let runtime: Option<serde_json::Value> = serde_json::from_slice(hcl.runtime_data_bytes()).ok();
+    serde_json::json!({
+        "hcl_report_type": match hcl.report_type() { HclReportType::Snp => "snp", HclReportType::Tdx => "tdx" },
+        "hardware": hardware,
+        "runtime_data": runtime,
+    })
+}
+
 pub fn run(a: ImportArgs) -> Result<u8, CliError> {
     let nonce = nonce(&a)?;
-    let (tee, path, evidence, claims) = match (&a.snp_report, &a.tdx_quote) {
-        (Some(path), None) => {
+    let mut tpm_quote = None;
+    let (tee, path, evidence, claims) = match (&a.snp_report, &a.tdx_quote, &a.hcl_report) {
+        (Some(path), None, None) => {
             let bytes = read_input(path)?;
             let report = SnpReport::parse(&bytes).map_err(|e| CliError::MalformedFile {
                 path: path.clone(),
@@ -147,7 +180,7 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
             };
             (Tee::SevSnp, path, evidence, claims_for(&report, &certs))
         }
-        (None, Some(path)) => {
+        (None, Some(path), None) => {
             let bytes = read_input(path)?;
             let quote = TdxQuote::parse(&bytes).map_err(|e| CliError::MalformedFile {
                 path: path.clone(),
@@ -157,23 +190,80 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                 tdx_quote: Some(b64(&bytes)),
                 ..Evidence::default()
             };
-            let pck = quote
-                .pck_chain
-                .as_ref()
-                .and_then(|c| c.first())
-                .and_then(|d| PckInfo::from_der(d).ok());
-            let claims = serde_json::to_value(TdxClaims::from_quote(&quote, pck.as_ref()))
-                .unwrap_or_default();
-            (Tee::Tdx, path, evidence, claims)
+            (Tee::Tdx, path, evidence, tdx_claims(&quote))
         }
-        // clap's argument group requires exactly one.
+        (None, quote_path, Some(path)) => {
+            let bytes = read_input(path)?;
+            let malformed = |reason: String| CliError::MalformedFile {
+                path: path.clone(),
+                reason,
+            };
+            let hcl = HclReport::parse(&bytes).map_err(|e| malformed(e.to_string()))?;
+            if let Some(q) = &a.tpm_quote {
+                let raw = read_input(q)?;
+                let parsed = TpmQuote::parse_json(&raw).map_err(|e| CliError::MalformedFile {
+                    path: q.clone(),
+                    reason: e.to_string(),
+                })?;
+                tpm_quote = Some(serde_json::from_slice(&parsed.to_json()).unwrap_or_default());
+            }
+            let mut evidence = Evidence {
+                hcl_report: Some(b64(&bytes)),
+                ..Evidence::default()
+            };
+            match (hcl.report_type(), quote_path) {
+                (HclReportType::Snp, None) => {
+                    let hw = match hcl.snp_report() {
+                        Some(Ok(r)) => {
+                            let (_, certs) = endorsements(&a, Tee::SevSnp)?;
+                            claims_for(&r, &certs)
+                        }
+                        Some(Err(e)) => return Err(malformed(e.to_string())),
+                        None => serde_json::Value::Null,
+                    };
+                    (Tee::AzureSevSnp, path, evidence, azure_claims(&hcl, hw))
+                }
+                (HclReportType::Snp, Some(q)) => {
+                    return Err(CliError::MalformedFile {
+                        path: q.clone(),
+                        reason: "an SEV-SNP HCL report has no TD quote; drop --tdx-quote".into(),
+                    });
+                }
+                (HclReportType::Tdx, Some(q)) => {
+                    let qb = read_input(q)?;
+                    let quote = TdxQuote::parse(&qb).map_err(|e| CliError::MalformedFile {
+                        path: q.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    evidence.tdx_quote = Some(b64(&qb));
+                    (
+                        Tee::AzureTdx,
+                        path,
+                        evidence,
+                        azure_claims(&hcl, tdx_claims(&quote)),
+                    )
+                }
+                (HclReportType::Tdx, None) => {
+                    return Err(malformed(
+                        "a TDX HCL report needs the TD quote IMDS made from it (--tdx-quote FILE)"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        // clap's argument group and conflicts leave only these combinations.
         _ => {
             return Err(CliError::Usage(
-                "give exactly one of --snp-report and --tdx-quote".into(),
+                "give --snp-report, --tdx-quote, or --hcl-report [--tdx-quote]".into(),
             ));
         }
     };
-    let (mut endorsements, _) = endorsements(&a, tee)?;
+    let endorse_tee = match tee {
+        Tee::AzureSevSnp => Tee::SevSnp,
+        Tee::AzureTdx => Tee::Tdx,
+        t => t,
+    };
+    let (mut endorsements, _) = endorsements(&a, endorse_tee)?;
     // Issuer chains given as separate files repeat the root; keep each item once.
     let mut seen = std::collections::HashSet::new();
     endorsements.retain(|e| seen.insert((e.sha256.clone(), e.format.clone())));
@@ -191,9 +281,13 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
             privlevel: None,
             generation: None,
             path: Some(path.display().to_string()),
+            ..Collection::default()
         },
         nonce,
-        evidence,
+        evidence: Evidence {
+            tpm_quote,
+            ..evidence
+        },
         endorsements,
         endorsement_log: vec![format!("imported from {} file(s)", a.add.len())],
         claims,

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use thimble_evidence::azure::{HclReport, HclReportType, TpmQuote};
 use thimble_evidence::bundle::{Bundle, Claims, Tee};
 use thimble_evidence::snp::{AmdCert, SnpReport, TcbVersion};
 use thimble_evidence::tdx::pck::PckInfo;
@@ -84,8 +85,13 @@ pub fn run(a: ShowArgs) -> Result<u8, CliError> {
         reason,
     };
     match b.tee {
-        Tee::SevSnp => show_snp(&b, &mut s).map_err(malformed)?,
+        Tee::SevSnp => b
+            .report_bytes()
+            .map_err(|e| e.to_string())
+            .and_then(|r| show_snp(&b, &r, &mut s))
+            .map_err(malformed)?,
         Tee::Tdx => show_tdx(&b, &mut s).map_err(malformed)?,
+        Tee::AzureSevSnp | Tee::AzureTdx => show_azure(&b, &mut s).map_err(malformed)?,
     }
     let _ = writeln!(s, "endorsements:");
     for e in &b.endorsements {
@@ -127,9 +133,74 @@ pub fn run(a: ShowArgs) -> Result<u8, CliError> {
     Ok(exit::OK)
 }
 
-fn show_snp(b: &Bundle, s: &mut String) -> Result<(), String> {
-    let raw = b.report_bytes().map_err(|e| e.to_string())?;
-    let report = SnpReport::parse(&raw).map_err(|e| e.to_string())?;
+fn show_azure(b: &Bundle, s: &mut String) -> Result<(), String> {
+    let raw = b.hcl_report_bytes().map_err(|e| e.to_string())?;
+    let hcl = HclReport::parse(&raw).map_err(|e| e.to_string())?;
+    let _ = writeln!(
+        s,
+        "hcl report:    {:?}, runtime data {} bytes (sha256 {})",
+        hcl.report_type(),
+        hcl.runtime_data_bytes().len(),
+        hex::encode(hcl.runtime_data_digest())
+    );
+    match hcl.runtime_data() {
+        Ok(rt) => {
+            let kids: Vec<&str> = rt
+                .keys
+                .iter()
+                .map(|k| k.kid.as_deref().unwrap_or("?"))
+                .collect();
+            let _ = writeln!(s, "runtime keys:  {}", kids.join(", "));
+            if let Some(u) = &rt.user_data {
+                let _ = writeln!(s, "user-data:     {}", hex::encode(u));
+            }
+            if let Some(echo) = b.collection.hcl_user_data_echoed {
+                let _ = writeln!(
+                    s,
+                    "freshness:     {}",
+                    if echo {
+                        "user-data echoed this collection's REPORT_DATA"
+                    } else {
+                        "STALE report accepted (--allow-stale-report)"
+                    }
+                );
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(s, "runtime data:  unreadable: {e}");
+        }
+    }
+    match &b.evidence.tpm_quote {
+        Some(q) => {
+            let parsed = serde_json::to_vec(q)
+                .ok()
+                .and_then(|v| TpmQuote::parse_json(&v).ok());
+            match parsed.as_ref().map(|q| q.attest()) {
+                Some(Ok(att)) => {
+                    let _ = writeln!(
+                        s,
+                        "tpm quote:     {} PCR value(s), extraData {}",
+                        parsed.as_ref().map_or(0, |q| q.pcrs.len()),
+                        hex::encode(&att.extra_data)
+                    );
+                }
+                _ => {
+                    let _ = writeln!(s, "tpm quote:     unreadable");
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(s, "tpm quote:     none");
+        }
+    }
+    match hcl.report_type() {
+        HclReportType::Snp => show_snp(b, hcl.hw_report(), s),
+        HclReportType::Tdx => show_tdx(b, s),
+    }
+}
+
+fn show_snp(b: &Bundle, raw: &[u8], s: &mut String) -> Result<(), String> {
+    let report = SnpReport::parse(raw).map_err(|e| e.to_string())?;
     let certs: Vec<AmdCert> = b
         .endorsements
         .iter()
