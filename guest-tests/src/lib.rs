@@ -27,7 +27,9 @@ pub fn selected() -> Option<Platform> {
     }
 }
 
-/// The thimble binary: `THIMBLE_BIN`, else the workspace's release, then debug build.
+/// The thimble binary: `THIMBLE_BIN`, else the most recently built of the workspace's release
+/// and debug builds (a stale release build must not shadow the debug build `cargo test` just
+/// made).
 pub fn thimble_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("THIMBLE_BIN") {
         return PathBuf::from(p);
@@ -36,13 +38,18 @@ pub fn thimble_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    for profile in ["release", "debug"] {
-        let p = target.join(profile).join("thimble");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("no thimble binary: build it (cargo build -p thimble) or set THIMBLE_BIN");
+    ["release", "debug"]
+        .iter()
+        .map(|profile| target.join(profile).join("thimble"))
+        .filter_map(|p| {
+            let modified = std::fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+            Some((modified, p))
+        })
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!("no thimble binary: build it (cargo build -p thimble) or set THIMBLE_BIN")
+        })
 }
 
 /// Runs thimble with `args`.

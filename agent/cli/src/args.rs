@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "thimble",
     version,
-    about = "Collects, bundles and verifies confidential-VM attestation evidence (AMD SEV-SNP)",
+    about = "Collects, bundles and verifies confidential-VM attestation evidence (AMD SEV-SNP, Intel TDX, Azure CVMs)",
     long_about = None,
     after_help = "Exit codes: 0 ok, 1 other, 2 usage, 3 no TEE source, 4 collection failed, \
                   5 endorsements failed, 6 malformed input, 7 authenticity failed, 8 policy not met."
@@ -59,6 +59,8 @@ pub enum SourceArg {
     SevGuest,
     /// TDX: the TDREPORT from /dev/tdx_guest, quoted by the host's QGS over vsock.
     TdxGuest,
+    /// Azure: the HCL report from the vTPM (NV 0x01400001) and a TPM quote.
+    Vtpm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,6 +77,10 @@ pub enum SimulateArg {
     Snp,
     /// A simulated TDX guest and collateral service, signed by a test Intel PKI.
     Tdx,
+    /// A simulated Azure SEV-SNP CVM behind the paravisor (vTPM with HCL report, THIM).
+    AzureSnp,
+    /// A simulated Azure TDX CVM behind the paravisor (vTPM, IMDS /acc/tdquote, collateral).
+    AzureTdx,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +147,13 @@ pub struct CollectArgs {
     /// TDX guest device.
     #[arg(long, value_name = "PATH", default_value = thimble_collect::tdx_guest::DEFAULT_DEVICE_PATH)]
     pub tdx_device: PathBuf,
+    /// Azure: the TPM device [default: /dev/tpmrm0, else /dev/tpm0].
+    #[arg(long, value_name = "PATH")]
+    pub tpm_device: Option<PathBuf>,
+    /// Azure: accept an HCL report whose user-data never echoed this collection's REPORT_DATA
+    /// (recorded in the bundle); the default is to fail.
+    #[arg(long)]
+    pub allow_stale_report: bool,
     /// vsock port of the host's Quote Generation Service [default: from /etc/tdx-attest.conf,
     /// else 4050].
     #[arg(long, value_name = "PORT")]

@@ -232,3 +232,56 @@ fn detect_json_lists_every_source_with_a_reason() {
         assert!(!s["detail"].as_str().unwrap().is_empty());
     }
 }
+
+#[test]
+fn simulated_azure_cvms_verify_with_the_nonce_in_the_tpm_quote() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (sim, tee) in [("azure-snp", "azure-sev-snp"), ("azure-tdx", "azure-tdx")] {
+        let out = tmp.path().join(format!("{sim}.json"));
+        let r = run(&[
+            "collect",
+            "--simulate",
+            sim,
+            "--nonce",
+            "5eed",
+            "-o",
+            p(&out),
+        ]);
+        assert_eq!(r.code, 0, "{sim}: {}", r.stderr);
+        let bundle = json(&std::fs::read_to_string(&out).unwrap());
+        assert_eq!(bundle["tee"], tee);
+        assert_eq!(bundle["collection"]["source"], "vtpm");
+        assert_eq!(bundle["collection"]["hcl_user_data_echoed"], true);
+        assert!(
+            bundle["evidence"]["tpm_quote"]["pcrs"]
+                .as_array()
+                .unwrap()
+                .len()
+                == 24
+        );
+        let v = run(&[
+            "verify",
+            "--json",
+            "--insecure-allow-simulated",
+            "--nonce",
+            "5eed",
+            p(&out),
+        ]);
+        assert_eq!(v.code, 0, "{sim}: {}", v.stdout);
+        assert_eq!(json(&v.stdout)["tee"], tee);
+        let v = run(&[
+            "verify",
+            "--json",
+            "--insecure-allow-simulated",
+            "--nonce",
+            "5eee",
+            p(&out),
+        ]);
+        assert_eq!(v.code, 8, "{sim}: {}", v.stdout);
+        assert_eq!(json(&v.stdout)["errors"][0]["code"], "nonce-mismatch");
+        let v = run(&["verify", "--json", p(&out)]);
+        assert_eq!(v.code, 7, "{sim}: {}", v.stdout);
+        let r = run(&["show", p(&out)]);
+        assert!(r.stdout.contains("user-data echoed"), "{}", r.stdout);
+    }
+}

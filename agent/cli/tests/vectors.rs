@@ -311,3 +311,67 @@ fn azure_report_without_tpm_quote_is_refused_unless_stale_reports_are_allowed() 
     assert_eq!(r.code, 6, "{}", r.stderr);
     assert!(r.stderr.contains("--tdx-quote"), "{}", r.stderr);
 }
+
+#[test]
+fn flags_of_another_tee_are_refused_and_vendor_mixups_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tdx = vectors().join("tdx/v4-uptodate-dcapqvl");
+    let snp = vectors().join("snp/milan-v3-oak");
+    let bundle = tmp.path().join("tdx.json");
+    let r = run(&[
+        "import",
+        "--tdx-quote",
+        p(&tdx.join("quote.bin")),
+        "--add",
+        p(&tdx.join("tcb_info.json")),
+        "--add",
+        p(&tdx.join("qe_identity.json")),
+        "--add",
+        p(&tdx.join("tcb_info_issuer_chain.pem")),
+        "-o",
+        p(&bundle),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // An SEV-SNP check on a TDX bundle would otherwise be skipped in silence.
+    let r = run(&[
+        "verify",
+        "--at",
+        "2025-07-01T00:00:00Z",
+        "--measurement",
+        &"00".repeat(48),
+        p(&bundle),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--measurement") && r.stderr.contains("tdx"),
+        "{}",
+        r.stderr
+    );
+    // An AMD certificate offered as TDX collateral, and an Intel chain offered for SEV-SNP.
+    let r = run(&[
+        "import",
+        "--tdx-quote",
+        p(&tdx.join("quote.bin")),
+        "--add",
+        p(&snp.join("vcek.der")),
+        "-o",
+        p(&bundle),
+    ]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("vcek.der") && r.stderr.contains("AMD certificate"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "import",
+        "--snp-report",
+        p(&snp.join("report.bin")),
+        "--add",
+        p(&tdx.join("pck_crl_issuer_chain.pem")),
+        "-o",
+        p(&bundle),
+    ]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("Intel certificate"), "{}", r.stderr);
+}

@@ -68,7 +68,7 @@ pub struct Endorsements {
 
 /// No source produced a usable chain.
 #[derive(Debug, thiserror::Error)]
-#[error("no endorsement source produced a certificate chain that verifies the report: {}", .attempts.join("; "))]
+#[error("no endorsement source produced endorsements that verify the evidence: {}", .attempts.join("; "))]
 pub struct EndorseError {
     pub attempts: Vec<String>,
 }

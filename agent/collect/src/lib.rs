@@ -5,6 +5,7 @@
 //! tests and in `--simulate` runs. Parsing and verification are not done here; they belong to the
 //! pure crates `thimble-evidence` and `thimble-verify`.
 
+pub mod acc;
 pub mod cache;
 pub mod endorse;
 pub mod http;
@@ -13,3 +14,4 @@ pub mod qgs;
 pub mod sev_guest;
 pub mod tdx_guest;
 pub mod tsm;
+pub mod vtpm;

@@ -126,15 +126,25 @@ fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
         expected_nonce: nonce.as_deref().map(report_data::tpm_qualifying_data),
         allow_stale_report: o.allow_stale_report,
     };
-    let intel = match (&o.intel_simulated_roots, bundle.simulated) {
-        (Some(sim), true) => sim.clone(),
-        _ => o.intel_roots.clone(),
-    };
+    // Intel's root first; the test root only when the caller allowed it and Intel's did not
+    // chain, so that real evidence is never labelled simulated.
     let roots = AzureRoots {
         amd: o.amd_roots.clone(),
-        intel,
+        intel: o.intel_roots.clone(),
     };
     let mut out = verify_hcl(&hcl, tpm_quote.as_ref(), &hardware, o.at, &roots, &policy);
+    if let Some(sim) = &o.intel_simulated_roots {
+        if bundle.tee == Tee::AzureTdx && out.errors.iter().any(|e| e.code == "chain") {
+            let roots = AzureRoots {
+                amd: o.amd_roots.clone(),
+                intel: sim.clone(),
+            };
+            let alt = verify_hcl(&hcl, tpm_quote.as_ref(), &hardware, o.at, &roots, &policy);
+            if !alt.errors.iter().any(|e| e.code == "chain") {
+                out = alt;
+            }
+        }
+    }
     if bundle.simulated && !out.simulated && out.errors.iter().any(|e| e.code == "chain") {
         out.errors.retain(|e| e.code != "chain");
         out.errors.insert(
@@ -284,14 +294,18 @@ fn verify_tdx_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
             }
         }
     }
-    // A simulated bundle is checked against the test root only when the caller allowed it; a
-    // bundle that says it is real is always checked against Intel's.
-    let roots = match (&o.intel_simulated_roots, bundle.simulated) {
-        (Some(sim), true) => sim,
-        _ => &o.intel_roots,
-    };
-    let mut out = verify_quote(&quote, &collateral, o.at, roots, &policy);
-    if bundle.simulated && !roots.simulated && out.errors.iter().any(|e| e.code == "chain") {
+    // Intel's root first; the test root only when the caller allowed it and Intel's did not
+    // chain, so that real evidence is never labelled simulated.
+    let mut out = verify_quote(&quote, &collateral, o.at, &o.intel_roots, &policy);
+    if let Some(sim) = &o.intel_simulated_roots {
+        if out.errors.iter().any(|e| e.code == "chain") {
+            let alt = verify_quote(&quote, &collateral, o.at, sim, &policy);
+            if !alt.errors.iter().any(|e| e.code == "chain") {
+                out = alt;
+            }
+        }
+    }
+    if bundle.simulated && !out.simulated && out.errors.iter().any(|e| e.code == "chain") {
         out.errors.retain(|e| e.code != "chain");
         out.errors.insert(
             0,

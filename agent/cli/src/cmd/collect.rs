@@ -23,6 +23,7 @@ use thimble_sim::fake_tsm::{FakeTsm, KernelProfile};
 use thimble_sim::signer::{ReportSigner, ReportTemplate};
 
 use crate::args::{CollectArgs, SimulateArg, SourceArg};
+use crate::cmd::collect_azure;
 use crate::cmd::collect_tdx::{self, TdxSource};
 use crate::common;
 use crate::error::CliError;
@@ -67,7 +68,7 @@ fn tdx_source(a: &CollectArgs) -> Result<Option<TdxSource>, CliError> {
     };
     Ok(match a.source {
         SourceArg::TdxGuest => Some(TdxSource::DeviceQgs),
-        SourceArg::SevGuest => None,
+        SourceArg::SevGuest | SourceArg::Vtpm => None,
         SourceArg::ConfigfsTsm => {
             (tsm_provider() == Some(Provider::TdxGuest)).then_some(TdxSource::ConfigfsTsm)
         }
@@ -244,9 +245,28 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     if a.simulate == Some(SimulateArg::Tdx) {
         return collect_tdx::run(&a, rd, nonce, None);
     }
+    if matches!(
+        a.simulate,
+        Some(SimulateArg::AzureSnp | SimulateArg::AzureTdx)
+    ) || a.source == SourceArg::Vtpm
+    {
+        return collect_azure::run(&a, rd, nonce);
+    }
     if a.simulate.is_none() {
         if let Some(source) = tdx_source(&a)? {
             return collect_tdx::run(&a, rd, nonce, Some(source));
+        }
+        // An Azure CVM behind the paravisor has no guest device and no configfs provider; its
+        // evidence is in the vTPM.
+        let tsm_usable = TsmClient::new(RealConfigFs, &a.location.tsm_root)
+            .probe()
+            .is_ok();
+        if a.source == SourceArg::Auto
+            && !tsm_usable
+            && !a.location.device.exists()
+            && collect_azure::detect(&a)
+        {
+            return collect_azure::run(&a, rd, nonce);
         }
     }
     let simulated = a.simulate.is_some();
@@ -283,7 +303,7 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
             }
             Some(emu)
         }
-        Some(SimulateArg::Tdx) | None => None,
+        Some(SimulateArg::Tdx | SimulateArg::AzureSnp | SimulateArg::AzureTdx) | None => None,
     };
 
     let raw = if simulated {
@@ -291,8 +311,8 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     } else {
         let tsm = TsmClient::new(RealConfigFs, &a.location.tsm_root);
         match a.source {
-            // TDX sources were dispatched to collect_tdx before this point.
-            SourceArg::TdxGuest => {
+            // TDX and Azure sources were dispatched before this point.
+            SourceArg::TdxGuest | SourceArg::Vtpm => {
                 return Err(CliError::NoTee(format!(
                     "{} is not an Intel TDX guest device",
                     a.tdx_device.display()

@@ -227,6 +227,67 @@ pub fn run(
     }
 
     let now = common::now();
+    let gathered = if a.offline {
+        Gathered {
+            log: vec!["offline: no collateral fetched".to_string()],
+            ..Gathered::default()
+        }
+    } else {
+        gather_collateral(a, &raw.quote, &quote, sim.as_ref(), None, now, Some(rd))?
+    };
+    let pck = gathered.pck.or_else(|| {
+        quote
+            .pck_chain
+            .as_ref()
+            .and_then(|c| c.first())
+            .and_then(|d| PckInfo::from_der(d).ok())
+    });
+    let bundle = Bundle {
+        format: thimble_evidence::bundle::FORMAT.into(),
+        version: thimble_evidence::bundle::VERSION,
+        tee: Tee::Tdx,
+        simulated: sim.is_some(),
+        agent: agent(),
+        created_at: format_unix(now),
+        kernel_release: kernel_release(),
+        collection: raw.collection,
+        nonce: Some(nonce),
+        evidence: Evidence {
+            tdx_quote: Some(b64(&raw.quote)),
+            td_report: raw.td_report.as_deref().map(b64),
+            ..Evidence::default()
+        },
+        endorsements: gathered.endorsements,
+        endorsement_log: gathered.log,
+        claims: serde_json::to_value(TdxClaims::from_quote(&quote, pck.as_ref()))
+            .unwrap_or_default(),
+    };
+    write_output(&output_path(a)?, &bundle.to_json())?;
+    Ok(exit::OK)
+}
+
+/// The DCAP collateral for a quote, and what was learnt on the way.
+#[derive(Default)]
+pub struct Gathered {
+    pub endorsements: Vec<Endorsement>,
+    pub log: Vec<String>,
+    /// The PCK's platform data, when the quote or the local THIM gave the certificate.
+    pub pck: Option<PckInfo>,
+}
+
+/// Fetches the collateral for `quote` (from `intel_base` when given, else the configured
+/// service, else the simulation's emulator) and checks that it verifies the quote before
+/// returning it. `expected_report_data` is the REPORT_DATA the quote must carry, when the
+/// caller chose it (not on Azure, where it is the runtime data's digest).
+pub fn gather_collateral(
+    a: &CollectArgs,
+    quote_bytes: &[u8],
+    quote: &TdxQuote,
+    sim: Option<&Arc<SimTdx>>,
+    intel_base: Option<String>,
+    now: i64,
+    expected_report_data: Option<[u8; 64]>,
+) -> Result<Gathered, CliError> {
     let mut log = Vec::new();
     let mut endorsements = Vec::new();
     let mut pck = quote
@@ -235,12 +296,10 @@ pub fn run(
         .and_then(|c| c.first())
         .and_then(|d| PckInfo::from_der(d).ok());
     let _emulator;
-    if a.offline {
-        log.push("offline: no collateral fetched".to_string());
-    } else {
+    {
         let mut settings = IntelSettings::default();
-        let base = match (&sim, &a.intel_collateral_url) {
-            (_, Some(url)) => Some(url.clone()),
+        let base = match (sim, a.intel_collateral_url.clone().or(intel_base)) {
+            (_, Some(url)) => Some(url),
             (Some(s), None) => {
                 let emu = s.intel_emulator_config(now).start().map_err(|e| {
                     CliError::Other(format!(
@@ -285,7 +344,7 @@ pub fn run(
 
         if pck.is_none() {
             // No PCK chain in the quote: ask the local THIM for the PCK certificate.
-            let id = pck_cert_id(&quote).ok_or_else(|| {
+            let id = pck_cert_id(quote).ok_or_else(|| {
                 CliError::Endorsements(EndorseError {
                     attempts: vec!["the quote carries neither a PCK chain nor the platform identity to fetch one".into()],
                 })
@@ -340,33 +399,27 @@ pub fn run(
         log.extend(items.log);
     }
 
-    let mut bundle = Bundle {
+    let check = Bundle {
         format: thimble_evidence::bundle::FORMAT.into(),
         version: thimble_evidence::bundle::VERSION,
         tee: Tee::Tdx,
         simulated: sim.is_some(),
         agent: agent(),
         created_at: format_unix(now),
-        kernel_release: kernel_release(),
-        collection: raw.collection,
-        nonce: Some(nonce),
-        evidence: Evidence {
-            tdx_quote: Some(b64(&raw.quote)),
-            td_report: raw.td_report.as_deref().map(b64),
-            ..Evidence::default()
-        },
+        kernel_release: None,
+        collection: Collection::default(),
+        nonce: None,
+        evidence: Evidence::default(),
         endorsements,
-        endorsement_log: log,
-        claims: serde_json::to_value(TdxClaims::from_quote(&quote, pck.as_ref()))
-            .unwrap_or_default(),
+        endorsement_log: Vec::new(),
+        claims: serde_json::Value::Null,
     };
-
-    if !a.offline {
+    {
         // The collateral is hostile input too: check that it verifies this quote before it goes
         // into the bundle. Staleness is reported, not refused: THIM serves an older baseline on
         // purpose, and the verifier decides with --allow-stale-collateral.
-        let collateral = tdx_collateral(&bundle).map_err(|e| CliError::Other(e.message))?;
-        let roots = match &sim {
+        let collateral = tdx_collateral(&check).map_err(|e| CliError::Other(e.message))?;
+        let roots = match sim {
             Some(s) => IntelRoots::insecure_custom(s.pki().root_ca_der),
             None => VerifyOptions::strict(now).intel_roots,
         };
@@ -375,8 +428,8 @@ pub fn run(
             allow_stale_collateral: true,
             ..Default::default()
         };
-        policy.report_data = Some(rd);
-        let out = verify_quote(&raw.quote, &collateral, now, &roots, &policy);
+        policy.report_data = expected_report_data;
+        let out = verify_quote(quote_bytes, &collateral, now, &roots, &policy);
         if let Some(e) = out.errors.first() {
             return Err(CliError::Endorsements(EndorseError {
                 attempts: vec![format!(
@@ -385,7 +438,7 @@ pub fn run(
                 )],
             }));
         }
-        bundle.endorsement_log.push(format!(
+        log.push(format!(
             "collateral verifies the quote: TCB status {}{}",
             out.tcb_status.as_deref().unwrap_or("unknown"),
             if out.warnings.is_empty() {
@@ -395,6 +448,9 @@ pub fn run(
             }
         ));
     }
-    write_output(&output_path(a)?, &bundle.to_json())?;
-    Ok(exit::OK)
+    Ok(Gathered {
+        endorsements: check.endorsements,
+        log,
+        pck,
+    })
 }

@@ -7,6 +7,8 @@ use serde::Serialize;
 use thimble_collect::qgs;
 use thimble_collect::tdx_guest;
 use thimble_collect::tsm::{Provider, RealConfigFs, TsmClient};
+use thimble_collect::vtpm::{DeviceTransport, VtpmClient};
+use thimble_evidence::azure::HclReport;
 
 use crate::args::DetectArgs;
 use crate::error::CliError;
@@ -119,17 +121,31 @@ pub fn run(a: DetectArgs) -> Result<u8, CliError> {
     let tpm = ["/dev/tpmrm0", "/dev/tpm0"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
+    let (usable, detail) = match tpm {
+        None => (false, "not present".to_string()),
+        Some(path) => match DeviceTransport::open(path) {
+            Err(e) => (false, e.to_string()),
+            Ok(dev) => match VtpmClient::new(dev).hcl_report() {
+                Err(e) => (
+                    false,
+                    format!("TPM present, but no Azure HCL report in NV 0x01400001: {e}"),
+                ),
+                Ok(bytes) => match HclReport::parse(&bytes) {
+                    Ok(h) => (
+                        true,
+                        format!("Azure paravisor HCL report ({:?})", h.report_type()),
+                    ),
+                    Err(e) => (false, format!("NV 0x01400001 holds no HCL report: {e}")),
+                },
+            },
+        },
+    };
     sources.push(SourceStatus {
         source: "vtpm",
         tee: "azure",
         path: tpm.unwrap_or("/dev/tpmrm0").into(),
-        usable: false,
-        detail: match tpm {
-            Some(_) => {
-                "TPM present; Azure paravisor (HCL report) collection is not in this version".into()
-            }
-            None => "not present".into(),
-        },
+        usable,
+        detail,
     });
 
     let any = sources.iter().any(|s| s.usable);

@@ -87,6 +87,22 @@ fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCe
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
+                // An AMD certificate in a TDX bundle (or an Intel one in an SEV-SNP bundle) is a
+                // mix-up the user should hear about, not dead weight in the bundle.
+                if tee == Tee::Tdx && cert.amd_role().is_some() {
+                    return Err(wrong_kind(
+                        path,
+                        &format!("the AMD certificate {}", cert.subject_cn),
+                        "TDX",
+                    ));
+                }
+                if tee == Tee::SevSnp && cert.subject_cn.starts_with("Intel SGX") {
+                    return Err(wrong_kind(
+                        path,
+                        &format!("the Intel certificate {}", cert.subject_cn),
+                        "SEV-SNP",
+                    ));
+                }
                 let kind = if tee == Tee::SevSnp {
                     role_kind(&cert)
                 } else {
@@ -135,6 +151,11 @@ fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCe
                     EndorsementKind::PckCrl
                 };
                 out.push(Endorsement::der(kind, &der, origin, None));
+            }
+            (FileContent::Crl { issuer_cn, .. }, Tee::SevSnp)
+                if issuer_cn.starts_with("Intel SGX") =>
+            {
+                return Err(wrong_kind(path, "an Intel CRL", "SEV-SNP"));
             }
             (FileContent::Crl { der, .. }, Tee::SevSnp) => {
                 out.push(Endorsement::der(EndorsementKind::Crl, &der, origin, None));

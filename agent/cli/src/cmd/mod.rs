@@ -3,6 +3,7 @@
 //! code.
 
 pub mod collect;
+pub mod collect_azure;
 pub mod collect_tdx;
 pub mod detect;
 pub mod exec;

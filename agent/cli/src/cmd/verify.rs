@@ -2,6 +2,7 @@
 //! `thimble verify`: checks a bundle offline against the pinned roots at a given time, prints the
 //! outcome (human or `--json`) and exits 0, 6, 7 or 8 by the worst error.
 
+use thimble_evidence::bundle::Tee;
 use thimble_verify::Verdict;
 use thimble_verify::bundle::verify_bundle;
 use thimble_verify::outcome::{ErrorClass, Outcome};
@@ -25,6 +26,7 @@ pub fn run(a: VerifyArgs) -> Result<u8, CliError> {
     let at = common::verification_time(a.at.as_deref())?;
     let opts = common::verify_options(at, &a.policy)?;
     let bundle = common::read_bundle(&a.bundle)?;
+    check_flags_fit(&a, bundle.tee)?;
     let outcome = verify_bundle(&bundle, &opts);
     if a.json {
         let mut s =
@@ -35,6 +37,56 @@ pub fn run(a: VerifyArgs) -> Result<u8, CliError> {
         print_stdout(&render(&outcome));
     }
     Ok(exit_code(&outcome))
+}
+
+/// Refuses policy flags that do not apply to the bundle's TEE: a check the user asked for must
+/// never be silently skipped.
+fn check_flags_fit(a: &VerifyArgs, tee: Tee) -> Result<(), CliError> {
+    let p = &a.policy;
+    let snp_only = [
+        ("--measurement", p.measurement.is_some()),
+        ("--host-data", p.host_data.is_some()),
+        ("--max-vmpl", p.max_vmpl.is_some()),
+        ("--min-tcb", p.min_tcb.is_some()),
+    ];
+    let tdx_only = [
+        ("--mrtd", p.mrtd.is_some()),
+        ("--mrconfigid", p.mrconfigid.is_some()),
+        ("--mrowner", p.mrowner.is_some()),
+        ("--rtmr", !p.rtmr.is_empty()),
+        ("--min-tcb-status", p.min_tcb_status.is_some()),
+        ("--require-sept-ve-disable", p.require_sept_ve_disable),
+        ("--allow-stale-collateral", p.allow_stale_collateral),
+    ];
+    let azure_only = [("--allow-stale-report", p.allow_stale_report)];
+    let not_azure = [("--report-data", p.report_data.is_some())];
+    let (snp, tdx, azure) = match tee {
+        Tee::SevSnp => (true, false, false),
+        Tee::Tdx => (false, true, false),
+        Tee::AzureSevSnp => (true, false, true),
+        Tee::AzureTdx => (false, true, true),
+    };
+    let misfits: Vec<&str> = snp_only
+        .iter()
+        .filter(|(_, set)| *set && !snp)
+        .chain(tdx_only.iter().filter(|(_, set)| *set && !tdx))
+        .chain(azure_only.iter().filter(|(_, set)| *set && !azure))
+        .chain(not_azure.iter().filter(|(_, set)| *set && azure))
+        .map(|(flag, _)| *flag)
+        .collect();
+    if misfits.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "{} do(es) not apply to a {} bundle{}",
+        misfits.join(", "),
+        tee.as_str(),
+        if azure && p.report_data.is_some() {
+            " (on Azure the nonce is in the TPM quote: use --nonce)"
+        } else {
+            ""
+        }
+    )))
 }
 
 /// The human form of an outcome.

@@ -1,0 +1,1021 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Checks of the boot and deployment integrations (`initramfs/`, `deploy/`) that need no guest,
+//! no root and no network: every shell script is shellcheck-clean and parses, the cloud-init
+//! snippet passes `cloud-init schema`, the systemd unit passes `systemd-analyze verify`, the
+//! Kubernetes manifests parse and keep to least privilege, the shared early-boot logic
+//! (`initramfs/thimble-early.sh`) behaves as documented under dash and busybox sh against a fake
+//! `/proc` and stub commands, and `build-test-initramfs.sh` builds an archive with the expected
+//! files from a fake kernel tree.
+//!
+//! The tools come from Debian packages (`shellcheck`, `busybox-static`, `cloud-init`, `systemd`,
+//! `python3-yaml`, `binutils`); a missing one fails its test with the `apt-get install` line.
+//! Nothing here runs the real `modprobe` or `mount`, or sends a packet anywhere.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("the workspace root exists")
+}
+
+/// The full path of `tool`, or a panic naming the Debian package that provides it.
+fn require(tool: &str, package: &str) -> PathBuf {
+    if tool.contains('/') {
+        let p = PathBuf::from(tool);
+        assert!(p.exists(), "{tool} is missing: apt-get install {package}");
+        return p;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{tool}` is not installed: apt-get install {package}"))
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "thimble-deploy-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("create a temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write_exec(path: &Path, text: &str) {
+    fs::write(path, text).expect("write a script");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod a script");
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Every shell script of the integrations: files under initramfs/ and deploy/ that start with
+/// a sh or bash shebang or a `# shellcheck shell=` line.
+fn shell_scripts() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).expect("read a directory") {
+            let p = e.expect("a directory entry").path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if let Ok(s) = fs::read_to_string(&p) {
+                let first = s.lines().next().unwrap_or("");
+                if first.starts_with("#!/bin/sh")
+                    || first.starts_with("#!/bin/bash")
+                    || first.starts_with("# shellcheck shell=")
+                {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&repo().join("initramfs"), &mut out);
+    walk(&repo().join("deploy"), &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn every_integration_script_is_found() {
+    let found: Vec<String> = shell_scripts()
+        .iter()
+        .map(|p| {
+            p.strip_prefix(repo())
+                .expect("under the repo")
+                .display()
+                .to_string()
+        })
+        .collect();
+    for want in [
+        "initramfs/thimble-early.sh",
+        "initramfs/build-test-initramfs.sh",
+        "initramfs/initramfs-tools/hooks/thimble",
+        "initramfs/initramfs-tools/scripts/init-premount/thimble",
+        "initramfs/dracut/99thimble/module-setup.sh",
+        "initramfs/dracut/99thimble/thimble-pre-mount.sh",
+        "initramfs/test-initramfs/init",
+        "initramfs/test-initramfs/udhcpc.script",
+    ] {
+        assert!(
+            found.iter().any(|f| f == want),
+            "{want} not among {found:?}"
+        );
+    }
+}
+
+#[test]
+fn scripts_start_with_a_purpose_paragraph_and_spdx() {
+    for p in shell_scripts() {
+        let s = fs::read_to_string(&p).expect("read a script");
+        let head: Vec<&str> = s.lines().take(4).collect();
+        assert!(
+            head.iter()
+                .any(|l| l.starts_with("# SPDX-License-Identifier: AGPL-3.0-or-later")),
+            "{}: no SPDX line at the top",
+            p.display()
+        );
+        let comment_lines = s
+            .lines()
+            .take(20)
+            .filter(|l| l.starts_with("# ") && !l.contains("shellcheck") && !l.contains("SPDX"))
+            .count();
+        assert!(
+            comment_lines >= 2,
+            "{}: needs a comment paragraph on what it is for",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn shellcheck_is_clean() {
+    let shellcheck = require("shellcheck", "shellcheck");
+    let scripts = shell_scripts();
+    let out = run(Command::new(&shellcheck)
+        .args(["-x", "--severity=style"])
+        .args(&scripts)
+        .current_dir(repo()));
+    assert!(
+        out.status.success(),
+        "shellcheck found problems:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // The script cloud-init writes, extracted from the YAML.
+    let dir = TempDir::new("sc");
+    let script = dir.0.join("thimble-cloud-init");
+    fs::write(&script, cloud_init_script()).expect("write the cloud-init script");
+    let out = run(Command::new(&shellcheck)
+        .args(["--shell=sh", "--severity=style"])
+        .arg(&script));
+    assert!(
+        out.status.success(),
+        "shellcheck on the cloud-init script:\n{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn scripts_parse_under_every_shell_they_meet() {
+    let busybox = require("busybox", "busybox-static");
+    for p in shell_scripts() {
+        let s = fs::read_to_string(&p).expect("read a script");
+        let shells: Vec<Vec<String>> = if s.starts_with("#!/bin/bash") {
+            vec![vec!["bash".into(), "-n".into()]]
+        } else {
+            vec![
+                vec!["sh".into(), "-n".into()],
+                vec![busybox.display().to_string(), "sh".into(), "-n".into()],
+            ]
+        };
+        for shell in shells {
+            let out = run(Command::new(&shell[0]).args(&shell[1..]).arg(&p));
+            assert!(
+                out.status.success(),
+                "{:?} {}: {}",
+                shell,
+                p.display(),
+                text(&out.stderr)
+            );
+        }
+    }
+}
+
+// --- cloud-init -------------------------------------------------------------------------------
+
+fn python() -> PathBuf {
+    let p = if Path::new("/usr/bin/python3").exists() {
+        PathBuf::from("/usr/bin/python3")
+    } else {
+        require("python3", "python3")
+    };
+    let out = run(Command::new(&p).args(["-c", "import yaml"]));
+    assert!(
+        out.status.success(),
+        "{} cannot import yaml: apt-get install python3-yaml",
+        p.display()
+    );
+    p
+}
+
+/// Every YAML document of `path`, as JSON.
+fn yaml_docs(path: &Path) -> Vec<Value> {
+    let out = run(Command::new(python())
+        .args([
+            "-c",
+            "import json, sys, yaml\n\
+             print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+        ])
+        .arg(path));
+    assert!(
+        out.status.success(),
+        "{} is not valid YAML: {}",
+        path.display(),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+}
+
+fn cloud_init_script() -> String {
+    let docs = yaml_docs(&repo().join("initramfs/cloud-init/thimble.yaml"));
+    docs[0]["write_files"][0]["content"]
+        .as_str()
+        .expect("write_files[0].content is the script")
+        .to_string()
+}
+
+#[test]
+fn cloud_init_snippet_passes_the_schema() {
+    let cloud_init = require("cloud-init", "cloud-init");
+    let snippet = repo().join("initramfs/cloud-init/thimble.yaml");
+    let out = run(Command::new(cloud_init)
+        .args(["schema", "--config-file"])
+        .arg(&snippet));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success() && all.contains("Valid cloud-config"),
+        "cloud-init schema: {all}"
+    );
+    let body = fs::read_to_string(&snippet).expect("read the snippet");
+    assert!(body.starts_with("#cloud-config\n"));
+    let docs = yaml_docs(&snippet);
+    assert_eq!(
+        docs[0]["runcmd"][0][0], "/usr/local/sbin/thimble-cloud-init",
+        "runcmd runs the installed script"
+    );
+    let script = cloud_init_script();
+    assert!(script.contains("/var/lib/thimble/evidence.json"));
+    assert!(script.contains("sha256sum -c"), "downloads are checked");
+}
+
+// --- systemd -----------------------------------------------------------------------------------
+
+#[test]
+fn systemd_unit_verifies() {
+    let analyze = require("systemd-analyze", "systemd");
+    let units = ["/lib/systemd/system", "/usr/lib/systemd/system"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("sysinit.target").exists())
+        .unwrap_or_else(|| panic!("no systemd unit directory: apt-get install systemd"));
+    // A root with the system's units, the unit under test and stub executables, so that the
+    // check needs no installed thimble and changes nothing on this machine.
+    let root = TempDir::new("systemd");
+    let sys = root.0.join("usr/lib/systemd/system");
+    fs::create_dir_all(&sys).expect("mkdir");
+    for e in fs::read_dir(&units).expect("read the unit directory") {
+        let e = e.expect("an entry");
+        if e.file_type().expect("a file type").is_file() {
+            fs::copy(e.path(), sys.join(e.file_name())).expect("copy a unit");
+        }
+    }
+    let etc = root.0.join("etc/systemd/system");
+    fs::create_dir_all(&etc).expect("mkdir");
+    fs::copy(
+        repo().join("initramfs/systemd/thimble.service"),
+        etc.join("thimble.service"),
+    )
+    .expect("copy the unit");
+    for exe in ["usr/bin/thimble", "sbin/modprobe"] {
+        let p = root.0.join(exe);
+        fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+        write_exec(&p, "#!/bin/sh\n");
+    }
+    let out = run(Command::new(analyze)
+        .arg("verify")
+        .arg(format!("--root={}", root.0.display()))
+        .arg("thimble.service"));
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}{}",
+        text(&out.stdout)
+    );
+    let unit = fs::read_to_string(etc.join("thimble.service")).expect("read the unit");
+    for line in [
+        "Type=oneshot",
+        "After=network-online.target sys-kernel-config.mount",
+        "Wants=network-online.target",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "DeviceAllow=/dev/sev-guest rw",
+        "DeviceAllow=/dev/tdx_guest rw",
+        "DeviceAllow=/dev/tpmrm0 rw",
+        "RemainAfterExit=yes",
+        "ExecStart=/usr/bin/thimble collect -o /run/thimble/evidence.json $THIMBLE_COLLECT_ARGS",
+    ] {
+        assert!(
+            unit.lines().any(|l| l == line),
+            "thimble.service lacks {line:?}"
+        );
+    }
+    assert!(
+        !unit
+            .lines()
+            .any(|l| l.starts_with("ProtectKernelTunables=yes")),
+        "ProtectKernelTunables=yes would make configfs-tsm read-only"
+    );
+}
+
+// --- containers and Kubernetes -----------------------------------------------------------------
+
+fn pod_spec(doc: &Value) -> &Value {
+    &doc["spec"]["template"]["spec"]
+}
+
+/// The unprivileged shape every thimble container keeps in the base manifests.
+fn assert_least_privilege(what: &str, c: &Value) {
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"], false, "{what}: privileged");
+    assert_eq!(
+        sc["allowPrivilegeEscalation"], false,
+        "{what}: privilege escalation"
+    );
+    assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}: writable root");
+    assert_eq!(
+        sc["capabilities"]["drop"],
+        serde_json::json!(["ALL"]),
+        "{what}: capabilities"
+    );
+    assert_eq!(
+        sc["seccompProfile"]["type"], "RuntimeDefault",
+        "{what}: seccomp"
+    );
+    assert_eq!(c["command"][0], "/thimble", "{what}: command");
+    assert_eq!(c["command"][1], "collect", "{what}: command");
+}
+
+fn host_paths(spec: &Value) -> Vec<(String, String)> {
+    spec["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| {
+            let hp = &v["hostPath"];
+            assert!(
+                hp["type"].is_string(),
+                "hostPath {} has no type check",
+                hp["path"]
+            );
+            (
+                hp["path"].as_str().expect("a hostPath").to_string(),
+                hp["type"].as_str().expect("a type").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kubernetes_manifests_keep_to_least_privilege() {
+    let k8s = repo().join("deploy/k8s");
+    let job = &yaml_docs(&k8s.join("job.yaml"))[0];
+    assert_eq!(job["kind"], "Job");
+    let spec = pod_spec(job);
+    assert_eq!(
+        spec["nodeSelector"]["kubernetes.azure.com/security-type"],
+        "ConfidentialVM"
+    );
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    assert_eq!(spec["restartPolicy"], "Never");
+    let c = &spec["containers"][0];
+    assert_least_privilege("job", c);
+    assert!(
+        c["command"]
+            .as_array()
+            .expect("a command")
+            .iter()
+            .any(|a| a == "--output=-"),
+        "the job prints the bundle"
+    );
+    assert_eq!(
+        host_paths(spec),
+        vec![("/sys/kernel/config".to_string(), "Directory".to_string())]
+    );
+
+    let ds = &yaml_docs(&k8s.join("daemonset.yaml"))[0];
+    assert_eq!(ds["kind"], "DaemonSet");
+    let spec = pod_spec(ds);
+    assert_eq!(
+        spec["nodeSelector"]["kubernetes.azure.com/security-type"],
+        "ConfidentialVM"
+    );
+    assert_least_privilege("daemonset init container", &spec["initContainers"][0]);
+    let hold = &spec["containers"][0];
+    assert_eq!(hold["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(hold["securityContext"]["privileged"], false);
+    assert!(
+        hold["volumeMounts"].is_null(),
+        "the holding container needs no mounts"
+    );
+    assert_eq!(
+        host_paths(spec),
+        vec![
+            ("/sys/kernel/config".to_string(), "Directory".to_string()),
+            ("/run/thimble".to_string(), "DirectoryOrCreate".to_string()),
+        ]
+    );
+
+    let kust = &yaml_docs(&k8s.join("kustomization.yaml"))[0];
+    assert_eq!(
+        kust["resources"],
+        serde_json::json!(["job.yaml", "daemonset.yaml"])
+    );
+
+    // The Azure vTPM overlay adds exactly the device and the privilege it needs.
+    let overlay = repo().join("deploy/k8s-azure-vtpm");
+    let kust = &yaml_docs(&overlay.join("kustomization.yaml"))[0];
+    assert_eq!(kust["resources"], serde_json::json!(["../k8s"]));
+    for (file, container) in [
+        ("job-vtpm.yaml", "containers"),
+        ("daemonset-vtpm.yaml", "initContainers"),
+    ] {
+        let patch = &yaml_docs(&overlay.join(file))[0];
+        let spec = pod_spec(patch);
+        let c = &spec[container][0];
+        assert_eq!(c["securityContext"]["privileged"], true, "{file}");
+        assert!(
+            c["securityContext"]["allowPrivilegeEscalation"].is_null(),
+            "{file}"
+        );
+        assert_eq!(c["volumeMounts"][0]["mountPath"], "/dev/tpmrm0", "{file}");
+        assert_eq!(
+            host_paths(spec),
+            vec![("/dev/tpmrm0".to_string(), "CharDevice".to_string())]
+        );
+    }
+}
+
+#[test]
+fn containerfile_is_scratch_plus_the_binary() {
+    let cf = fs::read_to_string(repo().join("deploy/Containerfile")).expect("read");
+    let lines: Vec<&str> = cf
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines[0], "FROM scratch");
+    assert_eq!(
+        cf.lines().filter(|l| l.starts_with("FROM ")).count(),
+        1,
+        "one stage"
+    );
+    assert!(lines.contains(&"COPY thimble /thimble"));
+    assert!(lines.contains(&r#"ENTRYPOINT ["/thimble", "exec", "--"]"#));
+}
+
+// --- thimble-early.sh --------------------------------------------------------------------------
+
+/// A fake machine for thimble-early.sh: /proc, /run, the kernel log and stub commands that log
+/// their arguments. The stub thimble exits with `STUB_RC` and writes the bundle on success.
+struct Early {
+    dir: TempDir,
+    shell: Vec<String>,
+}
+
+struct EarlyRun {
+    /// What thimble_early_main returned (0 go on, 1 stop the boot).
+    main: i32,
+    rc: i32,
+    stop_message: String,
+    stdout: String,
+    kmsg: String,
+    calls: String,
+    thimble_args: String,
+    elapsed: Duration,
+}
+
+impl Early {
+    fn new(shell: &[&str]) -> Self {
+        let dir = TempDir::new("early");
+        let d = &dir.0;
+        for sub in ["proc/net", "run", "stub", "configfs", "etc"] {
+            fs::create_dir_all(d.join(sub)).expect("mkdir");
+        }
+        fs::write(d.join("proc/mounts"), "proc /proc proc rw 0 0\n").expect("write");
+        fs::write(d.join("kmsg"), "").expect("write");
+        for cmd in ["modprobe", "mount", "ip"] {
+            write_exec(
+                &d.join("stub").join(cmd),
+                &format!(
+                    "#!/bin/sh\necho \"{cmd} $*\" >>\"{}\"\n",
+                    d.join("calls").display()
+                ),
+            );
+        }
+        write_exec(
+            &d.join("stub/thimble"),
+            &format!(
+                "#!/bin/sh\necho \"$*\" >\"{args}\"\n\
+                 if [ \"${{STUB_RC:-0}}\" = 0 ]; then echo '{{}}' >\"{run}/evidence.json\"; fi\n\
+                 exit \"${{STUB_RC:-0}}\"\n",
+                args = d.join("thimble-args").display(),
+                run = d.join("run").display()
+            ),
+        );
+        Early {
+            dir,
+            shell: shell.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.0.join(rel)
+    }
+
+    /// A default route on eth0 (so that nothing waits for the network).
+    fn with_route(&self) -> &Self {
+        fs::write(
+            self.path("proc/net/route"),
+            "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+             eth0\t00000000\t0202000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+             eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n",
+        )
+        .expect("write");
+        self
+    }
+
+    fn run(&self, cmdline: &str, stub_rc: i32, extra_env: &[(&str, &str)]) -> EarlyRun {
+        fs::write(self.path("proc/cmdline"), format!("{cmdline}\n")).expect("write");
+        let _ = fs::remove_file(self.path("calls"));
+        let _ = fs::remove_file(self.path("thimble-args"));
+        let script = "set -u\n. \"$EARLY\"\nthimble_early_main\nmain=$?\n\
+                      echo \"@main=$main\"\necho \"@rc=$thimble_rc\"\n\
+                      echo \"@stop=$thimble_stop_message\"\n";
+        let mut cmd = Command::new(&self.shell[0]);
+        cmd.args(&self.shell[1..])
+            .arg("-c")
+            .arg(script)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("EARLY", repo().join("initramfs/thimble-early.sh"))
+            .env("THIMBLE_PROC", self.path("proc"))
+            .env("THIMBLE_KMSG", self.path("kmsg"))
+            .env("THIMBLE_CONFIGFS", self.path("configfs"))
+            .env("THIMBLE_RUN_DIR", self.path("run"))
+            .env("THIMBLE_EARLY_CONF", self.path("etc/early.conf"))
+            .env("THIMBLE_MODPROBE", self.path("stub/modprobe"))
+            .env("THIMBLE_MOUNT", self.path("stub/mount"))
+            .env("THIMBLE_IP", self.path("stub/ip"))
+            .env("THIMBLE_BIN", self.path("stub/thimble"))
+            .env("STUB_RC", stub_rc.to_string());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let start = Instant::now();
+        let out = run(&mut cmd);
+        let elapsed = start.elapsed();
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{:?}: {stdout}{}",
+            self.shell,
+            text(&out.stderr)
+        );
+        let field = |k: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("@{k}=")))
+                .unwrap_or_else(|| panic!("no @{k}= in {stdout}"))
+                .to_string()
+        };
+        let read = |rel: &str| fs::read_to_string(self.path(rel)).unwrap_or_default();
+        EarlyRun {
+            main: field("main").parse().expect("a number"),
+            rc: field("rc").parse().expect("a number"),
+            stop_message: field("stop"),
+            kmsg: read("kmsg"),
+            calls: read("calls"),
+            thimble_args: read("thimble-args").trim_end().to_string(),
+            stdout,
+            elapsed,
+        }
+    }
+}
+
+/// dash (Debian's sh, as in dracut and klibc-like shells) and busybox sh (as in initramfs-tools
+/// and the test initramfs).
+fn shells() -> Vec<Vec<&'static str>> {
+    let busybox = require("busybox", "busybox-static");
+    let busybox: &'static str = Box::leak(busybox.display().to_string().into_boxed_str());
+    vec![vec!["sh"], vec![busybox, "sh"]]
+}
+
+#[test]
+fn early_success_passes_the_options_and_logs_one_line() {
+    for sh in shells() {
+        let e = Early::new(&sh);
+        e.with_route();
+        let r = e.run(
+            "BOOT_IMAGE=/vmlinuz root=/dev/vda1 quiet thimble.nonce=0xabcd \
+             thimble.imds=http://127.0.0.1:9 thimble.deadline=7 foo=*",
+            0,
+            &[],
+        );
+        assert_eq!((r.main, r.rc), (0, 0), "{sh:?}: {}", r.stdout);
+        let out = e.path("run/evidence.json");
+        assert_eq!(
+            r.thimble_args,
+            format!(
+                "collect -o {} --no-cache --nonce=0xabcd --imds=http://127.0.0.1:9 --deadline=7",
+                out.display()
+            )
+        );
+        assert!(
+            r.stdout
+                .contains(&format!("thimble: evidence collected: {}", out.display())),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.kmsg.starts_with(&format!(
+                "<6>thimble: evidence collected: {}",
+                out.display()
+            )),
+            "{}",
+            r.kmsg
+        );
+        assert!(!r.stdout.contains("waiting"), "a route exists: no wait");
+        for m in ["configfs", "tsm", "tsm_report", "sev-guest", "tdx-guest"] {
+            assert!(
+                r.calls.contains(&format!("modprobe -q {m}\n")),
+                "{}",
+                r.calls
+            );
+        }
+        assert!(
+            r.calls.contains(&format!(
+                "mount -t configfs configfs {}",
+                e.path("configfs").display()
+            )),
+            "{}",
+            r.calls
+        );
+        assert_eq!(
+            fs::read_to_string(e.path("run/early-result")).expect("early-result"),
+            "exit=0 required=0\n"
+        );
+    }
+}
+
+#[test]
+fn early_failure_warns_and_continues_unless_required() {
+    for sh in shells() {
+        let e = Early::new(&sh);
+        e.with_route();
+        let r = e.run("thimble.deadline=3", 5, &[]);
+        assert_eq!((r.main, r.rc), (0, 5), "{sh:?}");
+        let line = "evidence collection failed (exit 5: endorsements could not be fetched or did \
+                    not verify); continuing without";
+        assert!(r.stdout.contains(line), "{}", r.stdout);
+        assert!(r.kmsg.starts_with("<4>thimble: "), "{}", r.kmsg);
+        assert!(r.stop_message.is_empty());
+
+        let r = e.run("thimble.required=1", 3, &[]);
+        assert_eq!((r.main, r.rc), (1, 3), "{sh:?}");
+        assert_eq!(
+            r.stop_message,
+            "thimble: evidence collection failed (exit 3: no TEE evidence source) and \
+             thimble.required=1: stopping the boot"
+        );
+        assert!(r.kmsg.starts_with("<3>thimble: "), "{}", r.kmsg);
+        assert_eq!(
+            fs::read_to_string(e.path("run/early-result")).expect("early-result"),
+            "exit=3 required=1\n"
+        );
+
+        // A bare thimble.required counts; required success goes on.
+        let r = e.run("thimble.required", 4, &[]);
+        assert_eq!(r.main, 1, "{sh:?}");
+        assert!(r.stop_message.contains("exit 4: collection failed"));
+        let r = e.run("thimble.required=yes", 0, &[]);
+        assert_eq!((r.main, r.rc), (0, 0), "{sh:?}");
+    }
+}
+
+#[test]
+fn early_kernel_command_line_overrides_the_baked_defaults() {
+    for sh in shells() {
+        let e = Early::new(&sh);
+        e.with_route();
+        fs::write(
+            e.path("etc/early.conf"),
+            "# defaults\nthimble.required=1 thimble.nonce=11\nthimble.deadline=9 # comment\n",
+        )
+        .expect("write");
+        let r = e.run("thimble.required=0 thimble.nonce=22", 8, &[]);
+        assert_eq!(r.main, 0, "{sh:?}: the command line said required=0");
+        assert!(
+            r.thimble_args.ends_with("--nonce=22 --deadline=9"),
+            "{}",
+            r.thimble_args
+        );
+        let r = e.run("quiet", 8, &[]);
+        assert_eq!(r.main, 1, "{sh:?}: early.conf says required=1");
+    }
+}
+
+#[test]
+fn early_checks_its_own_inputs() {
+    for sh in shells() {
+        let e = Early::new(&sh);
+        e.with_route();
+        let r = e.run("thimble.deadline=abc thimble.bogus=1", 0, &[]);
+        assert!(
+            r.stdout
+                .contains("thimble: ignoring thimble.deadline=abc: not a whole number of seconds"),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.stdout
+                .contains("thimble: ignoring unknown option thimble.bogus=1"),
+            "{}",
+            r.stdout
+        );
+        assert!(!r.thimble_args.contains("--deadline"), "{}", r.thimble_args);
+        // No binary: exit 127, named as such.
+        let missing = e.path("nothing/thimble");
+        let missing = missing.to_str().expect("utf-8");
+        let r = e.run("thimble.required=1", 0, &[("THIMBLE_BIN", missing)]);
+        assert_eq!((r.main, r.rc), (1, 127), "{sh:?}: {}", r.stdout);
+        assert!(
+            r.stop_message.contains("thimble binary not found"),
+            "{}",
+            r.stop_message
+        );
+    }
+}
+
+#[test]
+fn early_mounts_configfs_only_when_it_is_not_mounted() {
+    for sh in shells() {
+        let e = Early::new(&sh);
+        e.with_route();
+        fs::write(
+            e.path("proc/mounts"),
+            format!(
+                "proc /proc proc rw 0 0\nconfigfs {} configfs rw,nosuid 0 0\n",
+                e.path("configfs").display()
+            ),
+        )
+        .expect("write");
+        let r = e.run("", 0, &[]);
+        assert!(!r.calls.contains("mount "), "{sh:?}: {}", r.calls);
+    }
+}
+
+#[test]
+fn early_network_wait_is_bounded_and_skipped_when_not_needed() {
+    for sh in shells() {
+        let e = Early::new(&sh);
+        // No route at all: wait thimble.deadline seconds, then collect anyway.
+        let r = e.run("thimble.deadline=1", 0, &[]);
+        assert!(
+            r.stdout
+                .contains("thimble: waiting up to 1 s for the network"),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.stdout
+                .contains("no default route after 1 s; trying anyway"),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(r.rc, 0);
+        assert!(
+            r.elapsed < Duration::from_secs(10),
+            "{sh:?} waited {:?}",
+            r.elapsed
+        );
+        // Offline and simulated runs fetch nothing, so they do not wait.
+        let r = e.run("thimble.offline=1 thimble.deadline=30", 0, &[]);
+        assert!(!r.stdout.contains("waiting"), "{}", r.stdout);
+        assert!(r.thimble_args.ends_with("--deadline=30 --offline"));
+        let r = e.run("thimble.simulate=snp", 0, &[]);
+        assert!(!r.stdout.contains("waiting"), "{}", r.stdout);
+        assert!(r.thimble_args.ends_with("--simulate=snp"));
+        assert!(r.calls.contains("ip link set lo up"), "{}", r.calls);
+        // An IPv6 default route is enough.
+        fs::write(
+            e.path("proc/net/ipv6_route"),
+            "00000000000000000000000000000000 00 00000000000000000000000000000000 00 \
+             fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n",
+        )
+        .expect("write");
+        let r = e.run("thimble.deadline=30", 0, &[]);
+        assert!(!r.stdout.contains("waiting"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn early_runs_the_real_binary_in_a_simulated_guest() {
+    // The real thimble against its loopback emulator: the wiring of options, not a stub's.
+    let e = Early::new(&["sh"]);
+    let bin = guest_tests::thimble_bin();
+    let bin = bin.to_str().expect("utf-8");
+    let r = e.run(
+        "thimble.simulate=snp thimble.nonce=00112233 thimble.required=1",
+        0,
+        &[("THIMBLE_BIN", bin)],
+    );
+    assert_eq!((r.main, r.rc), (0, 0), "{}", r.stdout);
+    let bundle: Value =
+        serde_json::from_slice(&fs::read(e.path("run/evidence.json")).expect("the bundle"))
+            .expect("the bundle is JSON");
+    assert!(bundle.is_object());
+    let out = guest_tests::thimble(&[
+        "verify",
+        "--insecure-allow-simulated",
+        "--nonce",
+        "00112233",
+        e.path("run/evidence.json").to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "verify: {}", text(&out.stdout));
+}
+
+// --- build-test-initramfs.sh -------------------------------------------------------------------
+
+/// A kernel module stand-in: busybox depmod and the build script read only `.modinfo` strings.
+fn fake_module(depends: &str) -> Vec<u8> {
+    format!("\x7fELF-fake\0license=GPL\0depends={depends}\0vermagic=9.9.9-test\0").into_bytes()
+}
+
+#[test]
+fn build_test_initramfs_from_a_fake_kernel() {
+    let busybox = require("busybox", "busybox-static");
+    require("readelf", "binutils");
+    let dir = TempDir::new("build");
+    let kver = "9.9.9-test";
+    let mods = dir.0.join("pkg/lib/modules").join(kver);
+    for (rel, deps) in [
+        ("kernel/fs/configfs/configfs.ko", ""),
+        ("kernel/drivers/virt/coco/tsm.ko", "configfs"),
+        ("kernel/drivers/virt/coco/sev-guest/sev-guest.ko", "tsm"),
+        ("kernel/drivers/virt/coco/tdx-guest/tdx-guest.ko", "tsm"),
+        ("kernel/drivers/net/virtio_net.ko", "net_failover"),
+        ("kernel/drivers/net/net_failover.ko", "failover"),
+        ("kernel/drivers/unrelated/unrelated.ko", ""),
+    ] {
+        let p = mods.join(rel);
+        fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+        fs::write(&p, fake_module(deps)).expect("write a module");
+    }
+    // One compressed module, and one dependency only a compressed file provides.
+    let failover = mods.join("kernel/net/core/failover.ko");
+    fs::create_dir_all(failover.parent().expect("a parent")).expect("mkdir");
+    fs::write(&failover, fake_module("")).expect("write");
+    let out = run(Command::new("gzip").arg("-n").arg(&failover));
+    assert!(out.status.success(), "gzip: {}", text(&out.stderr));
+    fs::write(
+        mods.join("modules.builtin"),
+        "kernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/char/tpm/tpm_crb.ko\n\
+         kernel/drivers/char/tpm/tpm_tis.ko\n",
+    )
+    .expect("write");
+    fs::create_dir_all(dir.0.join("pkg/boot")).expect("mkdir");
+    fs::write(dir.0.join("pkg/boot/vmlinuz-9.9.9-test"), "kernel image").expect("write");
+
+    let script = repo().join("initramfs/build-test-initramfs.sh");
+    let cpio = dir.0.join("out.cpio.gz");
+    let vmlinuz = dir.0.join("vmlinuz");
+    // busybox is a static binary, so it can stand in for thimble here.
+    let out = run(Command::new(&script)
+        .arg(dir.0.join("pkg"))
+        .arg(&busybox)
+        .arg(&cpio)
+        .args(["--cmdline", "thimble.simulate=snp", "--vmlinuz"])
+        .arg(&vmlinuz));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "build: {stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("virtio_pci: built in"), "{stdout}");
+    assert!(
+        stdout.contains("tsm_report: not in this kernel (skipped)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::read_to_string(&vmlinuz).expect("vmlinuz copied"),
+        "kernel image"
+    );
+
+    let list = run(Command::new("sh").arg("-c").arg(format!(
+        "gzip -dc '{}' | '{}' cpio -t",
+        cpio.display(),
+        busybox.display()
+    )));
+    assert!(list.status.success(), "cpio -t: {}", text(&list.stderr));
+    let files = text(&list.stdout);
+    let m = format!("lib/modules/{kver}/");
+    let want = [
+        "init".to_string(),
+        "bin/busybox".to_string(),
+        "bin/sh".to_string(),
+        "sbin/modprobe".to_string(),
+        "usr/bin/thimble".to_string(),
+        "usr/lib/thimble/thimble-early.sh".to_string(),
+        "usr/share/udhcpc/default.script".to_string(),
+        "etc/thimble/early.conf".to_string(),
+        format!("{m}kernel/fs/configfs/configfs.ko"),
+        format!("{m}kernel/drivers/virt/coco/tsm.ko"),
+        format!("{m}kernel/drivers/virt/coco/sev-guest/sev-guest.ko"),
+        format!("{m}kernel/drivers/virt/coco/tdx-guest/tdx-guest.ko"),
+        format!("{m}kernel/drivers/net/virtio_net.ko"),
+        format!("{m}kernel/drivers/net/net_failover.ko"),
+        format!("{m}kernel/net/core/failover.ko"),
+        format!("{m}modules.dep"),
+        format!("{m}modules.builtin"),
+    ];
+    for w in &want {
+        assert!(
+            files.lines().any(|l| l == w),
+            "{w} not in the archive:\n{files}"
+        );
+    }
+    assert!(!files.contains("unrelated"), "only the modules needed");
+    assert!(!files.lines().any(|l| l == "linuxrc"));
+
+    // The archive unpacks to the tree the guest sees: modules.dep for busybox modprobe.
+    let tree = dir.0.join("tree");
+    fs::create_dir_all(&tree).expect("mkdir");
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -dc '{}' | '{}' cpio -i -d",
+            cpio.display(),
+            busybox.display()
+        ))
+        .current_dir(&tree));
+    assert!(out.status.success(), "cpio -i: {}", text(&out.stderr));
+    let dep = fs::read_to_string(tree.join(&m).join("modules.dep")).expect("modules.dep");
+    let sev = dep
+        .lines()
+        .find(|l| l.starts_with("kernel/drivers/virt/coco/sev-guest/sev-guest.ko:"))
+        .unwrap_or_else(|| panic!("no sev-guest in modules.dep:\n{dep}"));
+    assert!(
+        sev.contains("tsm.ko") && sev.contains("configfs.ko"),
+        "{sev}"
+    );
+    assert_eq!(
+        fs::read(tree.join("usr/lib/thimble/thimble-early.sh")).expect("the early logic"),
+        fs::read(repo().join("initramfs/thimble-early.sh")).expect("the source")
+    );
+    assert!(
+        fs::read_to_string(tree.join("etc/thimble/early.conf"))
+            .expect("early.conf")
+            .contains("thimble.simulate=snp")
+    );
+
+    // Clear failures: no busybox, a dynamic binary, bad usage.
+    let out = run(Command::new(&script)
+        .arg(dir.0.join("pkg"))
+        .arg(&busybox)
+        .arg(&cpio)
+        .args(["--busybox", "/nonexistent/busybox"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("apt-get install busybox-static"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(Command::new(&script)
+        .arg(dir.0.join("pkg"))
+        .arg(require("sh", "dash"))
+        .arg(&cpio));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not static"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(Command::new(&script).arg("only-one-argument"));
+    assert_eq!(out.status.code(), Some(2));
+}
