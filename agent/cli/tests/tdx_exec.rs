@@ -285,3 +285,34 @@ fn simulated_azure_cvms_verify_with_the_nonce_in_the_tpm_quote() {
         assert!(r.stdout.contains("user-data echoed"), "{}", r.stdout);
     }
 }
+
+#[test]
+fn simulated_tdx_with_a_pccs_gets_everything_from_it_and_sources_must_fit_the_simulation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, r) = collect_tdx(tmp.path(), "pcs.json", &["--intel-collateral", "pcs"]);
+    assert_eq!(
+        r.code, 0,
+        "nothing may go to Intel's own hosts: {}",
+        r.stderr
+    );
+    let v = run(&["verify", "--insecure-allow-simulated", p(&out)]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    let r = run(&[
+        "collect",
+        "--simulate",
+        "snp",
+        "--source",
+        "tdx-guest",
+        "-o",
+        p(&tmp.path().join("x.json")),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--source tdx-guest"), "{}", r.stderr);
+    let (_, r) = collect_tdx(tmp.path(), "w.json", &["--no-kds"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stderr.contains("--no-kds applies to SEV-SNP collection"),
+        "{}",
+        r.stderr
+    );
+}

@@ -242,6 +242,29 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     // Checked before anything touches a device, so a usage error costs no guest request.
     output_path(&a)?;
     let (rd, nonce) = plan_report_data(&a)?;
+    // A simulation is of one TEE; a source of another is a contradiction, not a hint.
+    let fits = match a.simulate {
+        None => true,
+        Some(SimulateArg::Snp) => matches!(
+            a.source,
+            SourceArg::Auto | SourceArg::ConfigfsTsm | SourceArg::SevGuest
+        ),
+        Some(SimulateArg::Tdx) => matches!(
+            a.source,
+            SourceArg::Auto | SourceArg::ConfigfsTsm | SourceArg::TdxGuest
+        ),
+        Some(SimulateArg::AzureSnp | SimulateArg::AzureTdx) => {
+            matches!(a.source, SourceArg::Auto | SourceArg::Vtpm)
+        }
+    };
+    if !fits {
+        let name = clap::ValueEnum::to_possible_value(&a.source)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        return Err(CliError::Usage(format!(
+            "--source {name} is not a source of the simulated TEE"
+        )));
+    }
     if a.simulate == Some(SimulateArg::Tdx) {
         return collect_tdx::run(&a, rd, nonce, None);
     }

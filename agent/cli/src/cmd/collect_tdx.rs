@@ -38,6 +38,7 @@ use crate::common;
 use crate::error::CliError;
 use crate::exit;
 use crate::io::write_output;
+use crate::output::warn;
 
 /// Where the quote comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +198,20 @@ pub fn run(
     source: Option<TdxSource>,
 ) -> Result<u8, CliError> {
     let sim = a.simulate.is_some().then(|| Arc::new(SimTdx::load()));
+    // SEV-SNP settings have no meaning for a TD; say so rather than drop them in silence.
+    for (flag, set) in [
+        ("--privlevel", a.privlevel.is_some()),
+        ("--cache-dir", a.cache_dir.is_some()),
+        ("--no-thim", a.no_thim),
+        ("--no-kds", a.no_kds),
+        ("--kds", a.kds.is_some()),
+    ] {
+        if set {
+            warn(&format!(
+                "{flag} applies to SEV-SNP collection and is ignored for TDX"
+            ));
+        }
+    }
     let raw = match (&sim, source) {
         (Some(s), _) => simulated(a, s, &rd)?,
         (None, Some(TdxSource::ConfigfsTsm) | None) => {
@@ -313,7 +328,15 @@ pub fn gather_collateral(
             (None, None) => None,
         };
         settings.service = match (a.intel_collateral, base) {
-            (Some(IntelServiceArg::Pcs), Some(b)) => Some(CollateralService::pcs(b)),
+            // A PCS base other than Intel's is a PCCS (or the simulation's emulator): it serves
+            // the root CA CRL itself, as QCNL expects of a PCCS, so nothing goes to Intel.
+            (Some(IntelServiceArg::Pcs), Some(b)) => Some(CollateralService::Pcs {
+                root_ca_crl_url: format!(
+                    "{}/sgx/certification/v4/rootcacrl",
+                    b.trim_end_matches('/')
+                ),
+                base: b,
+            }),
             (Some(IntelServiceArg::Pcs), None) => Some(CollateralService::pcs(
                 thimble_collect::intel::DEFAULT_PCS_BASE,
             )),
