@@ -22,7 +22,8 @@ use thimble_sim::emulator::{Emulator, Fault, FaultRule, THIM_AMD_PATH};
 use thimble_sim::signer::sim_chain;
 
 const TIMEOUT: &str = "1";
-const DEADLINE: &str = "3";
+// Generous enough that a loaded 2-core machine still fits THIM (half of it) and the KDS fallback.
+const DEADLINE: &str = "6";
 
 /// The outcome of one collect.
 struct Collected {
@@ -154,7 +155,7 @@ fn thim_body(vcek_der: &[u8], tcbm: &str) -> Vec<u8> {
 fn thim_faults() -> Vec<(&'static str, Fault, &'static str)> {
     let c = sim_chain();
     vec![
-        ("hang", Fault::Hang, "deadline"),
+        ("hang", Fault::Hang, "timed out"),
         ("status 500", Fault::Status(500), "http status 500"),
         ("status 403", Fault::Status(403), "http status 403"),
         (
