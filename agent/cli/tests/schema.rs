@@ -321,3 +321,25 @@ fn imported_azure_vectors_match_the_schema() {
         );
     }
 }
+
+#[test]
+fn every_simulated_tee_matches_the_schema() {
+    let v = validator();
+    let tmp = tempfile::tempdir().unwrap();
+    for (tee, extra) in [
+        ("tdx", &[][..]),
+        ("tdx", &["--source", "tdx-guest"][..]),
+        ("azure-snp", &[][..]),
+        ("azure-tdx", &[][..]),
+    ] {
+        let out = tmp.path().join(format!("{tee}.json"));
+        let mut args = vec!["collect", "--simulate", tee, "-o", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_thimble"))
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{tee} {extra:?}");
+        check_bundle(&v, &out, &format!("collect --simulate {tee} {extra:?}"));
+    }
+}

@@ -283,7 +283,23 @@ fn collect<T: TpmTransport>(
         }
     };
     let runtime: Option<serde_json::Value> = serde_json::from_slice(hcl.runtime_data_bytes()).ok();
-    evidence.tpm_quote = serde_json::from_slice(&vq.to_tpm_quote().to_json()).ok();
+    evidence.tpm_quote = serde_json::from_slice::<serde_json::Value>(&vq.to_tpm_quote().to_json())
+        .ok()
+        .map(|mut q| {
+            // The AK as the TPM reports it (TPMT_PUBLIC): a verifier compares it with the
+            // runtime data's HCLAkPub and the quote's qualifiedSigner.
+            if let Some(o) = q.as_object_mut() {
+                o.insert(
+                    "ak_public".into(),
+                    serde_json::Value::String(hex::encode(&vq.ak_public.public_area)),
+                );
+                o.insert(
+                    "ak_qualified_name".into(),
+                    serde_json::Value::String(hex::encode(&vq.ak_public.qualified_name)),
+                );
+            }
+            q
+        });
     let bundle = Bundle {
         format: thimble_evidence::bundle::FORMAT.into(),
         version: thimble_evidence::bundle::VERSION,
