@@ -6,6 +6,12 @@
 //! selected and its hardware is missing, the tests fail rather than skip, so a misconfigured
 //! runner cannot pass by accident. Without the variable they are `#[ignore]`d and
 //! `cargo test --workspace` needs no hardware.
+//!
+//! [`qemu`] boots a real kernel with the test initramfs for `tests/boot.rs`, which checks the
+//! early-boot path from the host; those tests are `#[ignore]`d too and need QEMU, a Debian
+//! kernel package and the static binary (see README.md).
+
+pub mod qemu;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -825,6 +825,32 @@ fn early_network_wait_is_bounded_and_skipped_when_not_needed() {
         assert!(!r.stdout.contains("waiting"), "{}", r.stdout);
         assert!(r.thimble_args.ends_with("--simulate=snp"));
         assert!(r.calls.contains("ip link set lo up"), "{}", r.calls);
+        // A simulated guest given thimble.imds fetches THIM over the network (the QEMU boot
+        // tests' emulator), so it waits like a real one, and still brings up lo for KDS.
+        let r = e.run(
+            "thimble.simulate=snp thimble.imds=http://169.254.169.254 thimble.deadline=1",
+            0,
+            &[],
+        );
+        assert!(
+            r.stdout
+                .contains("thimble: waiting up to 1 s for the network"),
+            "{}",
+            r.stdout
+        );
+        assert!(r.calls.contains("ip link set lo up"), "{}", r.calls);
+        assert!(
+            r.thimble_args
+                .ends_with("--imds=http://169.254.169.254 --deadline=1 --simulate=snp"),
+            "{}",
+            r.thimble_args
+        );
+        let r = e.run(
+            "thimble.simulate=snp thimble.imds=http://169.254.169.254 thimble.offline=1",
+            0,
+            &[],
+        );
+        assert!(!r.stdout.contains("waiting"), "{}", r.stdout);
         // An IPv6 default route is enough.
         fs::write(
             e.path("proc/net/ipv6_route"),

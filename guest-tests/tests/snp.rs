@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! SEV-SNP checks on a real guest (`THIMBLE_GUEST_TESTS=snp cargo test -p guest-tests --
-//! --include-ignored`): `detect` finds a usable source, `collect` produces a bundle bound to the
+//! SEV-SNP checks on a real guest (`THIMBLE_GUEST_TESTS=snp cargo test -p guest-tests --test snp
+//! -- --include-ignored`): `detect` finds a usable source, `collect` produces a bundle bound to the
 //! given nonce with endorsements from the host, THIM or KDS, and `verify` accepts it against the
 //! pinned AMD roots. Each fails, not skips, when the guest has no SEV-SNP device.
 
@@ -21,7 +21,7 @@ fn require_snp() {
 }
 
 #[test]
-#[ignore = "needs an SEV-SNP guest: THIMBLE_GUEST_TESTS=snp cargo test -p guest-tests -- --include-ignored"]
+#[ignore = "needs an SEV-SNP guest: THIMBLE_GUEST_TESTS=snp cargo test -p guest-tests --test snp -- --include-ignored"]
 fn detect_finds_a_usable_source() {
     require_snp();
     let out = thimble(&["detect", "--json"]);
@@ -33,7 +33,7 @@ fn detect_finds_a_usable_source() {
 }
 
 #[test]
-#[ignore = "needs an SEV-SNP guest: THIMBLE_GUEST_TESTS=snp cargo test -p guest-tests -- --include-ignored"]
+#[ignore = "needs an SEV-SNP guest: THIMBLE_GUEST_TESTS=snp cargo test -p guest-tests --test snp -- --include-ignored"]
 fn collect_then_verify_with_a_nonce() {
     require_snp();
     let dir = std::env::temp_dir().join(format!("thimble-guest-{}", std::process::id()));
