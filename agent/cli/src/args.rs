@@ -164,6 +164,11 @@ pub struct CollectArgs {
     /// Base URL of the TDX collateral service (overrides the service's default host).
     #[arg(long, value_name = "URL")]
     pub intel_collateral_url: Option<String>,
+    /// Trust the simulation test roots when checking fetched endorsements (for test guests whose
+    /// evidence is signed by thimble's test keys, e.g. a swtpm provisioned with a simulated HCL
+    /// report). Never in production.
+    #[arg(long)]
+    pub insecure_allow_simulated: bool,
     /// Use a simulated guest and THIM emulator on loopback instead of real hardware.
     #[arg(long, value_enum, value_name = "TEE")]
     pub simulate: Option<SimulateArg>,

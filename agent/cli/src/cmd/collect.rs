@@ -424,7 +424,7 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
         }
     }
 
-    let roots = common::roots(simulated);
+    let roots = common::roots(simulated || a.insecure_allow_simulated);
     let mut log = table_log;
     let cache = match (&a.cache_dir, a.no_cache, simulated) {
         (_, true, _) | (None, false, true) => None,

@@ -196,7 +196,7 @@ fn collect<T: TpmTransport>(
                     overall_end: Some(Instant::now() + deadline),
                     ..HttpConfig::default()
                 });
-                let roots = if simulated {
+                let roots = if simulated || a.insecure_allow_simulated {
                     TrustedRoots::amd().insecure_add_simulated(
                         Product::Milan,
                         thimble_sim::signer::sim_chain().ark_der,

@@ -444,6 +444,9 @@ pub fn gather_collateral(
         let collateral = tdx_collateral(&check).map_err(|e| CliError::Other(e.message))?;
         let roots = match sim {
             Some(s) => IntelRoots::insecure_custom(s.pki().root_ca_der),
+            None if a.insecure_allow_simulated => {
+                IntelRoots::insecure_custom(thimble_sim::tdx_signer::sim_tdx_pki().root_ca_der)
+            }
             None => VerifyOptions::strict(now).intel_roots,
         };
         let mut policy = thimble_verify::tdx::TdxPolicy {
