@@ -157,7 +157,54 @@ fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
         out = out.finish();
     }
     out.simulated |= bundle.simulated;
-    out
+    hcl_freshness(
+        bundle,
+        &hcl,
+        nonce.as_deref(),
+        o.allow_stale_report,
+        &mut out,
+    );
+    out.finish()
+}
+
+/// For a bundle thimble collected from the vTPM: the HCL report's `user-data` must be the
+/// REPORT_DATA derived from the nonce, which shows that the hardware report itself (not only the
+/// TPM quote) was made for this collection. Imports carry no such promise and are not judged.
+fn hcl_freshness(
+    bundle: &Bundle,
+    hcl: &[u8],
+    nonce: Option<&[u8]>,
+    allow_stale: bool,
+    out: &mut Outcome,
+) {
+    if bundle.collection.source != "vtpm"
+        || !out
+            .errors
+            .iter()
+            .all(|e| e.class == crate::outcome::ErrorClass::Policy)
+    {
+        return;
+    }
+    let (Some(nonce), Some(n)) = (nonce, &bundle.nonce) else {
+        return;
+    };
+    let expected = report_data::derive(n.report_data_derivation, nonce);
+    let user_data = thimble_evidence::azure::HclReport::parse(hcl)
+        .ok()
+        .and_then(|h| h.runtime_data().ok())
+        .and_then(|r| r.user_data);
+    if expected.is_some() && user_data.as_deref() == expected.as_ref().map(|e| &e[..]) {
+        return;
+    }
+    let message = "the HCL report's user-data is not the REPORT_DATA of this nonce: the hardware report was made before this collection (stale)".to_string();
+    if allow_stale {
+        out.warnings.push(message);
+    } else {
+        out.errors.push(VerifyError::policy(
+            "stale-hcl-report",
+            format!("{message}; pass --allow-stale-report to accept it"),
+        ));
+    }
 }
 
 fn fail(tee: &'static str, at: i64, simulated: bool, e: VerifyError) -> Outcome {

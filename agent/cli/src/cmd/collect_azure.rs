@@ -35,6 +35,7 @@ use crate::common;
 use crate::error::CliError;
 use crate::exit;
 use crate::io::write_output;
+use crate::output::warn;
 
 fn failed(source_name: &str, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
     CliError::Collection {
@@ -65,6 +66,20 @@ pub fn detect(a: &CollectArgs) -> bool {
 }
 
 pub fn run(a: &CollectArgs, rd: [u8; 64], nonce: Nonce) -> Result<u8, CliError> {
+    // Settings of the bare-metal sources have no meaning behind the paravisor; say so rather
+    // than drop them in silence.
+    for (flag, set) in [
+        ("--privlevel", a.privlevel.is_some()),
+        ("--cache-dir", a.cache_dir.is_some()),
+        ("--no-cache", a.no_cache),
+        ("--qgs-port", a.qgs_port.is_some()),
+    ] {
+        if set {
+            warn(&format!(
+                "{flag} does not apply to collection from the Azure vTPM and is ignored"
+            ));
+        }
+    }
     let tdx_sim =
         matches!(a.simulate, Some(SimulateArg::AzureTdx)).then(|| Arc::new(SimTdx::load()));
     match a.simulate {

@@ -330,6 +330,13 @@ pub fn gather_collateral(
         settings.service = match (a.intel_collateral, base) {
             // A PCS base other than Intel's is a PCCS (or the simulation's emulator): it serves
             // the root CA CRL itself, as QCNL expects of a PCCS, so nothing goes to Intel.
+            // Intel's own PCS does not serve the root CA CRL: that comes from Intel's
+            // distribution point, as with no URL at all.
+            (Some(IntelServiceArg::Pcs), Some(b))
+                if b.contains("api.trustedservices.intel.com") =>
+            {
+                Some(CollateralService::pcs(b))
+            }
             (Some(IntelServiceArg::Pcs), Some(b)) => Some(CollateralService::Pcs {
                 root_ca_crl_url: format!(
                     "{}/sgx/certification/v4/rootcacrl",

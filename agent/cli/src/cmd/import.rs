@@ -144,6 +144,11 @@ fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCe
                     None,
                 ));
             }
+            (FileContent::Crl { issuer_cn, .. }, Tee::Tdx)
+                if !issuer_cn.starts_with("Intel SGX") =>
+            {
+                return Err(wrong_kind(path, &format!("the CRL of {issuer_cn}"), "TDX"));
+            }
             (FileContent::Crl { der, issuer_cn }, Tee::Tdx) => {
                 let kind = if issuer_cn.contains("Root CA") {
                     EndorsementKind::RootCaCrl

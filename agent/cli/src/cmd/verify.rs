@@ -78,7 +78,7 @@ fn check_flags_fit(a: &VerifyArgs, tee: Tee) -> Result<(), CliError> {
         return Ok(());
     }
     Err(CliError::Usage(format!(
-        "{} do(es) not apply to a {} bundle{}",
+        "{} cannot be checked on a {} bundle{}",
         misfits.join(", "),
         tee.as_str(),
         if azure && p.report_data.is_some() {
