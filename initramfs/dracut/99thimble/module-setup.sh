@@ -25,7 +25,7 @@ depends() {
 # drivers and the vsock transport TDX needs without configfs-tsm. hostonly='' because the build
 # host need not have them loaded; modules this kernel lacks (or has built in) are skipped.
 installkernel() {
-	hostonly='' instmods configfs tsm tsm_report sev-guest tdx-guest vmw_vsock_virtio_transport
+	hostonly='' instmods configfs tsm tsm_report sev-guest tdx-guest vmw_vsock_virtio_transport tpm_crb tpm_tis
 }
 
 install() {
