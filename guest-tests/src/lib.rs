@@ -2,7 +2,8 @@
 //! Support for the guest tests: checks that run `thimble` inside a real confidential VM (or a
 //! QEMU guest) against the real devices and endpoints.
 //!
-//! They are opt-in: `THIMBLE_GUEST_TESTS=snp` selects the SEV-SNP checks. When a platform is
+//! They are opt-in: `THIMBLE_GUEST_TESTS=snp|tdx|azure` selects the SEV-SNP, TDX or Azure
+//! (paravisor vTPM) checks. When a platform is
 //! selected and its hardware is missing, the tests fail rather than skip, so a misconfigured
 //! runner cannot pass by accident. Without the variable they are `#[ignore]`d and
 //! `cargo test --workspace` needs no hardware.
@@ -20,6 +21,9 @@ use std::process::{Command, Output};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
     Snp,
+    Tdx,
+    /// An Azure confidential VM behind the paravisor (SEV-SNP or TDX underneath).
+    Azure,
 }
 
 /// The platform selected by `THIMBLE_GUEST_TESTS`, or a panic naming the bad value.
@@ -27,6 +31,8 @@ pub fn selected() -> Option<Platform> {
     match std::env::var("THIMBLE_GUEST_TESTS").ok().as_deref() {
         None | Some("") => None,
         Some("snp") => Some(Platform::Snp),
+        Some("tdx") => Some(Platform::Tdx),
+        Some("azure") => Some(Platform::Azure),
         Some(other) => {
             panic!("THIMBLE_GUEST_TESTS={other:?} is not a platform this version tests (snp)")
         }
@@ -64,4 +70,37 @@ pub fn thimble(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run thimble: {e}"))
+}
+
+/// The shared guest check: `detect` finds a usable source, `collect` with a nonce succeeds and
+/// `verify` accepts the bundle with that nonce against the pinned roots; returns the verify JSON.
+/// `expected_tee` is the bundle's `tee` (or its prefix, for `azure-`).
+pub fn collect_and_verify(expected_tee: &str) -> String {
+    let out = thimble(&["detect", "--json"]);
+    assert!(
+        out.status.success(),
+        "detect: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let dir = std::env::temp_dir().join(format!("thimble-guest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let bundle = dir.join("evidence.json");
+    let bundle = bundle.to_string_lossy().into_owned();
+    let nonce = "00112233445566778899aabbccddeeff";
+    let out = thimble(&["collect", "--nonce", nonce, "--no-cache", "-o", &bundle]);
+    assert!(
+        out.status.success(),
+        "collect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = thimble(&["verify", "--json", "--nonce", nonce, &bundle]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "verify: {stdout}");
+    assert!(
+        stdout.contains(&format!("\"tee\": \"{expected_tee}")),
+        "tee is not {expected_tee}: {stdout}"
+    );
+    assert!(stdout.contains("\"simulated\": false"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+    stdout
 }
