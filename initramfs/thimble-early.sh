@@ -96,6 +96,14 @@ thimble_parse_option() {
 		thimble_offline=1
 		;;
 	thimble.simulate=*) thimble_simulate=${1#*=} ;;
+	thimble.insecure-allow-simulated) thimble_insecure_allow_simulated=1 ;;
+	thimble.insecure-allow-simulated=*)
+		if thimble_is_true "${1#*=}"; then
+			thimble_insecure_allow_simulated=1
+		else
+			thimble_insecure_allow_simulated=0
+		fi
+		;;
 	thimble.test.*) ;; # read by the test initramfs's /init only
 	thimble.*) thimble_log 4 "ignoring unknown option $1" ;;
 	esac
@@ -110,6 +118,7 @@ thimble_parse_cmdline() {
 	thimble_deadline=
 	thimble_offline=0
 	thimble_simulate=
+	thimble_insecure_allow_simulated=0
 	# No globbing while the words are split: a command line may hold a `*`.
 	case $- in *f*) thimble_noglob=1 ;; *) thimble_noglob=0 ;; esac
 	set -f
@@ -214,6 +223,7 @@ thimble_collect() {
 	[ -n "$thimble_deadline" ] && set -- "$@" "--deadline=$thimble_deadline"
 	[ "$thimble_offline" = 1 ] && set -- "$@" --offline
 	[ -n "$thimble_simulate" ] && set -- "$@" "--simulate=$thimble_simulate"
+	[ "$thimble_insecure_allow_simulated" = 1 ] && set -- "$@" --insecure-allow-simulated
 	mkdir -p "$THIMBLE_RUN_DIR" 2>/dev/null || :
 	if command -v timeout >/dev/null 2>&1; then
 		timeout "$((thimble_wait + 60))" "$thimble_bin" "$@"
@@ -230,6 +240,11 @@ thimble_early_main() {
 	# shellcheck disable=SC2034 # read by the caller
 	thimble_stop_message=
 	thimble_parse_cmdline
+	if [ "$thimble_insecure_allow_simulated" = 1 ]; then
+		# Said on every boot that has it: a test option left on a production command line
+		# would otherwise accept endorsements signed by thimble's public test keys unnoticed.
+		thimble_log 4 "thimble.insecure-allow-simulated: trusting the simulation's test roots (testing only)"
+	fi
 	thimble_load_modules
 	thimble_mount_configfs || :
 	if [ -n "$thimble_simulate" ]; then

@@ -16,6 +16,9 @@
 //! emulator), which QEMU runs once per connection on its stdin and stdout. Boots run one at a
 //! time (the machines have two cores, and a TCG boot keeps one busy), each under a hard
 //! wall-clock limit after which QEMU is killed.
+//!
+//! A boot may also have a TPM: QEMU's `tpm-crb` backed by an swtpm on a Unix control socket
+//! ([`QemuSwtpm`]), which the kernel's built-in `tpm_crb` driver turns into `/dev/tpmrm0`.
 
 use std::fs;
 use std::io::Read;
@@ -63,6 +66,9 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Bound of `build-test-initramfs.sh` (about 5 s here: unpacking the package and gzip -9).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long swtpm may take to create its control socket.
+const SWTPM_START_TIMEOUT: Duration = Duration::from_secs(10);
 
 // --- places ---------------------------------------------------------------------------------
 
@@ -436,8 +442,8 @@ fn build_image() -> Result<Image, String> {
     Ok(image)
 }
 
-/// The kernel and initramfs, prepared once per test process (an error too, so that five tests
-/// do not try five downloads); a panic with the instruction when a prerequisite is missing.
+/// The kernel and initramfs, prepared once per test process (an error too, so that six tests
+/// do not try six downloads); a panic with the instruction when a prerequisite is missing.
 pub fn image() -> Image {
     static IMAGE: Mutex<Option<Result<Image, String>>> = Mutex::new(None);
     let mut slot = IMAGE.lock().unwrap_or_else(PoisonError::into_inner);
@@ -485,6 +491,25 @@ pub fn net_args(net: &Net) -> Vec<String> {
     ]
 }
 
+/// QEMU's arguments for a TPM 2.0 on the CRB interface, backed by the swtpm whose control
+/// socket is `ctrl`: QEMU's `emulator` backend hands swtpm the data channel over that socket,
+/// initializes it (`CMD_INIT`) at every reset, and the firmware or the kernel sends
+/// `TPM2_Startup`.
+pub fn tpm_args(ctrl: &Path) -> Vec<String> {
+    vec![
+        "-chardev".into(),
+        // QEMU's option parser needs every comma of the path doubled.
+        format!(
+            "socket,id=chrtpm,path={}",
+            ctrl.display().to_string().replace(',', ",,")
+        ),
+        "-tpmdev".into(),
+        "emulator,id=tpm0,chardev=chrtpm".into(),
+        "-device".into(),
+        "tpm-crb,tpmdev=tpm0".into(),
+    ]
+}
+
 /// One boot of the test initramfs.
 #[derive(Debug, Clone)]
 pub struct Boot {
@@ -493,6 +518,9 @@ pub struct Boot {
     /// `thimble.*` options, added to [`BASE_CMDLINE`].
     pub cmdline: String,
     pub net: Net,
+    /// The control socket of the swtpm backing a `tpm-crb` ([`QemuSwtpm::ctrl`]); no TPM when
+    /// `None`.
+    pub tpm: Option<PathBuf>,
     /// Hard wall-clock limit: QEMU is killed after it.
     pub timeout: Duration,
 }
@@ -507,8 +535,107 @@ impl Boot {
             name: name.to_owned(),
             cmdline: cmdline.to_owned(),
             net,
+            tpm: None,
             timeout,
         }
+    }
+
+    /// The same boot with a `tpm-crb` backed by `swtpm`.
+    pub fn with_tpm(mut self, swtpm: &QemuSwtpm) -> Self {
+        self.tpm = Some(swtpm.ctrl().to_path_buf());
+        self
+    }
+}
+
+/// An swtpm serving a QEMU guest's TPM: `swtpm socket --tpm2 --tpmstate dir=STATE --ctrl
+/// type=unixio,path=SOCKET --terminate`, on a state directory provisioned beforehand. It has no
+/// data socket of its own: QEMU passes one over the control channel. It needs no `--flags`
+/// either, unlike the TCP swtpm that provisions the state: QEMU sends `CMD_INIT` on every
+/// reset (so `not-need-init` is not wanted), and the guest's firmware, SeaBIOS, sends
+/// `TPM2_Startup(CLEAR)` and `TPM2_SelfTest` (seen in swtpm's command log on bookworm's swtpm
+/// 0.7.1 and QEMU 10), as firmware does on a real machine; `startup-clear` would only add a
+/// start-up of swtpm's own before it.
+///
+/// QEMU sends `CMD_SHUTDOWN` when it exits, which ends swtpm. Dropping the guard ends it by its
+/// own handle all the same (a QEMU killed at the time limit sends nothing) and removes the
+/// socket. The state directory and swtpm's error log in it (`swtpm-qemu.log`) stay, for a look
+/// after a failure.
+#[derive(Debug)]
+pub struct QemuSwtpm {
+    child: Child,
+    ctrl: PathBuf,
+    log: PathBuf,
+}
+
+impl QemuSwtpm {
+    /// Starts swtpm on `state_dir` and waits for its control socket. The socket goes to the
+    /// temporary directory: a Unix socket path is limited to 107 bytes, which a deep
+    /// `CARGO_TARGET_DIR` could exceed.
+    pub fn start(state_dir: &Path) -> Result<QemuSwtpm, String> {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let binary = on_path("swtpm").ok_or(
+            "swtpm is not installed (no `swtpm` on PATH): the Azure boot test backs the guest's \
+             tpm-crb with it; install it with `apt-get install -y swtpm`",
+        )?;
+        let ctrl = std::env::temp_dir().join(format!(
+            "thimble-qemu-swtpm-{}-{}.sock",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = fs::remove_file(&ctrl);
+        let log = state_dir.join("swtpm-qemu.log");
+        let _ = fs::remove_file(&log);
+        let mut cmd = Command::new(&binary);
+        cmd.args(["socket", "--tpm2", "--terminate"])
+            .arg("--tpmstate")
+            .arg(format!("dir={}", state_dir.display()))
+            .arg("--ctrl")
+            .arg(format!("type=unixio,path={}", ctrl.display()))
+            .arg("--log")
+            .arg(format!("file={},level=1", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut swtpm = QemuSwtpm { child, ctrl, log };
+        let start = Instant::now();
+        while !swtpm.ctrl.exists() {
+            if let Ok(Some(status)) = swtpm.child.try_wait() {
+                return Err(format!(
+                    "{cmd:?} exited during start-up ({status}); its log:\n{}",
+                    swtpm.log_text()
+                ));
+            }
+            if start.elapsed() > SWTPM_START_TIMEOUT {
+                return Err(format!(
+                    "{cmd:?} made no control socket within {SWTPM_START_TIMEOUT:?}; its log:\n{}",
+                    swtpm.log_text()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(swtpm)
+    }
+
+    /// The control socket QEMU's `-chardev socket` connects to.
+    pub fn ctrl(&self) -> &Path {
+        &self.ctrl
+    }
+
+    /// What swtpm logged so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for QemuSwtpm {
+    fn drop(&mut self) {
+        // Our own child, by its handle; an exited one is only reaped.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_file(&self.ctrl);
     }
 }
 
@@ -709,6 +836,7 @@ pub fn boot(boot: &Boot) -> Booted {
         .arg("-append")
         .arg(&append)
         .args(net_args(&boot.net))
+        .args(boot.tpm.as_deref().map(tpm_args).unwrap_or_default())
         .env("THIMBLE_IMDS_LOG", &imds_log_path)
         .stdin(Stdio::null())
         .stdout(console_file)
@@ -841,5 +969,20 @@ THIMBLE-BUNDLE-END
              guestfwd=tcp:169.254.169.254:80-cmd:'/a,,b/it'\\''s/imds-once'"
         );
         assert_eq!(i[3], "virtio-net-pci,netdev=n0");
+    }
+
+    #[test]
+    fn the_tpm_is_a_crb_on_the_swtpm_socket() {
+        assert_eq!(
+            tpm_args(Path::new("/tmp/a,b.sock")),
+            [
+                "-chardev",
+                "socket,id=chrtpm,path=/tmp/a,,b.sock",
+                "-tpmdev",
+                "emulator,id=tpm0,chardev=chrtpm",
+                "-device",
+                "tpm-crb,tpmdev=tpm0"
+            ]
+        );
     }
 }

@@ -8,7 +8,9 @@
 //! No guest here has a TEE, so the cases are the ones a plain guest can show: no evidence
 //! source (exit 3) with the boot continuing, `thimble.required=1` stopping it, a simulated
 //! SEV-SNP guest fetching THIM from the IMDS emulator through QEMU's `guestfwd`, the same guest
-//! with IMDS unreachable, and a simulated TDX guest offline.
+//! with IMDS unreachable, a simulated TDX guest offline, and the Azure SEV-SNP path on a real
+//! TPM: swtpm behind QEMU's `tpm-crb`, provisioned on the host like Azure's vTPM with a
+//! simulated HCL report, collected in the guest through the kernel's `/dev/tpmrm0`.
 //!
 //! Each boot takes 4 to 11 s under TCG here, so they are `#[ignore]`d in `cargo test
 //! --workspace`; run them with `cargo test -p guest-tests --test boot -- --include-ignored`
@@ -19,8 +21,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use guest_tests::qemu::{Boot, Booted, Net, boot};
+use guest_tests::qemu::{Boot, Booted, Net, QemuSwtpm, boot, cache_dir};
 use serde_json::Value;
+use thimble_collect::vtpm::{TpmPublic, TpmWriter, VtpmClient};
+use thimble_evidence::report_data;
+use thimble_sim::swtpm::{
+    SWTPM_NV_INDEX_MAX, Swtpm, provision_ak, provision_hcl_report, snp_hcl_report_for,
+};
 
 /// The program QEMU's guestfwd runs for each connection to IMDS.
 fn imds_once() -> PathBuf {
@@ -433,4 +440,166 @@ fn simulated_tdx_offline_collects_a_quote() {
         .filter_map(|e| e["code"].as_str())
         .collect();
     assert_eq!(codes, ["missing-endorsement"], "{outcome}");
+}
+
+/// `TPM2_Shutdown` (Part 3 §9.4), not in the client's table: the provisioning swtpm ends with
+/// an orderly shutdown, so that the guest's `TPM2_Startup(CLEAR)` is an ordinary start-up
+/// rather than the one after a power loss.
+const CC_SHUTDOWN: u32 = 0x0000_0145;
+/// `TPM_SU_CLEAR`.
+const SU_CLEAR: u16 = 0x0000;
+
+/// Makes `state_dir` hold a TPM provisioned as Azure's paravisor would leave it for a
+/// collection with `nonce`: the AK persisted at 0x81000003, and NV 0x01400001 holding an HCL
+/// report that names that AK, carries a simulated SEV-SNP report signed by the simulated VCEK
+/// (the one imds-once's THIM body certifies), and whose runtime data's `user-data` is
+/// SHA-512(nonce), the REPORT_DATA the guest will write to 0x01400002. On Azure the paravisor
+/// regenerates the report when that index is written; swtpm has no paravisor, so the echo the
+/// guest's freshness check waits for is provisioned in advance. The report is padded to
+/// swtpm's largest NV index (2048 bytes on bookworm's libtpms). Returns the AK as the TPM
+/// reports it.
+fn provision_azure_vtpm(state_dir: &Path, nonce: &str) -> TpmPublic {
+    // Through swtpm's TCP server on loopback, the way the vTPM tests provision it; the state
+    // stays in the directory when this swtpm ends.
+    let (swtpm, transport) = Swtpm::start_keeping_state(state_dir)
+        .unwrap_or_else(|e| panic!("cannot start swtpm to provision it: {e}"));
+    let mut client = VtpmClient::new(transport);
+    let ak = provision_ak(&mut client).unwrap_or_else(|e| panic!("persist the AK: {e}"));
+    let rsa = ak.rsa.as_ref().expect("the AK is an RSA key");
+    let nonce_bytes = hex::decode(nonce).expect("the nonce is hex");
+    let user_data = report_data::from_nonce(&nonce_bytes);
+    let report = snp_hcl_report_for(rsa, &user_data, SWTPM_NV_INDEX_MAX);
+    provision_hcl_report(&mut client, &report)
+        .unwrap_or_else(|e| panic!("define and write the HCL report index: {e}"));
+    let mut p = TpmWriter::new();
+    p.u16(SU_CLEAR);
+    client
+        .execute(CC_SHUTDOWN, &[], &[], p.as_bytes(), 0)
+        .unwrap_or_else(|e| panic!("TPM2_Shutdown: {e}"));
+    // swtpm answered the Shutdown after saving its state, so ending it now loses nothing; once
+    // it is gone (its handle kills and reaps it) the state directory's lock is free for the
+    // swtpm QEMU talks to.
+    drop(client);
+    drop(swtpm);
+    ak
+}
+
+/// A fresh, empty directory for the swtpm state of boot `name`, next to the boots' logs.
+fn swtpm_state_dir(name: &str) -> PathBuf {
+    let dir = cache_dir().join("swtpm").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// The warning the early logic prints first when thimble.insecure-allow-simulated is on.
+const INSECURE_WARNING: &str = "thimble: thimble.insecure-allow-simulated: trusting the \
+                                simulation's test roots (testing only)";
+
+#[test]
+#[ignore = "boots QEMU: cargo test -p guest-tests --test boot -- --include-ignored"]
+fn azure_snp_vtpm_on_swtpm_collects_in_the_guest_and_verifies_on_the_host() {
+    let name = "azure-snp-vtpm";
+    let nonce = fresh_nonce(0xa0);
+    let state = swtpm_state_dir(name);
+    let ak = provision_azure_vtpm(&state, &nonce);
+    let swtpm = QemuSwtpm::start(&state).unwrap_or_else(|e| panic!("{e}"));
+    // No thimble.simulate: thimble finds no configfs provider and no /dev/sev-guest, detects
+    // the vTPM by its HCL report, and fetches THIM from IMDS (imds-once through guestfwd). The
+    // report and THIM's VCEK are the simulation's, so checking the fetched chain needs the
+    // test roots: thimble.insecure-allow-simulated.
+    let b = boot(
+        &Boot::new(
+            name,
+            &format!(
+                "thimble.imds=http://169.254.169.254 thimble.insecure-allow-simulated=1 \
+                 thimble.nonce={nonce}"
+            ),
+            Net::Imds(imds_once()),
+        )
+        .with_tpm(&swtpm),
+    );
+    // swtpm's own errors (its log keeps nothing else), for the failure messages below.
+    let swtpm_log = swtpm.log_text();
+    drop(swtpm);
+    let describe = || format!("{}\n--- swtpm log ---\n{}", b.describe(), swtpm_log.trim());
+    let r = b.assert_finished();
+    assert_eq!(
+        (r.exit, r.boot.as_str(), r.required),
+        (0, "continue", false),
+        "{}",
+        describe()
+    );
+    let lines = thimble_lines(&b.console);
+    assert_eq!(lines.first(), Some(&INSECURE_WARNING), "{}", describe());
+    assert_eq!(
+        lines.last(),
+        Some(&"thimble: evidence collected: /run/thimble/evidence.json"),
+        "{}",
+        describe()
+    );
+    assert!(
+        b.seconds_after_init(&INSECURE_WARNING["thimble: ".len()..]) > 0.0,
+        "the warning is in the kernel log too: {}",
+        describe()
+    );
+    assert!(
+        b.imds_log
+            .lines()
+            .any(|l| l == "imds-once: served GET /metadata/THIM/amd/certification HTTP/1.1"),
+        "{}",
+        describe()
+    );
+
+    let (path, bundle) = saved_bundle(&b);
+    assert_eq!(bundle["tee"], "azure-sev-snp", "{bundle}");
+    // Real collection code on a real (software) TPM: nothing in the guest was simulated.
+    assert_eq!(bundle["simulated"], false);
+    assert_eq!(bundle["collection"]["source"], "vtpm", "{bundle}");
+    // The kernel's resource manager over tpm_crb: the guest reached swtpm through QEMU.
+    assert_eq!(bundle["collection"]["path"], "/dev/tpmrm0", "{bundle}");
+    assert_eq!(
+        bundle["collection"]["hcl_user_data_echoed"], true,
+        "{bundle}"
+    );
+    assert_eq!(bundle["nonce"]["value"], nonce.as_str());
+    // The quote is signed by the AK provisioned on the host.
+    assert_eq!(
+        bundle["evidence"]["tpm_quote"]["ak_public"],
+        hex::encode(&ak.public_area),
+        "{bundle}"
+    );
+    let endorsements = bundle["endorsements"].as_array().expect("endorsements");
+    assert!(!endorsements.is_empty(), "{bundle}");
+    for e in endorsements {
+        assert_eq!(
+            e["origin"],
+            serde_json::json!({"kind": "thim", "url": "http://169.254.169.254/metadata/THIM/amd/certification"}),
+            "every certificate came from THIM"
+        );
+    }
+
+    let (code, outcome) = verify(&b, &path, &nonce);
+    assert_eq!(
+        (code, &outcome["verdict"]),
+        (0, &Value::from("valid")),
+        "{outcome}"
+    );
+    // Valid only because the simulation's test root was trusted, and verify says so.
+    assert_eq!(outcome["simulated"], true, "{outcome}");
+    let (code, outcome) = verify(&b, &path, &fresh_nonce(0xa1));
+    assert_eq!(code, 8, "{outcome}");
+    // Without --insecure-allow-simulated the chain is not AMD's: an authenticity failure
+    // (exit 7), so a bundle like this one never passes a production verifier.
+    let out = Command::new(&b.image.thimble)
+        .args(["verify", "--json", "--nonce", &nonce])
+        .arg(&path)
+        .output()
+        .expect("run thimble verify");
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -776,6 +776,52 @@ fn early_checks_its_own_inputs() {
 }
 
 #[test]
+fn early_insecure_allow_simulated_is_passed_on_with_a_warning() {
+    // The test-only option of the swtpm boot test: thimble collect gets
+    // --insecure-allow-simulated, and every boot that has it says so first.
+    let warning = "thimble: thimble.insecure-allow-simulated: trusting the simulation's test \
+                   roots (testing only)";
+    for sh in shells() {
+        let e = Early::new(&sh);
+        e.with_route();
+        for on in [
+            "thimble.insecure-allow-simulated=1",
+            "thimble.insecure-allow-simulated",
+        ] {
+            let r = e.run(&format!("thimble.nonce=00 {on}"), 0, &[]);
+            assert_eq!((r.main, r.rc), (0, 0), "{sh:?} {on}: {}", r.stdout);
+            assert!(
+                r.thimble_args
+                    .ends_with("--nonce=00 --insecure-allow-simulated"),
+                "{sh:?} {on}: {}",
+                r.thimble_args
+            );
+            // Before anything else the early logic says (the fake kmsg keeps only the last
+            // line; the QEMU boot test sees the kernel-log copy).
+            assert_eq!(
+                r.stdout.lines().next(),
+                Some(warning),
+                "{sh:?} {on}: {}",
+                r.stdout
+            );
+        }
+        // The kernel command line can take back what early.conf baked in.
+        fs::write(
+            e.path("etc/early.conf"),
+            "thimble.insecure-allow-simulated=1\n",
+        )
+        .expect("write");
+        let r = e.run("thimble.insecure-allow-simulated=0", 0, &[]);
+        assert!(
+            !r.thimble_args.contains("--insecure-allow-simulated"),
+            "{sh:?}: {}",
+            r.thimble_args
+        );
+        assert!(!r.stdout.contains("insecure"), "{sh:?}: {}", r.stdout);
+    }
+}
+
+#[test]
 fn early_mounts_configfs_only_when_it_is_not_mounted() {
     for sh in shells() {
         let e = Early::new(&sh);

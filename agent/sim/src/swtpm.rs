@@ -116,6 +116,17 @@ impl Swtpm {
         started
     }
 
+    /// Starts swtpm on `state_dir`, which must exist, and leaves the directory in place when it
+    /// is dropped: what is provisioned through the connection (persistent keys, NV indices)
+    /// stays there for a later swtpm, such as the one a QEMU guest's `tpm-crb` talks to.
+    pub fn start_keeping_state(state_dir: &Path) -> Result<(Swtpm, TcpTransport), SwtpmError> {
+        let binary = Self::binary()?;
+        let (mut swtpm, transport) = Self::start_in(&binary, state_dir)?;
+        // An empty path is what Drop takes for "not ours to remove".
+        swtpm.state_dir = PathBuf::new();
+        Ok((swtpm, transport))
+    }
+
     fn start_in(binary: &Path, state_dir: &Path) -> Result<(Swtpm, TcpTransport), SwtpmError> {
         let mut last_log = String::new();
         let mut last_status = String::new();
