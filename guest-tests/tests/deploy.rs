@@ -429,13 +429,20 @@ fn kubernetes_manifests_keep_to_least_privilege() {
         spec["nodeSelector"]["kubernetes.azure.com/security-type"],
         "ConfidentialVM"
     );
-    assert_least_privilege("daemonset init container", &spec["initContainers"][0]);
-    let hold = &spec["containers"][0];
-    assert_eq!(hold["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(hold["securityContext"]["privileged"], false);
+    let collect = &spec["containers"][0];
+    assert_least_privilege("daemonset container", collect);
+    assert_eq!(
+        spec["containers"].as_array().map(Vec::len),
+        Some(1),
+        "one container: thimble keeps running"
+    );
     assert!(
-        hold["volumeMounts"].is_null(),
-        "the holding container needs no mounts"
+        collect["command"]
+            .as_array()
+            .expect("a command")
+            .iter()
+            .any(|a| a == "--every=3600"),
+        "the DaemonSet refreshes the bundle periodically"
     );
     assert_eq!(
         host_paths(spec),
@@ -457,7 +464,7 @@ fn kubernetes_manifests_keep_to_least_privilege() {
     assert_eq!(kust["resources"], serde_json::json!(["../k8s"]));
     for (file, container) in [
         ("job-vtpm.yaml", "containers"),
-        ("daemonset-vtpm.yaml", "initContainers"),
+        ("daemonset-vtpm.yaml", "containers"),
     ] {
         let patch = &yaml_docs(&overlay.join(file))[0];
         let spec = pod_spec(patch);

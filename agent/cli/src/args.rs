@@ -83,7 +83,7 @@ pub enum SimulateArg {
     AzureTdx,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct LocationArgs {
     /// configfs-tsm report directory.
     #[arg(long, value_name = "DIR", default_value = thimble_collect::tsm::DEFAULT_TSM_ROOT)]
@@ -93,7 +93,7 @@ pub struct LocationArgs {
     pub device: PathBuf,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CollectArgs {
     /// Nonce from the verifier (hex); REPORT_DATA = SHA-512(nonce). Random when absent.
     #[arg(long, value_name = "HEX", conflicts_with = "report_data")]
@@ -169,6 +169,11 @@ pub struct CollectArgs {
     /// report). Never in production.
     #[arg(long)]
     pub insecure_allow_simulated: bool,
+    /// Keep running: collect again every SECONDS, replacing the bundle atomically (a failed
+    /// round keeps the previous bundle and is retried at the next one). For long-running
+    /// containers without a shell, such as a DaemonSet.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: Option<u64>,
     /// Use a simulated guest and THIM emulator on loopback instead of real hardware.
     #[arg(long, value_enum, value_name = "TEE")]
     pub simulate: Option<SimulateArg>,

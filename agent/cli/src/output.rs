@@ -28,3 +28,8 @@ pub fn print_stdout(text: &str) {
 pub fn warn(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "warning: {msg}");
 }
+
+/// Prints a progress line to stderr (for long-running modes whose stdout may be a pipe).
+pub fn info(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "thimble: {msg}");
+}

@@ -316,3 +316,43 @@ fn simulated_tdx_with_a_pccs_gets_everything_from_it_and_sources_must_fit_the_si
         r.stderr
     );
 }
+
+#[test]
+fn collect_every_keeps_replacing_the_bundle_and_exec_refuses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("e.json");
+    let mut child = common::bin()
+        .args([
+            "collect",
+            "--simulate",
+            "snp",
+            "--source",
+            "configfs-tsm",
+            "--every",
+            "1",
+            "-o",
+            p(&out),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.matches("bundle written to").count() >= 2, "{stderr}");
+    let v = run(&["verify", "--insecure-allow-simulated", p(&out)]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    let r = run(&[
+        "collect",
+        "--simulate",
+        "snp",
+        "--every",
+        "0",
+        "-o",
+        p(&out),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = run(&["exec", "--simulate", "snp", "--every", "5", "--", "true"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}

@@ -239,6 +239,39 @@ pub fn kernel_release() -> Option<String> {
 }
 
 pub fn run(a: CollectArgs) -> Result<u8, CliError> {
+    let Some(every) = a.every else {
+        return run_once(a);
+    };
+    let output = output_path(&a)?;
+    if output.as_os_str() == "-" {
+        return Err(CliError::Usage(
+            "--every writes to a file; -o - is not possible".into(),
+        ));
+    }
+    // Usage errors do not get better with time: stop on the first round that has one.
+    loop {
+        match run_once(a.clone()) {
+            Ok(exit::OK) => crate::output::info(&format!(
+                "bundle written to {}; next collection in {every} s",
+                output.display()
+            )),
+            Ok(code) => warn(&format!(
+                "collection failed (exit {code}); keeping the previous bundle, retrying in {every} s"
+            )),
+            Err(e @ CliError::Usage(_)) => return Err(e),
+            Err(e) => {
+                crate::output::print_error(&e);
+                warn(&format!(
+                    "collection failed (exit {}); keeping the previous bundle, retrying in {every} s",
+                    e.exit_code()
+                ));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(every));
+    }
+}
+
+fn run_once(a: CollectArgs) -> Result<u8, CliError> {
     // Checked before anything touches a device, so a usage error costs no guest request.
     output_path(&a)?;
     let (rd, nonce) = plan_report_data(&a)?;

@@ -20,6 +20,11 @@ use crate::output::{print_error, warn};
 pub const DEFAULT_EVIDENCE_PATH: &str = "/run/thimble/evidence.json";
 
 pub fn run(mut a: ExecArgs) -> Result<u8, CliError> {
+    if a.collect.every.is_some() {
+        return Err(CliError::Usage(
+            "exec collects once and then becomes the command; --every is for collect".into(),
+        ));
+    }
     let output = a
         .collect
         .output
