@@ -145,18 +145,7 @@ fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
             }
         }
     }
-    if bundle.simulated && !out.simulated && out.errors.iter().any(|e| e.code == "chain") {
-        out.errors.retain(|e| e.code != "chain");
-        out.errors.insert(
-            0,
-            VerifyError::authenticity(
-                "simulated",
-                "bundle was produced by --simulate and is signed by test keys; pass --insecure-allow-simulated to check it against the simulation root",
-            ),
-        );
-        out = out.finish();
-    }
-    out.simulated |= bundle.simulated;
+    out = crate::outcome::explain_simulated(out, bundle.simulated);
     hcl_freshness(
         bundle,
         &hcl,
@@ -352,17 +341,5 @@ fn verify_tdx_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
             }
         }
     }
-    if bundle.simulated && !out.simulated && out.errors.iter().any(|e| e.code == "chain") {
-        out.errors.retain(|e| e.code != "chain");
-        out.errors.insert(
-            0,
-            VerifyError::authenticity(
-                "simulated",
-                "bundle was produced by --simulate and is signed by test keys; pass --insecure-allow-simulated to check it against the simulation root",
-            ),
-        );
-        out = out.finish();
-    }
-    out.simulated |= bundle.simulated;
-    out
+    crate::outcome::explain_simulated(out, bundle.simulated)
 }

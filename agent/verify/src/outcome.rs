@@ -128,3 +128,21 @@ impl Outcome {
         self
     }
 }
+
+/// For a bundle that says it was made by `--simulate` but did not chain to a trusted root: the
+/// reason in plain words (the test root was not allowed) instead of a bare chain failure. Marks
+/// the outcome simulated either way.
+pub fn explain_simulated(mut out: Outcome, bundle_simulated: bool) -> Outcome {
+    if bundle_simulated && !out.simulated && out.errors.iter().any(|e| e.code == "chain") {
+        out.errors.retain(|e| e.code != "chain");
+        out.errors.insert(
+            0,
+            VerifyError::authenticity(
+                "simulated",
+                "bundle was produced by --simulate and is signed by test keys; pass --insecure-allow-simulated to check it against the simulation root",
+            ),
+        );
+    }
+    out.simulated |= bundle_simulated;
+    out.finish()
+}

@@ -279,17 +279,5 @@ pub fn verify_bundle(bundle: &Bundle, opts: &Options) -> Outcome {
     };
     let mut out = verify_report(&report, &certs, claimed.as_ref(), opts);
     out.warnings.extend(warnings);
-    if bundle.simulated && !out.simulated && out.errors.iter().any(|e| e.code == "chain") {
-        // A simulated bundle checked without the simulation root: say why in plain words.
-        out.errors.retain(|e| e.code != "chain");
-        out.errors.insert(
-            0,
-            VerifyError::authenticity(
-                "simulated",
-                "bundle was produced by --simulate and is signed by test keys; pass --insecure-allow-simulated to check it against the simulation root",
-            ),
-        );
-    }
-    out.simulated |= bundle.simulated;
-    out.finish()
+    crate::outcome::explain_simulated(out, bundle.simulated)
 }
