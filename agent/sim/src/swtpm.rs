@@ -18,6 +18,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -86,12 +87,21 @@ pub enum SwtpmError {
     Port(#[source] io::Error),
 }
 
+/// Held by every running [`Swtpm`] of this process. The port is picked free and then handed to
+/// swtpm, and the readiness check connects to whatever listens there: two tests starting swtpm
+/// at once could pick the same port and one connect to the other's TPM (which, with
+/// `--terminate`, then exits under its owner). One swtpm at a time per process rules that out;
+/// cargo runs test binaries one after another.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// A running `swtpm socket --tpm2` (see the module docs).
 #[derive(Debug)]
 pub struct Swtpm {
     child: Child,
     port: u16,
     state_dir: PathBuf,
+    /// Taken once the swtpm is known to be ours (see [`ONE_AT_A_TIME`]).
+    _serial: Option<MutexGuard<'static, ()>>,
 }
 
 impl Swtpm {
@@ -128,6 +138,8 @@ impl Swtpm {
     }
 
     fn start_in(binary: &Path, state_dir: &Path) -> Result<(Swtpm, TcpTransport), SwtpmError> {
+        // A test that panicked while holding the lock leaves nothing behind that matters here.
+        let mut serial = Some(ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner));
         let mut last_log = String::new();
         let mut last_status = String::new();
         for _ in 0..START_ATTEMPTS {
@@ -159,9 +171,13 @@ impl Swtpm {
                 child,
                 port,
                 state_dir: state_dir.to_path_buf(),
+                _serial: None,
             };
             match swtpm.connect() {
-                Ok(transport) => return Ok((swtpm, transport)),
+                Ok(transport) => {
+                    swtpm._serial = serial.take();
+                    return Ok((swtpm, transport));
+                }
                 Err(Some(status)) => {
                     // Most likely another process took the port between our probe and swtpm's
                     // bind; try another one.
