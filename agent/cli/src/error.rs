@@ -41,6 +41,17 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// An evidence source (`source_name`) failed while collecting.
+    pub fn collection(
+        source_name: &str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> CliError {
+        CliError::Collection {
+            source_name: source_name.into(),
+            source: Box::new(e),
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) | CliError::ReadInput { .. } => exit::USAGE,

@@ -126,13 +126,8 @@ pub fn candidate_products(report: &SnpReport) -> Vec<Product> {
 }
 
 fn cache_secs(resp: &HttpResponse) -> Option<u64> {
-    resp.header("cache-control").and_then(|v| {
-        v.split(',').find_map(|d| {
-            d.trim()
-                .strip_prefix("max-age=")
-                .and_then(|n| n.trim().parse().ok())
-        })
-    })
+    resp.header("cache-control")
+        .and_then(crate::http::cache_max_age)
 }
 
 /// Gathers endorsements for `report`. `attached` are certificates the host supplied with the

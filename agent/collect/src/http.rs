@@ -554,6 +554,16 @@ fn jitter_fraction() -> f64 {
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// `max-age=N` of a `Cache-Control` value, in seconds: how long the source allows an item to
+/// be cached.
+pub fn cache_max_age(value: &str) -> Option<u64> {
+    value.split(',').find_map(|d| {
+        d.trim()
+            .strip_prefix("max-age=")
+            .and_then(|n| n.trim().parse().ok())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1893,7 +1893,9 @@ fn parse_pck_cert_response(
         url: url.to_owned(),
         reason,
     };
-    let max_age_header = response.header("cache-control").and_then(max_age);
+    let max_age_header = response
+        .header("cache-control")
+        .and_then(crate::http::cache_max_age);
     let header = |name: &str| response.header(name).map(str::to_owned);
     let raw = if response.body.trim_ascii_start().starts_with(b"{") {
         let value: Value =
@@ -1985,15 +1987,6 @@ fn parse_pck_cert_response(
         fmspc,
         ca_type,
         cache_max_age_secs: cache_max_age,
-    })
-}
-
-/// `max-age=N` of a `Cache-Control` value.
-fn max_age(value: &str) -> Option<u64> {
-    value.split(',').find_map(|d| {
-        d.trim()
-            .strip_prefix("max-age=")
-            .and_then(|n| n.trim().parse().ok())
     })
 }
 

@@ -12,26 +12,12 @@ use thimble_collect::sev_guest::{
     SnpReportResp,
 };
 
+use thimble_evidence::snp::CertTable;
+
 use crate::signer::{ReportSigner, ReportTemplate, SNP_REPORT_LEN, sim_chain};
 
-/// Certificate table GUIDs (GHCB spec; RFC 4122 byte order).
-pub const VCEK_GUID: [u8; 16] = guid(0x63da758d, 0xe664, 0x4564, 0xadc5, 0xf4b93be8accd);
-pub const ASK_GUID: [u8; 16] = guid(0x4ab7b379, 0xbbac, 0x4fe4, 0xa02f, 0x05aef327c782);
-pub const ARK_GUID: [u8; 16] = guid(0xc0b406a4, 0xa803, 0x4952, 0x9743, 0x3fb6014cd0ae);
-
-const fn guid(a: u32, b: u16, c: u16, d: u16, e: u64) -> [u8; 16] {
-    let a = a.to_be_bytes();
-    let b = b.to_be_bytes();
-    let c = c.to_be_bytes();
-    let d = d.to_be_bytes();
-    let e = e.to_be_bytes();
-    [
-        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], e[2], e[3], e[4], e[5], e[6],
-        e[7],
-    ]
-}
-
-const CERT_TABLE_ENTRY_LEN: usize = 24;
+/// Certificate table GUIDs (GHCB spec; RFC 4122 byte order), from the parser's own table.
+pub use thimble_evidence::snp::cert_table::{ARK_GUID, ASK_GUID, VCEK_GUID};
 
 /// SEV firmware status `INVALID_PARAM` (psp-sev.h), returned for a VMPL the guest may not request.
 const SEV_RET_INVALID_PARAM: u32 = 0x16;
@@ -61,20 +47,7 @@ pub fn sim_cert_table_with_gap(gap: usize) -> Vec<u8> {
 
 /// A certificate table holding `certs` in order, with `gap` bytes before the first certificate.
 pub fn build_cert_table(certs: &[([u8; 16], &[u8])], gap: usize) -> Vec<u8> {
-    let header_len = (certs.len() + 1) * CERT_TABLE_ENTRY_LEN;
-    let mut table = Vec::new();
-    let mut data = vec![0u8; gap];
-    for (guid, der) in certs {
-        // `data` starts with the gap, so its length is the next certificate's offset past the entries.
-        let offset = header_len + data.len();
-        table.extend_from_slice(guid);
-        table.extend_from_slice(&len_u32(offset).to_le_bytes());
-        table.extend_from_slice(&len_u32(der.len()).to_le_bytes());
-        data.extend_from_slice(der);
-    }
-    table.extend_from_slice(&[0u8; CERT_TABLE_ENTRY_LEN]);
-    table.extend_from_slice(&data);
-    table
+    CertTable::build_raw(certs, gap)
 }
 
 fn len_u32(n: usize) -> u32 {
@@ -294,6 +267,9 @@ impl SevGuestDevice for FakeSevGuest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One certificate table entry: GUID, offset, length (GHCB spec).
+    const CERT_TABLE_ENTRY_LEN: usize = 24;
 
     fn req() -> SnpReportReq {
         SnpReportReq::new([7; 64], 0)

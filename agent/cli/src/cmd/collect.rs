@@ -133,16 +133,6 @@ fn plan_report_data(a: &CollectArgs) -> Result<([u8; 64], Nonce), CliError> {
     ))
 }
 
-fn collection_error(
-    source_name: &str,
-    e: impl std::error::Error + Send + Sync + 'static,
-) -> CliError {
-    CliError::Collection {
-        source_name: source_name.into(),
-        source: Box::new(e),
-    }
-}
-
 /// configfs-tsm. `Ok(None)` means "not usable here" (no configfs, no provider, another TEE).
 fn via_tsm<F: ConfigFs>(
     client: &TsmClient<F>,
@@ -170,7 +160,7 @@ fn via_tsm<F: ConfigFs>(
             | TsmError::NoProvider { .. }
             | TsmError::ProviderMismatch { .. },
         ) => Ok(None),
-        Err(e) => Err(collection_error("configfs-tsm", e)),
+        Err(e) => Err(CliError::collection("configfs-tsm", e)),
     }
 }
 
@@ -183,7 +173,7 @@ fn via_device<D: SevGuestDevice>(
     let mut client = SevGuestClient::new(dev);
     let (report, certs) = client
         .get_ext_report(rd, vmpl)
-        .map_err(|e| collection_error("sev-guest", e))?;
+        .map_err(|e| CliError::collection("sev-guest", e))?;
     Ok(Raw {
         report,
         auxblob: (!certs.is_empty()).then_some(certs),
@@ -199,7 +189,7 @@ fn via_device<D: SevGuestDevice>(
 }
 
 fn open_device(path: &Path) -> Result<LinuxSevGuest, CliError> {
-    LinuxSevGuest::open(path).map_err(|e| collection_error("sev-guest", e))
+    LinuxSevGuest::open(path).map_err(|e| CliError::collection("sev-guest", e))
 }
 
 /// The simulated guest. `--source configfs-tsm` goes through the configfs-tsm client against the

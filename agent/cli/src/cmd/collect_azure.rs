@@ -37,18 +37,11 @@ use crate::exit;
 use crate::io::write_output;
 use crate::output::warn;
 
-fn failed(source_name: &str, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
-    CliError::Collection {
-        source_name: source_name.into(),
-        source: Box::new(e),
-    }
-}
-
 /// The vTPM device: `--tpm-device`, else `/dev/tpmrm0`, else `/dev/tpm0`.
 pub fn open_device(a: &CollectArgs) -> Result<DeviceTransport, CliError> {
     match &a.tpm_device {
-        Some(p) => DeviceTransport::open(p).map_err(|e| failed("vtpm", e)),
-        None => DeviceTransport::open_default().map_err(|e| failed("vtpm", e)),
+        Some(p) => DeviceTransport::open(p).map_err(|e| CliError::collection("vtpm", e)),
+        None => DeviceTransport::open_default().map_err(|e| CliError::collection("vtpm", e)),
     }
 }
 
@@ -120,8 +113,8 @@ fn collect<T: TpmTransport>(
     let deadline = Duration::from_secs(a.deadline.max(1));
     let fresh = client
         .fresh_hcl_report(&rd, deadline, a.allow_stale_report)
-        .map_err(|e| failed("vtpm", e))?;
-    let hcl = HclReport::parse(&fresh.bytes).map_err(|e| failed("vtpm", e))?;
+        .map_err(|e| CliError::collection("vtpm", e))?;
+    let hcl = HclReport::parse(&fresh.bytes).map_err(|e| CliError::collection("vtpm", e))?;
     // The hardware report must carry the runtime data's digest: check it here so that a
     // paravisor that does not is reported at collection, not only by a verifier.
     let hw_report_data = match hcl.report_type() {
@@ -137,7 +130,7 @@ fn collect<T: TpmTransport>(
     let nonce_bytes = hex::decode(&nonce.value).unwrap_or_default();
     let vq = client
         .collect_quote(&report_data::tpm_qualifying_data(&nonce_bytes))
-        .map_err(|e| failed("vtpm", e))?;
+        .map_err(|e| CliError::collection("vtpm", e))?;
 
     let now = common::now();
     let mut log = vec![if fresh.echoed {
@@ -272,9 +265,9 @@ fn collect<T: TpmTransport>(
                 ..HttpConfig::default()
             }));
             let quote_bytes = fetch_td_quote(&http, &imds_base, &td_report)
-                .map_err(|e| failed("imds /acc/tdquote", e))?;
-            let quote =
-                TdxQuote::parse(&quote_bytes).map_err(|e| failed("imds /acc/tdquote", e))?;
+                .map_err(|e| CliError::collection("imds /acc/tdquote", e))?;
+            let quote = TdxQuote::parse(&quote_bytes)
+                .map_err(|e| CliError::collection("imds /acc/tdquote", e))?;
             evidence.tdx_quote = Some(b64(&quote_bytes));
             let mut pck = quote
                 .pck_chain

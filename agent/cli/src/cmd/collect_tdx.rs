@@ -54,19 +54,12 @@ struct Raw {
     collection: Collection,
 }
 
-fn failed(source_name: &str, e: impl std::error::Error + Send + Sync + 'static) -> CliError {
-    CliError::Collection {
-        source_name: source_name.into(),
-        source: Box::new(e),
-    }
-}
-
 fn via_tsm<F: ConfigFs>(client: &TsmClient<F>, rd: &[u8; 64]) -> Result<Raw, CliError> {
     let mut req = TsmRequest::new(*rd);
     req.expected_provider = Some(Provider::TdxGuest);
     let r = client
         .get_report(&req)
-        .map_err(|e| failed("configfs-tsm", e))?;
+        .map_err(|e| CliError::collection("configfs-tsm", e))?;
     Ok(Raw {
         quote: r.outblob,
         td_report: None,
@@ -89,14 +82,14 @@ fn via_device_qgs<D: TdxGuestDevice, T: QgsTransport>(
 ) -> Result<Raw, CliError> {
     let td_report = TdxGuestClient::new(dev)
         .get_report(rd)
-        .map_err(|e| failed("tdx-guest", e))?;
+        .map_err(|e| CliError::collection("tdx-guest", e))?;
     let report: &[u8; 1024] = td_report
         .as_slice()
         .try_into()
         .map_err(|_| CliError::Other("the TDREPORT is not 1024 bytes".into()))?;
     let quote = QgsClient::new(qgs)
         .get_quote(report)
-        .map_err(|e| failed("qgs", e))?;
+        .map_err(|e| CliError::collection("qgs", e))?;
     Ok(Raw {
         quote,
         td_report: Some(td_report),
@@ -115,7 +108,8 @@ fn qgs_port(a: &CollectArgs) -> Result<u32, CliError> {
     match a.qgs_port {
         Some(p) => Ok(p),
         None if std::path::Path::new(DEFAULT_CONF_PATH).exists() => {
-            configured_port(std::path::Path::new(DEFAULT_CONF_PATH)).map_err(|e| failed("qgs", e))
+            configured_port(std::path::Path::new(DEFAULT_CONF_PATH))
+                .map_err(|e| CliError::collection("qgs", e))
         }
         None => Ok(DEFAULT_PORT),
     }
@@ -157,13 +151,10 @@ fn endorsement(kind: EndorsementKind, item: &FetchedItem) -> Endorsement {
     };
     e.issuer_chain = item.issuer_chain_pem.clone();
     e.next_update = item.next_update.clone();
-    e.cache_max_age_secs = item.cache_control.as_deref().and_then(|v| {
-        v.split(',').find_map(|d| {
-            d.trim()
-                .strip_prefix("max-age=")
-                .and_then(|n| n.trim().parse().ok())
-        })
-    });
+    e.cache_max_age_secs = item
+        .cache_control
+        .as_deref()
+        .and_then(thimble_collect::http::cache_max_age);
     e
 }
 
@@ -218,7 +209,8 @@ pub fn run(
             via_tsm(&TsmClient::new(RealConfigFs, &a.location.tsm_root), &rd)?
         }
         (None, Some(TdxSource::DeviceQgs)) => {
-            let dev = LinuxTdxGuest::open(&a.tdx_device).map_err(|e| failed("tdx-guest", e))?;
+            let dev = LinuxTdxGuest::open(&a.tdx_device)
+                .map_err(|e| CliError::collection("tdx-guest", e))?;
             let port = qgs_port(a)?;
             via_device_qgs(
                 dev,
@@ -228,7 +220,8 @@ pub fn run(
             )?
         }
     };
-    let quote = TdxQuote::parse(&raw.quote).map_err(|e| failed(&raw.collection.source, e))?;
+    let quote =
+        TdxQuote::parse(&raw.quote).map_err(|e| CliError::collection(&raw.collection.source, e))?;
     if quote.body.report_data != rd {
         return Err(CliError::Collection {
             source_name: raw.collection.source.clone(),

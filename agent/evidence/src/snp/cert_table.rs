@@ -21,6 +21,13 @@ pub enum CertKind {
     Unknown,
 }
 
+/// The VCEK entry's GUID, RFC 4122 byte order.
+pub const VCEK_GUID: [u8; 16] = GUIDS[0].1;
+/// The ASK entry's GUID.
+pub const ASK_GUID: [u8; 16] = GUIDS[2].1;
+/// The ARK entry's GUID.
+pub const ARK_GUID: [u8; 16] = GUIDS[3].1;
+
 /// GUIDs in RFC 4122 (big-endian) byte order, as the kernel and AMD tools write them.
 const GUIDS: [(CertKind, [u8; 16]); 5] = [
     (
@@ -189,21 +196,31 @@ impl CertTable {
         self.entries.iter().find(|e| e.kind == kind)
     }
 
-    /// Builds a table (used by the simulator and tests): entries in order, data after the
-    /// terminator.
-    pub fn build(items: &[(CertKind, &[u8])]) -> Vec<u8> {
+    /// Builds a table (used by the simulator and tests): entries in order, the terminator,
+    /// `gap` zero bytes, then the data (a gap makes the table's used length grow, to exercise a
+    /// host's buffer negotiation).
+    pub fn build_raw(items: &[([u8; 16], &[u8])], gap: usize) -> Vec<u8> {
         let header_len = (items.len() + 1) * ENTRY_LEN;
-        let mut out = vec![0u8; header_len];
-        for (i, (kind, data)) in items.iter().enumerate() {
-            let offset = out.len() as u32;
-            let g = kind.guid().unwrap_or([0xff; 16]);
+        let mut out = vec![0u8; header_len + gap];
+        for (i, (g, data)) in items.iter().enumerate() {
+            let offset = u32::try_from(out.len()).unwrap_or(u32::MAX);
+            let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
             let e = &mut out[i * ENTRY_LEN..(i + 1) * ENTRY_LEN];
-            e[..16].copy_from_slice(&g);
+            e[..16].copy_from_slice(g);
             e[16..20].copy_from_slice(&offset.to_le_bytes());
-            e[20..24].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            e[20..24].copy_from_slice(&len.to_le_bytes());
             out.extend_from_slice(data);
         }
         out
+    }
+
+    /// [`CertTable::build_raw`] by role, with no gap.
+    pub fn build(items: &[(CertKind, &[u8])]) -> Vec<u8> {
+        let raw: Vec<([u8; 16], &[u8])> = items
+            .iter()
+            .map(|(k, d)| (k.guid().unwrap_or([0xff; 16]), *d))
+            .collect();
+        CertTable::build_raw(&raw, 0)
     }
 }
 
