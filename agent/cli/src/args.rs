@@ -26,7 +26,7 @@ pub enum Command {
     /// List the evidence sources on this machine and whether each is usable.
     Detect(DetectArgs),
     /// Verify a bundle offline against the pinned vendor roots.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Build a bundle from evidence captured elsewhere.
     Import(ImportArgs),
     /// Print a readable summary of a bundle.
@@ -191,8 +191,13 @@ pub struct DetectArgs {
     pub tdx_device: PathBuf,
 }
 
-#[derive(Debug, Args)]
+/// What `verify` checks beyond authenticity. Every setting can also come from `--policy FILE`;
+/// a flag given here replaces the file's value for that setting (docs/policy.md).
+#[derive(Debug, Default, Args)]
 pub struct PolicyArgs {
+    /// A policy file (TOML) with reference values for every TEE; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Expected nonce (hex): REPORT_DATA must equal SHA-512(nonce).
     #[arg(long, value_name = "HEX", conflicts_with = "report_data")]
     pub nonce: Option<String>,
@@ -202,54 +207,191 @@ pub struct PolicyArgs {
     /// Accept guests whose policy allows debugging.
     #[arg(long)]
     pub allow_debug: bool,
-    /// Minimum TCB: a tcbm (16 hex digits) or `bl=N,tee=N,snp=N,ucode=N[,fmc=N]`.
-    #[arg(long, value_name = "TCB")]
-    pub min_tcb: Option<String>,
-    /// Expected MEASUREMENT (48 bytes, hex).
-    #[arg(long, value_name = "HEX")]
-    pub measurement: Option<String>,
-    /// Expected HOST_DATA (32 bytes, hex).
-    #[arg(long, value_name = "HEX")]
-    pub host_data: Option<String>,
-    /// Highest VMPL accepted.
-    #[arg(long, value_name = "N")]
-    pub max_vmpl: Option<u32>,
     /// Trust the simulation test root (for bundles made with --simulate). Never in production.
     #[arg(long)]
     pub insecure_allow_simulated: bool,
-    /// TDX: accept collateral (TCB info, QE identity, CRLs) past its nextUpdate, with a warning.
-    #[arg(long)]
-    pub allow_stale_collateral: bool,
-    /// TDX: require the TD attribute SEPT_VE_DISABLE (Azure's paravisor TDs run without it).
-    #[arg(long)]
-    pub require_sept_ve_disable: bool,
+    /// Require revocation data for every vendor: an AMD CRL that is current, and Intel's PCK
+    /// and root CA CRLs.
+    #[arg(long, conflicts_with = "allow_missing_crl")]
+    pub require_revocation: bool,
+
+    /// SEV-SNP: minimum REPORTED_TCB, a tcbm (16 hex digits) or `bl=N,tee=N,snp=N,ucode=N[,fmc=N]`.
+    #[arg(long, value_name = "TCB", help_heading = "SEV-SNP")]
+    pub min_tcb: Option<String>,
+    /// SEV-SNP: minimum LAUNCH_TCB, in the same forms as --min-tcb.
+    #[arg(long, value_name = "TCB", help_heading = "SEV-SNP")]
+    pub min_launch_tcb: Option<String>,
+    /// SEV-SNP: expected MEASUREMENT (48 bytes, hex).
+    #[arg(long, value_name = "HEX", help_heading = "SEV-SNP")]
+    pub measurement: Option<String>,
+    /// SEV-SNP: expected HOST_DATA (32 bytes, hex).
+    #[arg(long, value_name = "HEX", help_heading = "SEV-SNP")]
+    pub host_data: Option<String>,
+    /// SEV-SNP: highest VMPL accepted.
+    #[arg(long, value_name = "N", help_heading = "SEV-SNP")]
+    pub max_vmpl: Option<u32>,
+    /// SEV-SNP: minimum GUEST_SVN.
+    #[arg(long, value_name = "N", help_heading = "SEV-SNP")]
+    pub min_guest_svn: Option<u32>,
+    /// SEV-SNP: minimum firmware build.
+    #[arg(long, value_name = "N", help_heading = "SEV-SNP")]
+    pub min_build: Option<u8>,
+    /// SEV-SNP: minimum firmware version.
+    #[arg(long, value_name = "MAJOR.MINOR", help_heading = "SEV-SNP")]
+    pub min_version: Option<String>,
+    /// SEV-SNP: refuse provisional firmware (current TCB, build or version not the committed one).
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub deny_provisional_firmware: bool,
+    /// SEV-SNP: expected FAMILY_ID (16 bytes, hex).
+    #[arg(long, value_name = "HEX", help_heading = "SEV-SNP")]
+    pub family_id: Option<String>,
+    /// SEV-SNP: expected IMAGE_ID (16 bytes, hex).
+    #[arg(long, value_name = "HEX", help_heading = "SEV-SNP")]
+    pub image_id: Option<String>,
+    /// SEV-SNP: expected REPORT_ID (32 bytes, hex).
+    #[arg(long, value_name = "HEX", help_heading = "SEV-SNP")]
+    pub report_id: Option<String>,
+    /// SEV-SNP: expected REPORT_ID_MA (32 bytes, hex).
+    #[arg(long, value_name = "HEX", help_heading = "SEV-SNP")]
+    pub report_id_ma: Option<String>,
+    /// SEV-SNP: expected CHIP_ID (64 bytes, hex).
+    #[arg(long, value_name = "HEX", help_heading = "SEV-SNP")]
+    pub chip_id: Option<String>,
+    /// SEV-SNP: lowest firmware ABI version the guest policy may name.
+    #[arg(long, value_name = "MAJOR.MINOR", help_heading = "SEV-SNP")]
+    pub min_abi: Option<String>,
+    /// SEV-SNP: refuse a guest whose policy allows SMT.
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub deny_smt: bool,
+    /// SEV-SNP: accept a guest whose policy allows a migration agent (refused by default).
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub allow_migration_agent: bool,
+    /// SEV-SNP: refuse a guest whose policy allows CXL-attached memory.
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub deny_cxl: bool,
+    /// SEV-SNP: require the guest policy bit SINGLE_SOCKET.
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub require_single_socket: bool,
+    /// SEV-SNP: require the guest policy bit MEM_AES_256_XTS.
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub require_mem_aes_256_xts: bool,
+    /// SEV-SNP: require the guest policy bit RAPL_DIS.
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub require_rapl_dis: bool,
+    /// SEV-SNP: require the guest policy bit CIPHERTEXT_HIDING_DRAM.
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub require_ciphertext_hiding: bool,
+    /// SEV-SNP: require the guest policy bit PAGE_SWAP_DISABLE.
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub require_page_swap_disable: bool,
+    /// SEV-SNP: PLATFORM_INFO bits that must be set (smt, tsme, ecc, rapl_dis,
+    /// ciphertext_hiding, alias_check_complete, tio); repeatable or comma-separated.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_delimiter = ',',
+        help_heading = "SEV-SNP"
+    )]
+    pub require_platform_info: Vec<String>,
+    /// SEV-SNP: PLATFORM_INFO bits that must be clear (same names).
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_delimiter = ',',
+        help_heading = "SEV-SNP"
+    )]
+    pub deny_platform_info: Vec<String>,
+    /// SEV-SNP: require an ID block (ID_KEY_DIGEST not zero).
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub require_id_block: bool,
+    /// SEV-SNP: require an author key that is one of --trusted-author-key-digest.
+    #[arg(long, help_heading = "SEV-SNP")]
+    pub require_author_key: bool,
+    /// SEV-SNP: a trusted ID key digest (48 bytes, hex); repeatable.
+    #[arg(long, value_name = "HEX", help_heading = "SEV-SNP")]
+    pub trusted_id_key_digest: Vec<String>,
+    /// SEV-SNP: a trusted author key digest (48 bytes, hex); repeatable.
+    #[arg(long, value_name = "HEX", help_heading = "SEV-SNP")]
+    pub trusted_author_key_digest: Vec<String>,
+
     /// TDX: worst TCB status accepted (UpToDate, SWHardeningNeeded, ConfigurationNeeded,
     /// ConfigurationAndSWHardeningNeeded, TDRelaunchAdvised, TDRelaunchAdvisedConfigurationNeeded,
     /// OutOfDate, OutOfDateConfigurationNeeded); Revoked is always rejected.
-    #[arg(long, value_name = "STATUS")]
+    #[arg(long, value_name = "STATUS", help_heading = "TDX")]
     pub min_tcb_status: Option<String>,
-    /// TDX: expected MRTD (48 bytes, hex).
-    #[arg(long, value_name = "HEX")]
-    pub mrtd: Option<String>,
+    /// TDX: accept collateral (TCB info, QE identity, CRLs) past its nextUpdate, with a warning.
+    #[arg(long, help_heading = "TDX")]
+    pub allow_stale_collateral: bool,
+    /// TDX: accept a bundle without the PCK CRL or the root CA CRL, with a warning.
+    #[arg(long, help_heading = "TDX")]
+    pub allow_missing_crl: bool,
+    /// TDX: require the TD attribute SEPT_VE_DISABLE (Azure's paravisor TDs run without it).
+    #[arg(long, help_heading = "TDX")]
+    pub require_sept_ve_disable: bool,
+    /// TDX: an accepted MRTD (48 bytes, hex); repeatable (the quote's must be one of them).
+    #[arg(long, value_name = "HEX", help_heading = "TDX")]
+    pub mrtd: Vec<String>,
     /// TDX: expected MRCONFIGID (48 bytes, hex).
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, value_name = "HEX", help_heading = "TDX")]
     pub mrconfigid: Option<String>,
     /// TDX: expected MROWNER (48 bytes, hex).
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, value_name = "HEX", help_heading = "TDX")]
     pub mrowner: Option<String>,
+    /// TDX: expected MROWNERCONFIG (48 bytes, hex).
+    #[arg(long, value_name = "HEX", help_heading = "TDX")]
+    pub mrownerconfig: Option<String>,
+    /// TDX: expected MRSEAM, the TDX module's measurement (48 bytes, hex).
+    #[arg(long, value_name = "HEX", help_heading = "TDX")]
+    pub mrseam: Option<String>,
+    /// TDX: expected TD attributes (8 bytes, hex, as in the quote).
+    #[arg(long, value_name = "HEX", help_heading = "TDX")]
+    pub td_attributes: Option<String>,
+    /// TDX: expected XFAM (8 bytes, hex, as in the quote).
+    #[arg(long, value_name = "HEX", help_heading = "TDX")]
+    pub xfam: Option<String>,
     /// TDX: expected RTMR value, as INDEX=HEX (INDEX 0 to 3, 48 bytes); repeatable.
-    #[arg(long, value_name = "INDEX=HEX")]
+    #[arg(long, value_name = "INDEX=HEX", help_heading = "TDX")]
     pub rtmr: Vec<String>,
-    /// Azure: accept an HCL report without a TPM quote (it then proves only what the VM booted
-    /// as, not that it runs now), with a warning.
-    #[arg(long)]
+    /// TDX: minimum TEE_TCB_SVN (16 bytes, hex), compared byte by byte.
+    #[arg(long, value_name = "HEX", help_heading = "TDX")]
+    pub min_tee_tcb_svn: Option<String>,
+    /// TDX: minimum ISVSVN of the quoting enclave.
+    #[arg(long, value_name = "N", help_heading = "TDX")]
+    pub min_qe_svn: Option<u16>,
+    /// TDX: minimum PCESVN of the platform (from the PCK certificate).
+    #[arg(long, value_name = "N", help_heading = "TDX")]
+    pub min_pce_svn: Option<u16>,
+
+    /// Azure: accept an HCL report without a TPM quote, or one not made for this request (its
+    /// claims may date from boot), with a warning.
+    #[arg(long, help_heading = "Azure")]
     pub allow_stale_report: bool,
+    /// Azure: the user-data the HCL report must carry, when the collecting tool bound something
+    /// other than the nonce there (hex, up to 64 bytes).
+    #[arg(long, value_name = "HEX", help_heading = "Azure")]
+    pub hcl_user_data: Option<String>,
+    /// Azure SEV-SNP: also trust this paravisor signing key digest (48 bytes, hex); repeatable.
+    #[arg(long, value_name = "HEX", help_heading = "Azure")]
+    pub paravisor_id_key_digest: Vec<String>,
+    /// Azure TDX: also trust this paravisor MRTD (48 bytes, hex); repeatable.
+    #[arg(long, value_name = "HEX", help_heading = "Azure")]
+    pub paravisor_mrtd: Vec<String>,
+    /// Azure: trust only the paravisors given with --paravisor-id-key-digest and
+    /// --paravisor-mrtd, not the pinned ones.
+    #[arg(long, help_heading = "Azure")]
+    pub no_pinned_paravisors: bool,
+    /// Azure: accept a paravisor that is not trusted, with a warning.
+    #[arg(long, help_heading = "Azure")]
+    pub allow_unknown_paravisor: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The bundle to verify (`-` for standard input).
     pub bundle: PathBuf,
+    /// Refuse bundles larger than this (bytes; K, M or G suffixes allowed).
+    #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
+    pub max_bundle_size: usize,
     /// Verify as of this time (RFC 3339); default now.
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
@@ -296,6 +438,31 @@ pub struct ImportArgs {
 pub struct ShowArgs {
     /// The bundle to show (`-` for standard input).
     pub bundle: PathBuf,
+    /// Refuse bundles larger than this (bytes; K, M or G suffixes allowed).
+    #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
+    pub max_bundle_size: usize,
+    /// Also trust the simulation test roots when computing a TDX TCB status. Never in
+    /// production.
+    #[arg(long)]
+    pub insecure_allow_simulated: bool,
+}
+
+/// A size in bytes, with an optional K, M or G suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size in bytes (such as 8388608 or 8M)"))?;
+    n.checked_mul(1usize << shift)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a size between 1 byte and the address space"))
 }
 
 #[derive(Debug, Args)]

@@ -7,17 +7,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use thimble_evidence::bundle::Bundle;
 use thimble_evidence::cert_file::{FileContent, recognise};
-use thimble_evidence::snp::{AmdCert, Product, TcbVersion};
+use thimble_evidence::snp::{AmdCert, Product};
 use thimble_evidence::time_fmt::parse_rfc3339;
+use thimble_sim::azure_sim::{SIM_PARAVISOR_ID_KEY_DIGEST, SIM_PARAVISOR_MRTD};
+use thimble_verify::TrustedRoots;
+use thimble_verify::azure::{ParavisorPolicy, TrustedParavisor};
 use thimble_verify::bundle::VerifyOptions;
-use thimble_verify::options::MinTcb;
 use thimble_verify::roots::IntelRoots;
-use thimble_verify::tdx::{TcbStatus, TdxPolicy};
-use thimble_verify::{Policy, TrustedRoots};
 
 use crate::args::PolicyArgs;
 use crate::error::CliError;
 use crate::io::{parse_hex, read_input};
+use crate::policy::{Origin, PolicyFile, Settings};
 
 /// Seconds since the epoch, now.
 pub fn now() -> i64 {
@@ -39,25 +40,30 @@ pub fn verification_time(at: Option<&str>) -> Result<i64, CliError> {
     }
 }
 
-/// Reads a file, or standard input for `-`.
-pub fn read_path_or_stdin(path: &Path) -> Result<Vec<u8>, CliError> {
-    if path.as_os_str() == "-" {
+/// Reads and parses a bundle of at most `max_len` bytes (`--max-bundle-size`). Reading stops
+/// one byte past the limit, so a huge input costs no more than the limit.
+pub fn read_bundle(path: &Path, max_len: usize) -> Result<Bundle, CliError> {
+    let limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
+    let bytes = if path.as_os_str() == "-" {
         let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map_err(|source| {
-            CliError::ReadInput {
+        std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin(), limit), &mut v)
+            .map_err(|source| CliError::ReadInput {
                 path: path.to_path_buf(),
                 source,
-            }
-        })?;
-        return Ok(v);
+            })?;
+        v
+    } else {
+        crate::io::read_input_limited(path, limit)?
+    };
+    if bytes.len() > max_len {
+        return Err(CliError::MalformedFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the bundle is larger than {max_len} bytes (--max-bundle-size); refused unread"
+            ),
+        });
     }
-    read_input(path)
-}
-
-/// Reads and parses a bundle.
-pub fn read_bundle(path: &Path) -> Result<Bundle, CliError> {
-    let bytes = read_path_or_stdin(path)?;
-    Bundle::parse(&bytes).map_err(|e| CliError::MalformedFile {
+    Bundle::parse_limited(&bytes, max_len).map_err(|e| CliError::MalformedFile {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
@@ -103,18 +109,6 @@ pub fn roots(insecure_allow_simulated: bool) -> TrustedRoots {
     }
 }
 
-fn fixed_len(flag: &str, s: &str, len: usize) -> Result<Vec<u8>, CliError> {
-    let v = parse_hex(flag, s)?;
-    if v.len() != len {
-        return Err(CliError::Usage(format!(
-            "{flag} takes exactly {len} bytes ({} hex digits), got {}",
-            len * 2,
-            v.len()
-        )));
-    }
-    Ok(v)
-}
-
 /// REPORT_DATA from `--nonce` / `--report-data`.
 pub fn expected_report_data(
     nonce: Option<&str>,
@@ -125,7 +119,7 @@ pub fn expected_report_data(
         return Ok(Some(thimble_evidence::report_data::from_nonce(&n)));
     }
     if let Some(rd) = report_data {
-        let v = fixed_len("--report-data", rd, 64)?;
+        let v = crate::policy::fixed_len("--report-data", rd, 64)?;
         let mut a = [0u8; 64];
         a.copy_from_slice(&v);
         return Ok(Some(a));
@@ -133,114 +127,67 @@ pub fn expected_report_data(
     Ok(None)
 }
 
-fn parse_min_tcb(s: &str) -> Result<MinTcb, CliError> {
-    let bad = || {
-        CliError::Usage(format!(
-            "--min-tcb takes a tcbm (16 hex digits, Milan/Genoa layout) or bl=N,tee=N,snp=N,ucode=N[,fmc=N]; got {s:?}"
-        ))
-    };
-    if !s.contains('=') {
-        let raw = TcbVersion::raw_from_tcbm(s).ok_or_else(bad)?;
-        let t = TcbVersion::decode(raw, Product::Milan);
-        return Ok(MinTcb {
-            bootloader: t.bootloader,
-            tee: t.tee,
-            snp: t.snp,
-            microcode: t.microcode,
-            fmc: 0,
-        });
-    }
-    let mut m = MinTcb::default();
-    for part in s.split(',') {
-        let (k, v) = part.split_once('=').ok_or_else(bad)?;
-        let v: u8 = v.trim().parse().map_err(|_| bad())?;
-        match k.trim() {
-            "bl" | "bootloader" => m.bootloader = v,
-            "tee" => m.tee = v,
-            "snp" => m.snp = v,
-            "ucode" | "microcode" => m.microcode = v,
-            "fmc" => m.fmc = v,
-            _ => return Err(bad()),
-        }
-    }
-    Ok(m)
-}
-
-/// The verification options from the flags.
+/// The verification options: the policy file (if any) under the flags, the nonce, the roots
+/// and the paravisors trusted.
 pub fn verify_options(at: i64, a: &PolicyArgs) -> Result<VerifyOptions, CliError> {
     let report_data = expected_report_data(a.nonce.as_deref(), a.report_data.as_deref())?;
-    let snp = Policy {
-        allow_debug: a.allow_debug,
-        min_tcb: a.min_tcb.as_deref().map(parse_min_tcb).transpose()?,
-        measurement: a
-            .measurement
-            .as_deref()
-            .map(|m| fixed_len("--measurement", m, 48))
-            .transpose()?,
-        host_data: a
-            .host_data
-            .as_deref()
-            .map(|h| fixed_len("--host-data", h, 32))
-            .transpose()?,
-        report_data,
-        max_vmpl: a.max_vmpl,
+    let flags = Settings::from_file(&PolicyFile::from_args(a)?, Origin::Flags)?;
+    let mut settings = match &a.policy {
+        Some(path) => flags.over(Settings::from_file(
+            &PolicyFile::load(path)?,
+            Origin::File(path),
+        )?),
+        None => flags,
     };
-    let mut rtmrs: [Option<Vec<u8>>; 4] = Default::default();
-    for spec in &a.rtmr {
-        let bad = || {
-            CliError::Usage(format!(
-                "--rtmr takes INDEX=HEX with INDEX 0 to 3, got {spec:?}"
-            ))
-        };
-        let (i, v) = spec.split_once('=').ok_or_else(bad)?;
-        let i: usize = i.trim().parse().map_err(|_| bad())?;
-        let slot = rtmrs.get_mut(i).ok_or_else(bad)?;
-        *slot = Some(fixed_len("--rtmr", v, 48)?);
+    settings.snp.report_data = report_data;
+    settings.tdx.report_data = report_data;
+    if settings.require_revocation && settings.tdx.allow_missing_crl {
+        return Err(CliError::Usage(
+            "require_revocation and allow_missing_crl cannot both be set (one in the policy file, one as a flag?)".into(),
+        ));
     }
-    let tdx = TdxPolicy {
-        allow_debug: a.allow_debug,
-        require_sept_ve_disable: a.require_sept_ve_disable,
-        allow_stale_collateral: a.allow_stale_collateral,
-        min_tcb_status: a
-            .min_tcb_status
-            .as_deref()
-            .map(|s| {
-                s.parse::<TcbStatus>()
-                    .map_err(|e| CliError::Usage(format!("--min-tcb-status: {e}")))
-            })
-            .transpose()?,
-        mrtd: a
-            .mrtd
-            .as_deref()
-            .map(|m| fixed_len("--mrtd", m, 48))
-            .transpose()?,
-        mrconfigid: a
-            .mrconfigid
-            .as_deref()
-            .map(|m| fixed_len("--mrconfigid", m, 48))
-            .transpose()?,
-        mrowner: a
-            .mrowner
-            .as_deref()
-            .map(|m| fixed_len("--mrowner", m, 48))
-            .transpose()?,
-        rtmrs,
-        report_data,
-    };
     let nonce = a
         .nonce
         .as_deref()
         .map(|n| parse_hex("--nonce", n))
         .transpose()?;
+    let mut paravisor = if settings.no_pinned_paravisors {
+        ParavisorPolicy::empty()
+    } else {
+        ParavisorPolicy::pinned()
+    };
+    let given = |v: [u8; 48]| TrustedParavisor {
+        value: v,
+        label: "given by the verifier".into(),
+    };
+    paravisor
+        .snp_keys
+        .extend(settings.paravisor_keys.iter().copied().map(given));
+    paravisor
+        .tdx_mrtds
+        .extend(settings.paravisor_mrtds.iter().copied().map(given));
+    paravisor.allow_unknown = settings.allow_unknown_paravisor;
+    if a.insecure_allow_simulated {
+        let test = |v: [u8; 48]| TrustedParavisor {
+            value: v,
+            label: "thimble simulation (test identity)".into(),
+        };
+        paravisor.snp_keys.push(test(SIM_PARAVISOR_ID_KEY_DIGEST));
+        paravisor.tdx_mrtds.push(test(SIM_PARAVISOR_MRTD));
+    }
     Ok(VerifyOptions {
         nonce,
-        allow_stale_report: a.allow_stale_report,
+        hcl_user_data: settings.hcl_user_data,
+        allow_stale_report: settings.allow_stale_report,
         at,
         amd_roots: roots(a.insecure_allow_simulated),
         intel_roots: IntelRoots::intel(),
         intel_simulated_roots: intel_simulated_roots(a.insecure_allow_simulated),
-        snp,
-        tdx,
+        allow_simulated: a.insecure_allow_simulated,
+        snp: settings.snp,
+        tdx: settings.tdx,
+        paravisor,
+        require_revocation: settings.require_revocation,
     })
 }
 

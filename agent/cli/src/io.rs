@@ -17,6 +17,18 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
     })
 }
 
+/// Reads at most `limit` bytes of an input file (the caller decides whether more is an error).
+pub fn read_input_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
+    let err = |source| CliError::ReadInput {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = File::open(path).map_err(err)?;
+    let mut v = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut v).map_err(err)?;
+    Ok(v)
+}
+
 /// Writes `data` to `path` atomically, or to standard output when `path` is `-`.
 pub fn write_output(path: &Path, data: &[u8]) -> Result<(), CliError> {
     if path.as_os_str() == "-" {

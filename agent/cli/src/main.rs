@@ -10,6 +10,7 @@ mod error;
 mod exit;
 mod io;
 mod output;
+mod policy;
 
 use std::process::ExitCode;
 
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Collect(a) => cmd::collect::run(a),
         Command::Detect(a) => cmd::detect::run(a),
-        Command::Verify(a) => cmd::verify::run(a),
+        Command::Verify(a) => cmd::verify::run(*a),
         Command::Import(a) => cmd::import::run(a),
         Command::Show(a) => cmd::show::run(a),
         Command::VerifyChain(a) => cmd::verify_chain::run(a),

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! The endorsement cache through the CLI: a first simulated collect fetches from the THIM
-//! emulator and stores the endorsements; a second one with every endpoint unreachable is served
-//! from the cache; a cache entry that does not verify the report (edited, or for another chip) is
+//! emulator and stores the endorsements and the ARK's CRL; a second one with every endpoint
+//! unreachable is served from the cache, CRL included; a cache entry that does not verify the report (edited, or for another chip) is
 //! ignored and the collect falls back to fetching; `--no-cache` neither reads nor writes.
 
 #![expect(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
@@ -15,14 +15,28 @@ fn dead() -> String {
     format!("http://127.0.0.1:{}", unused_loopback_port().unwrap())
 }
 
+/// The cache's entries: (VCEK and chain, CRL), by file name.
+fn entries(cache: &std::path::Path) -> (Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
+    std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .partition(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("amd-crl-")
+        })
+}
+
 #[test]
 fn second_collect_is_served_from_the_cache() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let (_, r) = simulate(tmp.path(), "a.json", &["--cache-dir", p(&cache)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
-    assert_eq!(entries.len(), 1, "one entry per chip and TCB");
+    let (chains, crls) = entries(&cache);
+    assert_eq!(chains.len(), 1, "one entry per chip and TCB");
+    assert_eq!(crls.len(), 1, "one CRL entry per ARK");
 
     let dead = dead();
     let (b, r) = simulate(
@@ -50,6 +64,19 @@ fn second_collect_is_served_from_the_cache() {
             .starts_with("cache: endorsements from thim"),
         "{bundle}"
     );
+    assert!(
+        bundle["endorsement_log"]
+            .to_string()
+            .contains("cache: AMD CRL from kds"),
+        "{bundle}"
+    );
+    let crl = bundle["endorsements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "crl")
+        .unwrap_or_else(|| panic!("no CRL in {bundle}"));
+    assert_eq!(crl["origin"]["kind"], "kds");
     let v = run(&["verify", "--insecure-allow-simulated", p(&b)]);
     assert_eq!(v.code, 0, "{}", v.stdout);
 }
@@ -60,12 +87,7 @@ fn a_cache_entry_that_does_not_verify_is_ignored() {
     let cache = tmp.path().join("cache");
     let (_, r) = simulate(tmp.path(), "a.json", &["--cache-dir", p(&cache)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let entry = std::fs::read_dir(&cache)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let entry = entries(&cache).0.remove(0);
     // Replace the cached VCEK with the other chip's: a poisoned cache must not be believed.
     let mut e = json(&std::fs::read_to_string(&entry).unwrap());
     let other = thimble_sim::signer::sim_chain().vcek_other_chip_der;

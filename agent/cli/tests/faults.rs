@@ -3,7 +3,8 @@
 //! THIM/KDS emulator on loopback with a fault, runs `collect --simulate snp` against it (`--imds`
 //! and `--kds` point at the emulator or at a refused loopback port, never elsewhere), then checks
 //! the documented outcome: which source the bundle's endorsements came from, what the endorsement
-//! log says about THIM, that the bundle verifies, and how long it took. With `--no-kds`, or with
+//! log says about THIM, that the bundle verifies and carries the ARK's CRL from KDS, and how long
+//! it took. With `--no-kds`, or with
 //! KDS down too, a THIM failure is exit 5 with a message naming the problem. Also checks the
 //! request contract THIM relies on (`Metadata: true`, never `X-Forwarded-For`).
 //!
@@ -37,12 +38,25 @@ impl Collected {
         read_json(&self.bundle)
     }
 
-    /// `origin.kind` of every endorsement.
+    /// `origin.kind` of every certificate endorsement (the CRL comes from KDS whatever served
+    /// the chain; [`Collected::crl_origin`] looks at it).
     fn origins(&self) -> Vec<String> {
         self.json()["endorsements"]
             .as_array()
             .unwrap()
             .iter()
+            .filter(|e| e["kind"] != "crl")
+            .map(|e| e["origin"]["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// `origin.kind` of the CRL endorsements.
+    fn crl_origin(&self) -> Vec<String> {
+        self.json()["endorsements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "crl")
             .map(|e| e["origin"]["kind"].as_str().unwrap().to_string())
             .collect()
     }
@@ -68,6 +82,7 @@ impl Collected {
     fn assert_used(&self, origin: &str) {
         assert_eq!(self.run.code, 0, "{}", self.run.stderr);
         assert_eq!(self.origins(), [origin; 3], "log: {:?}", self.log());
+        assert_eq!(self.crl_origin(), ["kds"], "log: {:?}", self.log());
         let (r, _) = verify_json(&self.bundle, &["--insecure-allow-simulated"]);
         assert_eq!(r.code, 0, "{}", r.stdout);
     }
@@ -120,10 +135,18 @@ fn thim_requests(emu: &Emulator) -> usize {
         .count()
 }
 
+/// Requests for the VCEK and its chain (not the CRL).
 fn kds_requests(emu: &Emulator) -> usize {
     emu.requests()
         .iter()
-        .filter(|r| r.path.starts_with("/vcek/"))
+        .filter(|r| r.path.starts_with("/vcek/") && !r.path.ends_with("/crl"))
+        .count()
+}
+
+fn crl_requests(emu: &Emulator) -> usize {
+    emu.requests()
+        .iter()
+        .filter(|r| r.path == "/vcek/v1/Milan/crl")
         .count()
 }
 
@@ -210,11 +233,16 @@ fn thim_healthy_is_used_and_gets_the_imds_headers() {
     let emu = emulator(Vec::new());
     let c = collect_from(&emu, tmp.path(), &[]);
     c.assert_used("thim");
-    assert_eq!((thim_requests(&emu), kds_requests(&emu)), (1, 0));
+    assert_eq!(
+        (thim_requests(&emu), kds_requests(&emu), crl_requests(&emu)),
+        (1, 0, 1)
+    );
     for r in emu.requests() {
         assert_eq!(r.method, "GET");
-        assert_eq!(r.header("Metadata"), Some("true"), "{r:?}");
         assert_eq!(r.header("X-Forwarded-For"), None, "{r:?}");
+        if r.path == THIM_AMD_PATH {
+            assert_eq!(r.header("Metadata"), Some("true"), "{r:?}");
+        }
     }
 }
 

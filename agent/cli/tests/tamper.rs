@@ -63,8 +63,9 @@ fn one_bit_in_each_signed_field_fails_authenticity() {
     let (report, vcek, chain) = oak();
     // (field, offset, bit, the error the verifier must give). CHIP_ID and REPORTED_TCB are the
     // VCEK binding, checked before the signature so that the error names the mismatch.
+    // VERSION is not here: any change to it makes a report thimble cannot read (another version
+    // means other reserved fields; see `unparseable_reports_are_malformed_input`).
     let cases: &[(&str, usize, u8, &str)] = &[
-        ("version", 0x00, 0, "signature"),
         ("guest_svn", 0x04, 0, "signature"),
         ("policy", 0x08, 0, "signature"),
         ("family_id", 0x10, 0, "signature"),
@@ -87,8 +88,9 @@ fn one_bit_in_each_signed_field_fails_authenticity() {
         ("current_version", 0x1E8, 0, "signature"),
         ("committed_version", 0x1EC, 0, "signature"),
         ("launch_tcb", 0x1F0, 0, "signature"),
-        // Last signed byte (reserved area), so that the whole signed range is covered at its end.
-        ("last_signed_byte", 0x29F, 7, "signature"),
+        // The mitigation vectors, meaningful from version 5: in this version 3 report they are
+        // not read, but they are signed.
+        ("launch_mit_vector", 0x1F8, 0, "signature"),
         ("signature_r", 0x2A0, 0, "signature"),
         ("signature_s", 0x2E8, 0, "signature"),
     ];
@@ -162,6 +164,22 @@ fn unparseable_reports_are_malformed_input() {
         "{}",
         r.stderr
     );
+
+    // Reserved fields must be zero; a signed report with data there is not the firmware's (the
+    // review found each of these accepted). The last signed byte is reserved too.
+    for (name, offset) in [
+        ("reserved_4c", 0x4C),
+        ("reserved_18b", 0x18B),
+        ("reserved_1eb", 0x1EB),
+        ("reserved_208", 0x208),
+        ("last_signed_byte", 0x29F),
+    ] {
+        assert_unparseable(tmp.path(), name, &flipped(&report, offset, 0), &good);
+    }
+    // Version 3 -> 2 (bit 0): the CPUID bytes this report carries are reserved in version 2.
+    let v2 = flipped(&report, 0x00, 0);
+    assert_eq!(v2[0], 2);
+    assert_unparseable(tmp.path(), "version_2_with_cpuid", &v2, &good);
 
     // The 24 bytes above the P-384 scalar in each 72-byte signature field must be zero.
     assert_unparseable(
@@ -305,7 +323,9 @@ fn simulated_bundle_needs_the_insecure_flag() {
     let (r, v) = verify_json(&bundle, &[]);
     assert_eq!(r.code, 7, "{}", r.stdout);
     assert_eq!(error_codes(&v), ["simulated"]);
-    assert_eq!(v["simulated"], true);
+    // `simulated` in the outcome says a test root was used, which it was not: the bundle's own
+    // mark is unsigned and only explains the failure.
+    assert_eq!(v["simulated"], false);
 
     // Removing the mark does not make test keys trusted: the chain does not reach a pinned root.
     let mut b = read_json(&bundle);
@@ -322,4 +342,26 @@ fn simulated_bundle_needs_the_insecure_flag() {
         assert_eq!(r.code, 0, "{}", r.stdout);
         assert_eq!(v["simulated"], true);
     }
+
+    // A simulated bundle that fails for another reason, checked with the flag, reports that
+    // reason, not "pass --insecure-allow-simulated" (the review found the cause dropped).
+    let mut b = read_json(&bundle);
+    let vcek = b["endorsements"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["kind"] == "vcek")
+        .unwrap();
+    vcek["data"] = base64::engine::general_purpose::STANDARD
+        .encode(thimble_sim::signer::sim_chain().vcek_forged_der)
+        .into();
+    let forged = write_json(tmp.path(), "forged.json", &b);
+    let (r, v) = verify_json(&forged, &["--insecure-allow-simulated", "--at", AT]);
+    assert_eq!(r.code, 7, "{}", r.stdout);
+    assert_eq!(error_codes(&v), ["chain"], "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("pass --insecure-allow-simulated"),
+        "{}",
+        r.stdout
+    );
 }

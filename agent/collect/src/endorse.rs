@@ -13,19 +13,30 @@
 //! 3. AMD KDS (VCEK by chip id and TCB, `cert_chain`), checked the same way.
 //!
 //! Every rejected or failed source is recorded with its reason in the bundle's endorsement log.
+//!
+//! Once the chain is settled, [`settle_amd_crl`] adds the CRL of the ARK it ended at: the host's
+//! table entry when that is the ARK's and current, else the on-disk cache, else KDS
+//! (`/vcek/v1/{product}/crl`, or `/vlek/` for a VLEK chain). A CRL is used only when it is
+//! issued and signed by that ARK (`thimble_verify::amd_crl`). A CRL that cannot be had is logged
+//! and the collection goes on: revocation is the verifier's decision, and it can ask for a CRL.
 
 use std::time::SystemTime;
 
 use thimble_evidence::bundle::{Endorsement, EndorsementKind, Origin};
 use thimble_evidence::cert_file::pem_certificates;
+use thimble_evidence::crl::Crl;
 use thimble_evidence::kds;
 use thimble_evidence::snp::cert::AmdRole;
 use thimble_evidence::snp::{AmdCert, Product, SigningKey, SnpReport};
 use thimble_evidence::thim::ThimAmdCertification;
 use thimble_evidence::time_fmt::format_unix;
+use thimble_verify::amd_crl::{MAX_CRL_CANDIDATES, authenticate_amd_crl, lists};
+use thimble_verify::chain::{VerifiedChain, verify_leaf};
+use thimble_verify::signature::verify_report_signature;
 use thimble_verify::snp::verify_report;
 use thimble_verify::{Options, Policy, TrustedRoots};
 
+use crate::cache::{EndorsementCache, crl_hit_line};
 use crate::http::{Fetch, HttpResponse};
 
 /// Default IMDS base URL. Tests and emulators override it; nothing else should.
@@ -312,4 +323,214 @@ fn kds_attempt(
         out.push(e);
     }
     Ok(out)
+}
+
+/// The chain that verifies `report` among `certs`: the first VCEK (or VLEK, for a VLEK-signed
+/// report) that chains to a root of `roots` and whose key signed the report.
+pub fn verified_chain(
+    report: &SnpReport,
+    certs: &[AmdCert],
+    roots: &TrustedRoots,
+    now: i64,
+) -> Option<VerifiedChain> {
+    let wanted = if report.signing_key == SigningKey::Vlek {
+        AmdRole::Vlek
+    } else {
+        AmdRole::Vcek
+    };
+    certs
+        .iter()
+        .filter(|c| c.amd_role() == Some(wanted))
+        .find_map(|leaf| {
+            let chain = verify_leaf(leaf, certs, roots, now).ok()?;
+            verify_report_signature(report, &chain.leaf).ok()?;
+            Some(chain)
+        })
+}
+
+/// Where AMD's CRL may be fetched from.
+#[derive(Clone, Copy)]
+pub enum CrlSource<'a> {
+    /// AMD KDS (or an emulator) at `base`.
+    Kds { fetch: &'a dyn Fetch, base: &'a str },
+    /// Fetching is off (`--offline`, `--no-kds`), for the reason given.
+    Disabled { why: &'a str },
+}
+
+/// What [`settle_amd_crl`] found.
+#[derive(Debug, Clone, Default)]
+pub struct CrlSettlement {
+    /// The CRL to add to the bundle, fetched or from the cache. A CRL the host's table carried is
+    /// already in the bundle with the table's other entries, so it is not repeated here.
+    pub endorsement: Option<Endorsement>,
+    /// One line per CRL source tried, for the bundle's endorsement log.
+    pub log: Vec<String>,
+    /// The ARK's CRL lists the chain's ASK or ASVK: the log line saying so, which the caller also
+    /// shows as a warning.
+    pub revoked: Option<String>,
+}
+
+/// Adds the CRL of the ARK that `report`'s chain ends at (see the module documentation).
+/// `certs` are every certificate gathered for the report (host table and fetched), and
+/// `attached_crls` the CRL entries of the host's certificate table. Never fails: a CRL that
+/// cannot be had is a log line.
+pub fn settle_amd_crl(
+    source: CrlSource<'_>,
+    cache: Option<&EndorsementCache>,
+    report: &SnpReport,
+    certs: &[AmdCert],
+    attached_crls: &[Vec<u8>],
+    roots: &TrustedRoots,
+    now: i64,
+) -> CrlSettlement {
+    let mut out = CrlSettlement::default();
+    let Some(chain) = verified_chain(report, certs, roots, now) else {
+        // Nothing verified the report (an offline collect without the host's certificates):
+        // there is no ARK whose CRL would mean anything.
+        return out;
+    };
+    let vlek = chain.leaf_role == AmdRole::Vlek;
+    let inter = if vlek { "ASVK" } else { "ASK" };
+    let revoked_line = |crl: &Crl, from: &str| {
+        format!(
+            "crl: REVOKED: the CRL of {:?} from {from} (thisUpdate {}) lists this chain's {inter} {:?} (serial {}): AMD has revoked this chain",
+            chain.root.subject_cn,
+            format_unix(crl.this_update),
+            chain.intermediate.subject_cn,
+            chain.intermediate.serial_hex
+        )
+    };
+    let current = |crl: &Crl| crl.next_update.is_none_or(|n| n > now);
+
+    // The host's table: use its CRL when it is the ARK's and current, and say why not otherwise.
+    for bytes in attached_crls.iter().take(MAX_CRL_CANDIDATES) {
+        match authenticate_amd_crl(bytes, &chain.intermediate, &chain.root) {
+            Ok(crl) if lists(&crl, &chain.intermediate) => {
+                let line = revoked_line(&crl, "the host's certificate table");
+                out.log.push(line.clone());
+                out.revoked = Some(line);
+                return out;
+            }
+            Ok(crl) if current(&crl) => {
+                out.log.push(format!(
+                    "crl: the host's certificate table carries the CRL of {:?} (thisUpdate {}, nextUpdate {}); no fetch needed",
+                    chain.root.subject_cn,
+                    format_unix(crl.this_update),
+                    crl.next_update.map_or_else(|| "none".into(), format_unix)
+                ));
+                return out;
+            }
+            Ok(crl) => out.log.push(format!(
+                "crl: the host's CRL of {:?} is past its nextUpdate {}",
+                chain.root.subject_cn,
+                crl.next_update.map_or_else(|| "none".into(), format_unix)
+            )),
+            Err(why) => out
+                .log
+                .push(format!("crl: the host's CRL entry is not usable: {why}")),
+        }
+    }
+
+    let (fetch, base) = match source {
+        CrlSource::Kds { fetch, base } => (fetch, base),
+        CrlSource::Disabled { why } => {
+            out.log
+                .push(format!("crl: {why}: AMD's CRL was not fetched"));
+            return out;
+        }
+    };
+
+    if let Some(c) = cache {
+        let path = c.crl_path_for(chain.product, vlek, &chain.root);
+        if let Some((entry, bytes)) = c.lookup_crl(chain.product, vlek, &chain.root, now) {
+            match authenticate_amd_crl(&bytes, &chain.intermediate, &chain.root) {
+                Ok(crl) if !current(&crl) => out.log.push(format!(
+                    "cache: CRL entry {} ignored: past its nextUpdate",
+                    path.display()
+                )),
+                Ok(crl) => {
+                    if lists(&crl, &chain.intermediate) {
+                        let line = revoked_line(&crl, "the cache");
+                        out.log.push(line.clone());
+                        out.revoked = Some(line);
+                    } else {
+                        out.log.push(crl_hit_line(&entry, &path));
+                    }
+                    out.endorsement = entry.endorsements.into_iter().next();
+                    return out;
+                }
+                Err(why) => out.log.push(format!(
+                    "cache: CRL entry {} ignored: {why}",
+                    path.display()
+                )),
+            }
+        }
+    }
+
+    let url = kds::crl_url(base, chain.product, vlek);
+    let resp = match fetch.get(&url, &[]) {
+        Ok(r) => r,
+        Err(e) => {
+            out.log.push(format!("crl: {e}; the bundle has no AMD CRL"));
+            return out;
+        }
+    };
+    let crl = match authenticate_amd_crl(&resp.body, &chain.intermediate, &chain.root) {
+        Ok(crl) => crl,
+        Err(why) => {
+            out.log.push(format!(
+                "crl {url}: rejected, the bundle has no AMD CRL: {why}"
+            ));
+            return out;
+        }
+    };
+    let mut e = Endorsement::der(
+        EndorsementKind::Crl,
+        crl.der(),
+        Origin {
+            kind: "kds".into(),
+            url: Some(url.clone()),
+            path: None,
+        },
+        Some(rfc3339(resp.fetched_at)),
+    );
+    e.cache_max_age_secs = cache_secs(&resp);
+    e.next_update = crl.next_update.map(format_unix);
+    if lists(&crl, &chain.intermediate) {
+        let line = revoked_line(&crl, &url);
+        out.log.push(line.clone());
+        out.revoked = Some(line);
+    } else if current(&crl) {
+        out.log.push(format!(
+            "crl: the CRL of {:?} from {url} (thisUpdate {}, nextUpdate {}) does not list this chain's {inter}",
+            chain.root.subject_cn,
+            format_unix(crl.this_update),
+            crl.next_update.map_or_else(|| "none".into(), format_unix)
+        ));
+    } else {
+        out.log.push(format!(
+            "crl: the CRL of {:?} from {url} is past its nextUpdate {}; kept, a verifier may refuse it",
+            chain.root.subject_cn,
+            crl.next_update.map_or_else(|| "none".into(), format_unix)
+        ));
+    }
+    if let Some(c) = cache {
+        // Kept until the CRL's own nextUpdate; one without a nextUpdate for the default time.
+        let expires = crl.next_update.unwrap_or_else(|| {
+            now.saturating_add(
+                i64::try_from(crate::cache::DEFAULT_MAX_AGE_SECS).unwrap_or(i64::MAX),
+            )
+        });
+        if expires > now {
+            match c.store_crl(chain.product, vlek, &chain.root, &e, expires, now) {
+                Ok(path) => out
+                    .log
+                    .push(format!("cache: CRL stored in {}", path.display())),
+                // A read-only or missing cache directory must not fail a collect.
+                Err(err) => out.log.push(format!("cache: {err}: {}", err.source)),
+            }
+        }
+    }
+    out.endorsement = Some(e);
+    out
 }

@@ -36,6 +36,8 @@ fn emulator(faults: Vec<FaultRule>) -> Emulator {
             "Milan".to_owned(),
             b"-----BEGIN CERTIFICATE-----\nASK\n-----END CERTIFICATE-----\n".to_vec(),
         )],
+        kds_vcek_crl: Vec::new(),
+        kds_vlek_crl: Vec::new(),
         faults,
     })
     .expect("start the emulator")

@@ -20,7 +20,9 @@ use thimble_sim::azure_sim::SimAk;
 use thimble_sim::fake_vtpm::{AZURE_HCL_REPORT_LEN, FakeVtpm, Fault, NvReadRecord, ReportRefresh};
 use thimble_sim::signer::sim_chain;
 use thimble_verify::Verdict;
-use thimble_verify::azure::{AzurePolicy, AzureRoots, HardwareEndorsements, verify_hcl};
+use thimble_verify::azure::{
+    AzurePolicy, AzureRoots, HardwareEndorsements, ParavisorPolicy, TrustedParavisor, verify_hcl,
+};
 use thimble_verify::roots::{IntelRoots, TrustedRoots};
 
 const NONCE: &[u8] = b"thimble vtpm fake nonce";
@@ -170,12 +172,22 @@ fn quote_from_the_fake_verifies_end_to_end() {
     };
     let policy = AzurePolicy {
         expected_nonce: Some(NONCE.to_vec()),
+        paravisor: ParavisorPolicy {
+            snp_keys: vec![TrustedParavisor {
+                value: thimble_sim::azure_sim::SIM_PARAVISOR_ID_KEY_DIGEST,
+                label: "simulation".into(),
+            }],
+            ..ParavisorPolicy::empty()
+        },
         ..AzurePolicy::default()
     };
     let outcome = verify_hcl(
         &fresh.bytes,
         Some(&q.to_tpm_quote()),
-        &HardwareEndorsements::Snp { certs },
+        &HardwareEndorsements::Snp {
+            certs,
+            crls: Vec::new(),
+        },
         1_780_272_000,
         &roots,
         &policy,

@@ -31,7 +31,9 @@ use thimble_sim::swtpm::{
     provision_hcl_report, rewrite_hcl_report, snp_hcl_report_for,
 };
 use thimble_verify::Verdict;
-use thimble_verify::azure::{AzurePolicy, AzureRoots, HardwareEndorsements, verify_hcl};
+use thimble_verify::azure::{
+    AzurePolicy, AzureRoots, HardwareEndorsements, ParavisorPolicy, TrustedParavisor, verify_hcl,
+};
 use thimble_verify::roots::{IntelRoots, TrustedRoots};
 
 /// Records every command sent, to check chunking.
@@ -204,12 +206,22 @@ fn quote_over_pcrs_0_to_23_verifies() {
     };
     let policy = AzurePolicy {
         expected_nonce: Some(nonce.as_ref().to_vec()),
+        paravisor: ParavisorPolicy {
+            snp_keys: vec![TrustedParavisor {
+                value: thimble_sim::azure_sim::SIM_PARAVISOR_ID_KEY_DIGEST,
+                label: "simulation".into(),
+            }],
+            ..ParavisorPolicy::empty()
+        },
         ..AzurePolicy::default()
     };
     let outcome = verify_hcl(
         &report,
         Some(&q.to_tpm_quote()),
-        &HardwareEndorsements::Snp { certs },
+        &HardwareEndorsements::Snp {
+            certs,
+            crls: Vec::new(),
+        },
         1_780_272_000,
         &roots,
         &policy,

@@ -21,6 +21,15 @@ pub const FORMAT: &str = "thimble-evidence-bundle";
 /// The version this code writes and reads.
 pub const VERSION: u32 = 1;
 
+/// The largest bundle [`Bundle::parse`] reads, in bytes. Real bundles are tens of kilobytes (a
+/// TDX bundle with all of Intel's collateral is under 64 KiB); the limit leaves room for event
+/// logs and keeps the cost of a hostile bundle small. Readers may choose another limit with
+/// [`Bundle::parse_limited`].
+pub const DEFAULT_MAX_BUNDLE_LEN: usize = 8 << 20;
+/// The most endorsements a bundle may carry. A real one has at most a dozen; every endorsement
+/// costs a parse (and for certificates, possibly a signature check), so the count is bounded.
+pub const MAX_ENDORSEMENTS: usize = 256;
+
 /// The trusted execution environment the evidence comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -71,8 +80,47 @@ pub struct Bundle {
     #[serde(default)]
     pub endorsement_log: Vec<String>,
     /// Claims parsed from the evidence, in the TEE's own shape ([`Claims`] for SEV-SNP,
-    /// `tdx::TdxClaims` for TDX). Informational: `verify` recomputes them.
+    /// `tdx::TdxClaims` for TDX). Written for readers; never read back: [`Bundle::parse`] skips
+    /// the member without building it (it is `Null` in a parsed bundle), because nothing a
+    /// verifier decides may rest on it and a hostile bundle could make it arbitrarily costly.
+    /// `verify` recomputes the claims from the verified bytes.
+    #[serde(default, deserialize_with = "skip_value")]
     pub claims: serde_json::Value,
+}
+
+/// A JSON value kept as the text received.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(pub Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// Wraps JSON text; fails if it is not one JSON value.
+    pub fn from_json(text: String) -> Result<RawJson, BundleError> {
+        serde_json::value::RawValue::from_string(text)
+            .map(RawJson)
+            .map_err(|e| BundleError::Json {
+                reason: e.to_string(),
+            })
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &RawJson) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for RawJson {}
+
+/// Consumes any JSON value without materialising it.
+fn skip_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<serde_json::Value, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(serde_json::Value::Null)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,9 +183,11 @@ pub struct Evidence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hcl_report: Option<String>,
     /// Azure: the TPM quote over PCRs 0-23 by the attestation key, as `{signature, message,
-    /// pcrs}` in hex (`message` is the TPMS_ATTEST, `signature` the RSASSA signature).
+    /// pcrs}` in hex (`message` is the TPMS_ATTEST, `signature` the RSASSA signature). Kept as
+    /// the JSON text received, which `azure::TpmQuote::parse_json` decodes, so that reading a
+    /// bundle never builds a generic JSON tree of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tpm_quote: Option<serde_json::Value>,
+    pub tpm_quote: Option<RawJson>,
 }
 
 /// The role of an endorsement.
@@ -349,11 +399,33 @@ pub enum BundleError {
         field: &'static str,
         tee: &'static str,
     },
+    #[error("bundle is {len} bytes, more than the {max} bytes accepted")]
+    TooLarge { len: usize, max: usize },
+    #[error("bundle has {count} {field}, more than the {max} accepted")]
+    TooMany {
+        field: &'static str,
+        count: usize,
+        max: usize,
+    },
 }
 
 impl Bundle {
-    /// Parses and checks `format` and `version`.
+    /// Parses a bundle of at most [`DEFAULT_MAX_BUNDLE_LEN`] bytes and checks `format` and
+    /// `version`.
     pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
+        Bundle::parse_limited(bytes, DEFAULT_MAX_BUNDLE_LEN)
+    }
+
+    /// [`Bundle::parse`] with another size limit. The cost of reading a bundle (memory and
+    /// time) grows linearly with its size and is bounded by the limit: no member is expanded
+    /// into a generic JSON tree, and the number of endorsements is capped.
+    pub fn parse_limited(bytes: &[u8], max_len: usize) -> Result<Bundle, BundleError> {
+        if bytes.len() > max_len {
+            return Err(BundleError::TooLarge {
+                len: bytes.len(),
+                max: max_len,
+            });
+        }
         // Check the envelope first so that a future version gets a version error, not a shape one.
         #[derive(Deserialize)]
         struct Envelope {
@@ -375,9 +447,17 @@ impl Bundle {
                 });
             }
         }
-        serde_json::from_slice(bytes).map_err(|e| BundleError::Json {
+        let bundle: Bundle = serde_json::from_slice(bytes).map_err(|e| BundleError::Json {
             reason: e.to_string(),
-        })
+        })?;
+        if bundle.endorsements.len() > MAX_ENDORSEMENTS {
+            return Err(BundleError::TooMany {
+                field: "endorsements",
+                count: bundle.endorsements.len(),
+                max: MAX_ENDORSEMENTS,
+            });
+        }
+        Ok(bundle)
     }
 
     /// Pretty JSON with a trailing newline.
@@ -481,6 +561,7 @@ mod tests {
     fn sample() -> Bundle {
         let mut raw = vec![0u8; crate::snp::report::SNP_REPORT_LEN];
         raw[0] = 3;
+        raw[0x0a] = 0x03; // POLICY 0x30000: SMT allowed, reserved bit 17 set
         raw[0x34] = 1;
         let report = SnpReport::parse(&raw).unwrap();
         Bundle {
@@ -529,8 +610,11 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let b = sample();
+        let mut b = sample();
         let parsed = Bundle::parse(&b.to_json()).unwrap();
+        // Claims are written, never read back.
+        assert_eq!(parsed.claims, serde_json::Value::Null);
+        b.claims = serde_json::Value::Null;
         assert_eq!(parsed, b);
         assert_eq!(parsed.report_bytes().unwrap().len(), 0x4a0);
         assert_eq!(parsed.endorsements[0].bytes().unwrap(), b"der");
@@ -557,6 +641,7 @@ mod tests {
         o.remove("kernel_release");
         o.remove("nonce");
         o.remove("endorsement_log");
+        o.remove("claims");
         let b = Bundle::parse(&serde_json::to_vec(&v).unwrap()).unwrap();
         assert!(b.nonce.is_none() && b.endorsement_log.is_empty());
         let mut bad = v.clone();
@@ -569,5 +654,32 @@ mod tests {
                 field: "evidence.snp_report"
             })
         );
+    }
+
+    #[test]
+    fn limits() {
+        let json = sample().to_json();
+        assert_eq!(
+            Bundle::parse_limited(&json, 100),
+            Err(BundleError::TooLarge {
+                len: json.len(),
+                max: 100
+            })
+        );
+        let mut b = sample();
+        let one = b.endorsements[0].clone();
+        b.endorsements = vec![one; MAX_ENDORSEMENTS + 1];
+        assert_eq!(
+            Bundle::parse(&b.to_json()),
+            Err(BundleError::TooMany {
+                field: "endorsements",
+                count: MAX_ENDORSEMENTS + 1,
+                max: MAX_ENDORSEMENTS
+            })
+        );
+        // Claims of any shape are skipped, not built.
+        let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        v["claims"] = serde_json::json!([[[[{"a": [1, 2, 3]}]]], "x", {"y": null}]);
+        assert!(Bundle::parse(&serde_json::to_vec(&v).unwrap()).is_ok());
     }
 }

@@ -27,6 +27,8 @@ pub enum FileError {
     PemBase64 { index: usize },
     #[error("PEM block {index} has no END line")]
     PemUnterminated { index: usize },
+    #[error("more than {max} PEM certificates")]
+    PemTooMany { max: usize },
     #[error(
         "content is not a certificate (DER or PEM), a CRL, a THIM AMD response, or Intel TCB info or QE identity"
     )]
@@ -39,6 +41,10 @@ pub enum FileError {
     Thim(#[from] crate::thim::ThimError),
 }
 
+/// The most certificates [`pem_certificates`] takes from one text: a chain has three, a CA
+/// bundle a handful; the cap bounds the work of a hostile issuer chain.
+pub const MAX_PEM_CERTIFICATES: usize = 16;
+
 /// Extracts every `-----BEGIN CERTIFICATE-----` block, in order. Other PEM blocks are ignored.
 pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, FileError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
@@ -47,6 +53,11 @@ pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, FileError> {
     let mut rest = text;
     while let Some(start) = rest.find(BEGIN) {
         let index = out.len();
+        if index == MAX_PEM_CERTIFICATES {
+            return Err(FileError::PemTooMany {
+                max: MAX_PEM_CERTIFICATES,
+            });
+        }
         let body_start = start + BEGIN.len();
         let Some(end) = rest[body_start..].find(END) else {
             return Err(FileError::PemUnterminated { index });
@@ -71,7 +82,7 @@ pub fn recognise(bytes: &[u8]) -> Result<FileContent, FileError> {
         if crate::snp::AmdCert::parse_der(bytes).is_ok() {
             return Ok(FileContent::Certificates(vec![bytes.to_vec()]));
         }
-        if let Ok(crl) = crate::tdx::crl::IntelCrl::parse(bytes) {
+        if let Ok(crl) = crate::crl::Crl::parse(bytes) {
             return Ok(FileContent::Crl {
                 der: crl.der().to_vec(),
                 issuer_cn: crl.issuer_cn.clone(),
@@ -107,8 +118,8 @@ pub fn recognise(bytes: &[u8]) -> Result<FileContent, FileError> {
         return Err(FileError::UnknownJson);
     }
     if trimmed.starts_with("-----BEGIN X509 CRL-----") {
-        let crl = crate::tdx::crl::IntelCrl::parse(bytes)
-            .map_err(|e| FileError::Collateral(e.to_string()))?;
+        let crl =
+            crate::crl::Crl::parse(bytes).map_err(|e| FileError::Collateral(e.to_string()))?;
         return Ok(FileContent::Crl {
             der: crl.der().to_vec(),
             issuer_cn: crl.issuer_cn.clone(),

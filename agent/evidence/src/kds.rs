@@ -35,6 +35,49 @@ pub fn cert_chain_url(base: &str, product: Product, vlek: bool) -> String {
     )
 }
 
+/// The CRL URL of the ARK for a product: `/vcek/v1/{product}/crl` (the CRL that can list the
+/// ASK) or, with `vlek`, `/vlek/v1/{product}/crl` (the one that can list the ASVK). These are
+/// the CRL distribution points of AMD's ASK and ASVK certificates; both CRLs are issued by the
+/// product's ARK.
+pub fn crl_url(base: &str, product: Product, vlek: bool) -> String {
+    let kind = if vlek { "vlek" } else { "vcek" };
+    format!(
+        "{}/{kind}/v1/{}/crl",
+        base.trim_end_matches('/'),
+        product.kds_name()
+    )
+}
+
+/// What a CRL URL asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrlRequest {
+    pub product: Product,
+    /// The VLEK-side CRL (`/vlek/`), which can list the ASVK.
+    pub vlek: bool,
+}
+
+/// Parses a CRL URL path (`/vcek/v1/Milan/crl`), the inverse of [`crl_url`]. A query is not
+/// part of a CRL URL and is refused.
+pub fn parse_crl_path(path: &str) -> Option<CrlRequest> {
+    if path.contains('?') {
+        return None;
+    }
+    let mut parts = path.trim_start_matches('/').split('/');
+    let vlek = match parts.next()? {
+        "vcek" => false,
+        "vlek" => true,
+        _ => return None,
+    };
+    if parts.next()? != "v1" {
+        return None;
+    }
+    let product = Product::from_name(parts.next()?)?;
+    if parts.next()? != "crl" || parts.next().is_some() {
+        return None;
+    }
+    Some(CrlRequest { product, vlek })
+}
+
 /// What a VCEK URL asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VcekRequest {
@@ -119,5 +162,39 @@ mod tests {
             "https://kdsintf.amd.com/vlek/v1/Genoa/cert_chain"
         );
         assert!(parse_vcek_path("/vcek/v1/Milan/abcd?blSPL=1").is_none());
+    }
+
+    #[test]
+    fn crl_urls_round_trip() {
+        for product in [Product::Milan, Product::Genoa, Product::Turin] {
+            for vlek in [false, true] {
+                let url = crl_url("https://kds.example/", product, vlek);
+                let path = url.trim_start_matches("https://kds.example");
+                assert_eq!(
+                    parse_crl_path(path),
+                    Some(CrlRequest { product, vlek }),
+                    "{url}"
+                );
+            }
+        }
+        assert_eq!(
+            crl_url(DEFAULT_KDS_BASE, Product::Milan, false),
+            "https://kdsintf.amd.com/vcek/v1/Milan/crl"
+        );
+        assert_eq!(
+            crl_url(DEFAULT_KDS_BASE, Product::Genoa, true),
+            "https://kdsintf.amd.com/vlek/v1/Genoa/crl"
+        );
+        for bad in [
+            "/vcek/v1/Milan/crl/x",
+            "/vcek/v1/Milan/crl?x=1",
+            "/vcek/v2/Milan/crl",
+            "/vcek/v1/Rome/crl",
+            "/vcek/v1/Milan/cert_chain",
+            "/ask/v1/Milan/crl",
+            "/vcek/v1/Milan",
+        ] {
+            assert_eq!(parse_crl_path(bad), None, "{bad}");
+        }
     }
 }

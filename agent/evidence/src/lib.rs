@@ -7,6 +7,7 @@
 //!   Intel's signed TCB info / QE identity bodies and CRLs, and the claims of a TD.
 //! - [`thim`] and [`kds`]: the Azure THIM AMD response body and the AMD KDS URL scheme.
 //! - [`cert_file`]: recognising certificate files (DER, PEM with one or several certificates).
+//! - [`crl`]: X.509 CRLs, AMD's (KDS, issued by the ARK) and Intel's (PCK and root CA).
 //! - [`report_data`]: how REPORT_DATA is derived from a nonce.
 //! - [`bundle`]: the versioned evidence bundle, the one public contract of the project.
 //!
@@ -16,6 +17,7 @@
 pub mod azure;
 pub mod bundle;
 pub mod cert_file;
+pub mod crl;
 pub mod kds;
 pub mod report_data;
 pub mod snp;

@@ -21,6 +21,13 @@
 #   vcek_forged.der              right extensions and issuer name, signed by a key that is not the ASK
 #   ask_ark.pem                  ASK then ARK, PEM (the order of KDS cert_chain / THIM certificateChain)
 #   thim.json                    a THIM /metadata/THIM/amd/certification body for the chain
+#   crl.der                      the ARK's CRL as KDS serves it: empty, 2024-01-01..2045-01-01
+#   crl_ask_revoked.der          an older CRL (2023-06-01..2045-01-01) that revokes the ASK
+#   crl_other_scope.der          revokes the ASK, but its Issuing Distribution Point names the
+#                                VLEK CRL, which does not cover the ASK
+#   crl_delta.der                revokes the ASK in a delta CRL (critical Delta CRL Indicator)
+# Every CRL is signed by the ARK like AMD's (RSASSA-PSS as above; Authority Key Identifier and CRL
+# Number extensions). The simulated chain has no ASVK/VLEK, so there is no VLEK-side CRL.
 # The ARK, ASK and forging private keys are thrown away; rerunning regenerates every file.
 #
 # Usage: sh agent/sim/keys/generate.sh        (needs the OpenSSL 3 CLI)
@@ -50,6 +57,7 @@ ASK_DN="$DN_BASE/CN=SEV-Milan"
 VCEK_DN="$DN_BASE/CN=SEV-VCEK"
 
 CRL_URI="URI:https://kds.thimble-sim.invalid/vcek/v1/Milan/crl"
+VLEK_CRL_URI="URI:https://kds.thimble-sim.invalid/vlek/v1/Milan/crl"
 
 PSS="-md sha384 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:48 -sigopt rsa_mgf1_md:sha384"
 
@@ -66,6 +74,7 @@ default_ca = sim_ca
 database = $WORK/index.txt
 serial = $WORK/serial
 new_certs_dir = $WORK/issued
+crlnumber = $WORK/crlnumber
 policy = policy_any
 unique_subject = no
 email_in_dn = no
@@ -90,6 +99,18 @@ authorityKeyIdentifier = keyid:always
 basicConstraints = critical, CA:TRUE, pathlen:0
 keyUsage = critical, keyCertSign
 crlDistributionPoints = $CRL_URI
+
+# CRL extensions: what AMD's KDS CRLs carry, and nothing else.
+[ crl_ext ]
+authorityKeyIdentifier = keyid:always
+[ crl_other_scope_ext ]
+authorityKeyIdentifier = keyid:always
+issuingDistributionPoint = critical, @vlek_idp
+[ vlek_idp ]
+fullname = $VLEK_CRL_URI
+[ crl_delta_ext ]
+authorityKeyIdentifier = keyid:always
+2.5.29.27 = critical, ASN1:INTEGER:1
 CNF
 
 # vcek_ext NAME HWID_HEX UCODE_SPL: the AMD extension set, in the order real VCEKs list it, and
@@ -184,6 +205,30 @@ fi
 
 cat ask.pem ark.pem >ask_ark.pem
 
+# crl OUT_DER LAST_UPDATE NEXT_UPDATE CRL_NUMBER EXT_SECTION [REVOKED_SERIAL_HEX REVOKED_AT]: a CRL
+# issued by the ARK, with fixed dates so that the tests stay deterministic.
+crl() {
+    out=$1 last=$2 next=$3 number=$4 ext=$5
+    rm -f index.txt index.txt.* crlnumber crlnumber.*
+    : >index.txt
+    if [ $# -ge 7 ]; then
+        printf 'R\t451022182420Z\t%s\t%s\tunknown\t%s\n' "$7" "$6" "$ASK_DN" >index.txt
+    fi
+    printf '%s\n' "$number" >crlnumber
+    # shellcheck disable=SC2086 # $PSS is a word list on purpose
+    openssl ca -gencrl -batch -config openssl.cnf $PSS -keyfile ark.key -cert ark.pem \
+        -crl_lastupdate "$last" -crl_nextupdate "$next" -crlexts "$ext" \
+        -out crl.pem 2>ca.log || { cat ca.log >&2; exit 1; }
+    openssl crl -in crl.pem -outform der -out "$out"
+    openssl crl -inform der -in "$out" -CAfile ark.pem -noout 2>/dev/null ||
+        { echo "generate.sh: $out does not verify under the ARK" >&2; exit 1; }
+}
+ASK_SERIAL=010001
+crl crl.der 240101000000Z 450101000000Z 02 crl_ext
+crl crl_ask_revoked.der 230601000000Z 450101000000Z 01 crl_ext "$ASK_SERIAL" 230601000000Z
+crl crl_other_scope.der 240101000000Z 450101000000Z 03 crl_other_scope_ext "$ASK_SERIAL" 230601000000Z
+crl crl_delta.der 240101000000Z 450101000000Z 04 crl_delta_ext "$ASK_SERIAL" 230601000000Z
+
 # THIM body: compact JSON, keys in the order the real service sends them. tcbm is the reported
 # TCB read as a little-endian u64, printed most significant byte first (wire-formats 1.3).
 json_pem() { awk '{ printf "%s\\n", $0 }' "$1"; }
@@ -197,7 +242,8 @@ TCBM=$(printf '%02x%02x00000000%02x%02x' "$UCODE_SPL" "$SNP_SPL" "$TEE_SPL" "$BL
 } >thim.json
 
 for f in ark.der ask.der vcek.der vcek.pk8 vcek_other_chip.der vcek_expired.der \
-    vcek_other_tcb.der vcek_forged.der ask_ark.pem thim.json; do
+    vcek_other_tcb.der vcek_forged.der ask_ark.pem thim.json \
+    crl.der crl_ask_revoked.der crl_other_scope.der crl_delta.der; do
     cp "$f" "$OUT/$f"
 done
 echo "generate.sh: wrote the simulated chain to $OUT"

@@ -58,6 +58,42 @@ const REPORT_TYPE_TDX: u32 = 4;
 /// IGVM `report_data_hash_type` 1: SHA-256, as in every vector.
 const HASH_TYPE_SHA256: u32 = 1;
 
+/// The simulated paravisor's SEV-SNP identity: the ID_KEY_DIGEST of its ID block,
+/// SHA-384("thimble simulated paravisor ID key"). A verifier trusts it only with
+/// `--insecure-allow-simulated`, like the simulated AMD chain.
+pub const SIM_PARAVISOR_ID_KEY_DIGEST: [u8; 48] = [
+    0x26, 0xa2, 0x1d, 0x7b, 0xb9, 0x96, 0x8a, 0xc9, 0x77, 0xb4, 0x8e, 0x42, 0xbf, 0x2c, 0x29, 0x91,
+    0xc1, 0x9b, 0x2c, 0x49, 0xad, 0xa8, 0x9f, 0x03, 0xb0, 0xf1, 0xb9, 0xee, 0x29, 0xab, 0xc1, 0x87,
+    0xc0, 0xdd, 0x03, 0x8a, 0x01, 0xd1, 0xa7, 0xa0, 0x0f, 0x82, 0xca, 0x39, 0x58, 0x99, 0xef, 0xcf,
+];
+
+/// The simulated TDX paravisor's MRTD, SHA-384("thimble simulated paravisor MRTD"), trusted only
+/// with `--insecure-allow-simulated`.
+pub const SIM_PARAVISOR_MRTD: [u8; 48] = [
+    0x46, 0xc9, 0x13, 0x50, 0x88, 0x86, 0xdf, 0x29, 0x46, 0x06, 0xac, 0x3f, 0xb6, 0x0e, 0x52, 0xe9,
+    0x63, 0x77, 0x6d, 0x32, 0x42, 0x0d, 0xf3, 0x03, 0x9a, 0xdf, 0x90, 0x61, 0xaf, 0x70, 0x97, 0xbb,
+    0x25, 0xd2, 0x77, 0x91, 0x6c, 0x10, 0xb4, 0x80, 0x4b, 0xab, 0x95, 0x92, 0xa9, 0x5b, 0xfe, 0x50,
+];
+
+/// The report template of the simulated SEV-SNP paravisor: the default simulated guest, at
+/// VMPL 0, launched with an ID block signed by [`SIM_PARAVISOR_ID_KEY_DIGEST`].
+pub fn paravisor_snp_template() -> ReportTemplate {
+    ReportTemplate {
+        vmpl: 0,
+        id_key_digest: SIM_PARAVISOR_ID_KEY_DIGEST,
+        ..ReportTemplate::default()
+    }
+}
+
+/// The TD report template of the simulated TDX paravisor: the default simulated TD with
+/// [`SIM_PARAVISOR_MRTD`].
+pub fn paravisor_td_template() -> TdReportTemplate {
+    TdReportTemplate {
+        mr_td: SIM_PARAVISOR_MRTD,
+        ..TdReportTemplate::default()
+    }
+}
+
 /// The longest nonce a quote takes: `TPM2B_DATA` holds at most one digest of the largest
 /// algorithm (SHA-512), and `thimble_evidence::report_data::tpm_qualifying_data` hashes anything
 /// longer down to that.
@@ -247,10 +283,10 @@ impl SimHcl {
         out
     }
 
-    /// An SEV-SNP HCL report for `user_data`: the default simulated guest's report, signed by the
-    /// simulated VCEK.
+    /// An SEV-SNP HCL report for `user_data`: the simulated paravisor's report
+    /// ([`paravisor_snp_template`]), signed by the simulated VCEK.
     pub fn snp(user_data: &[u8; 64]) -> Vec<u8> {
-        Self::snp_with(&ReportTemplate::default(), user_data)
+        Self::snp_with(&paravisor_snp_template(), user_data)
     }
 
     /// [`SimHcl::snp`] with the hardware report made from `template`.
@@ -260,11 +296,11 @@ impl SimHcl {
         assemble(HCL_VERSION_SNP, REPORT_TYPE_SNP, &report, &runtime)
     }
 
-    /// A TDX HCL report for `user_data`: a TD report of the default simulated TD (all TD
-    /// attributes zero, as under Azure's paravisor), which [`SimTdx::quote_from_td_report`]
-    /// quotes.
+    /// A TDX HCL report for `user_data`: a TD report of the simulated paravisor's TD
+    /// ([`paravisor_td_template`]; all TD attributes zero, as under Azure's paravisor), which
+    /// [`SimTdx::quote_from_td_report`] quotes.
     pub fn tdx(user_data: &[u8; 64]) -> Vec<u8> {
-        Self::tdx_with(&TdReportTemplate::default(), user_data)
+        Self::tdx_with(&paravisor_td_template(), user_data)
     }
 
     /// [`SimHcl::tdx`] with the TD report made from `template`.
@@ -694,6 +730,23 @@ mod tests {
         assert_eq!(
             SimTpmQuote::quote(&[0; 65], &pcrs).unwrap_err(),
             SimTpmError::NonceTooLong { len: 65 }
+        );
+    }
+
+    #[test]
+    fn paravisor_identities_are_the_documented_digests() {
+        let d = |label: &str| -> Vec<u8> {
+            ring::digest::digest(&ring::digest::SHA384, label.as_bytes())
+                .as_ref()
+                .to_vec()
+        };
+        assert_eq!(
+            SIM_PARAVISOR_ID_KEY_DIGEST.to_vec(),
+            d("thimble simulated paravisor ID key")
+        );
+        assert_eq!(
+            SIM_PARAVISOR_MRTD.to_vec(),
+            d("thimble simulated paravisor MRTD")
         );
     }
 }

@@ -53,8 +53,31 @@ pub struct EmulatorConfig {
     /// `(product, PEM)`: served for `GET /vcek/v1/{product}/cert_chain` and
     /// `GET /vlek/v1/{product}/cert_chain`.
     pub kds_cert_chain: Vec<(String, Vec<u8>)>,
+    /// `(product, DER)`: served for `GET /vcek/v1/{product}/crl` as `application/pkix-crl`;
+    /// a product without an entry answers 404.
+    pub kds_vcek_crl: Vec<(String, Vec<u8>)>,
+    /// `(product, DER)`: served for `GET /vlek/v1/{product}/crl`, likewise.
+    pub kds_vlek_crl: Vec<(String, Vec<u8>)>,
     /// Faults, tried in order; the first matching rule with uses left applies.
     pub faults: Vec<FaultRule>,
+}
+
+impl EmulatorConfig {
+    /// THIM and KDS as `collect --simulate snp` meets them: the simulated Milan chain of
+    /// [`crate::signer::sim_chain`], and its ARK's CRL on both CRL routes (as on KDS, one ARK
+    /// issues the VCEK and the VLEK CRL). Tests replace members to serve something else.
+    pub fn sim() -> Self {
+        let chain = crate::signer::sim_chain();
+        let milan = |bytes: &[u8]| vec![("Milan".to_owned(), bytes.to_vec())];
+        Self {
+            thim_amd_body: Some(chain.thim_json.as_bytes().to_vec()),
+            kds_vcek: milan(chain.vcek_der),
+            kds_cert_chain: milan(chain.ask_ark_pem.as_bytes()),
+            kds_vcek_crl: milan(chain.crl_der),
+            kds_vlek_crl: milan(chain.crl_der),
+            faults: Vec::new(),
+        }
+    }
 }
 
 /// A misbehaviour injected in place of the normal answer.
@@ -559,12 +582,26 @@ fn route(config: &EmulatorConfig, request: &RecordedRequest) -> Reply {
             .find(|(p, _)| p == product)
             .map(|(_, bytes)| bytes.clone())
     };
+    // KDS answers DER with the type RFC 5280 §4.2.1.13 registers for CRLs.
+    let crl = |table: &[(String, Vec<u8>)]| match lookup(table) {
+        Some(der) => Reply::new(200, "application/pkix-crl", der),
+        None => not_found(),
+    };
     match (*kind, *resource) {
         (_, "cert_chain") => match lookup(&config.kds_cert_chain) {
             Some(pem) => Reply::new(200, "application/x-pem-file", pem),
             None => not_found(),
         },
-        (_, "crl") => not_found(),
+        // Through the inverse of the URL builder `collect` uses, so that a CRL URL thimble
+        // should not build (another spelling of the product, say) is not answered.
+        (_, "crl") => match thimble_evidence::kds::parse_crl_path(&request.path) {
+            Some(req) if req.product.kds_name() == *product => crl(if req.vlek {
+                &config.kds_vlek_crl
+            } else {
+                &config.kds_vcek_crl
+            }),
+            _ => not_found(),
+        },
         ("vcek", _hwid) => match lookup(&config.kds_vcek) {
             Some(der) => Reply::new(200, "application/octet-stream", der),
             None => not_found(),
@@ -806,6 +843,8 @@ mod tests {
                 "Milan".to_owned(),
                 b"-----BEGIN CERTIFICATE-----\n".to_vec(),
             )],
+            kds_vcek_crl: vec![("Milan".to_owned(), vec![0x30, 0x82, 0x03])],
+            kds_vlek_crl: vec![("Genoa".to_owned(), vec![0x30, 0x82, 0x04])],
             faults: Vec::new(),
         }
     }
@@ -872,9 +911,19 @@ mod tests {
             (status, body),
             (200, b"-----BEGIN CERTIFICATE-----\n".to_vec())
         );
+        let (status, head, body) = exchange(&c, "GET /vcek/v1/Milan/crl HTTP/1.1\r\n\r\n");
+        assert_eq!((status, body), (200, vec![0x30, 0x82, 0x03]));
+        assert!(
+            head.contains("Content-Type: application/pkix-crl"),
+            "{head}"
+        );
+        let (status, _, body) = exchange(&c, "GET /vlek/v1/Genoa/crl HTTP/1.1\r\n\r\n");
+        assert_eq!((status, body), (200, vec![0x30, 0x82, 0x04]));
         for path in [
             "/vcek/v1/Genoa/abcd",
-            "/vcek/v1/Milan/crl",
+            "/vcek/v1/Genoa/crl",
+            "/vlek/v1/Milan/crl",
+            "/vcek/v1/milan/crl",
             "/vlek/v1/Milan/abcd",
             "/vcek/v1/Milan/",
             "/vcek/v2/Milan/abcd",
@@ -953,6 +1002,20 @@ mod tests {
         assert_eq!(status, 200);
         assert!(!head.contains("Content-Length"));
         assert_eq!(body.len(), 100_000);
+    }
+
+    #[test]
+    fn faults_apply_to_the_crl_routes() {
+        let mut c = config();
+        c.faults = vec![
+            FaultRule::times("/vcek/v1/Milan/crl", Fault::Body(b"junk".to_vec()), 1),
+            FaultRule::always("/vlek/", Fault::Status(500)),
+        ];
+        let (status, head, body) = exchange(&c, "GET /vcek/v1/Milan/crl HTTP/1.1\r\n\r\n");
+        assert_eq!((status, body), (200, b"junk".to_vec()));
+        assert!(head.contains("application/pkix-crl"), "{head}");
+        let (status, _, _) = exchange(&c, "GET /vlek/v1/Genoa/crl HTTP/1.1\r\n\r\n");
+        assert_eq!(status, 500);
     }
 
     #[test]

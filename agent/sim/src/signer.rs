@@ -54,6 +54,16 @@ pub struct SimChain {
     pub vcek_other_tcb_der: &'static [u8],
     /// VCEK with the right extensions and issuer name, signed by a key that is not the ASK.
     pub vcek_forged_der: &'static [u8],
+    /// The ARK's CRL as KDS serves it for `/vcek/v1/Milan/crl` (and, since the same ARK issues
+    /// both, `/vlek/v1/Milan/crl`): DER, empty, thisUpdate 2024-01-01, nextUpdate 2045-01-01.
+    pub crl_der: &'static [u8],
+    /// An older CRL of the ARK (thisUpdate 2023-06-01) that revokes the ASK.
+    pub crl_ask_revoked_der: &'static [u8],
+    /// A CRL of the ARK that revokes the ASK, but whose Issuing Distribution Point names the VLEK
+    /// CRL, which does not cover the ASK.
+    pub crl_other_scope_der: &'static [u8],
+    /// A delta CRL of the ARK (critical Delta CRL Indicator) that revokes the ASK.
+    pub crl_delta_der: &'static [u8],
 }
 
 /// The simulated chain, embedded at build time.
@@ -69,6 +79,10 @@ pub fn sim_chain() -> SimChain {
         vcek_expired_der: include_bytes!("../keys/vcek_expired.der"),
         vcek_other_tcb_der: include_bytes!("../keys/vcek_other_tcb.der"),
         vcek_forged_der: include_bytes!("../keys/vcek_forged.der"),
+        crl_der: include_bytes!("../keys/crl.der"),
+        crl_ask_revoked_der: include_bytes!("../keys/crl_ask_revoked.der"),
+        crl_other_scope_der: include_bytes!("../keys/crl_other_scope.der"),
+        crl_delta_der: include_bytes!("../keys/crl_delta.der"),
     }
 }
 
@@ -494,6 +508,34 @@ mod tests {
         assert_eq!(cert(c.vcek_forged_der).issuer(), cert(c.vcek_der).issuer());
         let expired = cert(c.vcek_expired_der);
         assert_eq!(expired.validity().not_after.to_datetime().year(), 2021);
+    }
+
+    #[test]
+    fn crls_are_the_arks() {
+        use x509_parser::revocation_list::CertificateRevocationList;
+        let c = sim_chain();
+        let ark = cert(c.ark_der);
+        let ask = cert(c.ask_der);
+        let key = &ark.public_key().subject_public_key.data;
+        for (der, revoked) in [
+            (c.crl_der, false),
+            (c.crl_ask_revoked_der, true),
+            (c.crl_other_scope_der, true),
+            (c.crl_delta_der, true),
+        ] {
+            let (rest, crl) = CertificateRevocationList::from_der(der).unwrap();
+            assert!(rest.is_empty());
+            assert_eq!(crl.issuer().as_raw(), ark.subject().as_raw());
+            UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA384, key)
+                .verify(crl.tbs_cert_list.as_ref(), &crl.signature_value.data)
+                .unwrap();
+            let serials: Vec<&[u8]> = crl
+                .iter_revoked_certificates()
+                .map(|r| r.raw_serial())
+                .collect();
+            assert_eq!(serials.contains(&ask.raw_serial()), revoked);
+            assert_eq!(crl.next_update().unwrap().to_datetime().year(), 2045);
+        }
     }
 
     #[test]

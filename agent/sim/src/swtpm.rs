@@ -31,7 +31,7 @@ use thimble_collect::vtpm::{
 use thimble_evidence::azure::RsaPublicKey;
 
 use crate::fake_vtpm::HCL_REPORT_NV_ATTRIBUTES;
-use crate::signer::{ReportSigner, ReportTemplate};
+use crate::signer::ReportSigner;
 
 /// The Debian packages the swtpm tests need (`swtpm` has the binary; `swtpm-tools` adds
 /// `swtpm_setup`, which these tests do not use).
@@ -439,7 +439,7 @@ pub fn snp_hcl_report_for(
     .into_bytes();
     let mut report_data = [0u8; 64];
     report_data[..32].copy_from_slice(digest(&SHA256, &runtime).as_ref());
-    let hw = ReportSigner::sim().sign(&ReportTemplate::default(), &report_data);
+    let hw = ReportSigner::sim().sign(&crate::azure_sim::paravisor_snp_template(), &report_data);
     // Layout: thimble_evidence::azure::hcl (header, 1184-byte slot, request data, runtime data).
     let var = u32::try_from(runtime.len()).unwrap_or(u32::MAX);
     let mut w = TpmWriter::new();

@@ -652,6 +652,24 @@ impl SimTdx {
         }
     }
 
+    /// A collateral body (TCB info or QE identity) with its inner object changed by `edit`, then
+    /// signed again by the simulated TCB Signing key: for tests of what a verifier makes of
+    /// collateral that Intel signed but that says something unusual.
+    pub fn resign(&self, body: &[u8], edit: impl FnOnce(&str) -> String) -> Vec<u8> {
+        let text = String::from_utf8_lossy(body);
+        let (key, rest) = match text.strip_prefix("{\"tcbInfo\":") {
+            Some(rest) => ("tcbInfo", rest),
+            None => (
+                "enclaveIdentity",
+                text.strip_prefix("{\"enclaveIdentity\":").unwrap_or(&text),
+            ),
+        };
+        let inner = rest
+            .rsplit_once(",\"signature\":")
+            .map_or(rest, |(inner, _)| inner);
+        self.signed_body(key, &edit(inner))
+    }
+
     /// `{"<key>":<inner>,"signature":"<hex r ‖ s>"}` with the signature over the exact bytes of
     /// `inner`, as PCS signs.
     fn signed_body(&self, key: &str, inner: &str) -> Vec<u8> {

@@ -23,14 +23,17 @@ use thimble_evidence::azure::{HCL_REPORT_NV_INDEX, HclReport, TpmQuote};
 use thimble_evidence::cert_file::pem_certificates;
 use thimble_evidence::snp::{AmdCert, Product};
 use thimble_sim::azure_sim::{
-    ACC_TDQUOTE_PATH, AzureImds, QuoteEncoding, SIM_HCL_NV_SIZE, SimHcl, SimTpmQuote,
+    ACC_TDQUOTE_PATH, AzureImds, QuoteEncoding, SIM_HCL_NV_SIZE, SIM_PARAVISOR_ID_KEY_DIGEST,
+    SIM_PARAVISOR_MRTD, SimHcl, SimTpmQuote,
 };
 use thimble_sim::emulator::{
     EmulatorConfig, Fault, FaultRule, MISSING_METADATA_BODY, serve_one_connection_with,
 };
 use thimble_sim::signer::sim_chain;
 use thimble_sim::tdx_signer::{SimCollateral, SimTdx};
-use thimble_verify::azure::{AzurePolicy, AzureRoots, HardwareEndorsements, verify_hcl};
+use thimble_verify::azure::{
+    AzurePolicy, AzureRoots, HardwareEndorsements, ParavisorPolicy, TrustedParavisor, verify_hcl,
+};
 use thimble_verify::tdx::TdxCollateral;
 use thimble_verify::{IntelRoots, Outcome, TrustedRoots, Verdict};
 
@@ -49,7 +52,10 @@ fn snp_endorsements() -> HardwareEndorsements {
         .iter()
         .map(|der| AmdCert::parse_der(der).unwrap())
         .collect();
-    HardwareEndorsements::Snp { certs }
+    HardwareEndorsements::Snp {
+        certs,
+        crls: vec![chain.crl_der.to_vec()],
+    }
 }
 
 fn tdx_collateral(c: &SimCollateral) -> TdxCollateral {
@@ -73,9 +79,22 @@ fn roots(sim: &SimTdx) -> AzureRoots {
     }
 }
 
+/// The pinned paravisors and the simulated one, as `--insecure-allow-simulated` trusts them.
+fn paravisors() -> ParavisorPolicy {
+    let mut p = ParavisorPolicy::pinned();
+    let sim = |value: [u8; 48]| TrustedParavisor {
+        value,
+        label: "simulation".into(),
+    };
+    p.snp_keys.push(sim(SIM_PARAVISOR_ID_KEY_DIGEST));
+    p.tdx_mrtds.push(sim(SIM_PARAVISOR_MRTD));
+    p
+}
+
 fn policy(nonce: &[u8]) -> AzurePolicy {
     AzurePolicy {
         expected_nonce: Some(nonce.to_vec()),
+        paravisor: paravisors(),
         ..AzurePolicy::default()
     }
 }
@@ -92,7 +111,7 @@ fn tdx_endorsements(sim: &SimTdx, hcl: &[u8], quote: Vec<u8>) -> HardwareEndorse
 }
 
 fn codes(o: &Outcome) -> Vec<&str> {
-    o.errors.iter().map(|e| e.code).collect()
+    o.errors.iter().map(|e| e.code.as_str()).collect()
 }
 
 fn assert_valid(o: &Outcome, tee: &str) {
@@ -443,4 +462,229 @@ fn tcp_emulator_refuses_a_charset_parameter() {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 415 "), "{answer}");
     assert!(answer.contains("Unknown media type"));
+}
+
+/// The review's critical case: any SEV-SNP guest or TD can choose its REPORT_DATA, so it can wrap
+/// its own report in an HCL report with its own attestation key and a TPM quote over the
+/// verifier's nonce. Every signature in such evidence verifies; only the paravisor's identity
+/// tells it from Azure's.
+#[test]
+fn a_report_not_made_by_a_trusted_paravisor_is_refused() {
+    use thimble_sim::fake_tdx_guest::TdReportTemplate;
+    use thimble_sim::signer::ReportTemplate;
+    let sim = SimTdx::load();
+    // A guest's own report at VMPL 3, launched without the paravisor's ID block.
+    let guest = ReportTemplate {
+        vmpl: 3,
+        ..ReportTemplate::default()
+    };
+    let hcl = SimHcl::snp_with(&guest, &user_data());
+    let run = |hcl: &[u8], p: &AzurePolicy| {
+        verify_hcl(
+            hcl,
+            Some(&quote()),
+            &snp_endorsements(),
+            AT,
+            &roots(&sim),
+            p,
+        )
+    };
+    let o = run(&hcl, &policy(NONCE));
+    assert_eq!(codes(&o), ["paravisor-vmpl", "unknown-paravisor"]);
+    let zero = "0".repeat(96);
+    assert!(
+        o.errors[1].message.contains(&zero),
+        "{}",
+        o.errors[1].message
+    );
+    assert!(o.errors[1].message.contains("--paravisor-id-key-digest"));
+    // --allow-unknown-paravisor does not make a VMPL 3 report the paravisor's.
+    let mut lenient = policy(NONCE);
+    lenient.paravisor.allow_unknown = true;
+    assert_eq!(codes(&run(&hcl, &lenient)), ["paravisor-vmpl"]);
+    // At VMPL 0 with an unknown ID key: trusted once the verifier names the key.
+    let other_key = ReportTemplate {
+        id_key_digest: [0x5c; 48],
+        ..ReportTemplate::default()
+    };
+    let hcl = SimHcl::snp_with(&other_key, &user_data());
+    assert_eq!(codes(&run(&hcl, &policy(NONCE))), ["unknown-paravisor"]);
+    let o = run(&hcl, &lenient);
+    assert_eq!(o.verdict, Verdict::Valid);
+    assert!(
+        o.warnings
+            .iter()
+            .any(|w| w.contains("unknown paravisors are allowed"))
+    );
+    let mut named = policy(NONCE);
+    named.paravisor.snp_keys.push(TrustedParavisor {
+        value: [0x5c; 48],
+        label: "given".into(),
+    });
+    let o = run(&hcl, &named);
+    assert_eq!(o.verdict, Verdict::Valid, "{:?}", o.errors);
+    assert_eq!(o.claims.unwrap()["paravisor"]["matched"], "id-key");
+    // An author key counts only with AUTHOR_KEY_EN.
+    let author = |en: bool| ReportTemplate {
+        id_key_digest: [0x11; 48],
+        author_key_digest: [0x5c; 48],
+        author_key_en: en,
+        ..ReportTemplate::default()
+    };
+    let o = run(&SimHcl::snp_with(&author(true), &user_data()), &named);
+    assert_eq!(o.claims.unwrap()["paravisor"]["matched"], "author-key");
+    let o = run(&SimHcl::snp_with(&author(false), &user_data()), &named);
+    assert_eq!(codes(&o), ["unknown-paravisor"]);
+
+    // TDX: a TD that is not a known paravisor build.
+    let hcl = SimHcl::tdx_with(&TdReportTemplate::default(), &user_data());
+    let td = SimHcl::td_report(&hcl).unwrap();
+    let hw = tdx_endorsements(&sim, &hcl, sim.quote_from_td_report(&td));
+    let o = verify_hcl(&hcl, Some(&quote()), &hw, AT, &roots(&sim), &policy(NONCE));
+    assert_eq!(codes(&o), ["unknown-paravisor"]);
+    assert!(o.errors[0].message.contains("--paravisor-mrtd"));
+    // Without the pinned identities and without the test ones, the simulated paravisor is
+    // unknown too: only what the verifier trusts counts.
+    let mut none = policy(NONCE);
+    none.paravisor = ParavisorPolicy::empty();
+    let hcl = SimHcl::snp(&user_data());
+    assert_eq!(codes(&run(&hcl, &none)), ["unknown-paravisor"]);
+}
+
+/// The HCL report's user-data against the verifier's expectation: thimble's binding
+/// (SHA-512 of the nonce), the nonce itself, or a value the verifier states.
+#[test]
+fn hcl_user_data_must_bind_the_request() {
+    use thimble_evidence::report_data::from_nonce;
+    use thimble_verify::azure::ExpectedUserData;
+    let sim = SimTdx::load();
+    let run = |hcl: &[u8], p: &AzurePolicy| {
+        verify_hcl(
+            hcl,
+            Some(&quote()),
+            &snp_endorsements(),
+            AT,
+            &roots(&sim),
+            p,
+        )
+    };
+    let with = |expected: ExpectedUserData, stale: bool| AzurePolicy {
+        expected_user_data: Some(expected),
+        allow_stale_report: stale,
+        ..policy(NONCE)
+    };
+    let fresh = SimHcl::snp(&from_nonce(NONCE));
+    let o = run(
+        &fresh,
+        &with(ExpectedUserData::Nonce(NONCE.to_vec()), false),
+    );
+    assert_eq!(o.verdict, Verdict::Valid, "{:?}", o.errors);
+    assert_eq!(o.claims.unwrap()["hcl_report_fresh"], true);
+    // A boot-time report (zero user-data) is stale for this request.
+    let boot = SimHcl::snp(&[0; 64]);
+    let o = run(&boot, &with(ExpectedUserData::Nonce(NONCE.to_vec()), false));
+    assert_eq!(codes(&o), ["stale-hcl-report"]);
+    assert!(
+        o.errors[0].message.contains("zero"),
+        "{}",
+        o.errors[0].message
+    );
+    let o = run(&boot, &with(ExpectedUserData::Nonce(NONCE.to_vec()), true));
+    assert_eq!(o.verdict, Verdict::Valid);
+    assert!(
+        o.warnings
+            .iter()
+            .any(|w| w.contains("stale reports are allowed"))
+    );
+    // What another tool wrote, stated by the verifier.
+    let o = run(&boot, &with(ExpectedUserData::Exact(vec![0; 64]), false));
+    assert_eq!(o.verdict, Verdict::Valid, "{:?}", o.errors);
+    // The nonce itself, zero-padded, as tools that write the nonce do.
+    let mut padded = [0u8; 64];
+    padded[..NONCE.len()].copy_from_slice(NONCE);
+    let o = run(
+        &SimHcl::snp(&padded),
+        &with(ExpectedUserData::Nonce(NONCE.to_vec()), false),
+    );
+    assert_eq!(o.verdict, Verdict::Valid, "{:?}", o.errors);
+    // A wrong nonce is reported as a wrong nonce, not as a stale report.
+    let wrong = AzurePolicy {
+        expected_nonce: Some(b"another nonce".to_vec()),
+        ..with(ExpectedUserData::Nonce(b"another nonce".to_vec()), false)
+    };
+    let o = run(&fresh, &wrong);
+    assert_eq!(codes(&o), ["nonce-mismatch"]);
+    assert!(!o.errors[0].message.contains("--allow-stale-report"));
+}
+
+/// A TPM quote signed by the simulated AK over PCRs chosen by `selections` (bank, bitmap), with
+/// the digest of the default PCR values at `covered`.
+fn quote_selecting(selections: &[(u16, &[u8])], covered: &[usize]) -> TpmQuote {
+    let pcrs = SimTpmQuote::default_pcrs();
+    let base = SimTpmQuote::default().attest(NONCE, &pcrs).unwrap();
+    // The default attest ends with one selection (4 + 2 + 1 + 3 bytes) and a 32-byte digest
+    // (2 + 32 bytes).
+    let mut m = base[..base.len() - (4 + 2 + 1 + 3 + 2 + 32)].to_vec();
+    m.extend_from_slice(&u32::try_from(selections.len()).unwrap().to_be_bytes());
+    for (bank, bitmap) in selections {
+        m.extend_from_slice(&bank.to_be_bytes());
+        m.push(u8::try_from(bitmap.len()).unwrap());
+        m.extend_from_slice(bitmap);
+    }
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+    for &i in covered {
+        h.update(&pcrs[i]);
+    }
+    m.extend_from_slice(&32u16.to_be_bytes());
+    m.extend_from_slice(h.finish().as_ref());
+    TpmQuote {
+        signature: thimble_sim::azure_sim::SimAk::get().sign(&m),
+        message: m,
+        pcrs: pcrs.iter().map(|p| p.to_vec()).collect(),
+    }
+}
+
+/// The quote must cover every PCR value given, each once, from one SHA-256 selection (the review
+/// found a quote covering nothing accepted, with 24 PCR values claimed).
+#[test]
+fn the_quote_must_cover_exactly_the_pcrs_given() {
+    let sim = SimTdx::load();
+    let hcl = SimHcl::snp(&user_data());
+    let run = |q: &TpmQuote| {
+        verify_hcl(
+            &hcl,
+            Some(q),
+            &snp_endorsements(),
+            AT,
+            &roots(&sim),
+            &policy(NONCE),
+        )
+    };
+    let all: Vec<usize> = (0..24).collect();
+    let sha256 = thimble_evidence::azure::TPM_ALG_SHA256;
+    // The regular shape, rebuilt by the helper, verifies.
+    let o = run(&quote_selecting(&[(sha256, &[0xff, 0xff, 0xff])], &all));
+    assert_eq!(o.verdict, Verdict::Valid, "{:?}", o.errors);
+    for (what, q) in [
+        ("no selection", quote_selecting(&[], &[])),
+        (
+            "empty bitmap",
+            quote_selecting(&[(sha256, &[0, 0, 0])], &[]),
+        ),
+        (
+            "the bank twice",
+            quote_selecting(&[(sha256, &[0xff, 0, 0]), (sha256, &[0, 0xff, 0xff])], &all),
+        ),
+        (
+            "PCRs 0-7 of 24 given",
+            quote_selecting(&[(sha256, &[0xff, 0, 0])], &all[..8]),
+        ),
+        (
+            "SHA-1 bank",
+            quote_selecting(&[(0x0004, &[0xff, 0xff, 0xff])], &all),
+        ),
+    ] {
+        let o = run(&q);
+        assert_eq!(codes(&o), ["tpm-pcr-selection"], "{what}: {:?}", o.errors);
+    }
 }

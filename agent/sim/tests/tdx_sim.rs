@@ -87,7 +87,7 @@ fn simulated_quote_verifies_under_the_simulation_root() {
         report_data: Some(rd),
         require_sept_ve_disable: true,
         min_tcb_status: Some(TcbStatus::UpToDate),
-        mrtd: Some(TdQuoteTemplate::default().mr_td.to_vec()),
+        mrtd: vec![TdQuoteTemplate::default().mr_td.to_vec()],
         ..TdxPolicy::default()
     };
     let o = verify_at(&sim, &quote, AT, &policy);
@@ -308,4 +308,131 @@ fn collateral_fetched_from_the_emulator_verifies() {
         );
         assert_valid(&o, "UpToDate");
     }
+}
+
+/// Intel's QVL reads five statuses in a QE identity's levels and treats the two
+/// `ConfigurationNeeded` forms as out of date; any other status makes the identity invalid.
+#[test]
+fn qe_identity_statuses_follow_intels_rules() {
+    let sim = SimTdx::load();
+    let quote = sim.quote(&TdQuoteTemplate::default(), &[0; 64]);
+    let c = sim.collateral(AT);
+    let with_first_qe_level = |status: &str| {
+        let mut tc = tdx_collateral(&c);
+        tc.qe_identity = sim.resign(&c.qe_identity, |inner| {
+            inner.replacen(
+                "\"tcbStatus\":\"UpToDate\"",
+                &format!("\"tcbStatus\":\"{status}\""),
+                1,
+            )
+        });
+        verify_quote(
+            &quote,
+            &tc,
+            AT,
+            &IntelRoots::insecure_custom(&c.root_der),
+            &TdxPolicy::default(),
+        )
+    };
+    // The review's case: an OutOfDateConfigurationNeeded QE level was ignored and the quote
+    // came out UpToDate.
+    for (qe, expected) in [
+        ("UpToDate", "UpToDate"),
+        ("OutOfDate", "OutOfDate"),
+        ("ConfigurationNeeded", "OutOfDate"),
+        ("OutOfDateConfigurationNeeded", "OutOfDate"),
+    ] {
+        let o = with_first_qe_level(qe);
+        assert_eq!(
+            o.tcb_status.as_deref(),
+            Some(expected),
+            "{qe}: {:?}",
+            o.errors
+        );
+    }
+    let o = with_first_qe_level("Revoked");
+    assert_eq!(o.errors[0].code, "tcb-revoked", "{:?}", o.errors);
+    for bad in ["SWHardeningNeeded", "ConfigurationAndSWHardeningNeeded"] {
+        let o = with_first_qe_level(bad);
+        assert_eq!(
+            o.errors[0].code, "malformed-collateral",
+            "{bad}: {:?}",
+            o.errors
+        );
+    }
+}
+
+/// go-tdx-guest's `check` options: MRSEAM, TD attributes, XFAM, MROWNERCONFIG, the minimum
+/// TEE_TCB_SVN and QE and PCE SVNs, and a list of accepted MRTDs.
+#[test]
+fn tdx_policy_parity_with_go_tdx_guest() {
+    let sim = SimTdx::load();
+    let t = TdQuoteTemplate::default();
+    let quote = sim.quote(&t, &[0; 64]);
+    let codes = |p: TdxPolicy| -> Vec<String> {
+        verify_at(&sim, &quote, AT, &p)
+            .errors
+            .iter()
+            .map(|e| e.code.as_str().to_string())
+            .collect()
+    };
+    let right = TdxPolicy {
+        mrtd: vec![vec![9; 48], t.mr_td.to_vec()],
+        mrseam: Some(t.mr_seam.to_vec()),
+        td_attributes: Some(t.td_attributes.to_vec()),
+        xfam: Some(t.xfam.to_vec()),
+        mrownerconfig: Some(t.mr_owner_config.to_vec()),
+        min_tee_tcb_svn: Some(t.tee_tcb_svn),
+        min_qe_svn: Some(t.qe.isv_svn),
+        min_pce_svn: Some(1),
+        ..TdxPolicy::default()
+    };
+    assert!(codes(right.clone()).is_empty());
+    let mut higher = t.tee_tcb_svn;
+    higher[0] += 1;
+    let wrong = TdxPolicy {
+        mrtd: vec![vec![9; 48]],
+        mrseam: Some(vec![1; 48]),
+        td_attributes: Some(vec![1; 8]),
+        xfam: Some(vec![1; 8]),
+        mrownerconfig: Some(vec![1; 48]),
+        min_tee_tcb_svn: Some(higher),
+        min_qe_svn: Some(t.qe.isv_svn + 1),
+        min_pce_svn: Some(u16::MAX),
+        ..right
+    };
+    assert_eq!(
+        codes(wrong),
+        [
+            "policy-mrtd",
+            "policy-mrownerconfig",
+            "policy-mrseam",
+            "policy-td-attributes",
+            "policy-xfam",
+            "policy-tee-tcb-svn",
+            "policy-qe-svn",
+            "policy-qe-svn"
+        ]
+    );
+}
+
+/// Intel's TCB info and QE identity are signed by the TCB Signing certificate, issued directly
+/// by the root. A collateral signer chain through any other certificate of Intel's PKI is refused
+/// for its role, whatever it signed.
+#[test]
+fn only_the_tcb_signing_role_signs_collateral() {
+    let sim = SimTdx::load();
+    let quote = sim.quote(&TdQuoteTemplate::default(), &[0; 64]);
+    let c = sim.collateral(AT);
+    let mut tc = tdx_collateral(&c);
+    tc.tcb_info_issuer_chain = pem_certificates(&c.pck_crl_issuer_chain_pem).unwrap();
+    let o = verify_quote(
+        &quote,
+        &tc,
+        AT,
+        &IntelRoots::insecure_custom(&c.root_der),
+        &TdxPolicy::default(),
+    );
+    assert_eq!(o.errors[0].code, "chain", "{:?}", o.errors);
+    assert!(o.errors[0].message.contains("Intel SGX TCB Signing"));
 }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Verifying a whole bundle: picks the TEE's verifier by the bundle's `tee`, gathers the
 //! endorsements it needs from the bundle, and applies the bundle's own nonce when the caller gave
-//! no expected REPORT_DATA. Nothing in the bundle but bytes that get checked is believed.
+//! no expected REPORT_DATA. Nothing in the bundle but bytes that get checked is believed, and no
+//! check depends on an unsigned member: the `simulated` flag only explains a failure, the
+//! `collection` member is never read, and the bundle's own nonce can only add a consistency
+//! check (a verifier that wants freshness passes its own).
 
 use thimble_evidence::bundle::{Bundle, EndorsementKind, Tee};
 use thimble_evidence::cert_file::pem_certificates;
@@ -11,9 +14,12 @@ use thimble_evidence::time_fmt::format_unix;
 
 use thimble_evidence::azure::TpmQuote;
 
-use crate::azure::{AzurePolicy, AzureRoots, HardwareEndorsements, verify_hcl};
+use crate::azure::{
+    AzurePolicy, AzureRoots, ExpectedUserData, HardwareEndorsements, ParavisorPolicy, verify_hcl,
+};
 use crate::options::{Options, Policy};
-use crate::outcome::{Outcome, VerifyError};
+use crate::outcome::{Code, ErrorClass, Outcome, VerifyError};
+use crate::policy::{ClaimedNonce, check_report_data};
 use crate::roots::{IntelRoots, TrustedRoots};
 use crate::tdx::{TdxCollateral, TdxPolicy, verify_quote};
 
@@ -29,10 +35,23 @@ pub struct VerifyOptions {
     pub intel_simulated_roots: Option<IntelRoots>,
     pub snp: Policy,
     pub tdx: TdxPolicy,
-    /// The verifier's nonce, as given (Azure: it must be in the TPM quote).
+    /// The caller trusts the simulation roots (`--insecure-allow-simulated`): a simulated
+    /// bundle that still fails then keeps its real error.
+    pub allow_simulated: bool,
+    /// The verifier's nonce, as given (Azure: it must be in the TPM quote, and bound in the HCL
+    /// report's user-data unless `hcl_user_data` says otherwise).
     pub nonce: Option<Vec<u8>>,
-    /// Azure: accept an HCL report without a TPM quote, with a warning.
+    /// Azure: the user-data the HCL report must carry, for evidence whose collector bound
+    /// something other than the nonce there.
+    pub hcl_user_data: Option<Vec<u8>>,
+    /// Azure: accept an HCL report without a TPM quote, or not made for this request, with a
+    /// warning.
     pub allow_stale_report: bool,
+    /// Azure: the paravisors trusted.
+    pub paravisor: ParavisorPolicy,
+    /// Revocation data is mandatory for every vendor: for SEV-SNP a current AMD CRL (without
+    /// it, a warning), for TDX the PCK and root CA CRLs (mandatory by default anyway).
+    pub require_revocation: bool,
 }
 
 impl VerifyOptions {
@@ -45,8 +64,12 @@ impl VerifyOptions {
             intel_simulated_roots: None,
             snp: Policy::default(),
             tdx: TdxPolicy::default(),
+            allow_simulated: false,
             nonce: None,
+            hcl_user_data: None,
             allow_stale_report: false,
+            paravisor: ParavisorPolicy::pinned(),
+            require_revocation: false,
         }
     }
 }
@@ -59,8 +82,9 @@ pub fn verify_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
             &Options {
                 at: o.at,
                 roots: o.amd_roots.clone(),
-                policy: o.snp.clone(),
+                policy: snp_policy(o),
             },
+            o.allow_simulated,
         ),
         Tee::Tdx => verify_tdx_bundle(bundle, o),
         Tee::AzureSevSnp | Tee::AzureTdx => verify_azure_bundle(bundle, o),
@@ -69,9 +93,10 @@ pub fn verify_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
 
 fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
     let tee = bundle.tee.as_str();
-    let fail_with = |e: VerifyError| fail(tee, o.at, bundle.simulated, e);
+    let fail_with = |e: VerifyError| fail(tee, o.at, e);
+    let mut warnings = Vec::new();
     let malformed = |e: thimble_evidence::bundle::BundleError| {
-        VerifyError::malformed("malformed-bundle", e.to_string())
+        VerifyError::new(Code::MalformedBundle, e.to_string())
     };
     let hcl = match bundle.hcl_report_bytes() {
         Ok(h) => h,
@@ -79,14 +104,11 @@ fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
     };
     let tpm_quote = match &bundle.evidence.tpm_quote {
         None => None,
-        Some(v) => match serde_json::to_vec(v)
-            .ok()
-            .and_then(|b| TpmQuote::parse_json(&b).ok())
-        {
+        Some(v) => match TpmQuote::parse_json(v.get().as_bytes()).ok() {
             Some(q) => Some(q),
             None => {
-                return fail_with(VerifyError::malformed(
-                    "malformed-tpm-quote",
+                return fail_with(VerifyError::new(
+                    Code::MalformedTpmQuote,
                     "evidence.tpm_quote is not {signature, message, pcrs} in hex",
                 ));
             }
@@ -103,28 +125,43 @@ fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
         }
     } else {
         match crate::snp::bundle_certificates(bundle) {
-            Ok((certs, _)) => HardwareEndorsements::Snp { certs },
+            Ok(e) => {
+                warnings = e.warnings;
+                HardwareEndorsements::Snp {
+                    certs: e.certs,
+                    crls: e.crls,
+                }
+            }
             Err(e) => return fail_with(e),
         }
     };
     // The nonce is in the TPM quote; REPORT_DATA carries the runtime data's digest instead.
+    // Without the verifier's own nonce, the bundle's is checked for consistency only.
     let nonce = o.nonce.clone().or_else(|| {
         bundle
             .nonce
             .as_ref()
             .and_then(|n| hex::decode(&n.value).ok())
     });
+    // Freshness of the hardware report is judged only on the verifier's inputs.
+    let expected_user_data = match (&o.hcl_user_data, &o.nonce) {
+        (Some(v), _) => Some(ExpectedUserData::Exact(v.clone())),
+        (None, Some(n)) => Some(ExpectedUserData::Nonce(n.clone())),
+        (None, None) => None,
+    };
     let policy = AzurePolicy {
         snp: Policy {
             report_data: None,
-            ..o.snp.clone()
+            ..snp_policy(o)
         },
         tdx: TdxPolicy {
             report_data: None,
-            ..o.tdx.clone()
+            ..tdx_policy(o)
         },
         expected_nonce: nonce.as_deref().map(report_data::tpm_qualifying_data),
+        expected_user_data,
         allow_stale_report: o.allow_stale_report,
+        paravisor: o.paravisor.clone(),
     };
     // Intel's root first; the test root only when the caller allowed it and Intel's did not
     // chain, so that real evidence is never labelled simulated.
@@ -145,60 +182,49 @@ fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
             }
         }
     }
-    out = crate::outcome::explain_simulated(out, bundle.simulated);
-    hcl_freshness(
-        bundle,
-        &hcl,
-        nonce.as_deref(),
-        o.allow_stale_report,
-        &mut out,
-    );
-    out.finish()
+    out.warnings.extend(warnings);
+    crate::outcome::explain_simulated(out, bundle.simulated, o.allow_simulated)
 }
 
-/// For a bundle thimble collected from the vTPM: the HCL report's `user-data` must be the
-/// REPORT_DATA derived from the nonce, which shows that the hardware report itself (not only the
-/// TPM quote) was made for this collection. Imports carry no such promise and are not judged.
-fn hcl_freshness(
-    bundle: &Bundle,
-    hcl: &[u8],
-    nonce: Option<&[u8]>,
-    allow_stale: bool,
-    out: &mut Outcome,
-) {
-    if bundle.collection.source != "vtpm"
-        || !out
-            .errors
-            .iter()
-            .all(|e| e.class == crate::outcome::ErrorClass::Policy)
-    {
-        return;
+/// The SEV-SNP policy with the cross-vendor revocation setting applied.
+fn snp_policy(o: &VerifyOptions) -> Policy {
+    Policy {
+        require_revocation: o.snp.require_revocation || o.require_revocation,
+        ..o.snp.clone()
     }
-    let (Some(nonce), Some(n)) = (nonce, &bundle.nonce) else {
-        return;
+}
+
+/// The TDX policy with the cross-vendor revocation setting applied: required revocation data
+/// means no missing CRL is accepted.
+fn tdx_policy(o: &VerifyOptions) -> TdxPolicy {
+    TdxPolicy {
+        allow_missing_crl: o.tdx.allow_missing_crl && !o.require_revocation,
+        ..o.tdx.clone()
+    }
+}
+
+/// The bundle's own nonce, if it has one.
+pub fn claimed_nonce(bundle: &Bundle) -> Result<Option<ClaimedNonce>, VerifyError> {
+    let Some(n) = &bundle.nonce else {
+        return Ok(None);
     };
-    let expected = report_data::derive(n.report_data_derivation, nonce);
-    let user_data = thimble_evidence::azure::HclReport::parse(hcl)
-        .ok()
-        .and_then(|h| h.runtime_data().ok())
-        .and_then(|r| r.user_data);
-    if expected.is_some() && user_data.as_deref() == expected.as_ref().map(|e| &e[..]) {
-        return;
-    }
-    let message = "the HCL report's user-data is not the REPORT_DATA of this nonce: the hardware report was made before this collection (stale)".to_string();
-    if allow_stale {
-        out.warnings.push(message);
-    } else {
-        out.errors.push(VerifyError::policy(
-            "stale-hcl-report",
-            format!("{message}; pass --allow-stale-report to accept it"),
-        ));
-    }
+    let value = hex::decode(&n.value)
+        .map_err(|_| VerifyError::new(Code::MalformedBundle, "nonce.value is not hex"))?;
+    Ok(Some(ClaimedNonce {
+        value,
+        derivation: n.report_data_derivation,
+    }))
 }
 
-fn fail(tee: &'static str, at: i64, simulated: bool, e: VerifyError) -> Outcome {
+/// REPORT_DATA of a quote that parses.
+fn tdx_report_data(quote: &[u8]) -> Option<[u8; 64]> {
+    thimble_evidence::tdx::TdxQuote::parse(quote)
+        .ok()
+        .map(|q| q.body.report_data)
+}
+
+fn fail(tee: &'static str, at: i64, e: VerifyError) -> Outcome {
     let mut out = Outcome::new(tee, format_unix(at));
-    out.simulated = simulated;
     out.errors.push(e);
     out.finish()
 }
@@ -213,7 +239,7 @@ fn cn_of(der: &[u8]) -> Option<String> {
 /// certificate for TCB info and QE identity, the PCK CA for the PCK CRL, the root for both.
 pub fn tdx_collateral(bundle: &Bundle) -> Result<TdxCollateral, VerifyError> {
     let malformed = |e: thimble_evidence::bundle::BundleError| {
-        VerifyError::malformed("malformed-bundle", e.to_string())
+        VerifyError::new(Code::MalformedBundle, e.to_string())
     };
     let mut c = TdxCollateral::default();
     let mut certs: Vec<Vec<u8>> = Vec::new();
@@ -240,6 +266,14 @@ pub fn tdx_collateral(bundle: &Bundle) -> Result<TdxCollateral, VerifyError> {
             _ => {}
         }
     }
+    // Identical certificates (the same one from two chain files) count once.
+    let mut distinct: Vec<Vec<u8>> = Vec::new();
+    for c in certs {
+        if !distinct.contains(&c) {
+            distinct.push(c);
+        }
+    }
+    let certs = distinct;
     let by_role = |needle: &str| -> Vec<Vec<u8>> {
         let mut chain: Vec<Vec<u8>> = certs
             .iter()
@@ -254,23 +288,23 @@ pub fn tdx_collateral(bundle: &Bundle) -> Result<TdxCollateral, VerifyError> {
         );
         chain
     };
-    let from_pem =
-        |pem: &Option<String>, fallback: Vec<Vec<u8>>| -> Result<Vec<Vec<u8>>, VerifyError> {
-            match pem {
-                Some(p) => pem_certificates(p).map_err(|e| {
-                    VerifyError::malformed("malformed-bundle", format!("issuer_chain: {e}"))
-                }),
-                None => Ok(fallback),
-            }
-        };
+    let from_pem = |pem: &Option<String>,
+                    fallback: Vec<Vec<u8>>|
+     -> Result<Vec<Vec<u8>>, VerifyError> {
+        match pem {
+            Some(p) => pem_certificates(p)
+                .map_err(|e| VerifyError::new(Code::MalformedBundle, format!("issuer_chain: {e}"))),
+            None => Ok(fallback),
+        }
+    };
     // Without them nothing vouches for the quote's TCB: the bundle is incomplete, not malformed.
     for (item, missing) in [
         ("TCB info", c.tcb_info.is_empty()),
         ("QE identity", c.qe_identity.is_empty()),
     ] {
         if missing {
-            return Err(VerifyError::authenticity(
-                "missing-endorsement",
+            return Err(VerifyError::new(
+                Code::MissingEndorsement,
                 format!("the bundle has no Intel {item}, so the quote's TCB cannot be judged"),
             ));
         }
@@ -304,42 +338,36 @@ fn verify_tdx_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
             return fail(
                 "tdx",
                 o.at,
-                bundle.simulated,
-                VerifyError::malformed("malformed-bundle", e.to_string()),
+                VerifyError::new(Code::MalformedBundle, e.to_string()),
             );
         }
     };
     let collateral = match tdx_collateral(bundle) {
         Ok(c) => c,
-        Err(e) => return fail("tdx", o.at, bundle.simulated, e),
+        Err(e) => return fail("tdx", o.at, e),
     };
-    let mut policy = o.tdx.clone();
-    if policy.report_data.is_none() {
-        if let Some(n) = &bundle.nonce {
-            match hex::decode(&n.value) {
-                // The bundle's own nonce: the best the verifier can do without one of its own.
-                Ok(v) => policy.report_data = report_data::derive(n.report_data_derivation, &v),
-                Err(_) => {
-                    return fail(
-                        "tdx",
-                        o.at,
-                        bundle.simulated,
-                        VerifyError::malformed("malformed-bundle", "nonce.value is not hex"),
-                    );
-                }
-            }
-        }
-    }
+    let claimed = match claimed_nonce(bundle) {
+        Ok(c) => c,
+        Err(e) => return fail("tdx", o.at, e),
+    };
     // Intel's root first; the test root only when the caller allowed it and Intel's did not
     // chain, so that real evidence is never labelled simulated.
-    let mut out = verify_quote(&quote, &collateral, o.at, &o.intel_roots, &policy);
+    let policy = &tdx_policy(o);
+    let mut out = verify_quote(&quote, &collateral, o.at, &o.intel_roots, policy);
     if let Some(sim) = &o.intel_simulated_roots {
-        if out.errors.iter().any(|e| e.code == "chain") {
-            let alt = verify_quote(&quote, &collateral, o.at, sim, &policy);
-            if !alt.errors.iter().any(|e| e.code == "chain") {
+        if out.errors.iter().any(|e| e.code == Code::Chain) {
+            let alt = verify_quote(&quote, &collateral, o.at, sim, policy);
+            if !alt.errors.iter().any(|e| e.code == Code::Chain) {
                 out = alt;
             }
         }
     }
-    crate::outcome::explain_simulated(out, bundle.simulated)
+    // Without the caller's expected value, the bundle's own nonce, by the rule every TEE shares.
+    if policy.report_data.is_none() && out.worst_class().is_none_or(|c| c == ErrorClass::Policy) {
+        if let Some(rd) = tdx_report_data(&quote) {
+            out.errors
+                .extend(check_report_data(&rd, None, claimed.as_ref()));
+        }
+    }
+    crate::outcome::explain_simulated(out, bundle.simulated, o.allow_simulated)
 }

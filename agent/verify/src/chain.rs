@@ -6,15 +6,36 @@
 //! Intermediates must come from the evidence (THIM, KDS, auxblob or files); only the ARK is
 //! pinned. A chain that names the wrong product's intermediate therefore fails instead of being
 //! silently repaired.
+//!
+//! The pool of certificates comes from an untrusted bundle, so the search is bounded: identical
+//! certificates count once, a candidate issuer must match by name (and by key identifier where
+//! both certificates have one) before its signature is checked, and at most
+//! [`MAX_INTERMEDIATES`] candidates are tried for a leaf. The cost of a chain is then a handful
+//! of signature checks however many certificates the bundle carries.
 
 use sha2::{Digest, Sha256};
 use thimble_evidence::snp::cert::AmdRole;
 use thimble_evidence::snp::{AmdCert, Product};
 use thimble_evidence::time_fmt::format_unix;
 
-use crate::outcome::{ChainLink, VerifyError};
+use crate::outcome::{ChainLink, Code, VerifyError};
 use crate::roots::TrustedRoots;
 use crate::signature::verify_cert_signature;
+
+/// The most intermediates (ASK or ASVK) whose signature is tried for one leaf. AMD has one per
+/// product; a bundle may carry the same one from several sources, which count once.
+pub const MAX_INTERMEDIATES: usize = 4;
+
+/// Certificates of `pool` that are not byte-for-byte repeats of an earlier one, in order.
+pub fn distinct<'a>(pool: impl IntoIterator<Item = &'a AmdCert>) -> Vec<&'a AmdCert> {
+    let mut out: Vec<&AmdCert> = Vec::new();
+    for c in pool {
+        if !out.iter().any(|o| o.der() == c.der()) {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// A chain that verified.
 #[derive(Debug, Clone)]
@@ -65,8 +86,8 @@ fn check_validity(c: &AmdCert, role: &str, at: i64) -> Result<(), VerifyError> {
     if c.valid_at(at) {
         return Ok(());
     }
-    Err(VerifyError::authenticity(
-        "certificate-expired",
+    Err(VerifyError::new(
+        Code::CertificateExpired,
         format!(
             "{role} {} is not valid at {} (valid from {} to {})",
             c.subject_cn,
@@ -87,8 +108,8 @@ pub fn verify_leaf(
     let leaf_role = match leaf.amd_role() {
         Some(r @ (AmdRole::Vcek | AmdRole::Vlek)) => r,
         _ => {
-            return Err(VerifyError::authenticity(
-                "chain",
+            return Err(VerifyError::new(
+                Code::Chain,
                 format!("{} is not a VCEK or VLEK certificate", describe(leaf)),
             ));
         }
@@ -98,13 +119,16 @@ pub fn verify_leaf(
     } else {
         AmdRole::Ask
     };
-    let candidates: Vec<&AmdCert> = pool
-        .iter()
-        .filter(|c| c.amd_role() == Some(wanted) && leaf.issued_by_name(c))
-        .collect();
+    let candidates: Vec<&AmdCert> = distinct(
+        pool.iter()
+            .filter(|c| c.amd_role() == Some(wanted) && leaf.may_be_issued_by(c)),
+    )
+    .into_iter()
+    .take(MAX_INTERMEDIATES)
+    .collect();
     if candidates.is_empty() {
-        return Err(VerifyError::authenticity(
-            "chain",
+        return Err(VerifyError::new(
+            Code::Chain,
             format!(
                 "no {} named {:?} among the endorsements, so the {} cannot be chained",
                 if wanted == AmdRole::Asvk {
@@ -125,8 +149,8 @@ pub fn verify_leaf(
         .iter()
         .find(|c| verify_cert_signature(leaf, c).is_ok())
     else {
-        return Err(VerifyError::authenticity(
-            "chain",
+        return Err(VerifyError::new(
+            Code::Chain,
             format!(
                 "{} is not signed by {}",
                 describe(leaf),
@@ -135,10 +159,11 @@ pub fn verify_leaf(
         ));
     };
     let Some(root) = roots.roots.iter().find(|r| {
-        intermediate.issued_by_name(&r.cert) && verify_cert_signature(intermediate, &r.cert).is_ok()
+        intermediate.may_be_issued_by(&r.cert)
+            && verify_cert_signature(intermediate, &r.cert).is_ok()
     }) else {
-        return Err(VerifyError::authenticity(
-            "chain",
+        return Err(VerifyError::new(
+            Code::Chain,
             format!(
                 "{} does not chain to a pinned AMD root key",
                 describe(intermediate)
@@ -147,8 +172,8 @@ pub fn verify_leaf(
     };
     if let Some(p) = leaf.product() {
         if p != root.product {
-            return Err(VerifyError::authenticity(
-                "chain",
+            return Err(VerifyError::new(
+                Code::Chain,
                 format!(
                     "{} names product {p} but chains to the {} root",
                     describe(leaf),
@@ -192,13 +217,14 @@ pub fn verify_certificates(
     roots: &TrustedRoots,
     at: i64,
 ) -> Result<Vec<VerifiedChain>, VerifyError> {
-    let leaves: Vec<&AmdCert> = certs
-        .iter()
-        .filter(|c| matches!(c.amd_role(), Some(AmdRole::Vcek | AmdRole::Vlek)))
-        .collect();
+    let leaves = distinct(
+        certs
+            .iter()
+            .filter(|c| matches!(c.amd_role(), Some(AmdRole::Vcek | AmdRole::Vlek))),
+    );
     if leaves.is_empty() {
-        return Err(VerifyError::authenticity(
-            "missing-endorsement",
+        return Err(VerifyError::new(
+            Code::MissingEndorsement,
             "no VCEK or VLEK certificate given",
         ));
     }

@@ -6,20 +6,25 @@
 //!
 //! As for AMD, only the root is pinned: intermediates come from the quote or the collateral, and
 //! a self-issued certificate among them is never taken as a root (a look-alike "Intel SGX Root
-//! CA" in the input is ignored, the pinned one decides).
+//! CA" in the input is ignored, the pinned one decides). The search is bounded like the AMD one:
+//! a candidate issuer must match by name and key identifier before its signature is checked,
+//! repeats count once, and at most [`MAX_CANDIDATES`] are tried at each step.
 
 use sha2::{Digest, Sha256};
 use thimble_evidence::snp::AmdCert;
 use thimble_evidence::tdx::IntelCrl;
 use thimble_evidence::time_fmt::format_unix;
 
-use crate::outcome::{ChainLink, VerifyError};
+use crate::outcome::{ChainLink, Code, VerifyError};
 use crate::roots::IntelRoots;
 use crate::signature::{verify_cert_signature, verify_crl_signature};
 
 /// Intel's chains are leaf, at most one intermediate, root; a little slack, and no more, so that
 /// a long input cannot make the search expensive.
 const MAX_DEPTH: usize = 4;
+
+/// The most issuer candidates whose signature is tried at one step of a chain.
+pub const MAX_CANDIDATES: usize = 4;
 
 /// A verified chain, leaf first, the pinned root last: always at least two certificates, since
 /// [`verify_intel_chain`] only returns once it has appended a pinned root to the leaf.
@@ -90,8 +95,8 @@ fn check_validity(c: &AmdCert, at: i64) -> Result<(), VerifyError> {
     if c.valid_at(at) {
         return Ok(());
     }
-    Err(VerifyError::authenticity(
-        "certificate-expired",
+    Err(VerifyError::new(
+        Code::CertificateExpired,
         format!(
             "{} is not valid at {} (valid from {} to {})",
             c.subject_cn,
@@ -116,26 +121,30 @@ pub fn verify_intel_chain(
         if let Some(root) = roots
             .roots
             .iter()
-            .find(|r| current.issued_by_name(r) && verify_cert_signature(current, r).is_ok())
+            .find(|r| current.may_be_issued_by(r) && verify_cert_signature(current, r).is_ok())
         {
             certs.push(root.clone());
             break;
         }
         if certs.len() >= MAX_DEPTH {
-            return Err(VerifyError::authenticity(
-                "chain",
+            return Err(VerifyError::new(
+                Code::Chain,
                 format!("{what} chain is longer than {MAX_DEPTH} certificates"),
             ));
         }
-        let Some(issuer) = pool.iter().find(|c| {
+        let candidates = crate::chain::distinct(pool.iter().filter(|c| {
             c.is_ca
                 && !c.self_issued()
-                && current.issued_by_name(c)
+                && current.may_be_issued_by(c)
                 && !certs.iter().any(|seen| seen.der() == c.der())
-                && verify_cert_signature(current, c).is_ok()
-        }) else {
-            return Err(VerifyError::authenticity(
-                "chain",
+        }));
+        let Some(issuer) = candidates
+            .into_iter()
+            .take(MAX_CANDIDATES)
+            .find(|c| verify_cert_signature(current, c).is_ok())
+        else {
+            return Err(VerifyError::new(
+                Code::Chain,
                 format!(
                     "{what} chain: no certificate named {:?} signs {}, and it does not chain to the pinned Intel SGX Root CA",
                     current.issuer_cn,
@@ -155,8 +164,8 @@ pub fn verify_intel_chain(
 /// check (stale CRLs may be allowed).
 pub fn check_crl_issuer(crl: &IntelCrl, issuer: &AmdCert) -> Result<(), VerifyError> {
     if crl.issuer_raw() != issuer.subject_raw() {
-        return Err(VerifyError::authenticity(
-            "collateral-mismatch",
+        return Err(VerifyError::new(
+            Code::CollateralMismatch,
             format!(
                 "CRL issued by {:?} was given where one by {:?} is needed",
                 crl.issuer_cn, issuer.subject_cn
@@ -164,8 +173,8 @@ pub fn check_crl_issuer(crl: &IntelCrl, issuer: &AmdCert) -> Result<(), VerifyEr
         ));
     }
     verify_crl_signature(crl, issuer).map_err(|e| {
-        VerifyError::authenticity(
-            "collateral-signature",
+        VerifyError::new(
+            Code::CollateralSignature,
             format!(
                 "CRL of {:?} is not signed by {}: {e}",
                 crl.issuer_cn,
@@ -179,8 +188,8 @@ pub fn check_crl_issuer(crl: &IntelCrl, issuer: &AmdCert) -> Result<(), VerifyEr
 pub fn check_not_revoked(cert: &AmdCert, crl: &IntelCrl) -> Result<(), VerifyError> {
     let serial = hex::decode(&cert.serial_hex).unwrap_or_default();
     if crl.is_revoked(&serial) {
-        return Err(VerifyError::authenticity(
-            "crl-revoked",
+        return Err(VerifyError::new(
+            Code::CrlRevoked,
             format!(
                 "{} (serial {}) is revoked by the CRL of {:?}",
                 describe(cert),

@@ -6,10 +6,12 @@
 //! anything), while policy checks report every violation. Each error carries a stable `code`
 //! and maps to an exit-code category through [`ErrorClass`].
 //!
-//! - [`snp`]: SEV-SNP reports under AMD's pinned ARKs ([`chain`]).
+//! - [`snp`]: SEV-SNP reports under AMD's pinned ARKs ([`chain`]); [`amd_crl`] checks the chain's
+//!   ASK or ASVK against the ARK's CRLs.
 //! - [`tdx`]: Intel TDX quotes with DCAP collateral under the pinned Intel SGX Root CA
 //!   ([`intel_chain`] for the Intel chains and CRLs).
 
+pub mod amd_crl;
 pub mod azure;
 pub mod bundle;
 pub mod chain;
@@ -23,5 +25,5 @@ pub mod snp;
 pub mod tdx;
 
 pub use options::{Options, Policy};
-pub use outcome::{ErrorClass, Outcome, Verdict, VerifyError};
+pub use outcome::{Code, ErrorClass, Outcome, Verdict, VerifyError};
 pub use roots::{IntelRoots, TrustedRoots};

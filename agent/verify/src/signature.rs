@@ -7,10 +7,33 @@
 //! SHA-384, MGF1-SHA-384 and a 48-byte salt, which is exactly what `ring`'s
 //! `RSA_PSS_2048_8192_SHA384` verifies.
 
+use std::cell::Cell;
+
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use thimble_evidence::snp::cert::{KeyAlg, SigAlg};
 use thimble_evidence::snp::{AmdCert, SnpReport};
 use thimble_evidence::tdx::IntelCrl;
+
+thread_local! {
+    static CHECKS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many signatures this thread has verified (or tried to) since it started. Verification
+/// cost is dominated by signature checks, so the tests bound a hostile bundle's cost by this
+/// count rather than by time.
+pub fn signature_checks() -> u64 {
+    CHECKS.with(Cell::get)
+}
+
+fn counted(
+    key: UnparsedPublicKey<&[u8]>,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), SignatureError> {
+    CHECKS.with(|c| c.set(c.get().saturating_add(1)));
+    key.verify(message, sig)
+        .map_err(|_| SignatureError::Invalid)
+}
 
 /// Why a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,17 +85,44 @@ fn cert_algorithm(
 /// Verifies that `issuer`'s key signed `cert`'s TBSCertificate as received.
 pub fn verify_cert_signature(cert: &AmdCert, issuer: &AmdCert) -> Result<(), SignatureError> {
     let alg = cert_algorithm(&cert.signature_alg, &issuer.key_alg)?;
-    UnparsedPublicKey::new(alg, &issuer.public_key)
-        .verify(cert.tbs_bytes(), &cert.signature)
-        .map_err(|_| SignatureError::Invalid)
+    counted(
+        UnparsedPublicKey::new(alg, &issuer.public_key),
+        cert.tbs_bytes(),
+        &cert.signature,
+    )
 }
 
 /// Verifies that `issuer`'s key signed `crl`'s TBSCertList as received.
 pub fn verify_crl_signature(crl: &IntelCrl, issuer: &AmdCert) -> Result<(), SignatureError> {
     let alg = cert_algorithm(&crl.signature_alg, &issuer.key_alg)?;
-    UnparsedPublicKey::new(alg, &issuer.public_key)
-        .verify(crl.tbs_bytes(), &crl.signature)
-        .map_err(|_| SignatureError::Invalid)
+    counted(
+        UnparsedPublicKey::new(alg, &issuer.public_key),
+        crl.tbs_bytes(),
+        &crl.signature,
+    )
+}
+
+/// Verifies an RSASSA-PKCS1-v1_5 / SHA-256 signature under the RSA key (`n`, `e`), big-endian
+/// integers as a JWK carries them (the vTPM attestation key `HCLAkPub`).
+pub fn verify_rsa_pkcs1_sha256(
+    n: &[u8],
+    e: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), SignatureError> {
+    // ring wants minimal big-endian integers; a JWK should have no leading zeros (RFC 7518
+    // §6.3.1.1) but one that has them is the same key.
+    let strip = |b: &[u8]| -> Vec<u8> {
+        let i = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+        b[i..].to_vec()
+    };
+    CHECKS.with(|c| c.set(c.get().saturating_add(1)));
+    signature::RsaPublicKeyComponents {
+        n: strip(n),
+        e: strip(e),
+    }
+    .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, signature)
+    .map_err(|_| SignatureError::Invalid)
 }
 
 /// Verifies a raw ECDSA P-256 / SHA-256 signature (`r ‖ s`, 64 bytes big-endian) over `message`
@@ -82,9 +132,11 @@ pub fn verify_p256_fixed(
     message: &[u8],
     signature: &[u8; 64],
 ) -> Result<(), SignatureError> {
-    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public_key)
-        .verify(message, signature)
-        .map_err(|_| SignatureError::Invalid)
+    counted(
+        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public_key),
+        message,
+        signature,
+    )
 }
 
 /// Verifies the report signature (ECDSA P-384, SHA-384, over bytes 0x000..0x2A0) with the
@@ -96,7 +148,9 @@ pub fn verify_report_signature(report: &SnpReport, signer: &AmdCert) -> Result<(
             key: format!("{:?}", signer.key_alg),
         });
     }
-    UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, &signer.public_key)
-        .verify(report.signed_bytes(), &report.signature_fixed())
-        .map_err(|_| SignatureError::Invalid)
+    counted(
+        UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, &signer.public_key),
+        report.signed_bytes(),
+        &report.signature_fixed(),
+    )
 }

@@ -6,15 +6,20 @@
 //! Checks run in that order and stop at the first authenticity failure. Binding is checked before
 //! the report signature so that a certificate for another chip is reported as such rather than
 //! as a bad signature.
+//!
+//! A bundle may carry any number of VCEK-like certificates. Identical ones count once, those
+//! whose hwID and SPLs already match the report are tried first, and at most [`MAX_LEAVES`] are
+//! tried at all, so a hostile bundle costs at most a few dozen signature checks.
 
 use thimble_evidence::bundle::{Bundle, Claims};
 use thimble_evidence::snp::cert::AmdRole;
-use thimble_evidence::snp::{AmdCert, CertTable, SigningKey, SnpReport};
+use thimble_evidence::snp::{AmdCert, CertKind, CertTable, SigningKey, SnpReport};
 use thimble_evidence::time_fmt::format_unix;
 
-use crate::chain::{VerifiedChain, verify_leaf};
+use crate::amd_crl::{AmdRevocation, check_amd_revocation};
+use crate::chain::{VerifiedChain, distinct, verify_leaf};
 use crate::options::Options;
-use crate::outcome::{Outcome, VerifyError};
+use crate::outcome::{Code, Outcome, VerifyError};
 use crate::policy::{self, ClaimedNonce};
 use crate::signature::verify_report_signature;
 
@@ -25,14 +30,33 @@ fn claims_json(
     serde_json::to_value(Claims::from_report(report, product)).ok()
 }
 
+/// The most distinct VCEK (or VLEK) certificates tried for one report.
+pub const MAX_LEAVES: usize = 4;
+
+/// Whether `leaf` looks like the certificate of `report`'s chip and TCB, by its extensions alone
+/// (no signature): used to try the likely leaves first. `check_binding` decides.
+fn looks_bound(report: &SnpReport, leaf: &AmdCert) -> bool {
+    let Some(product) = leaf.product().or_else(|| report.product_hint()) else {
+        return false;
+    };
+    let chip_ok = match &leaf.amd.hw_id {
+        Some(hw) => report.chip_id.get(..hw.len()) == Some(hw.as_slice()),
+        None => leaf.amd_role() == Some(AmdRole::Vlek),
+    };
+    chip_ok
+        && leaf
+            .tcb(product)
+            .is_some_and(|t| t.raw == report.reported_tcb)
+}
+
 /// Checks that `chain.leaf` is the key of the chip and TCB that produced `report`.
 fn check_binding(report: &SnpReport, chain: &VerifiedChain) -> Result<(), VerifyError> {
     let expected_role = match report.signing_key {
         SigningKey::Vcek => AmdRole::Vcek,
         SigningKey::Vlek => AmdRole::Vlek,
         other => {
-            return Err(VerifyError::authenticity(
-                "signature",
+            return Err(VerifyError::new(
+                Code::Signature,
                 format!(
                     "report key selector is {other:?}: the report is not signed by a VCEK or VLEK"
                 ),
@@ -40,8 +64,8 @@ fn check_binding(report: &SnpReport, chain: &VerifiedChain) -> Result<(), Verify
         }
     };
     if chain.leaf_role != expected_role {
-        return Err(VerifyError::authenticity(
-            "vcek-mismatch",
+        return Err(VerifyError::new(
+            Code::VcekMismatch,
             format!(
                 "report says it is signed by the {expected_role:?} but the certificate is a {:?}",
                 chain.leaf_role
@@ -50,8 +74,8 @@ fn check_binding(report: &SnpReport, chain: &VerifiedChain) -> Result<(), Verify
     }
     if let Some(p) = report.product_from_cpuid() {
         if p != chain.product {
-            return Err(VerifyError::authenticity(
-                "vcek-mismatch",
+            return Err(VerifyError::new(
+                Code::VcekMismatch,
                 format!(
                     "report comes from a {p} chip (CPUID) but the certificate chains to the {} root",
                     chain.product
@@ -66,8 +90,8 @@ fn check_binding(report: &SnpReport, chain: &VerifiedChain) -> Result<(), Verify
                 if hw.as_slice() == &report.chip_id[..n]
                     && report.chip_id[n..].iter().all(|&b| b == 0) => {}
             Some(hw) => {
-                return Err(VerifyError::authenticity(
-                    "vcek-mismatch",
+                return Err(VerifyError::new(
+                    Code::VcekMismatch,
                     format!(
                         "VCEK hwID {} is not the report's CHIP_ID {}: the certificate belongs to another chip",
                         hex::encode(hw),
@@ -76,23 +100,23 @@ fn check_binding(report: &SnpReport, chain: &VerifiedChain) -> Result<(), Verify
                 ));
             }
             None => {
-                return Err(VerifyError::authenticity(
-                    "vcek-mismatch",
+                return Err(VerifyError::new(
+                    Code::VcekMismatch,
                     "VCEK has no hwID extension",
                 ));
             }
         }
     }
     let Some(tcb) = chain.leaf.tcb(chain.product) else {
-        return Err(VerifyError::authenticity(
-            "vcek-mismatch",
+        return Err(VerifyError::new(
+            Code::VcekMismatch,
             "certificate lacks an SPL extension, so its TCB cannot be compared with REPORTED_TCB",
         ));
     };
     if tcb.raw != report.reported_tcb {
         let rt = report.reported_tcb(chain.product);
-        return Err(VerifyError::authenticity(
-            "vcek-mismatch",
+        return Err(VerifyError::new(
+            Code::VcekMismatch,
             format!(
                 "certificate TCB ({tcb}, tcbm {}) is not the report's REPORTED_TCB ({rt}, tcbm {})",
                 tcb.tcbm(),
@@ -103,10 +127,22 @@ fn check_binding(report: &SnpReport, chain: &VerifiedChain) -> Result<(), Verify
     Ok(())
 }
 
-/// Verifies a report with a pool of certificates (any order, any source).
+/// Verifies a report with a pool of certificates (any order, any source) and no CRL.
 pub fn verify_report(
     report_bytes: &[u8],
     certs: &[AmdCert],
+    claimed_nonce: Option<&ClaimedNonce>,
+    opts: &Options,
+) -> Outcome {
+    verify_report_with_crls(report_bytes, certs, &[], claimed_nonce, opts)
+}
+
+/// Verifies a report with a pool of certificates and the AMD CRL candidates that came with them
+/// (see [`check_amd_revocation`]).
+pub fn verify_report_with_crls(
+    report_bytes: &[u8],
+    certs: &[AmdCert],
+    crls: &[&[u8]],
     claimed_nonce: Option<&ClaimedNonce>,
     opts: &Options,
 ) -> Outcome {
@@ -115,11 +151,22 @@ pub fn verify_report(
         Ok(r) => r,
         Err(e) => {
             out.errors
-                .push(VerifyError::malformed("malformed-report", e.to_string()));
+                .push(VerifyError::new(Code::MalformedReport, e.to_string()));
             return out.finish();
         }
     };
     out.claims = claims_json(&report, report.product_hint());
+    if let (Some((family, model, stepping)), None) = (report.cpuid, report.product_from_cpuid()) {
+        // Without a known product there is no root to hold the certificate to, and the TCB
+        // layout is unknown: the report is refused rather than checked halfway.
+        out.errors.push(VerifyError::new(
+            Code::UnsupportedProduct,
+            format!(
+                "report comes from CPUID family {family:#04x} model {model:#04x} stepping {stepping:#04x}, which is not a product thimble knows (Milan, Genoa, Turin)"
+            ),
+        ));
+        return out.finish();
+    }
     out.signer = Some(match report.signing_key {
         SigningKey::Vlek => "vlek".into(),
         _ => "vcek".into(),
@@ -130,13 +177,13 @@ pub fn verify_report(
     } else {
         AmdRole::Vcek
     };
-    let leaves: Vec<&AmdCert> = certs
-        .iter()
-        .filter(|c| c.amd_role() == Some(wanted))
-        .collect();
+    let mut leaves = distinct(certs.iter().filter(|c| c.amd_role() == Some(wanted)));
+    // Likely leaves first (a stable sort keeps the bundle's order otherwise), then the cap.
+    leaves.sort_by_key(|leaf| !looks_bound(&report, leaf));
+    leaves.truncate(MAX_LEAVES);
     if leaves.is_empty() {
-        out.errors.push(VerifyError::authenticity(
-            "missing-endorsement",
+        out.errors.push(VerifyError::new(
+            Code::MissingEndorsement,
             format!(
                 "no {} certificate among the endorsements; the report cannot be checked",
                 if wanted == AmdRole::Vlek {
@@ -160,8 +207,8 @@ pub fn verify_report(
             verify_report_signature(&report, &chain.leaf).map_err(|e| {
                 (
                     2,
-                    VerifyError::authenticity(
-                        "signature",
+                    VerifyError::new(
+                        Code::Signature,
                         format!(
                             "report signature does not verify under {}: {e}",
                             chain.leaf.subject_cn
@@ -193,6 +240,10 @@ pub fn verify_report(
     out.simulated = chain.simulated;
     out.chain = chain.links();
     out.claims = claims_json(&report, Some(chain.product));
+    if let Err(e) = revocation(&chain, crls, opts, &mut out.warnings) {
+        out.errors.push(e);
+        return out.finish();
+    }
     if chain.simulated {
         out.warnings.push("verified against the SIMULATION test root: this evidence proves nothing about real hardware".into());
     }
@@ -205,21 +256,120 @@ pub fn verify_report(
     out.finish()
 }
 
+/// The ASK or ASVK of a verified chain against the CRLs given, by the policy's rule: a listed
+/// intermediate always fails; a missing or stale CRL fails only when revocation data is
+/// required, and is a warning otherwise.
+fn revocation(
+    chain: &VerifiedChain,
+    crls: &[&[u8]],
+    opts: &Options,
+    warnings: &mut Vec<String>,
+) -> Result<(), VerifyError> {
+    let require = opts.policy.require_revocation;
+    let ark = &chain.root.subject_cn;
+    let (skipped, problem) = match check_amd_revocation(
+        &chain.intermediate,
+        &chain.root,
+        crls,
+        opts.at,
+    )? {
+        AmdRevocation::Checked {
+            stale,
+            next_update,
+            skipped,
+            ..
+        } => {
+            let problem = stale.then(|| {
+                (
+                    Code::CollateralExpired,
+                    format!(
+                        "the newest CRL of {ark:?} is past its nextUpdate {}: revocations since then are unknown",
+                        next_update.map_or_else(|| "?".into(), format_unix)
+                    ),
+                )
+            });
+            (skipped, problem)
+        }
+        AmdRevocation::NoCrl { skipped } => (
+            skipped,
+            Some((
+                Code::MissingEndorsement,
+                format!(
+                    "the bundle has no CRL of {ark:?}, so a revoked {} would pass",
+                    if chain.leaf_role == AmdRole::Vlek {
+                        "ASVK"
+                    } else {
+                        "ASK"
+                    }
+                ),
+            )),
+        ),
+    };
+    for r in skipped {
+        warnings.push(format!("an AMD CRL candidate was ignored: {r}"));
+    }
+    match problem {
+        Some((code, message)) if require => Err(VerifyError::new(
+            code,
+            format!("{message}; revocation data is required (--require-revocation)"),
+        )),
+        Some((_, message)) => {
+            warnings.push(format!(
+                "{message}; accepted because revocation data is not required"
+            ));
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 /// Every certificate a bundle carries: its endorsements and its auxblob's certificate table,
-/// with warnings about host-written data that was ignored.
-pub fn bundle_certificates(bundle: &Bundle) -> Result<(Vec<AmdCert>, Vec<String>), VerifyError> {
+/// with warnings about host-written data that was ignored. Endorsements that are not
+/// certificates (CRLs, and Intel collateral, which cannot endorse an SEV-SNP report) are left
+/// out; a bundle whose only endorsements are Intel's then fails for want of a VCEK.
+pub fn bundle_certificates(bundle: &Bundle) -> Result<AmdEndorsements, VerifyError> {
+    use thimble_evidence::bundle::EndorsementKind as K;
     let mut certs = Vec::new();
+    let mut crls = Vec::new();
     let mut warnings = Vec::new();
+    let intel: Vec<&str> = bundle
+        .endorsements
+        .iter()
+        .filter_map(|e| match e.kind {
+            K::TcbInfo => Some("tcb-info"),
+            K::QeIdentity => Some("qe-identity"),
+            K::PckCrl => Some("pck-crl"),
+            K::RootCaCrl => Some("root-ca-crl"),
+            _ => None,
+        })
+        .collect();
+    if !intel.is_empty() {
+        warnings.push(format!(
+            "endorsements of kind {} ignored: Intel TDX collateral cannot endorse an SEV-SNP report",
+            intel.join(", ")
+        ));
+    }
     for (i, e) in bundle.endorsements.iter().enumerate() {
-        if e.format != "der" || e.kind == thimble_evidence::bundle::EndorsementKind::Crl {
+        let is_certificate = matches!(
+            e.kind,
+            K::Vcek | K::Vlek | K::Ask | K::Asvk | K::Ark | K::Certificate
+        );
+        if e.format == "der" && e.kind == K::Crl {
+            crls.push(
+                e.bytes()
+                    .map_err(|err| VerifyError::new(Code::MalformedBundle, err.to_string()))?,
+            );
+            continue;
+        }
+        if e.format != "der" || !is_certificate {
             continue;
         }
         let bytes = e
             .bytes()
-            .map_err(|err| VerifyError::malformed("malformed-bundle", err.to_string()))?;
+            .map_err(|err| VerifyError::new(Code::MalformedBundle, err.to_string()))?;
         let cert = AmdCert::parse_der(&bytes).map_err(|err| {
-            VerifyError::malformed(
-                "malformed-certificate",
+            VerifyError::new(
+                Code::MalformedCertificate,
                 format!("endorsements[{i}] ({:?}): {err}", e.kind),
             )
         })?;
@@ -227,7 +377,7 @@ pub fn bundle_certificates(bundle: &Bundle) -> Result<(Vec<AmdCert>, Vec<String>
     }
     if let Some(aux) = bundle
         .auxblob_bytes()
-        .map_err(|e| VerifyError::malformed("malformed-bundle", e.to_string()))?
+        .map_err(|e| VerifyError::new(Code::MalformedBundle, e.to_string()))?
     {
         // The host wrote this table: a malformed one is ignored (the endorsements may come from
         // elsewhere), not a reason to reject evidence that verifies without it.
@@ -236,48 +386,59 @@ pub fn bundle_certificates(bundle: &Bundle) -> Result<(Vec<AmdCert>, Vec<String>
             CertTable::default()
         });
         for entry in table.entries {
-            // CRLs and unknown entries are not certificates; a certificate entry that does not
-            // parse is ignored rather than fatal, since the host wrote it.
-            if let Ok(cert) = AmdCert::parse_der(&entry.data) {
+            // A CRL entry is a revocation candidate, checked like any other; a certificate entry
+            // that does not parse is ignored rather than fatal, since the host wrote it.
+            if entry.kind == CertKind::Crl {
+                crls.push(entry.data);
+            } else if let Ok(cert) = AmdCert::parse_der(&entry.data) {
                 certs.push(cert);
             }
         }
     }
-    Ok((certs, warnings))
+    Ok(AmdEndorsements {
+        certs,
+        crls,
+        warnings,
+    })
 }
 
-/// Verifies a bundle.
-pub fn verify_bundle(bundle: &Bundle, opts: &Options) -> Outcome {
+/// What an SEV-SNP bundle (or the SEV-SNP report of an Azure bundle) carries to endorse its
+/// report.
+#[derive(Debug, Clone, Default)]
+pub struct AmdEndorsements {
+    pub certs: Vec<AmdCert>,
+    /// AMD CRL candidates, DER as given.
+    pub crls: Vec<Vec<u8>>,
+    /// Host-written data that was ignored, and why.
+    pub warnings: Vec<String>,
+}
+
+/// Verifies a bundle. `allow_simulated` says whether the caller trusts the simulation root
+/// (it only changes how a failure of a simulated bundle is explained).
+pub fn verify_bundle(bundle: &Bundle, opts: &Options, allow_simulated: bool) -> Outcome {
     let fail = |e: VerifyError| {
         let mut o = Outcome::new("sev-snp", format_unix(opts.at));
-        o.simulated = bundle.simulated;
         o.errors.push(e);
         o.finish()
     };
     let report = match bundle.report_bytes() {
         Ok(r) => r,
-        Err(e) => return fail(VerifyError::malformed("malformed-bundle", e.to_string())),
+        Err(e) => return fail(VerifyError::new(Code::MalformedBundle, e.to_string())),
     };
-    let (certs, warnings) = match bundle_certificates(bundle) {
+    let AmdEndorsements {
+        certs,
+        crls,
+        warnings,
+    } = match bundle_certificates(bundle) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let claimed = match &bundle.nonce {
-        None => None,
-        Some(n) => match hex::decode(&n.value) {
-            Ok(value) => Some(ClaimedNonce {
-                value,
-                derivation: n.report_data_derivation,
-            }),
-            Err(_) => {
-                return fail(VerifyError::malformed(
-                    "malformed-bundle",
-                    "nonce.value is not hex",
-                ));
-            }
-        },
+    let crls: Vec<&[u8]> = crls.iter().map(Vec::as_slice).collect();
+    let claimed = match crate::bundle::claimed_nonce(bundle) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
     };
-    let mut out = verify_report(&report, &certs, claimed.as_ref(), opts);
+    let mut out = verify_report_with_crls(&report, &certs, &crls, claimed.as_ref(), opts);
     out.warnings.extend(warnings);
-    crate::outcome::explain_simulated(out, bundle.simulated)
+    crate::outcome::explain_simulated(out, bundle.simulated, allow_simulated)
 }

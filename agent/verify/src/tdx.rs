@@ -47,7 +47,7 @@ use thimble_evidence::tdx::{
 use thimble_evidence::time_fmt::format_unix;
 
 use crate::intel_chain::{IntelChain, check_crl_issuer, check_not_revoked, verify_intel_chain};
-use crate::outcome::{Outcome, VerifyError};
+use crate::outcome::{Code, Outcome, VerifyError};
 use crate::roots::IntelRoots;
 use crate::signature::verify_p256_fixed;
 
@@ -209,14 +209,32 @@ pub struct TdxPolicy {
     pub allow_stale_collateral: bool,
     /// Worst TCB status accepted (see [`TcbStatus`]'s order); `None` accepts all but `Revoked`.
     pub min_tcb_status: Option<TcbStatus>,
-    /// Expected MRTD (48 bytes).
-    pub mrtd: Option<Vec<u8>>,
+    /// Accept a quote without the PCK CRL or the root CA CRL, with a warning. Intel's QVL needs
+    /// both; without them a revoked PCK or CA would pass, so by default their absence is a
+    /// missing endorsement.
+    pub allow_missing_crl: bool,
+    /// Accepted MRTDs (48 bytes each): the quote's must be one of them. Empty: not checked.
+    pub mrtd: Vec<Vec<u8>>,
     /// Expected MRCONFIGID (48 bytes).
     pub mrconfigid: Option<Vec<u8>>,
     /// Expected MROWNER (48 bytes).
     pub mrowner: Option<Vec<u8>>,
+    /// Expected MROWNERCONFIG (48 bytes).
+    pub mrownerconfig: Option<Vec<u8>>,
+    /// Expected MRSEAM (48 bytes): the measurement of the TDX module.
+    pub mrseam: Option<Vec<u8>>,
+    /// Expected TD attributes (8 bytes, as in the quote).
+    pub td_attributes: Option<Vec<u8>>,
+    /// Expected XFAM (8 bytes, as in the quote).
+    pub xfam: Option<Vec<u8>>,
     /// Expected RTMR0..3 (48 bytes each), each optional.
     pub rtmrs: [Option<Vec<u8>>; 4],
+    /// Minimum TEE_TCB_SVN, compared byte by byte (16 bytes), as go-tdx-guest does.
+    pub min_tee_tcb_svn: Option<[u8; 16]>,
+    /// Minimum ISVSVN of the quoting enclave (from its signed QE report).
+    pub min_qe_svn: Option<u16>,
+    /// Minimum PCESVN (from the PCK certificate).
+    pub min_pce_svn: Option<u16>,
     /// Expected REPORT_DATA.
     pub report_data: Option<[u8; 64]>,
 }
@@ -236,6 +254,9 @@ const TDX_MODULE_STATUSES: [TcbStatus; 3] = [
     TcbStatus::OutOfDate,
     TcbStatus::Revoked,
 ];
+/// The statuses Intel's QVL reads in a QE identity's levels (its `TcbStatus.h`); any other makes
+/// the identity invalid. Intel's PCS documents only `UpToDate`, `OutOfDate` and `Revoked` here;
+/// QVL treats the two `ConfigurationNeeded` forms as `OutOfDate` ([`qe_status`]).
 const QE_IDENTITY_STATUSES: [TcbStatus; 5] = [
     TcbStatus::UpToDate,
     TcbStatus::ConfigurationNeeded,
@@ -243,6 +264,30 @@ const QE_IDENTITY_STATUSES: [TcbStatus; 5] = [
     TcbStatus::OutOfDateConfigurationNeeded,
     TcbStatus::Revoked,
 ];
+
+/// What a QE identity level's status means for the quote, as Intel's QVL decides it
+/// (`EnclaveReportVerifier`): `UpToDate` is fine, `Revoked` is revoked, and every other status it
+/// accepts means the QE's ISVSVN is out of date.
+fn qe_status(s: TcbStatus) -> TcbStatus {
+    match s {
+        TcbStatus::UpToDate => TcbStatus::UpToDate,
+        TcbStatus::Revoked => TcbStatus::Revoked,
+        _ => TcbStatus::OutOfDate,
+    }
+}
+
+/// The platform status converged with the QE's (Intel QVL `convergeTcbStatusWithQeTcbStatus`).
+fn converge_with_qe(platform: TcbStatus, qe: TcbStatus) -> TcbStatus {
+    use TcbStatus::*;
+    match (qe, platform) {
+        (Revoked, _) => Revoked,
+        (OutOfDate, UpToDate | SWHardeningNeeded) => OutOfDate,
+        (OutOfDate, ConfigurationNeeded | ConfigurationAndSWHardeningNeeded) => {
+            OutOfDateConfigurationNeeded
+        }
+        _ => platform,
+    }
+}
 
 fn ensure_status(
     status: dcap_qvl::TcbStatus,
@@ -253,8 +298,8 @@ fn ensure_status(
     if allowed.contains(&s) {
         return Ok(());
     }
-    Err(VerifyError::malformed(
-        "malformed-collateral",
+    Err(VerifyError::new(
+        Code::MalformedCollateral,
         format!("{structure} has a level with status {s}, which it may not carry"),
     ))
 }
@@ -268,6 +313,23 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A CRL the bundle lacks: a missing endorsement, as in Intel's QVL, unless the policy
+    /// accepts its absence, in which case a warning.
+    fn missing_crl(&mut self, which: &str, consequence: &str) -> Result<(), VerifyError> {
+        if self.policy.allow_missing_crl {
+            self.warnings.push(format!(
+                "no {which} given: {consequence}; accepted because missing CRLs are allowed"
+            ));
+            return Ok(());
+        }
+        Err(VerifyError::new(
+            Code::MissingEndorsement,
+            format!(
+                "the bundle has no Intel {which}, so a revoked certificate would pass ({consequence}); pass --allow-missing-crl to accept that"
+            ),
+        ))
+    }
+
     /// Checks an `issueDate`/`nextUpdate` (or `thisUpdate`/`nextUpdate`) pair against the time.
     fn check_dates(
         &mut self,
@@ -276,8 +338,8 @@ impl Ctx<'_> {
         next_update: Option<i64>,
     ) -> Result<(), VerifyError> {
         if issued > self.at {
-            return Err(VerifyError::authenticity(
-                "collateral-not-yet-valid",
+            return Err(VerifyError::new(
+                Code::CollateralNotYetValid,
                 format!(
                     "{what} was issued at {}, after the verification time {}",
                     format_unix(issued),
@@ -292,8 +354,8 @@ impl Ctx<'_> {
                 format_unix(self.at)
             );
             if !self.policy.allow_stale_collateral {
-                return Err(VerifyError::authenticity(
-                    "collateral-expired",
+                return Err(VerifyError::new(
+                    Code::CollateralExpired,
                     format!(
                         "{msg}: stale collateral cannot vouch for the quote (pass --allow-stale-collateral to accept it)"
                     ),
@@ -312,8 +374,8 @@ fn parse_certs(ders: &[Vec<u8>], what: &str) -> Result<Vec<AmdCert>, VerifyError
         .enumerate()
         .map(|(i, d)| {
             AmdCert::parse_der(d).map_err(|e| {
-                VerifyError::malformed(
-                    "malformed-certificate",
+                VerifyError::new(
+                    Code::MalformedCertificate,
                     format!("{what} certificate {i}: {e}"),
                 )
             })
@@ -323,7 +385,7 @@ fn parse_certs(ders: &[Vec<u8>], what: &str) -> Result<Vec<AmdCert>, VerifyError
 
 fn parse_crl(bytes: &[u8], what: &str) -> Result<IntelCrl, VerifyError> {
     IntelCrl::parse(bytes)
-        .map_err(|e| VerifyError::malformed("malformed-collateral", format!("{what}: {e}")))
+        .map_err(|e| VerifyError::new(Code::MalformedCollateral, format!("{what}: {e}")))
 }
 
 /// The CRLs that were given, checked and current (or stale but allowed).
@@ -346,6 +408,9 @@ impl Crls {
     }
 }
 
+/// The common name of the certificate that signs Intel's TCB info and QE identities.
+pub const TCB_SIGNING_CN: &str = "Intel SGX TCB Signing";
+
 /// Verifies a collateral issuer chain (signer first) and returns it.
 fn verify_signer_chain(
     ctx: &Ctx<'_>,
@@ -355,12 +420,33 @@ fn verify_signer_chain(
 ) -> Result<IntelChain, VerifyError> {
     let certs = parse_certs(ders, what)?;
     let Some((leaf, pool)) = certs.split_first() else {
-        return Err(VerifyError::authenticity(
-            "missing-endorsement",
+        return Err(VerifyError::new(
+            Code::MissingEndorsement,
             format!("no {what} issuer chain given"),
         ));
     };
     let chain = verify_intel_chain(leaf, pool, ctx.roots, ctx.at, what)?;
+    // Only Intel's TCB Signing certificate, issued directly by the root, signs TCB info and QE
+    // identities (Intel QVL `TCBSigningChain`: a two-certificate chain whose signer's CN names
+    // the SGX TCB Signing role). Any other certificate under the root, a PCK CA for one, is not
+    // a collateral signer even though it chains.
+    if chain.certs.len() != 2 || chain.leaf().subject_cn != TCB_SIGNING_CN {
+        return Err(VerifyError::new(
+            Code::Chain,
+            format!(
+                "{what} is signed by {:?}{}, not by the {TCB_SIGNING_CN:?} certificate directly under the Intel SGX Root CA",
+                chain.leaf().subject_cn,
+                if chain.certs.len() == 2 {
+                    String::new()
+                } else {
+                    format!(
+                        " through {} intermediate certificates",
+                        chain.certs.len() - 2
+                    )
+                }
+            ),
+        ));
+    }
     crls.check_cas(&chain)?;
     Ok(chain)
 }
@@ -372,8 +458,8 @@ fn check_collateral_signature(
     what: &str,
 ) -> Result<(), VerifyError> {
     verify_p256_fixed(&chain.leaf().public_key, signed, signature).map_err(|e| {
-        VerifyError::authenticity(
-            "collateral-signature",
+        VerifyError::new(
+            Code::CollateralSignature,
             format!(
                 "{what} signature does not verify under {}: {e}",
                 chain.leaf().subject_cn
@@ -384,8 +470,8 @@ fn check_collateral_signature(
 
 /// The QE report against the QE identity (Intel QVL `verifyQeIdentity`): MRSIGNER, ISVPRODID,
 /// masked MISCSELECT and ATTRIBUTES, no debug QE; then the QE TCB level by ISVSVN.
-fn appraise_qe(qe: &EnclaveReport, id: &QeIdentity) -> Result<TcbStatusWithAdvisory, VerifyError> {
-    let fail = |m: String| Err(VerifyError::authenticity("qe-identity", m));
+fn appraise_qe(qe: &EnclaveReport, id: &QeIdentity) -> Result<QeVerdict, VerifyError> {
+    let fail = |m: String| Err(VerifyError::new(Code::QeIdentity, m));
     if qe.mrsigner != id.mrsigner {
         return fail(format!(
             "QE MRSIGNER {} is not the QE identity's {}",
@@ -418,23 +504,37 @@ fn appraise_qe(qe: &EnclaveReport, id: &QeIdentity) -> Result<TcbStatusWithAdvis
             hex::encode(qe.attributes)
         ));
     }
-    let mut levels: Vec<_> = id.tcb_levels.iter().collect();
-    levels.sort_by_key(|l| std::cmp::Reverse(l.tcb.isvsvn));
-    let Some(level) = levels.iter().find(|l| qe.isv_svn >= l.tcb.isvsvn) else {
-        return Err(VerifyError::authenticity(
-            "tcb-level-not-found",
+    // Like Intel's QVL: every level must carry a status a QE identity may have (one that does
+    // not makes the identity invalid, whichever level the QE matches), and the level is the
+    // first one, in the order Intel wrote them, whose ISVSVN the QE meets.
+    for level in &id.tcb_levels {
+        ensure_status(level.tcb_status, &QE_IDENTITY_STATUSES, "QE identity")?;
+    }
+    let Some(level) = id.tcb_levels.iter().find(|l| qe.isv_svn >= l.tcb.isvsvn) else {
+        return Err(VerifyError::new(
+            Code::TcbLevelNotFound,
             format!(
                 "QE ISVSVN {} is below every level of the QE identity (lowest {})",
                 qe.isv_svn,
-                levels.last().map_or(0, |l| l.tcb.isvsvn)
+                id.tcb_levels
+                    .iter()
+                    .map(|l| l.tcb.isvsvn)
+                    .min()
+                    .unwrap_or(0)
             ),
         ));
     };
-    ensure_status(level.tcb_status, &QE_IDENTITY_STATUSES, "QE identity")?;
-    Ok(TcbStatusWithAdvisory::new(
-        level.tcb_status,
-        level.advisory_ids.clone(),
-    ))
+    Ok(QeVerdict {
+        status: qe_status(TcbStatus::from_qvl(level.tcb_status)),
+        advisory_ids: level.advisory_ids.clone(),
+    })
+}
+
+/// The QE's TCB status as it bears on the quote (see [`qe_status`]) and its advisories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct QeVerdict {
+    status: TcbStatus,
+    advisory_ids: Vec<String>,
 }
 
 fn hex_array<const N: usize>(s: &str, field: &str) -> Result<[u8; N], VerifyError> {
@@ -442,8 +542,8 @@ fn hex_array<const N: usize>(s: &str, field: &str) -> Result<[u8; N], VerifyErro
         .ok()
         .and_then(|v| <[u8; N]>::try_from(v).ok())
         .ok_or_else(|| {
-            VerifyError::malformed(
-                "malformed-collateral",
+            VerifyError::new(
+                Code::MalformedCollateral,
                 format!("TCB info {field} is not {N} bytes of hex"),
             )
         })
@@ -454,8 +554,8 @@ fn hex_array<const N: usize>(s: &str, field: &str) -> Result<[u8; N], VerifyErro
 /// from `tdxModule`.
 fn check_tdx_module(info: &TcbInfo, body: &TdxBody) -> Result<(), VerifyError> {
     let Some(base) = &info.tdx_module else {
-        return Err(VerifyError::malformed(
-            "malformed-collateral",
+        return Err(VerifyError::new(
+            Code::MalformedCollateral,
             "TDX TCB info has no tdxModule",
         ));
     };
@@ -467,8 +567,8 @@ fn check_tdx_module(info: &TcbInfo, body: &TdxBody) -> Result<(), VerifyError> {
     let attributes: [u8; 8] = hex_array(attributes, "TDX module attributes")?;
     let mask: [u8; 8] = hex_array(mask, "TDX module attributesMask")?;
     if body.mrsignerseam != mrsigner {
-        return Err(VerifyError::authenticity(
-            "tdx-module",
+        return Err(VerifyError::new(
+            Code::TdxModule,
             format!(
                 "MRSIGNERSEAM {} is not the TDX module signer {} of the TCB info",
                 hex::encode(body.mrsignerseam),
@@ -480,8 +580,8 @@ fn check_tdx_module(info: &TcbInfo, body: &TdxBody) -> Result<(), VerifyError> {
     let ok =
         (0..8).all(|i| seam[i] & mask[i] == attributes[i] & mask[i] && seam[i] & !mask[i] == 0);
     if !ok {
-        return Err(VerifyError::authenticity(
-            "tdx-module",
+        return Err(VerifyError::new(
+            Code::TdxModule,
             format!(
                 "SEAM attributes {} do not match the TDX module's {} under mask {}",
                 hex::encode(seam),
@@ -525,9 +625,7 @@ fn platform_status(
     for level in levels {
         let short = level
             .shortfalls(&pck.cpusvn, pck.pcesvn, Some(svn))
-            .map_err(|e| {
-                VerifyError::malformed("malformed-collateral", format!("TCB info: {e:#}"))
-            })?;
+            .map_err(|e| VerifyError::new(Code::MalformedCollateral, format!("TCB info: {e:#}")))?;
         if short.is_empty() {
             found = Some(*level);
             break;
@@ -544,8 +642,8 @@ fn platform_status(
                 )
             })
             .unwrap_or_default();
-        return Err(VerifyError::authenticity(
-            "tcb-level-not-found",
+        return Err(VerifyError::new(
+            Code::TcbLevelNotFound,
             format!(
                 "no TCB level of the TCB info is met by CPUSVN {}, PCESVN {} and {which} {}{closest}",
                 hex::encode(pck.cpusvn),
@@ -557,8 +655,8 @@ fn platform_status(
     ensure_status(level.tcb_status, &TCB_INFO_STATUSES, "TCB info")?;
     let mut status = TcbStatusWithAdvisory::new(level.tcb_status, level.advisory_ids.clone());
     let identity = info.tdx_module_identity(svn).map_err(|e| {
-        VerifyError::authenticity(
-            "tcb-level-not-found",
+        VerifyError::new(
+            Code::TcbLevelNotFound,
             format!("{which} {}: {e:#}", hex::encode(svn)),
         )
     })?;
@@ -568,8 +666,8 @@ fn platform_status(
             .iter()
             .find(|l| l.shortfall(svn).is_none())
         else {
-            return Err(VerifyError::authenticity(
-                "tcb-level-not-found",
+            return Err(VerifyError::new(
+                Code::TcbLevelNotFound,
                 format!(
                     "TDX module ISVSVN {} ({which}[0]) is below every level of module identity {}",
                     svn[0], identity.id
@@ -610,40 +708,57 @@ struct TcbVerdict {
     advisory_ids: Vec<String>,
 }
 
-/// The TCB status and advisories of the quote's platform, TDX module and QE. `Revoked` is
-/// returned as a status, for the caller to report and refuse.
+/// The TCB status and advisories of the quote's platform, TDX module and QE, combined in Intel
+/// QVL's order: the platform level with the TDX module, then (TDX 1.5) the relaunch check
+/// against the current TCB, and the QE last. `Revoked` is returned as a status, for the caller
+/// to report and refuse.
 fn evaluate_tcb(
     info: &TcbInfo,
     pck: &PckInfo,
     body: &TdxBody,
-    qe: &TcbStatusWithAdvisory,
+    qe: &QeVerdict,
 ) -> Result<TcbVerdict, VerifyError> {
     let levels = canonical_levels(info);
     let launch = platform_status(info, &levels, pck, &body.tee_tcb_svn, "TEE_TCB_SVN")?;
     check_tdx_module(info, body)?;
     let current = match &body.tee_tcb_svn_2 {
-        Some(svn2) => Some(platform_status(info, &levels, pck, svn2, "TEE_TCB_SVN_2")?),
+        Some(svn2) => Some(TcbStatus::from_qvl(
+            platform_status(info, &levels, pck, svn2, "TEE_TCB_SVN_2")?.status,
+        )),
         None => None,
     };
-    let fin = launch.merge(qe);
-    let current = current.map(|c| TcbStatus::from_qvl(c.merge(qe).status));
-    let mut status = TcbStatus::from_qvl(fin.status);
+    let mut status = TcbStatus::from_qvl(launch.status);
     // Unlike Intel's QVL, and like dcap-qvl, a revoked current TCB of a TDX 1.5 TD counts too.
     if status == TcbStatus::Revoked || current == Some(TcbStatus::Revoked) {
         status = TcbStatus::Revoked;
     } else if let Some(current) = current {
         status = status.check_for_relaunch(current);
     }
+    status = converge_with_qe(status, qe.status);
+    let mut advisory_ids = launch.advisory_ids;
+    for id in &qe.advisory_ids {
+        if !advisory_ids.contains(id) {
+            advisory_ids.push(id.clone());
+        }
+    }
     Ok(TcbVerdict {
         status,
-        advisory_ids: fin.advisory_ids,
+        advisory_ids,
     })
+}
+
+/// The QE and PCE SVNs the authenticity steps established, for the policy.
+#[derive(Debug, Clone, Copy)]
+struct Svns {
+    qe: u16,
+    pce: u16,
 }
 
 fn check_policy(
     quote: &TdxQuote,
     status: TcbStatus,
     advisory_ids: &[String],
+    svns: Svns,
     policy: &TdxPolicy,
     warnings: &mut Vec<String>,
 ) -> Vec<VerifyError> {
@@ -651,8 +766,8 @@ fn check_policy(
     let b = &quote.body;
     let attrs = TdAttributes::decode(b.td_attributes);
     if attrs.tud != 0 && !policy.allow_debug {
-        errors.push(VerifyError::policy(
-            "policy-debug",
+        errors.push(VerifyError::new(
+            Code::PolicyDebug,
             format!(
                 "TD attributes {:#018x} mark a debug TD (TUD bits 7:0{}): the host can read and change its memory and CPU state; pass --allow-debug to accept it",
                 attrs.raw,
@@ -662,8 +777,8 @@ fn check_policy(
     }
     if !attrs.sept_ve_disable {
         if policy.require_sept_ve_disable {
-            errors.push(VerifyError::policy(
-                "policy-sept-ve-disable",
+            errors.push(VerifyError::new(
+                Code::PolicySeptVeDisable,
                 format!(
                     "TD attributes {:#018x} lack SEPT_VE_DISABLE (bit 28), which the policy requires",
                     attrs.raw
@@ -685,8 +800,8 @@ fn check_policy(
         format!(" ({})", advisory_ids.join(", "))
     };
     match policy.min_tcb_status {
-        Some(min) if status > min => errors.push(VerifyError::policy(
-            "policy-tcb-status",
+        Some(min) if status > min => errors.push(VerifyError::new(
+            Code::PolicyTcbStatus,
             format!("TCB status {status}{advisories} is worse than the minimum {min}"),
         )),
         _ if status != TcbStatus::UpToDate => warnings.push(format!(
@@ -694,10 +809,23 @@ fn check_policy(
         )),
         _ => {}
     }
-    let mut expect = |code: &'static str, name: &str, want: &Option<Vec<u8>>, have: &[u8]| {
+    if !policy.mrtd.is_empty() && !policy.mrtd.iter().any(|m| m.as_slice() == b.mrtd) {
+        errors.push(VerifyError::new(
+            Code::PolicyMrtd,
+            format!(
+                "MRTD {} is not {}",
+                hex::encode(b.mrtd),
+                match policy.mrtd.as_slice() {
+                    [one] => format!("the expected {}", hex::encode(one)),
+                    many => format!("any of the {} expected values", many.len()),
+                }
+            ),
+        ));
+    }
+    let mut expect = |code: Code, name: &str, want: &Option<Vec<u8>>, have: &[u8]| {
         if let Some(w) = want {
             if w.as_slice() != have {
-                errors.push(VerifyError::policy(
+                errors.push(VerifyError::new(
                     code,
                     format!(
                         "{name} {} is not the expected {}",
@@ -708,29 +836,74 @@ fn check_policy(
             }
         }
     };
-    expect("policy-mrtd", "MRTD", &policy.mrtd, &b.mrtd);
     expect(
-        "policy-mrconfigid",
+        Code::PolicyMrconfigid,
         "MRCONFIGID",
         &policy.mrconfigid,
         &b.mrconfigid,
     );
-    expect("policy-mrowner", "MROWNER", &policy.mrowner, &b.mrowner);
+    expect(Code::PolicyMrowner, "MROWNER", &policy.mrowner, &b.mrowner);
+    expect(
+        Code::PolicyMrownerconfig,
+        "MROWNERCONFIG",
+        &policy.mrownerconfig,
+        &b.mrownerconfig,
+    );
+    expect(Code::PolicyMrseam, "MRSEAM", &policy.mrseam, &b.mrseam);
+    expect(
+        Code::PolicyTdAttributes,
+        "TD attributes",
+        &policy.td_attributes,
+        &b.td_attributes,
+    );
+    expect(Code::PolicyXfam, "XFAM", &policy.xfam, &b.xfam);
     for (i, name) in ["RTMR0", "RTMR1", "RTMR2", "RTMR3"].into_iter().enumerate() {
-        expect("policy-rtmr", name, &policy.rtmrs[i], &b.rtmr[i]);
+        expect(Code::PolicyRtmr, name, &policy.rtmrs[i], &b.rtmr[i]);
     }
-    if let Some(rd) = &policy.report_data {
-        if rd != &b.report_data {
-            errors.push(VerifyError::policy(
-                "nonce-mismatch",
+    if let Some(min) = &policy.min_tee_tcb_svn {
+        // Byte by byte, as go-tdx-guest compares it: every component at least the minimum's.
+        let low: Vec<String> = (0..16)
+            .filter(|&i| b.tee_tcb_svn[i] < min[i])
+            .map(|i| format!("[{i}]={} < {}", b.tee_tcb_svn[i], min[i]))
+            .collect();
+        if !low.is_empty() {
+            errors.push(VerifyError::new(
+                Code::PolicyTeeTcbSvn,
                 format!(
-                    "REPORT_DATA {} does not match the expected {}",
-                    hex::encode(b.report_data),
-                    hex::encode(rd)
+                    "TEE_TCB_SVN {} is below the minimum {}: {}",
+                    hex::encode(b.tee_tcb_svn),
+                    hex::encode(min),
+                    low.join(", ")
                 ),
             ));
         }
     }
+    // The quote header's QE and PCE SVN bytes are zero in real version 4 quotes, so the signed
+    // values are used: the QE report's ISVSVN and the PCK certificate's PCESVN.
+    if let Some(min) = policy.min_qe_svn {
+        if svns.qe < min {
+            errors.push(VerifyError::new(
+                Code::PolicyQeSvn,
+                format!("the QE's ISVSVN {} is below the minimum {min}", svns.qe),
+            ));
+        }
+    }
+    if let Some(min) = policy.min_pce_svn {
+        if svns.pce < min {
+            errors.push(VerifyError::new(
+                Code::PolicyQeSvn,
+                format!(
+                    "the PCK certificate's PCESVN {} is below the minimum {min}",
+                    svns.pce
+                ),
+            ));
+        }
+    }
+    errors.extend(crate::policy::check_report_data(
+        &b.report_data,
+        policy.report_data.as_ref(),
+        None,
+    ));
     errors
 }
 
@@ -741,6 +914,7 @@ struct Verified {
     chain_links: Vec<crate::outcome::ChainLink>,
     status: TcbStatus,
     advisory_ids: Vec<String>,
+    svns: Svns,
 }
 
 /// Steps 1 to 7 of the module documentation. On failure, what is known so far is returned with
@@ -752,11 +926,11 @@ fn authenticate(
     out: &mut Outcome,
 ) -> Result<Verified, VerifyError> {
     let quote = TdxQuote::parse(quote_bytes)
-        .map_err(|e| VerifyError::malformed("malformed-quote", e.to_string()))?;
+        .map_err(|e| VerifyError::new(Code::MalformedQuote, e.to_string()))?;
     out.claims = serde_json::to_value(TdxClaims::from_quote(&quote, None)).ok();
     if quote.header.qe_vendor_id != INTEL_QE_VENDOR_ID {
-        return Err(VerifyError::authenticity(
-            "qe-identity",
+        return Err(VerifyError::new(
+            Code::QeIdentity,
             format!(
                 "QE vendor {} is not Intel's quoting enclave",
                 hex::encode(quote.header.qe_vendor_id)
@@ -768,8 +942,8 @@ fn authenticate(
     let pck_ders = match (&quote.pck_chain, &collateral.pck_chain) {
         (Some(c), _) | (None, Some(c)) => c.clone(),
         (None, None) => {
-            return Err(VerifyError::authenticity(
-                "missing-endorsement",
+            return Err(VerifyError::new(
+                Code::MissingEndorsement,
                 format!(
                     "the quote carries no PCK chain (certification data type {}) and none was given",
                     quote.qe.inner_type
@@ -779,14 +953,14 @@ fn authenticate(
     };
     let pck_certs = parse_certs(&pck_ders, "PCK chain")?;
     let Some((leaf, pool)) = pck_certs.split_first() else {
-        return Err(VerifyError::authenticity(
-            "missing-endorsement",
+        return Err(VerifyError::new(
+            Code::MissingEndorsement,
             "the PCK chain is empty",
         ));
     };
     let pck_chain = verify_intel_chain(leaf, pool, ctx.roots, ctx.at, "PCK")?;
     let pck = PckInfo::from_der(pck_chain.leaf().der())
-        .map_err(|e| VerifyError::malformed("malformed-certificate", e.to_string()))?;
+        .map_err(|e| VerifyError::new(Code::MalformedCertificate, e.to_string()))?;
     out.claims = serde_json::to_value(TdxClaims::from_quote(&quote, Some(&pck))).ok();
     let mut chain_links = pck_chain.links("pck");
 
@@ -800,8 +974,10 @@ fn authenticate(
             Some(crl)
         }
         None => {
-            ctx.warnings
-                .push("no root CA CRL given: revocation of the Intel CAs was not checked".into());
+            ctx.missing_crl(
+                "root CA CRL",
+                "revocation of the Intel CAs (PCK CA, TCB Signing) was not checked",
+            )?;
             None
         }
     };
@@ -814,9 +990,10 @@ fn authenticate(
             ctx.check_dates("PCK CRL", crl.this_update, crl.next_update)?;
             check_not_revoked(pck_chain.leaf(), &crl)?;
         }
-        None => ctx
-            .warnings
-            .push("no PCK CRL given: revocation of the PCK certificate was not checked".into()),
+        None => ctx.missing_crl(
+            "PCK CRL",
+            "revocation of the PCK certificate was not checked",
+        )?,
     }
 
     // 3. QE report and its binding to the attestation key.
@@ -826,8 +1003,8 @@ fn authenticate(
         &quote.qe.qe_report_signature,
     )
     .map_err(|e| {
-        VerifyError::authenticity(
-            "signature",
+        VerifyError::new(
+            Code::Signature,
             format!("QE report signature does not verify under the PCK key: {e}"),
         )
     })?;
@@ -836,8 +1013,8 @@ fn authenticate(
     h.update(quote.attestation_key);
     h.update(&quote.qe.qe_auth_data);
     if h.finalize()[..] != qe_report.report_data[..32] {
-        return Err(VerifyError::authenticity(
-            "qe-binding",
+        return Err(VerifyError::new(
+            Code::QeBinding,
             "QE report REPORTDATA is not SHA-256(attestation key ‖ QE authentication data): the attestation key was not certified by this QE",
         ));
     }
@@ -847,15 +1024,15 @@ fn authenticate(
     key.push(0x04);
     key.extend_from_slice(&quote.attestation_key);
     verify_p256_fixed(&key, quote.signed_bytes(), &quote.signature).map_err(|e| {
-        VerifyError::authenticity(
-            "signature",
+        VerifyError::new(
+            Code::Signature,
             format!("quote signature does not verify under the attestation key: {e}"),
         )
     })?;
 
     // 5. TCB info and QE identity.
     let tcb_info = TcbInfoBody::parse(&collateral.tcb_info)
-        .map_err(|e| VerifyError::malformed("malformed-collateral", e.to_string()))?;
+        .map_err(|e| VerifyError::new(Code::MalformedCollateral, e.to_string()))?;
     let tcb_chain = verify_signer_chain(ctx, &crls, &collateral.tcb_info_issuer_chain, "TCB info")?;
     check_collateral_signature(
         &tcb_chain,
@@ -865,8 +1042,8 @@ fn authenticate(
     )?;
     let info = &tcb_info.content;
     if info.id != "TDX" || info.version < 3 {
-        return Err(VerifyError::authenticity(
-            "collateral-mismatch",
+        return Err(VerifyError::new(
+            Code::CollateralMismatch,
             format!(
                 "TCB info is {} version {}, not TDX version 3 or later",
                 info.id, info.version
@@ -876,8 +1053,8 @@ fn authenticate(
     if !info.fmspc.eq_ignore_ascii_case(&hex::encode(pck.fmspc))
         || !info.pce_id.eq_ignore_ascii_case(&hex::encode(pck.pce_id))
     {
-        return Err(VerifyError::authenticity(
-            "collateral-mismatch",
+        return Err(VerifyError::new(
+            Code::CollateralMismatch,
             format!(
                 "TCB info is for FMSPC {} PCE ID {}, the PCK certificate for FMSPC {} PCE ID {}",
                 info.fmspc,
@@ -893,7 +1070,7 @@ fn authenticate(
     }
 
     let qe_identity = QeIdentityBody::parse(&collateral.qe_identity)
-        .map_err(|e| VerifyError::malformed("malformed-collateral", e.to_string()))?;
+        .map_err(|e| VerifyError::new(Code::MalformedCollateral, e.to_string()))?;
     let qe_chain = if collateral.qe_identity_issuer_chain == collateral.tcb_info_issuer_chain {
         tcb_chain
     } else {
@@ -919,8 +1096,8 @@ fn authenticate(
     )?;
     let id = &qe_identity.content;
     if id.id != "TD_QE" || !matches!(id.version, 2 | 3) {
-        return Err(VerifyError::authenticity(
-            "collateral-mismatch",
+        return Err(VerifyError::new(
+            Code::CollateralMismatch,
             format!(
                 "QE identity is {} version {}, not TD_QE version 2 or 3",
                 id.id, id.version
@@ -948,19 +1125,24 @@ fn authenticate(
         };
         out.tcb_status = Some(status.to_string());
         out.advisory_ids = advisory_ids;
-        return Err(VerifyError::authenticity(
-            "tcb-revoked",
+        return Err(VerifyError::new(
+            Code::TcbRevoked,
             format!(
                 "the platform, TDX module or QE TCB is Revoked{listed}: its keys cannot be trusted"
             ),
         ));
     }
+    let svns = Svns {
+        qe: qe_report.isv_svn,
+        pce: pck.pcesvn,
+    };
     Ok(Verified {
         quote,
         pck,
         chain_links,
         status,
         advisory_ids,
+        svns,
     })
 }
 
@@ -993,6 +1175,7 @@ pub fn verify_quote(
                 &v.quote,
                 v.status,
                 &v.advisory_ids,
+                v.svns,
                 policy,
                 &mut ctx.warnings,
             );

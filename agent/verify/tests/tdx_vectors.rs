@@ -178,7 +178,7 @@ fn compare_with_oracle(l: &Loaded, outcome: &Outcome, allow_debug: bool) {
             assert_eq!(outcome.tcb_status.as_deref(), Some(status.as_str()), "{id}");
             assert_eq!(outcome.advisory_ids, advisories, "{id}");
         }
-        Err(e) => match outcome.errors.first().map(|e| e.code) {
+        Err(e) => match outcome.errors.first().map(|e| e.code.as_str()) {
             Some("tcb-level-not-found") => {
                 assert!(e.contains("No matching TCB level"), "{id}: dcap-qvl: {e}")
             }
@@ -294,7 +294,7 @@ fn policy_knobs() {
     let policy = TdxPolicy {
         require_sept_ve_disable: true,
         min_tcb_status: Some(TcbStatus::SWHardeningNeeded),
-        mrtd: Some(vec![0; 48]),
+        mrtd: vec![vec![0; 48]],
         mrconfigid: Some(vec![0; 48]),
         mrowner: Some(vec![1; 48]),
         rtmrs: [None, None, Some(vec![1; 48]), None],
@@ -302,7 +302,7 @@ fn policy_knobs() {
         ..TdxPolicy::default()
     };
     let o = verify(&l, &policy);
-    let codes: Vec<&str> = o.errors.iter().map(|e| e.code).collect();
+    let codes: Vec<&str> = o.errors.iter().map(|e| e.code.as_str()).collect();
     // MRCONFIGID is zero on this TD, so only MROWNER of the two differs.
     assert_eq!(
         codes,
@@ -322,7 +322,7 @@ fn policy_knobs() {
     let q = TdxQuote::parse(&l.quote).unwrap();
     let policy = TdxPolicy {
         min_tcb_status: Some(TcbStatus::OutOfDate),
-        mrtd: Some(q.body.mrtd.to_vec()),
+        mrtd: vec![q.body.mrtd.to_vec()],
         mrowner: Some(q.body.mrowner.to_vec()),
         rtmrs: q.body.rtmr.map(|r| Some(r.to_vec())),
         report_data: Some(q.body.report_data),
@@ -459,20 +459,36 @@ fn tampered_collateral() {
     let mut c = l.collateral.clone();
     c.tcb_info = other.collateral.tcb_info.clone();
     assert_eq!(first_code(&l, &l.quote, &c, &p), "collateral-mismatch");
-    // The QE identity signed by a certificate that is not Intel's: here the PCK CA.
+    // The QE identity with a signer chain that is Intel's but not the TCB Signing role: here the
+    // PCK CA, which chains to the root. Refused for its role, before any signature is tried.
     let mut c = l.collateral.clone();
     let q = TdxQuote::parse(&l.quote).unwrap();
     c.qe_identity_issuer_chain = q.pck_chain.clone().unwrap()[1..].to_vec();
-    assert_eq!(first_code(&l, &l.quote, &c, &p), "collateral-signature");
+    assert_eq!(first_code(&l, &l.quote, &c, &p), "chain");
+    let o = verify_quote(&l.quote, &c, l.at, &IntelRoots::intel(), &p);
+    assert!(
+        o.errors[0].message.contains("Intel SGX TCB Signing"),
+        "{:?}",
+        o.errors
+    );
     // A PCK CRL of the wrong CA (the root CA CRL in its place).
     let mut c = l.collateral.clone();
     c.pck_crl = c.root_ca_crl.clone();
     assert_eq!(first_code(&l, &l.quote, &c, &p), "collateral-mismatch");
-    // Missing CRLs: verified, with warnings.
+    // Missing CRLs: a missing endorsement, as in Intel's QVL; verified with warnings only when
+    // the policy accepts their absence.
     let mut c = l.collateral.clone();
     c.pck_crl = None;
+    assert_eq!(first_code(&l, &l.quote, &c, &p), "missing-endorsement");
+    let mut c = l.collateral.clone();
     c.root_ca_crl = None;
-    let o = verify_quote(&l.quote, &c, l.at, &IntelRoots::intel(), &p);
+    assert_eq!(first_code(&l, &l.quote, &c, &p), "missing-endorsement");
+    c.pck_crl = None;
+    let lenient = TdxPolicy {
+        allow_missing_crl: true,
+        ..p.clone()
+    };
+    let o = verify_quote(&l.quote, &c, l.at, &IntelRoots::intel(), &lenient);
     assert_eq!(o.verdict, Verdict::Valid);
     assert_eq!(
         o.warnings
@@ -515,10 +531,14 @@ fn stale_and_future_collateral() {
         .filter(|w| w.contains("nextUpdate"))
         .collect();
     assert_eq!(stale.len(), 3, "PCK CRL, TCB info, QE identity: {stale:?}");
-    // Without the PCK CRL, the TCB info is the first stale item.
+    // Without the PCK CRL (and a policy that accepts that), the TCB info is the first stale item.
     let mut c = l.collateral.clone();
     c.pck_crl = None;
-    let o = verify_quote(&l.quote, &c, late, &IntelRoots::intel(), &strict);
+    let no_crl = TdxPolicy {
+        allow_missing_crl: true,
+        ..TdxPolicy::default()
+    };
+    let o = verify_quote(&l.quote, &c, late, &IntelRoots::intel(), &no_crl);
     assert_eq!(o.errors[0].code, "collateral-expired");
     assert!(
         o.errors[0].message.starts_with("TCB info"),

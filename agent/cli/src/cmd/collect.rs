@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! `thimble collect`: REPORT_DATA from the nonce, a report from configfs-tsm or /dev/sev-guest
-//! (or the simulated guest), endorsements from the host's certificate table, THIM or KDS, and one
-//! bundle written atomically.
+//! (or the simulated guest), endorsements from the host's certificate table, THIM or KDS, the
+//! ARK's CRL from the host's table, the cache or KDS, and one bundle written atomically.
 
 use std::path::Path;
 use std::time::Duration;
 
 use thimble_collect::cache::{EndorsementCache, hit_line as cache_hit_line};
-use thimble_collect::endorse::{EndorseConfig, check_certs, fetch_amd_endorsements};
+use thimble_collect::endorse::{
+    CrlSource, EndorseConfig, check_certs, fetch_amd_endorsements, settle_amd_crl,
+};
 use thimble_collect::http::{HttpClient, HttpConfig};
 use thimble_collect::sev_guest::{LinuxSevGuest, SevGuestClient, SevGuestDevice};
 use thimble_collect::tsm::{ConfigFs, Provider, RealConfigFs, TsmClient, TsmError, TsmRequest};
@@ -15,7 +17,7 @@ use thimble_evidence::bundle::{
     Agent, Bundle, Claims, Collection, Endorsement, Evidence, Nonce, Origin, Tee, b64,
 };
 use thimble_evidence::report_data::{self, Derivation};
-use thimble_evidence::snp::{AmdCert, CertTable, SnpReport};
+use thimble_evidence::snp::{AmdCert, CertKind, CertTable, SnpReport};
 use thimble_evidence::time_fmt::format_unix;
 use thimble_sim::emulator::{Emulator, EmulatorConfig};
 use thimble_sim::fake_sev_guest::{FakeSevGuest, sim_cert_table};
@@ -329,14 +331,7 @@ fn run_once(a: CollectArgs) -> Result<u8, CliError> {
         .unwrap_or_else(|| thimble_evidence::kds::DEFAULT_KDS_BASE.into());
     let _emulator: Option<Emulator> = match a.simulate {
         Some(SimulateArg::Snp) => {
-            let chain = thimble_sim::signer::sim_chain();
-            let emu = Emulator::start(EmulatorConfig {
-                thim_amd_body: Some(chain.thim_json.as_bytes().to_vec()),
-                kds_vcek: vec![("Milan".into(), chain.vcek_der.to_vec())],
-                kds_cert_chain: vec![("Milan".into(), chain.ask_ark_pem.as_bytes().to_vec())],
-                faults: Vec::new(),
-            })
-            .map_err(|e| {
+            let emu = Emulator::start(EmulatorConfig::sim()).map_err(|e| {
                 CliError::Other(format!("cannot start the THIM emulator on loopback: {e}"))
             })?;
             // Endpoints given on the command line win, so that tests can aim a simulated guest at
@@ -411,12 +406,16 @@ fn run_once(a: CollectArgs) -> Result<u8, CliError> {
     }
 
     let mut attached = Vec::new();
+    let mut attached_crls = Vec::new();
     let mut table_log = Vec::new();
     let mut endorsements = Vec::new();
     if let Some(aux) = &raw.auxblob {
         match CertTable::parse(aux) {
             Ok(table) => {
                 for entry in table.entries {
+                    if entry.kind == CertKind::Crl {
+                        attached_crls.push(entry.data.clone());
+                    }
                     let origin_kind = if raw.collection.source == "configfs-tsm" {
                         "auxblob"
                     } else {
@@ -455,6 +454,22 @@ fn run_once(a: CollectArgs) -> Result<u8, CliError> {
         (None, false, false) => Some(EndorsementCache::new(DEFAULT_CACHE_DIR)),
     };
     let now = common::now();
+    // --deadline bounds the whole gathering (THIM, every KDS attempt and the CRL together), not
+    // each request. THIM may use at most half of it: IMDS is on the host and answers at once
+    // when it exists, so a THIM that hangs must leave time for the KDS fallback.
+    let deadline = Duration::from_secs(a.deadline.max(1));
+    let overall_end = std::time::Instant::now() + deadline;
+    let http = |proxy: bool, own: Duration| {
+        HttpClient::new(HttpConfig {
+            per_request_timeout: Duration::from_secs(a.timeout.max(1)),
+            deadline: own,
+            use_proxy_env: proxy,
+            overall_end: Some(overall_end),
+            ..HttpConfig::default()
+        })
+    };
+    // KDS may need the operator's proxy; IMDS is never reached through one.
+    let kds_client = http(!simulated, deadline);
     let attached_verify =
         !attached.is_empty() && check_certs(&report, &attached, &roots, now).is_ok();
     let cached = if a.offline || attached_verify {
@@ -478,26 +493,10 @@ fn run_once(a: CollectArgs) -> Result<u8, CliError> {
         log.push(cache_hit_line(&entry, &path));
         endorsements.extend(entry.endorsements);
     } else {
-        // --deadline bounds the whole gathering (THIM and every KDS attempt together), not
-        // each request. THIM may use at most half of it: IMDS is on the host and answers at
-        // once when it exists, so a THIM that hangs must leave time for the KDS fallback.
-        let deadline = Duration::from_secs(a.deadline.max(1));
-        let overall_end = std::time::Instant::now() + deadline;
-        let http = |proxy: bool, own: Duration| {
-            HttpClient::new(HttpConfig {
-                per_request_timeout: Duration::from_secs(a.timeout.max(1)),
-                deadline: own,
-                use_proxy_env: proxy,
-                overall_end: Some(overall_end),
-                ..HttpConfig::default()
-            })
-        };
-        // IMDS is never reached through a proxy; KDS may need the operator's proxy.
         let thim_client = http(false, if a.no_kds { deadline } else { deadline / 2 });
-        let kds_client = http(!simulated, deadline);
         let cfg = EndorseConfig {
             imds_base: imds,
-            kds_base: kds,
+            kds_base: kds.clone(),
             use_thim: !a.no_thim,
             use_kds: !a.no_kds,
             prefer_attached: true,
@@ -529,6 +528,30 @@ fn run_once(a: CollectArgs) -> Result<u8, CliError> {
         .filter_map(|e| e.bytes().ok())
         .filter_map(|b| AmdCert::parse_der(&b).ok())
         .collect();
+    let crl_source = if a.offline {
+        CrlSource::Disabled { why: "offline" }
+    } else if a.no_kds {
+        CrlSource::Disabled { why: "--no-kds" }
+    } else {
+        CrlSource::Kds {
+            fetch: &kds_client,
+            base: &kds,
+        }
+    };
+    let crl = settle_amd_crl(
+        crl_source,
+        cache.as_ref(),
+        &report,
+        &certs,
+        &attached_crls,
+        &roots,
+        now,
+    );
+    if let Some(line) = &crl.revoked {
+        warn(line);
+    }
+    log.extend(crl.log);
+    endorsements.extend(crl.endorsement);
     let bundle = Bundle {
         format: thimble_evidence::bundle::FORMAT.into(),
         version: thimble_evidence::bundle::VERSION,

@@ -231,7 +231,11 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                     path: q.clone(),
                     reason: e.to_string(),
                 })?;
-                tpm_quote = Some(serde_json::from_slice(&parsed.to_json()).unwrap_or_default());
+                let text = String::from_utf8_lossy(&parsed.to_json()).into_owned();
+                tpm_quote = Some(
+                    thimble_evidence::bundle::RawJson::from_json(text)
+                        .map_err(|e| malformed(e.to_string()))?,
+                );
             }
             let mut evidence = Evidence {
                 hcl_report: Some(b64(&bytes)),

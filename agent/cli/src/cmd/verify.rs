@@ -25,7 +25,7 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
 pub fn run(a: VerifyArgs) -> Result<u8, CliError> {
     let at = common::verification_time(a.at.as_deref())?;
     let opts = common::verify_options(at, &a.policy)?;
-    let bundle = common::read_bundle(&a.bundle)?;
+    let bundle = common::read_bundle(&a.bundle, a.max_bundle_size)?;
     check_flags_fit(&a, bundle.tee)?;
     let outcome = verify_bundle(&bundle, &opts);
     if a.json {
@@ -40,7 +40,8 @@ pub fn run(a: VerifyArgs) -> Result<u8, CliError> {
 }
 
 /// Refuses policy flags that do not apply to the bundle's TEE: a check the user asked for must
-/// never be silently skipped.
+/// never be silently skipped. (A policy file may hold settings for every TEE; only flags are
+/// judged here.)
 fn check_flags_fit(a: &VerifyArgs, tee: Tee) -> Result<(), CliError> {
     let p = &a.policy;
     let snp_only = [
@@ -48,17 +49,69 @@ fn check_flags_fit(a: &VerifyArgs, tee: Tee) -> Result<(), CliError> {
         ("--host-data", p.host_data.is_some()),
         ("--max-vmpl", p.max_vmpl.is_some()),
         ("--min-tcb", p.min_tcb.is_some()),
+        ("--min-launch-tcb", p.min_launch_tcb.is_some()),
+        ("--min-guest-svn", p.min_guest_svn.is_some()),
+        ("--min-build", p.min_build.is_some()),
+        ("--min-version", p.min_version.is_some()),
+        ("--deny-provisional-firmware", p.deny_provisional_firmware),
+        ("--family-id", p.family_id.is_some()),
+        ("--image-id", p.image_id.is_some()),
+        ("--report-id", p.report_id.is_some()),
+        ("--report-id-ma", p.report_id_ma.is_some()),
+        ("--chip-id", p.chip_id.is_some()),
+        ("--min-abi", p.min_abi.is_some()),
+        ("--deny-smt", p.deny_smt),
+        ("--allow-migration-agent", p.allow_migration_agent),
+        ("--deny-cxl", p.deny_cxl),
+        ("--require-single-socket", p.require_single_socket),
+        ("--require-mem-aes-256-xts", p.require_mem_aes_256_xts),
+        ("--require-rapl-dis", p.require_rapl_dis),
+        ("--require-ciphertext-hiding", p.require_ciphertext_hiding),
+        ("--require-page-swap-disable", p.require_page_swap_disable),
+        (
+            "--require-platform-info",
+            !p.require_platform_info.is_empty(),
+        ),
+        ("--deny-platform-info", !p.deny_platform_info.is_empty()),
+        ("--require-id-block", p.require_id_block),
+        ("--require-author-key", p.require_author_key),
+        (
+            "--trusted-id-key-digest",
+            !p.trusted_id_key_digest.is_empty(),
+        ),
+        (
+            "--trusted-author-key-digest",
+            !p.trusted_author_key_digest.is_empty(),
+        ),
     ];
     let tdx_only = [
-        ("--mrtd", p.mrtd.is_some()),
+        ("--mrtd", !p.mrtd.is_empty()),
         ("--mrconfigid", p.mrconfigid.is_some()),
         ("--mrowner", p.mrowner.is_some()),
+        ("--mrownerconfig", p.mrownerconfig.is_some()),
+        ("--mrseam", p.mrseam.is_some()),
+        ("--td-attributes", p.td_attributes.is_some()),
+        ("--xfam", p.xfam.is_some()),
         ("--rtmr", !p.rtmr.is_empty()),
+        ("--min-tee-tcb-svn", p.min_tee_tcb_svn.is_some()),
+        ("--min-qe-svn", p.min_qe_svn.is_some()),
+        ("--min-pce-svn", p.min_pce_svn.is_some()),
         ("--min-tcb-status", p.min_tcb_status.is_some()),
         ("--require-sept-ve-disable", p.require_sept_ve_disable),
         ("--allow-stale-collateral", p.allow_stale_collateral),
+        ("--allow-missing-crl", p.allow_missing_crl),
     ];
-    let azure_only = [("--allow-stale-report", p.allow_stale_report)];
+    let azure_only = [
+        ("--allow-stale-report", p.allow_stale_report),
+        ("--hcl-user-data", p.hcl_user_data.is_some()),
+        (
+            "--paravisor-id-key-digest",
+            !p.paravisor_id_key_digest.is_empty(),
+        ),
+        ("--paravisor-mrtd", !p.paravisor_mrtd.is_empty()),
+        ("--no-pinned-paravisors", p.no_pinned_paravisors),
+        ("--allow-unknown-paravisor", p.allow_unknown_paravisor),
+    ];
     let not_azure = [("--report-data", p.report_data.is_some())];
     let (snp, tdx, azure) = match tee {
         Tee::SevSnp => (true, false, false),

@@ -127,15 +127,10 @@ pub fn sim_chain_files(dir: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-/// What the built-in `--simulate snp` emulator serves: THIM and KDS with the simulated chain.
+/// What the built-in `--simulate snp` emulator serves: THIM and KDS with the simulated chain and
+/// its ARK's CRL.
 pub fn sim_emulator_config() -> thimble_sim::emulator::EmulatorConfig {
-    let c = thimble_sim::signer::sim_chain();
-    thimble_sim::emulator::EmulatorConfig {
-        thim_amd_body: Some(c.thim_json.as_bytes().to_vec()),
-        kds_vcek: vec![("Milan".into(), c.vcek_der.to_vec())],
-        kds_cert_chain: vec![("Milan".into(), c.ask_ark_pem.as_bytes().to_vec())],
-        faults: Vec::new(),
-    }
+    thimble_sim::emulator::EmulatorConfig::sim()
 }
 
 /// `http://127.0.0.1:PORT` with nothing listening.

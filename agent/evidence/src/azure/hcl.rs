@@ -45,6 +45,10 @@ use crate::snp::{ReportError, SnpReport};
 use crate::tdx::td_report::TD_REPORT_LEN;
 use crate::tdx::{TdReport, TdReportError};
 
+/// The largest HCL report parsed: the NV index holding it is 2600 bytes on Azure; the runtime
+/// data JSON is parsed from it, so its size is bounded.
+pub const MAX_HCL_REPORT_LEN: usize = 64 << 10;
+
 /// `"HCLA"` (openvmm `ATTESTATION_SIGNATURE` 0x414c4348, little-endian).
 pub const HCL_SIGNATURE: [u8; 4] = *b"HCLA";
 /// Size of the header.
@@ -70,6 +74,8 @@ pub const EK_PUB_KID: &str = "HCLEkPub";
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HclError {
+    #[error("HCL report is {len} bytes, more than the {max} accepted")]
+    TooLarge { len: usize, max: usize },
     #[error("HCL report is truncated: {what} needs bytes {start}..{end} but there are {len}")]
     Truncated {
         what: &'static str,
@@ -226,6 +232,12 @@ impl HclReport {
     /// Parses the contents of NV index `0x01400001`: the header, the hardware report's place and
     /// the runtime data's. Never parses the runtime data JSON (see [`HclReport::runtime_data`]).
     pub fn parse(bytes: &[u8]) -> Result<HclReport, HclError> {
+        if bytes.len() > MAX_HCL_REPORT_LEN {
+            return Err(HclError::TooLarge {
+                len: bytes.len(),
+                max: MAX_HCL_REPORT_LEN,
+            });
+        }
         let sig = slice(bytes, "header", 0..HCL_HEADER_LEN)?;
         let found = [sig[0], sig[1], sig[2], sig[3]];
         if found != HCL_SIGNATURE {

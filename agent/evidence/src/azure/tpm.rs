@@ -66,7 +66,14 @@ pub enum TpmError {
     PcrMissing { index: u32, have: usize },
     #[error("PCR {index} value is {len} bytes, not 32 (SHA-256)")]
     PcrLength { index: u32, len: usize },
+    #[error("tpm_quote.json is {len} bytes, more than the {max} accepted")]
+    TooLarge { len: usize, max: usize },
 }
+
+/// The largest `tpm_quote.json` parsed. A quote of 24 SHA-256 PCRs is under 4 KiB in hex and
+/// under 10 KiB as byte arrays; decoding byte arrays builds a value per byte, so the size is
+/// bounded first.
+pub const MAX_TPM_QUOTE_JSON_LEN: usize = 64 << 10;
 
 /// `TPMS_CLOCK_INFO`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -309,6 +316,12 @@ struct HexQuote {
 impl TpmQuote {
     /// Parses `tpm_quote.json`.
     pub fn parse_json(bytes: &[u8]) -> Result<TpmQuote, TpmError> {
+        if bytes.len() > MAX_TPM_QUOTE_JSON_LEN {
+            return Err(TpmError::TooLarge {
+                len: bytes.len(),
+                max: MAX_TPM_QUOTE_JSON_LEN,
+            });
+        }
         let raw: RawQuote = serde_json::from_slice(bytes).map_err(|e| TpmError::Json {
             reason: e.to_string(),
         })?;

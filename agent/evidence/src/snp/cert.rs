@@ -10,9 +10,11 @@
 
 use serde::Serialize;
 use thiserror::Error;
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::signature_algorithm::SignatureAlgorithm;
+use x509_parser::x509::AlgorithmIdentifier;
 
 use crate::snp::{Product, TcbVersion};
 
@@ -85,6 +87,10 @@ pub struct AmdCert {
     pub not_before: i64,
     pub not_after: i64,
     pub is_ca: bool,
+    /// The subjectKeyIdentifier extension, when present.
+    pub subject_key_id: Option<Vec<u8>>,
+    /// The keyIdentifier of the authorityKeyIdentifier extension, when present.
+    pub authority_key_id: Option<Vec<u8>>,
     pub amd: AmdExtensions,
 }
 
@@ -118,6 +124,45 @@ fn hash_name(oid: &Oid<'_>) -> Option<&'static str> {
         "2.16.840.1.101.3.4.2.2" => Some("sha384"),
         "2.16.840.1.101.3.4.2.3" => Some("sha512"),
         _ => None,
+    }
+}
+
+/// Decodes the signature algorithm of a certificate or a CRL, with the parameters a verifier must
+/// enforce. RSASSA-PSS (RFC 4055) is what AMD signs ARK, ASK, ASVK, VCEK, VLEK and its CRLs with;
+/// PSS parameters other than a SHA-2 hash with MGF1 over a SHA-2 hash, and any algorithm not
+/// listed, come out as [`SigAlg::Other`], which no verifier accepts.
+pub(crate) fn signature_alg(alg: &AlgorithmIdentifier<'_>) -> SigAlg {
+    match SignatureAlgorithm::try_from(alg) {
+        Ok(SignatureAlgorithm::RSASSA_PSS(p)) => {
+            let hash = hash_name(p.hash_algorithm_oid());
+            let mgf = p
+                .mask_gen_algorithm()
+                .ok()
+                .and_then(|m| hash_name(&m.hash).map(|h| (m.mgf, h)));
+            match (hash, mgf) {
+                (Some(hash), Some((mgf_oid, mgf1_hash)))
+                    if mgf_oid.to_id_string() == "1.2.840.113549.1.1.8" =>
+                {
+                    SigAlg::RsaPss {
+                        hash,
+                        mgf1_hash,
+                        salt_len: p.salt_length(),
+                    }
+                }
+                _ => SigAlg::Other {
+                    oid: "1.2.840.113549.1.1.10 (unsupported parameters)".into(),
+                },
+            }
+        }
+        _ => match alg.algorithm.to_id_string().as_str() {
+            "1.2.840.113549.1.1.11" => SigAlg::RsaPkcs1Sha256,
+            "1.2.840.113549.1.1.12" => SigAlg::RsaPkcs1Sha384,
+            "1.2.840.10045.4.3.2" => SigAlg::EcdsaSha256,
+            "1.2.840.10045.4.3.3" => SigAlg::EcdsaSha384,
+            other => SigAlg::Other {
+                oid: other.to_string(),
+            },
+        },
     }
 }
 
@@ -169,38 +214,7 @@ impl AmdCert {
         let start = tbs_raw.as_ptr() as usize - der.as_ptr() as usize;
         let tbs = (start, start + tbs_raw.len());
 
-        let signature_alg = match SignatureAlgorithm::try_from(&cert.signature_algorithm) {
-            Ok(SignatureAlgorithm::RSASSA_PSS(p)) => {
-                let hash = hash_name(p.hash_algorithm_oid());
-                let mgf = p
-                    .mask_gen_algorithm()
-                    .ok()
-                    .and_then(|m| hash_name(&m.hash).map(|h| (m.mgf, h)));
-                match (hash, mgf) {
-                    (Some(hash), Some((mgf_oid, mgf1_hash)))
-                        if mgf_oid.to_id_string() == "1.2.840.113549.1.1.8" =>
-                    {
-                        SigAlg::RsaPss {
-                            hash,
-                            mgf1_hash,
-                            salt_len: p.salt_length(),
-                        }
-                    }
-                    _ => SigAlg::Other {
-                        oid: "1.2.840.113549.1.1.10 (unsupported parameters)".into(),
-                    },
-                }
-            }
-            _ => match cert.signature_algorithm.algorithm.to_id_string().as_str() {
-                "1.2.840.113549.1.1.11" => SigAlg::RsaPkcs1Sha256,
-                "1.2.840.113549.1.1.12" => SigAlg::RsaPkcs1Sha384,
-                "1.2.840.10045.4.3.2" => SigAlg::EcdsaSha256,
-                "1.2.840.10045.4.3.3" => SigAlg::EcdsaSha384,
-                other => SigAlg::Other {
-                    oid: other.to_string(),
-                },
-            },
-        };
+        let signature_alg = signature_alg(&cert.signature_algorithm);
 
         let spki = cert.public_key();
         let key_alg = match spki.algorithm.algorithm.to_id_string().as_str() {
@@ -277,6 +291,17 @@ impl AmdCert {
         }
 
         let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+        let mut subject_key_id = None;
+        let mut authority_key_id = None;
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => subject_key_id = Some(k.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    authority_key_id = a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => {}
+            }
+        }
 
         Ok(AmdCert {
             tbs,
@@ -294,6 +319,8 @@ impl AmdCert {
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             is_ca,
+            subject_key_id,
+            authority_key_id,
             amd,
             der: der.to_vec(),
         })
@@ -317,6 +344,18 @@ impl AmdCert {
     /// Whether `issuer`'s subject name is this certificate's issuer name (byte equality).
     pub fn issued_by_name(&self, issuer: &AmdCert) -> bool {
         self.issuer_raw == issuer.subject_raw
+    }
+
+    /// Whether `issuer` may have issued this certificate, judged without a signature check: the
+    /// names are equal and, when both certificates carry key identifiers, they agree. Chain
+    /// building narrows its candidates with this so that signatures are only checked where they
+    /// can succeed.
+    pub fn may_be_issued_by(&self, issuer: &AmdCert) -> bool {
+        self.issued_by_name(issuer)
+            && match (&self.authority_key_id, &issuer.subject_key_id) {
+                (Some(a), Some(s)) => a == s,
+                _ => true,
+            }
     }
 
     /// Whether subject and issuer are the same name (a root).

@@ -4,7 +4,9 @@
 //!
 //! Layout: entries of `{guid[16], u32 offset, u32 length}` (little-endian integers), ended by an
 //! all-zero entry; offsets are from the start of the table. The host writes this table, so every
-//! offset and length is checked against the buffer before use.
+//! offset and length is checked against the buffer before use, the number of entries is capped,
+//! and entries may not overlap each other or the header: the bytes copied out of a table are
+//! then never more than the table itself, whatever the host wrote.
 
 use thiserror::Error;
 
@@ -141,9 +143,16 @@ pub enum CertTableError {
     },
     #[error("certificate table entry {index} overlaps the table header")]
     OverlapsHeader { index: usize },
+    #[error("certificate table entries {first} and {second} overlap")]
+    Overlap { first: usize, second: usize },
+    #[error("certificate table has more than {max} entries")]
+    TooManyEntries { max: usize },
 }
 
 const ENTRY_LEN: usize = 24;
+/// The most entries a table may have. AMD defines five GUIDs (VCEK, VLEK, ASK, ARK, CRL); the
+/// cap leaves room for others a host may add while bounding the work a hostile table causes.
+pub const MAX_ENTRIES: usize = 64;
 
 impl CertTable {
     /// Parses a table; an empty buffer is an empty table (the host supplied no certificates).
@@ -160,6 +169,9 @@ impl CertTable {
             if e.iter().all(|&b| b == 0) {
                 break;
             }
+            if headers.len() == MAX_ENTRIES {
+                return Err(CertTableError::TooManyEntries { max: MAX_ENTRIES });
+            }
             let mut g = [0u8; 16];
             g.copy_from_slice(&e[..16]);
             let offset = u32::from_le_bytes([e[16], e[17], e[18], e[19]]);
@@ -168,8 +180,9 @@ impl CertTable {
             pos += ENTRY_LEN;
         }
         let header_end = pos + ENTRY_LEN;
-        let mut entries = Vec::with_capacity(headers.len());
-        for (index, (g, offset, length)) in headers.into_iter().enumerate() {
+        // Check every range before copying anything.
+        let mut ranges: Vec<(u64, u64, usize)> = Vec::with_capacity(headers.len());
+        for (index, &(_, offset, length)) in headers.iter().enumerate() {
             let end = u64::from(offset) + u64::from(length);
             if end > buf.len() as u64 {
                 return Err(CertTableError::OutOfBounds {
@@ -182,10 +195,26 @@ impl CertTable {
             if (offset as usize) < header_end && length > 0 {
                 return Err(CertTableError::OverlapsHeader { index });
             }
+            if length > 0 {
+                ranges.push((u64::from(offset), end, index));
+            }
+        }
+        ranges.sort_unstable();
+        for pair in ranges.windows(2) {
+            if pair[1].0 < pair[0].1 {
+                return Err(CertTableError::Overlap {
+                    first: pair[0].2.min(pair[1].2),
+                    second: pair[0].2.max(pair[1].2),
+                });
+            }
+        }
+        let mut entries = Vec::with_capacity(headers.len());
+        for (g, offset, length) in headers {
+            let end = offset as usize + length as usize;
             entries.push(CertTableEntry {
                 kind: CertKind::from_guid(&g),
                 guid: g,
-                data: buf[offset as usize..end as usize].to_vec(),
+                data: buf[offset as usize..end].to_vec(),
             });
         }
         Ok(CertTable { entries })
@@ -273,5 +302,49 @@ mod tests {
             CertTable::parse(&bad),
             Err(CertTableError::OutOfBounds { .. })
         ));
+    }
+
+    #[test]
+    fn rejects_overlapping_entries_and_too_many() {
+        // Two entries pointing at the same bytes: a host could make a small table expand into
+        // many copies of itself.
+        let t = CertTable::build(&[(CertKind::Vcek, b"vcek"), (CertKind::Ask, b"ask!")]);
+        let mut bad = t.clone();
+        let first_offset = bad[16..20].to_vec();
+        bad[24 + 16..24 + 20].copy_from_slice(&first_offset);
+        assert_eq!(
+            CertTable::parse(&bad),
+            Err(CertTableError::Overlap {
+                first: 0,
+                second: 1
+            })
+        );
+        // Partly overlapping.
+        let mut bad = t.clone();
+        let off = u32::from_le_bytes(t[16..20].try_into().unwrap()) + 2;
+        bad[24 + 16..24 + 20].copy_from_slice(&off.to_le_bytes());
+        assert!(matches!(
+            CertTable::parse(&bad),
+            Err(CertTableError::Overlap { .. })
+        ));
+        // Adjacent entries are fine, as are empty ones anywhere.
+        assert_eq!(CertTable::parse(&t).unwrap().entries.len(), 2);
+        let items: Vec<(CertKind, &[u8])> = (0..MAX_ENTRIES)
+            .map(|_| (CertKind::Unknown, &b"x"[..]))
+            .collect();
+        assert_eq!(
+            CertTable::parse(&CertTable::build(&items))
+                .unwrap()
+                .entries
+                .len(),
+            MAX_ENTRIES
+        );
+        let items: Vec<(CertKind, &[u8])> = (0..=MAX_ENTRIES)
+            .map(|_| (CertKind::Unknown, &b"x"[..]))
+            .collect();
+        assert_eq!(
+            CertTable::parse(&CertTable::build(&items)),
+            Err(CertTableError::TooManyEntries { max: MAX_ENTRIES })
+        );
     }
 }

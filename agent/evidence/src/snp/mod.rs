@@ -12,5 +12,7 @@ pub use cert::{AmdCert, AmdCertError, AmdExtensions};
 pub use cert_table::{CertKind, CertTable, CertTableEntry, CertTableError};
 pub use policy::GuestPolicy;
 pub use product::Product;
-pub use report::{ReportError, SigningKey, SnpReport};
+pub use report::{
+    PLATFORM_INFO_BITS, ReportError, SigningKey, SnpReport, platform_info_bit, platform_info_names,
+};
 pub use tcb::TcbVersion;

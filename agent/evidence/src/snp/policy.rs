@@ -23,6 +23,10 @@ pub struct GuestPolicy {
 impl GuestPolicy {
     /// Bit 19: the hypervisor may debug the guest (read and write its memory).
     pub const DEBUG_BIT: u64 = 1 << 19;
+    /// Bit 17, reserved, must be one.
+    pub const RESERVED_MUST_BE_ONE: u64 = 1 << 17;
+    /// Bits 63:26, reserved, must be zero (bit 25, PAGE_SWAP_DISABLE, is the highest defined).
+    pub const RESERVED_MUST_BE_ZERO: u64 = !((1 << 26) - 1);
 
     pub fn decode(raw: u64) -> GuestPolicy {
         let bit = |n: u32| raw & (1u64 << n) != 0;

@@ -17,6 +17,39 @@ pub const SIGNED_LEN: usize = 0x2a0;
 /// `signature_algo` value for ECDSA P-384 with SHA-384, the only one defined.
 pub const SIG_ALGO_ECDSA_P384_SHA384: u32 = 1;
 
+/// The bits of PLATFORM_INFO (SEV-SNP ABI, ATTESTATION_REPORT, offset 0x40) with their names,
+/// as policies and output spell them.
+pub const PLATFORM_INFO_BITS: [(u32, &str); 7] = [
+    (0, "smt"),
+    (1, "tsme"),
+    (2, "ecc"),
+    (3, "rapl_dis"),
+    (4, "ciphertext_hiding"),
+    (5, "alias_check_complete"),
+    (7, "tio"),
+];
+
+/// The mask of a PLATFORM_INFO bit by its name in [`PLATFORM_INFO_BITS`].
+pub fn platform_info_bit(name: &str) -> Option<u64> {
+    PLATFORM_INFO_BITS
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name.trim()))
+        .map(|(bit, _)| 1u64 << bit)
+}
+
+/// The names of the PLATFORM_INFO bits set in `value` (unknown bits as `bitN`).
+pub fn platform_info_names(value: u64) -> Vec<String> {
+    (0..64)
+        .filter(|b| value & (1u64 << b) != 0)
+        .map(|b| {
+            PLATFORM_INFO_BITS
+                .iter()
+                .find(|(bit, _)| *bit == b)
+                .map_or_else(|| format!("bit{b}"), |(_, n)| (*n).to_string())
+        })
+        .collect()
+}
+
 /// Which key signed the report (key info at 0x48, bits 4:2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,6 +74,54 @@ pub enum ReportError {
     SignatureAlgorithm { algo: u32 },
     #[error("SEV-SNP report field {field} at offset {offset:#x} must be zero")]
     ReservedNotZero { field: &'static str, offset: usize },
+    #[error("SEV-SNP report POLICY {policy:#x} has bit 17 clear, which the firmware requires set")]
+    PolicyReservedBit { policy: u64 },
+}
+
+/// The reserved ranges of a report that must be zero, as `(start, end, name, versions)`: a
+/// report with data there is not one the firmware produced (SEV-SNP ABI, ATTESTATION_REPORT
+/// structure; the CPUID bytes were reserved before version 3). The mitigation vectors at
+/// 0x1F8..0x208, reserved before version 5, are deliberately not on the list: they are covered
+/// by the signature like every other byte, and firmware that fills them while writing an older
+/// version would otherwise make genuine reports unreadable.
+const RESERVED: [(usize, usize, &str, u32); 7] = [
+    (0x04c, 0x050, "reserved after KEY_INFO", 2),
+    (0x188, 0x18b, "CPUID (reserved before version 3)", 0),
+    (0x18b, 0x1a0, "reserved after CPUID_STEP", 2),
+    (0x1eb, 0x1ec, "reserved after CURRENT_MAJOR", 2),
+    (0x1ef, 0x1f0, "reserved after COMMITTED_MAJOR", 2),
+    (0x208, 0x2a0, "reserved before SIGNATURE", 2),
+    (0x330, SNP_REPORT_LEN, "signature reserved", 2),
+];
+
+/// Key info bits 31:5 are reserved.
+const KEY_INFO_RESERVED: u32 = !0x1f;
+
+/// Checks every reserved range that applies to `version`. The CPUID entry applies to version 2
+/// only (the `0` in the table means "versions below 3").
+fn check_reserved(b: &[u8], version: u32) -> Result<(), ReportError> {
+    for (start, end, field, from) in RESERVED {
+        let applies = if from == 0 {
+            version < 3
+        } else {
+            version >= from
+        };
+        if applies {
+            if let Some(i) = b[start..end].iter().position(|&x| x != 0) {
+                return Err(ReportError::ReservedNotZero {
+                    field,
+                    offset: start + i,
+                });
+            }
+        }
+    }
+    if u32_at(b, 0x48) & KEY_INFO_RESERVED != 0 {
+        return Err(ReportError::ReservedNotZero {
+            field: "KEY_INFO bits 31:5",
+            offset: 0x48,
+        });
+    }
+    Ok(())
 }
 
 /// A parsed attestation report. Field names follow the spec.
@@ -144,18 +225,24 @@ impl SnpReport {
         } else {
             (None, None)
         };
-        // Reserved ranges of the signature block (after r and s) must be zero: a report with data
-        // there is not one the firmware produced.
-        if b[0x330..SNP_REPORT_LEN].iter().any(|&x| x != 0) {
+        check_reserved(b, version)?;
+        let policy = u64_at(b, 0x08);
+        // Bit 17 is reserved and must be one, bits 63:26 are reserved and must be zero (SEV-SNP
+        // ABI, guest policy structure): the firmware refuses to launch a guest with any other
+        // policy, so a report that says otherwise was not produced by it.
+        if policy & GuestPolicy::RESERVED_MUST_BE_ONE == 0 {
+            return Err(ReportError::PolicyReservedBit { policy });
+        }
+        if policy & GuestPolicy::RESERVED_MUST_BE_ZERO != 0 {
             return Err(ReportError::ReservedNotZero {
-                field: "signature reserved",
-                offset: 0x330,
+                field: "POLICY bits 63:26",
+                offset: 0x08,
             });
         }
         Ok(SnpReport {
             version,
             guest_svn: u32_at(b, 0x04),
-            policy: GuestPolicy::decode(u64_at(b, 0x08)),
+            policy: GuestPolicy::decode(policy),
             family_id: arr(b, 0x10),
             image_id: arr(b, 0x20),
             vmpl: u32_at(b, 0x30),
@@ -242,8 +329,64 @@ mod tests {
     fn blank(version: u32) -> Vec<u8> {
         let mut b = vec![0u8; SNP_REPORT_LEN];
         b[0..4].copy_from_slice(&version.to_le_bytes());
+        b[0x08..0x10].copy_from_slice(&0x3_0000u64.to_le_bytes());
         b[0x34..0x38].copy_from_slice(&1u32.to_le_bytes());
         b
+    }
+
+    #[test]
+    fn reserved_fields_per_version() {
+        // The offsets an independent review found accepted, and the rest of each range.
+        for version in [2, 3, 5] {
+            for at in [
+                0x4c, 0x4f, 0x18b, 0x19f, 0x1eb, 0x1ef, 0x208, 0x29f, 0x330, 0x49f,
+            ] {
+                let mut b = blank(version);
+                b[at] = 1;
+                assert!(
+                    matches!(
+                        SnpReport::parse(&b),
+                        Err(ReportError::ReservedNotZero { offset, .. }) if offset == at
+                    ),
+                    "version {version}, byte {at:#x}"
+                );
+            }
+            let mut b = blank(version);
+            b[0x48] = 0x20;
+            assert!(matches!(
+                SnpReport::parse(&b),
+                Err(ReportError::ReservedNotZero { offset: 0x48, .. })
+            ));
+        }
+        // CPUID bytes are reserved in version 2 and meaningful from version 3.
+        let mut b = blank(2);
+        b[0x188] = 0x19;
+        assert!(matches!(
+            SnpReport::parse(&b),
+            Err(ReportError::ReservedNotZero { offset: 0x188, .. })
+        ));
+        let mut b = blank(3);
+        b[0x188] = 0x19;
+        assert_eq!(SnpReport::parse(&b).unwrap().cpuid, Some((0x19, 0, 0)));
+        // Mitigation vectors are not rejected in older versions (see RESERVED).
+        let mut b = blank(3);
+        b[0x1f8] = 1;
+        assert!(SnpReport::parse(&b).is_ok());
+    }
+
+    #[test]
+    fn policy_reserved_bits() {
+        let mut b = blank(3);
+        b[0x08..0x10].copy_from_slice(&0x1_0000u64.to_le_bytes());
+        assert_eq!(
+            SnpReport::parse(&b),
+            Err(ReportError::PolicyReservedBit { policy: 0x1_0000 })
+        );
+        b[0x08..0x10].copy_from_slice(&(0x3_0000u64 | 1 << 26).to_le_bytes());
+        assert!(matches!(
+            SnpReport::parse(&b),
+            Err(ReportError::ReservedNotZero { offset: 0x08, .. })
+        ));
     }
 
     #[test]

@@ -41,6 +41,27 @@ pub enum CollateralError {
         field: &'static str,
         value: String,
     },
+    #[error("{what} body is {len} bytes, more than the {max} accepted")]
+    TooLarge {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+}
+
+/// The largest TCB info or QE identity body parsed. Intel's are tens of kilobytes; decoding
+/// builds a structure several times the size of its text, so the size is bounded first.
+pub const MAX_COLLATERAL_LEN: usize = 1 << 20;
+
+fn check_len(raw: &[u8], what: &'static str) -> Result<(), CollateralError> {
+    if raw.len() > MAX_COLLATERAL_LEN {
+        return Err(CollateralError::TooLarge {
+            what,
+            len: raw.len(),
+            max: MAX_COLLATERAL_LEN,
+        });
+    }
+    Ok(())
 }
 
 /// A signed collateral body: the bytes received, the signed range, the signature and the
@@ -125,6 +146,7 @@ impl TcbInfoBody {
     /// Parses a TCB info body, keeping its bytes.
     pub fn parse(raw: &[u8]) -> Result<TcbInfoBody, CollateralError> {
         const WHAT: &str = "TCB info";
+        check_len(raw, WHAT)?;
         let env: TcbInfoEnvelope<'_> =
             serde_json::from_slice(raw).map_err(|e| CollateralError::Envelope {
                 what: WHAT,
@@ -152,6 +174,7 @@ impl QeIdentityBody {
     /// Parses a QE identity body, keeping its bytes.
     pub fn parse(raw: &[u8]) -> Result<QeIdentityBody, CollateralError> {
         const WHAT: &str = "QE identity";
+        check_len(raw, WHAT)?;
         let env: QeIdentityEnvelope<'_> =
             serde_json::from_slice(raw).map_err(|e| CollateralError::Envelope {
                 what: WHAT,

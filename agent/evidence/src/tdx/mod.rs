@@ -3,7 +3,6 @@
 //! collateral and CRLs, and the claims thimble reports for a TD. Parsing only, no verification.
 
 pub mod collateral;
-pub mod crl;
 pub mod pck;
 pub mod quote;
 pub mod td_report;
@@ -11,7 +10,8 @@ pub mod td_report;
 use serde::Serialize;
 
 pub use collateral::{CollateralError, QeIdentityBody, SignedCollateral, TcbInfoBody};
-pub use crl::{CrlError, IntelCrl};
+// Intel's CRLs are parsed by the vendor-neutral `crate::crl`; the old names stay for callers.
+pub use crate::crl::{Crl as IntelCrl, CrlError};
 pub use pck::{PckCaType, PckError, PckInfo};
 pub use quote::{EnclaveReport, QuoteError, TdAttributes, TdxBody, TdxQuote};
 pub use td_report::{TdReport, TdReportError};
