@@ -176,9 +176,12 @@ fn show_azure(b: &Bundle, sim: bool, s: &mut String) -> Result<(), String> {
             let parsed = TpmQuote::parse_json(q.get().as_bytes()).ok();
             match parsed.as_ref().map(|q| q.attest()) {
                 Some(Ok(att)) => {
+                    // What the quote covers, from its own selection: the values listed beside
+                    // it are only as good as that (verify refuses values it does not cover).
                     let _ = writeln!(
                         s,
-                        "tpm quote:     {} PCR value(s), extraData {}",
+                        "tpm quote:     covers {}; {} PCR value(s) given; extraData {}",
+                        describe_selection(&att.pcr_select),
                         parsed.as_ref().map_or(0, |q| q.pcrs.len()),
                         hex::encode(&att.extra_data)
                     );
@@ -253,6 +256,50 @@ fn show_snp(b: &Bundle, raw: &[u8], s: &mut String) -> Result<(), String> {
     let _ = writeln!(s, "signer:        {}", c.signing_key);
     let _ = writeln!(s, "firmware:      {}", c.firmware_version);
     Ok(())
+}
+
+/// A TPM quote's PCR selection as people read it: `PCRs 0-23 (sha256)`, one entry per bank
+/// selected, or `no PCR`.
+fn describe_selection(select: &[thimble_evidence::azure::tpm::PcrSelection]) -> String {
+    let bank = |hash: u16| match hash {
+        0x0004 => "sha1".to_string(),
+        0x000b => "sha256".to_string(),
+        0x000c => "sha384".to_string(),
+        0x000d => "sha512".to_string(),
+        other => format!("bank {other:#06x}"),
+    };
+    let parts: Vec<String> = select
+        .iter()
+        .map(|s| {
+            let indices = s.indices();
+            let mut ranges: Vec<String> = Vec::new();
+            let mut i = 0;
+            while i < indices.len() {
+                let start = indices[i];
+                let mut end = start;
+                while i + 1 < indices.len() && indices[i + 1] == end + 1 {
+                    i += 1;
+                    end = indices[i];
+                }
+                ranges.push(if start == end {
+                    start.to_string()
+                } else {
+                    format!("{start}-{end}")
+                });
+                i += 1;
+            }
+            if ranges.is_empty() {
+                format!("no PCR ({})", bank(s.hash))
+            } else {
+                format!("PCRs {} ({})", ranges.join(","), bank(s.hash))
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        "no PCR".into()
+    } else {
+        parts.join(" and ")
+    }
 }
 
 /// `sim`: `--insecure-allow-simulated` was given, so the test root may be tried too.

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The README's tables of verification error codes and of exit codes are the contract scripts
+//! rely on: every code `verify` can emit (`thimble_verify::Code::ALL`) is in a table with its
+//! class, no table names a code that does not exist, and every exit code the binary uses is in
+//! the exit-code table.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test reads the README and panics on failure"
+)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use thimble_verify::{Code, ErrorClass};
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap()
+}
+
+/// The text of the README section that starts with `heading`, up to the next `## ` heading.
+fn section(text: &str, heading: &str) -> String {
+    let start = text
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?}"));
+    let rest = &text[start + heading.len()..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+/// Table rows (`| a | b | c |`) of `text`, split into cells, without header and rule rows.
+fn rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---") && !l.starts_with("| Code"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The `backticked` words of a cell.
+fn ticked(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s.to_string())
+        .collect()
+}
+
+#[test]
+fn every_verification_error_code_is_documented_with_its_class() {
+    let text = section(&readme(), "## Verification error codes");
+    let mut documented: BTreeMap<String, String> = BTreeMap::new();
+    for row in rows(&text) {
+        let class = row[1].split_whitespace().next().unwrap().to_string();
+        for code in ticked(&row[0]) {
+            documented.insert(code, class.clone());
+        }
+    }
+    let class_name = |c: ErrorClass| match c {
+        ErrorClass::Malformed => "malformed",
+        ErrorClass::Authenticity => "authenticity",
+        ErrorClass::Policy => "policy",
+    };
+    for code in Code::ALL {
+        match documented.get(code.as_str()) {
+            Some(class) => assert_eq!(
+                class,
+                class_name(code.class()),
+                "README gives {code} another class"
+            ),
+            None => panic!("{code} is not in the README's verification error tables"),
+        }
+    }
+    for code in documented.keys() {
+        assert!(
+            Code::ALL.iter().any(|c| c.as_str() == code),
+            "the README documents {code}, which verify never emits"
+        );
+    }
+}
+
+#[test]
+fn every_exit_code_is_documented() {
+    let text = section(&readme(), "## Exit codes");
+    let documented: Vec<u8> = rows(&text)
+        .iter()
+        .filter_map(|r| r[0].parse().ok())
+        .collect();
+    // The codes of src/exit.rs, 0 to 8.
+    assert_eq!(documented, (0..=8).collect::<Vec<u8>>());
+}
