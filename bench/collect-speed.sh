@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Wall time of a whole `thimble collect` when no endorsement has to be fetched: the simulated
 # configfs-tsm guest whose host attaches the certificate table (auxblob), so the run is report,
 # chain check and bundle write. Uses hyperfine when installed, else a plain loop.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Time and memory of `thimble verify` on the most hostile bundles the format allows (built by
 # agent/verify/examples/hostile_bundles from real vectors): a certificate table of overlapping
 # entries, 7 MiB of claims, a bundle at the 8 MiB limit full of look-alike certificates, and a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Size of the static thimble binary against the budget ("a couple of MiB").
 # Usage: bench/size.sh [BINARY]   (default: the musl release build)
 # Exits 1 when the binary is over THIMBLE_SIZE_BUDGET bytes (default 4 MiB), so CI notices growth.

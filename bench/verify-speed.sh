@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Verification speed of thimble against OpenSSL doing the same signature work.
 #
 # One SEV-SNP verification checks two RSA-4096 PSS signatures (ASK under ARK, VCEK under ASK)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# SPDX-License-Identifier: AGPL-3.0-or-later
+# SPDX-License-Identifier: Apache-2.0
 #
 # build-test-initramfs.sh: makes the small initramfs that the QEMU guest tests boot. It holds
 # busybox (from Debian's busybox-static), the static thimble binary, the shared early-collection

@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# SPDX-License-Identifier: AGPL-3.0-or-later
+# SPDX-License-Identifier: Apache-2.0
 #
 # thimble-early.sh: the one implementation of early-boot evidence collection, shared by the
 # initramfs-tools script, the dracut hook and the test initramfs's /init. It is a library: it

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Support for the guest tests: checks that run `thimble` inside a real confidential VM (or a
 //! QEMU guest) against the real devices and endpoints.
 //!

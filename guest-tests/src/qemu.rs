@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Boots a real Linux kernel in QEMU with the project's test initramfs and reads what the early
 //! collection printed on the serial console, for `tests/boot.rs`.
 //!

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Azure confidential VM checks (`THIMBLE_GUEST_TESTS=azure cargo test -p guest-tests --test azure
 //! -- --include-ignored`, on a DCasv5/ECasv5 or DCesv5/ECesv5 VM, as root): the HCL report from the
 //! vTPM made fresh for the nonce, a TPM quote, the hardware endorsements from THIM (and the TD

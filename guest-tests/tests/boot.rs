@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The early-boot path on a real kernel: QEMU boots Debian's 6.12 cloud kernel with the test
 //! initramfs (`initramfs/build-test-initramfs.sh`), whose /init runs the same
 //! `thimble-early.sh` as the initramfs-tools and dracut integrations, and these tests read the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Checks of the boot and deployment integrations (`initramfs/`, `deploy/`) that need no guest,
 //! no root and no network: every shell script is shellcheck-clean and parses, the cloud-init
 //! snippet passes `cloud-init schema`, the systemd unit passes `systemd-analyze verify`, the
@@ -139,7 +139,7 @@ fn scripts_start_with_a_purpose_paragraph_and_spdx() {
         let head: Vec<&str> = s.lines().take(4).collect();
         assert!(
             head.iter()
-                .any(|l| l.starts_with("# SPDX-License-Identifier: AGPL-3.0-or-later")),
+                .any(|l| l.starts_with("# SPDX-License-Identifier: Apache-2.0")),
             "{}: no SPDX line at the top",
             p.display()
         );

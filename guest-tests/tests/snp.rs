@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! SEV-SNP checks on a real guest (`THIMBLE_GUEST_TESTS=snp cargo test -p guest-tests --test snp
 //! -- --include-ignored`): `detect` finds a usable source, `collect` produces a bundle bound to the
 //! given nonce with endorsements from the host, THIM or KDS, and `verify` accepts it against the

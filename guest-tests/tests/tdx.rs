@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Intel TDX checks on a real TD (`THIMBLE_GUEST_TESTS=tdx cargo test -p guest-tests --test tdx
 //! -- --include-ignored`): a quote through configfs-tsm (or /dev/tdx_guest and the host's QGS),
 //! collateral from THIM or PCS, and `verify` accepting it with the nonce and reporting a TCB

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The command line as typed (clap). Validation into typed plans happens in the commands.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Pieces several commands share: the clock, `--at`, reading bundles and certificate files, and
 //! turning policy flags into a verification policy.
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The CLI's error type: every failure a user can cause, each with the exit code it maps to.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The documented exit codes. Scripts branch on these; they never change meaning.
 
 /// Success.

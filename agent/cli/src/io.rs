@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! File input and output for the CLI: reading inputs with errors that name the path, and writing
 //! outputs atomically (temporary file in the same directory, fsync, rename, fsync of the
 //! directory) so that a reader never sees half a bundle and a failure leaves nothing behind.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `thimble`: collects SEV-SNP attestation evidence and its endorsements into one bundle, and
 //! verifies such bundles offline. This file only dispatches and turns errors into the documented
 //! exit codes; the commands live in `cmd/`.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! All printing of the CLI: errors with their causes, and human-readable renderings of outcomes
 //! and bundles. Library crates never print.
 

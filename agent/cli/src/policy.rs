@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The verifier's reference values, from `verify` flags and from a policy file
 //! (`--policy FILE`, TOML; docs/policy.md): a relying party keeps them in one reviewed place, and
 //! a flag given on the command line replaces the file's value for that setting (for repeatable

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! AMD's CRL through `collect`: simulated bundles (THIM, configfs-tsm `auxblob`, Azure) carry the
 //! ARK's CRL from the emulated KDS; `--offline` and `--no-kds` fetch none and say why; a CRL that
 //! revokes the chain's ASK is kept and warned about; a failed CRL fetch is a log line, not a

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The endorsement cache through the CLI: a first simulated collect fetches from the THIM
 //! emulator and stores the endorsements and the ARK's CRL; a second one with every endpoint
 //! unreachable is served from the cache, CRL included; a cache entry that does not verify the report (edited, or for another chip) is

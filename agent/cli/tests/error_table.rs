@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The README's tables of verification error codes and of exit codes are the contract scripts
 //! rely on: every code `verify` can emit (`thimble_verify::Code::ALL`) is in a table with its
 //! class, no table names a code that does not exist, and every exit code the binary uses is in

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Endorsement fetching against a misbehaving THIM, through the built binary: each test starts a
 //! THIM/KDS emulator on loopback with a fault, runs `collect --simulate snp` against it (`--imds`
 //! and `--kds` point at the emulator or at a refused loopback port, never elsewhere), then checks

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Golden files (`tests/golden/*.txt`) for what a user reads: `thimble --help` and
 //! `thimble <command> --help` for every command, compared exactly, and one run per documented
 //! exit code (0 to 8) with its exact standard output and error. Where a run prints something that

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Policy over authentic (simulated) evidence through the built binary: the nonce binding
 //! (`collect --nonce` / `--report-data` against `verify --nonce` / `--report-data` and against the
 //! bundle's own nonce, including a bundle whose nonce was edited), the minimum TCB in both of its

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `docs/bundle.schema.json` against real bundles: every bundle the binary writes (simulated
 //! collection through /dev/sev-guest and THIM or through configfs-tsm with an `auxblob`, import
 //! of a hardware vector, raw `--report-data`, a report whose product is unknown) must validate, the schema must name every member the writer emits (validation alone

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Authenticity failures through the built binary. One bit is flipped in every signed field of a
 //! real report (`tests/vectors/snp/milan-v3-oak`), and in the signature itself, and each damaged
 //! report is imported and verified: every case must fail with exit 7 and a signature or

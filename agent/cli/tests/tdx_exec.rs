@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The simulated TDX pipeline through the CLI (configfs-tsm with provider `tdx_guest`, and
 //! `/dev/tdx_guest` with the Quote Generation Service, each with the collateral emulator), and
 //! `thimble exec`: environment, exit status of the command, `--required`.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Regression tests, through the built binary, for the findings of the independent review of
 //! `verify` on hostile bundles: bounded input, revocation that cannot be stripped (Intel and
 //! AMD), checks that no unsigned member can switch off, one nonce rule for every TEE, the vendor

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Every SEV-SNP vector (`tests/vectors/snp`, real hardware evidence) through the CLI: `import`
 //! the report with every other file of the case as `--add`, then `verify --at` the case's time,
 //! and compare exit code and error code with what `case.toml` declares (also for `alt_args`).

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The Azure IMDS TD quote service (`POST {imds}/acc/tdquote`, wire-formats §3): on a TDX
 //! confidential VM behind the paravisor the guest cannot reach a quoting enclave, so it sends the
 //! TD report from the HCL report (vTPM NV `0x01400001`) to IMDS and gets a DCAP quote back.

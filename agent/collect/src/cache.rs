@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! On-disk cache of fetched AMD endorsements, so that a collect after the first one needs no
 //! network: one JSON file per (chip, TCB) for the VCEK and its chain, kept for as long as the
 //! source allowed (`cacheControl` / `Cache-Control: max-age`, or a default), and one per ARK CRL

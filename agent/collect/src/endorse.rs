@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Gathering the AMD endorsements a verifier needs for a report: the VCEK (or VLEK) and the
 //! ASK/ASVK + ARK chain.
 //!

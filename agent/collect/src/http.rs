@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! HTTP fetching with timeouts, bounded retries, an overall deadline and a response size cap.
 //!
 //! Everything thimble downloads (Azure THIM through IMDS, AMD KDS) goes through [`HttpClient`],

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Intel TDX collateral: the TCB info and QE identity (PCS API v4), the PCK CRL of the quote's PCK
 //! CA and the Intel SGX Root CA CRL, fetched concurrently from Azure THIM or Intel PCS, plus the
 //! PCK certificate from the local THIM agent behind IMDS for quotes that carry no PCK chain.

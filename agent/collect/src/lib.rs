@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Everything in thimble that touches the outside world: the configfs-tsm report interface, the
 //! `/dev/sev-guest` device and HTTP (Azure THIM, AMD KDS). Each lives behind a narrow trait shaped
 //! like the kernel or service contract, so that the fakes in `thimble-sim` can stand in for it in

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Client of the host's TDX Quote Generation Service (QGS) over vsock, for kernels without
 //! configfs-tsm (before 6.7): a TD gets its TDREPORT from `/dev/tdx_guest` and sends it to the
 //! QGS on the host, which has the quoting enclave turn it into a quote.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `/dev/sev-guest` client (include/uapi/linux/sev-guest.h, drivers/virt/coco/sev-guest).
 //!
 //! [`SevGuestDevice`] is a narrow trait shaped like the kernel's two report ioctls; the Linux

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `/dev/tdx_guest` client (include/uapi/linux/tdx-guest.h, drivers/virt/coco/tdx-guest).
 //!
 //! [`TdxGuestDevice`] is a narrow trait shaped like the kernel's one report ioctl,

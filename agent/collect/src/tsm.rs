@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! configfs-tsm report client (Linux `Documentation/ABI/testing/configfs-tsm-report`).
 //!
 //! This module owns the whole conversation with `/sys/kernel/config/tsm/report`: it creates a

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Azure vTPM client: the HCL report in NV index `0x01400001`, fresh reports through the user-data
 //! index `0x01400002`, and quotes with the attestation key at `0x81000003`, over a TPM 2.0
 //! character device.

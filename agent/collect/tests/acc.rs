@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `fetch_td_quote` against the emulated IMDS `/acc/tdquote`: the exact request (method, path,
 //! `Content-Type`, `Metadata`, unpadded base64url body), replies padded or not, a 415 and its
 //! hint, retried and fatal statuses, and every malformed reply. Loopback only, short timeouts.

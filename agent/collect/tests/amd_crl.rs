@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `settle_amd_crl` against the KDS emulator and the simulated chain: the ARK's CRL fetched and
 //! recorded, cached and reused, refetched when the cache entry expired or does not check out, a
 //! failed or rejected fetch logged and not fatal, a CRL that revokes the ASK reported, the host's

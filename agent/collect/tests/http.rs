@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `HttpClient` against the THIM/KDS emulator: the IMDS request contract, the retry policy
 //! (statuses, `Retry-After`, per-request timeout, overall deadline), the body cap and the refusal
 //! of redirects. Everything runs on loopback with short timeouts; the whole file stays well under

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The proxy environment variables must not divert `HttpClient` unless `use_proxy_env` is set.
 //!
 //! Environment variables are process-global and setting them is `unsafe` in edition 2024, so the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Intel TDX collateral fetching against the Intel emulator, with the real collateral of the
 //! `v4-uptodate-dcapqvl` vector (read in place, never copied): bodies round-trip byte for byte,
 //! issuer chains come back percent-decoded, the four items are fetched in parallel, faults fail

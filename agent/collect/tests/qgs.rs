@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `QgsClient` against `FakeQgs`, which plays the host's Quote Generation Service over a Unix
 //! socket pair (no network, no vsock): the whole TDREPORT-to-quote path, the request as the
 //! service reads it, and every way a missing, broken or hostile service can answer.

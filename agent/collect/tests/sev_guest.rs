@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `SevGuestClient` against the kernel-faithful `FakeSevGuest`: plain and extended reports,
 //! certificate-buffer negotiation (exactly one retry), and the failure modes that end with the
 //! kernel disabling the channel. These live here rather than as unit tests because

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `TdxGuestClient` against the kernel-faithful `FakeTdxGuest`: a TDREPORT that binds the report
 //! data, every errno the driver returns, and reports that do not belong to the request. These
 //! live here rather than as unit tests because `thimble-sim` depends on `thimble-collect`.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Integration tests of the configfs-tsm report client against the kernel-faithful `FakeTsm`:
 //! the success paths of `sev_guest` and `tdx_guest`, every errno the ABI documents, the
 //! generation race check, and that no report entry is ever left behind.

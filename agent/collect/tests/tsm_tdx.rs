@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The configfs-tsm report client with the `tdx_guest` provider, against `FakeTsm`: quotes of
 //! realistic and large sizes, the kernel's `outblob` size limit (`EFBIG`), an empty quote from the
 //! host's Quote Generation Service, and the attributes `tdx_guest` does not have.

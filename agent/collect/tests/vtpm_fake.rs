@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The vTPM client against `FakeVtpm`, whose paravisor regenerates the HCL report from the user
 //! data on reads the way Azure's does: the echo path (first read, and after the 2 s-style rate
 //! limit), the stale path, a quote whose PCRs move under it, the AK certificate, NV buffer sizes,

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The vTPM client against a real TPM 2.0: swtpm (libtpms) from Debian, over its TCP server on
 //! 127.0.0.1, provisioned like an Azure vTPM (HCL report index under the platform hierarchy, AK
 //! persisted at `0x81000003`). Covers chunked NV reads, the quote over PCRs 0-23 checked with

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The thimble evidence bundle: one versioned JSON document holding the raw evidence bytes, every
 //! endorsement with where and when it came from, and the claims parsed from the evidence.
 //!

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Recognising what a file holds by its content, never by its name: DER certificates, PEM files
 //! with one or several certificates, and (through [`crate::thim`]) THIM JSON bodies.
 

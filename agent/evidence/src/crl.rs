@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! X.509 certificate revocation lists (RFC 5280 §5), parsed into an owned value that keeps the
 //! DER received and the exact TBSCertList bytes, so that a verifier checks the issuer's
 //! signature over what was signed and never over a re-encoding. Parsing only: whether a CRL is

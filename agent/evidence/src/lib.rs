@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Pure parsing for thimble: bytes in, typed values out, no I/O and no clock.
 //!
 //! - [`snp`]: the SEV-SNP `ATTESTATION_REPORT`, its TCB and policy words, the extended-report

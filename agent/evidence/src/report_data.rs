@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! How REPORT_DATA (64 bytes) is obtained from a verifier's nonce.
 //!
 //! The one documented derivation is `REPORT_DATA = SHA-512(nonce)`: any nonce length fits, the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The Azure THIM AMD response: `GET /metadata/THIM/amd/certification` returns one JSON object of
 //! strings: `vcekCert` (PEM), `certificateChain` (PEM, ASK then ARK), `tcbm` (16 hex digits) and
 //! `cacheControl` (decimal seconds). Only the certificates are required; the body comes from the

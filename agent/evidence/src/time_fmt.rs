@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! RFC 3339 timestamps as the bundle writes them (UTC, whole seconds), and parsing of the times
 //! users pass to `verify --at`.
 

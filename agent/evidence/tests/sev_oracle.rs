@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! thimble's report parser against an independent one: every real report under
 //! `tests/vectors/snp` is parsed by thimble and by the `sev` crate (virtee, pure-Rust backend),
 //! and the fields both know must agree. A wrong offset in either parser shows up here.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# SPDX-License-Identifier: AGPL-3.0-or-later
+# SPDX-License-Identifier: Apache-2.0
 #
 # Regenerates the simulated AMD SEV-SNP certificate chain in this directory (test keys only).
 #

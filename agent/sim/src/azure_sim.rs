@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! A simulated Azure confidential VM behind the paravisor: the HCL report its vTPM exposes at NV
 //! `0x01400001` ([`SimHcl`]), the TPM quotes its attestation key makes ([`SimTpmQuote`]), and the
 //! IMDS `/acc/tdquote` service that turns a TD report into a quote ([`AzureImds`]).

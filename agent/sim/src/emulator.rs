@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! An HTTP/1.1 emulator of Azure IMDS THIM (AMD) and AMD KDS, with fault injection.
 //!
 //! It backs `thimble collect --simulate snp` and the HTTP tests, so it is std-only and small: one

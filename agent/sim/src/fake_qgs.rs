@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! A fake host Quote Generation Service for `thimble_collect::qgs::QgsClient`, served over a Unix
 //! socket pair that stands in for the vsock connection (no network, no vsock).
 //!

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! A fake `/dev/sev-guest` that behaves like the Linux driver (drivers/virt/coco/sev-guest) in
 //! front of the simulated chip: it validates requests as the kernel does, signs reports with the
 //! simulated VCEK, serves the simulated chain as a GHCB certificate table, and reproduces the

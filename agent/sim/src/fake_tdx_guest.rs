@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! A fake `/dev/tdx_guest` that behaves like the Linux driver (drivers/virt/coco/tdx-guest) in
 //! front of a simulated TDX module: `TDX_CMD_GET_REPORT0` copies the caller's report data into a
 //! plausible `TDREPORT_STRUCT` (wire-formats §7.2: type 0x81, deterministic measurements, hashes

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! In-memory configfs-tsm report group that follows the Linux kernel's contract
 //! (`drivers/virt/coco/guest/report.c`, earlier `drivers/virt/coco/tsm.c`, and configfs's own
 //! attribute handling), for driving `thimble_collect::tsm::TsmClient` in tests and `--simulate`

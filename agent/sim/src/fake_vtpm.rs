@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! A fake Azure vTPM: an in-memory TPM 2.0 that answers the commands `thimble_collect::vtpm`
 //! sends with byte-exact TPM 2.0 responses (TPM 2.0 Library Part 3), and a paravisor in front of
 //! it that regenerates the HCL report from the user data the way Azure's does.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! An HTTP emulator of the Intel collateral services thimble uses for TDX: Intel PCS API v4 and
 //! Azure THIM's collateral cache, in both URL shapes (wire-formats §2.3), the local THIM PCK
 //! certificate agent behind IMDS (§2.2), and IMDS instance metadata for the Azure region (§2.1).

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Simulation and fakes: a simulated SEV-SNP guest (report signer with test keys, `/dev/sev-guest`
 //! fake), a configfs-tsm fake that follows the kernel ABI, and an HTTP emulator of Azure THIM and
 //! AMD KDS with fault injection. Shipped in the binary for `thimble collect --simulate snp`, and

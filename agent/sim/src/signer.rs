@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Simulated SEV-SNP firmware signer: builds `ATTESTATION_REPORT` structures from a template and
 //! signs them with the simulated VCEK, exactly as the AMD secure processor lays them out and signs
 //! them. Also exposes the simulated AMD chain committed under `agent/sim/keys/` (see its README).

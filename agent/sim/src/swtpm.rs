@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! swtpm (libtpms, a TPM 2.0 implementation built from the TCG reference code) as a real TPM for
 //! tests: [`Swtpm::start`] spawns `swtpm socket` on a free loopback port with a fresh state
 //! directory, and [`TcpTransport`] speaks to its TCP server, which takes and returns raw TPM 2.0

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Simulated Intel TDX quoting: builds v4 TDX quotes the way Intel's TD quoting enclave lays them
 //! out and signs them (quote signature by the attestation key, QE report signed by the PCK key and
 //! binding the attestation key, PCK chain in certification data type 5 nested in type 6), and the

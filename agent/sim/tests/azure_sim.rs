@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The simulated Azure paravisor against the real verifier: an SEV-SNP HCL report signed by the
 //! simulated VCEK and a TDX one quoted by the simulated TDX platform (through the emulated IMDS
 //! `/acc/tdquote` as well as directly) verify with their TPM quotes under the simulation roots,

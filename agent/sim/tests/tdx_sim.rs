@@ -1,10 +1,9 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The simulated TDX platform against the real verifier: quotes from `SimTdx` (directly, through
 //! the `/dev/tdx_guest` and QGS fakes, and through configfs-tsm) with the collateral it signs, or
 //! fetches from its Intel emulator, verify under the simulation root and only under it; the TCB,
 //! debug and tampering cases fail or downgrade as they would on real hardware. An independent
-//! parser (`tdx-quote`, which checks the quote signature and the QE binding as it parses) agrees
-//! on the layout.
+//! parser (dcap-qvl's) agrees on the layout, and the quote signature checks out under it.
 
 #![allow(
     clippy::unwrap_used,
@@ -212,8 +211,9 @@ fn quote_of_a_fake_tdx_guest_report_through_the_fake_qgs_verifies() {
     assert_valid(&o, "UpToDate");
     // fake_tdx_guest's default TD runs without SEPT_VE_DISABLE, as Azure's do: a warning only.
     assert!(o.warnings.iter().any(|w| w.contains("SEPT_VE_DISABLE")));
+    let theirs = dcap_qvl::quote::Quote::parse(&quote).unwrap();
     assert_eq!(
-        tdx_quote::Quote::from_bytes(&quote).unwrap().mrtd(),
+        theirs.report.as_td10().unwrap().mr_td,
         thimble_sim::fake_tdx_guest::TdReportTemplate::default().mr_td
     );
 }
@@ -240,19 +240,33 @@ fn configfs_tsm_tdx_guest_returns_signed_quotes() {
     assert_valid(&verify_at(&sim, &report.outblob, AT, &policy), "UpToDate");
 }
 
+/// An independent reading of a simulated quote: dcap-qvl's parser finds the fields where the
+/// simulator put them, and the attestation-key signature checks out with `ring` directly, over
+/// the signed length dcap-qvl computes.
 #[test]
 fn independent_parser_accepts_the_quote() {
     let sim = SimTdx::load();
     let rd: [u8; 64] = std::array::from_fn(|i| i as u8);
     let quote = sim.quote(&TdQuoteTemplate::default(), &rd);
-    // tdx-quote verifies the attestation-key signature and the QE report binding as it parses.
-    let q = tdx_quote::Quote::from_bytes(&quote).unwrap();
-    assert_eq!(q.report_input_data(), rd);
-    assert_eq!(q.mrtd(), TdQuoteTemplate::default().mr_td);
-    assert_eq!(q.rtmr2(), TdQuoteTemplate::default().rtmr[2]);
+    let signature_ok = |quote: &[u8]| {
+        let q = dcap_qvl::quote::Quote::parse(quote).unwrap();
+        let signed = q.signed_length();
+        let auth = q.auth_data.into_v3();
+        let mut key = vec![0x04];
+        key.extend_from_slice(&auth.ecdsa_attestation_key);
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, key)
+            .verify(&quote[..signed], &auth.ecdsa_signature)
+            .is_ok()
+    };
+    let q = dcap_qvl::quote::Quote::parse(&quote).unwrap();
+    let body = q.report.as_td10().unwrap();
+    assert_eq!(body.report_data, rd);
+    assert_eq!(body.mr_td, TdQuoteTemplate::default().mr_td);
+    assert_eq!(body.rt_mr2, TdQuoteTemplate::default().rtmr[2]);
+    assert!(signature_ok(&quote));
     let mut tampered = quote.clone();
     tampered[200] ^= 1;
-    assert!(tdx_quote::Quote::from_bytes(&tampered).is_err());
+    assert!(!signature_ok(&tampered));
 }
 
 #[test]

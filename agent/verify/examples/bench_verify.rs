@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Benchmark driver for `bench/verify-speed.sh`: verifies a real Milan report (vector
 //! `milan-v3-oak`) with its VCEK chain N times in-process and prints the mean time per
 //! verification. Parsing of the certificates is included, as `thimble verify` does it per run.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! AMD revocation: whether the ASK or ASVK of a verified chain is listed in a CRL of the ARK the
 //! chain ended at. Pure: CRL bytes, the two certificates and a time in, a finding out.
 //!

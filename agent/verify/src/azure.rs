@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Verifying Azure paravisor evidence: an HCL report (vTPM NV `0x01400001`) with its hardware
 //! endorsements, and a vTPM quote.
 //!

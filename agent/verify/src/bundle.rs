@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Verifying a whole bundle: picks the TEE's verifier by the bundle's `tee`, gathers the
 //! endorsements it needs from the bundle, and applies the bundle's own nonce when the caller gave
 //! no expected REPORT_DATA. Nothing in the bundle but bytes that get checked is believed, and no

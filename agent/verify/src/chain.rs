@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Building and checking an AMD chain: VCEK under ASK (or VLEK under ASVK), the intermediate
 //! under a pinned ARK, each signature checked over the bytes received, each certificate valid at
 //! the verification time, and one product throughout.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Intel chains and CRLs: a PCK certificate under the PCK Platform or Processor CA, a TCB Signing
 //! certificate, each up to the pinned Intel SGX Root CA; each signature checked over the bytes
 //! received, each certificate valid at the verification time, and revocation checked against the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Pure verification of thimble evidence: bytes and a time in, a verdict out. No I/O, no clock.
 //!
 //! Authenticity ([`chain`], [`signature`]) is kept apart from policy ([`policy`]): an

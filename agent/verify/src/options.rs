@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Everything a verification depends on is a parameter: the roots, the time and the policy.
 //! [`Options::strict`] gives the defaults: AMD's pinned roots and the default policy (debug
 //! guests rejected, simulated evidence rejected).

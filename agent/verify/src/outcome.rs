@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The result of a verification: a verdict, every error with a stable code, warnings, and what
 //! was established (claims, product, signer, the chain used).
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! SEV-SNP policy over authentic evidence. Every violation is reported, not only the first, so
 //! that an operator sees all that is wrong with a guest at once.
 //!

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The pinned roots, compiled in: AMD's Root Keys (ARK) for Milan, Genoa and Turin, and the Intel
 //! SGX Root CA (the root of every PCK, PCK CA, TCB Signing certificate and Intel CRL). They are
 //! the only roots a verification trusts by default; every other certificate must chain to one of

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Signature checks over the exact bytes received, with `ring`: RSASSA-PSS (AMD ARK/ASK/VCEK),
 //! PKCS#1 v1.5 and ECDSA for certificates and CRLs, ECDSA P-384 for the SNP report, and raw
 //! ECDSA P-256 `r ‖ s` for Intel's quote, QE report and collateral signatures.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Verifying SEV-SNP evidence: the report signature under a VCEK/VLEK that chains to a pinned
 //! ARK, the binding of that certificate to the report (hwID = CHIP_ID, SPLs = REPORTED_TCB,
 //! signer kind = the report's key selector, product = the report's CPUID product), then policy.

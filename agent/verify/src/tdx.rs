@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Verifying an Intel TDX quote with DCAP collateral, the way Intel's Quote Verification Library
 //! does, but with thimble's own TD-attribute policy.
 //!

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Every Azure case under `tests/vectors/azure` (real HCL reports from Azure CVMs with their VCEK
 //! chains or TDX quotes, and vTPM quotes; see its README and LICENSES) verified through
 //! `verify_hcl` with the outcome its `case.toml` declares, with the right and a wrong nonce; then

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Hostile bundles cost little: the regression tests for the cost findings of the independent
 //! review (quadratic AMD chain building, overlapping certificate-table entries, claims expanded
 //! into a JSON tree, unbounded bundles). Cost is asserted as counts, never as time: signature

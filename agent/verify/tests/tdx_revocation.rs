@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Revocation, which the real vectors cannot exercise (no revoked PCK signed by Intel is at
 //! hand): the CRL check against Intel's real PCK CRL, then a whole fake Intel PKI built with
 //! rcgen (root, PCK Platform CA, PCK, TCB Signing, both CRLs) around a real quote, whose QE report

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Every TDX case under `tests/vectors/tdx` (real quotes and Intel collateral, see its README and
 //! LICENSES) verified through the library with the outcome, TCB status and alternative outcome its
 //! `case.toml` declares, with dcap-qvl's whole-quote `verify` as an oracle wherever its own

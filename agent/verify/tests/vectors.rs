@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Every SEV-SNP case under `tests/vectors/snp` (real hardware evidence, see its README and
 //! LICENSES) verified through the library, with the outcome its `case.toml` declares.
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `imds-once`: answers one HTTP request on stdin/stdout as the simulated Azure IMDS (THIM), then
 //! exits. QEMU's user networking runs it for every guest connection to 169.254.169.254:80
 //! (`-netdev user,restrict=on,guestfwd=tcp:169.254.169.254:80-cmd:imds-once`), so the guest of

@@ -1,5 +1,5 @@
 #!/bin/bash
-# SPDX-License-Identifier: AGPL-3.0-or-later
+# SPDX-License-Identifier: Apache-2.0
 #
 # dracut module "thimble": collects attestation evidence before the root file system is mounted
 # and leaves the bundle in /run/thimble/evidence.json, which survives the switch to the real

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `thimble collect`: REPORT_DATA from the nonce, a report from configfs-tsm or /dev/sev-guest
 //! (or the simulated guest), endorsements from the host's certificate table, THIM or KDS, the
 //! ARK's CRL from the host's table, the cache or KDS, and one bundle written atomically.

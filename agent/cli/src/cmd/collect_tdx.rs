@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `thimble collect` for Intel TDX: a quote from configfs-tsm (`tdx_guest`), or a TDREPORT from
 //! `/dev/tdx_guest` quoted by the host's Quote Generation Service over vsock, or the simulated
 //! TD; then the DCAP collateral (TCB info, QE identity, PCK CRL, root CA CRL) from Azure THIM or

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `thimble detect`: every evidence source thimble knows, whether it is usable here and why not.
 //! Exit 0 when at least one source is usable, 3 otherwise. Nothing is sent anywhere: the QGS
 //! check only creates a vsock socket, and configfs-tsm is probed with an entry that is removed.

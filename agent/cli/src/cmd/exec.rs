@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `thimble exec`: the container entrypoint. Collects (all `collect` options apply), writes the
 //! bundle (default `/run/thimble/evidence.json`), puts its path and the nonce in the environment,
 //! then `execve`s the command so that it becomes the process the runtime watches: its exit code

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `thimble import`: builds a bundle from evidence captured elsewhere (an SEV-SNP report or a TDX
 //! quote) and the files that endorse it. Files are recognised by content; anything unrecognised,
 //! or of the other TEE's kind, is an error that names the file. The evidence is parsed (so a

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! One module per subcommand; each turns its arguments into a plan, runs it and returns the exit
 //! code.
 

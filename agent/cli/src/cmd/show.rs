@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `thimble show`: a readable summary of a bundle: claims, decoded policy and TCB, signer, and
 //! where each endorsement came from. It shows what the bundle says; `verify` says whether to
 //! believe it.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `thimble verify`: checks a bundle offline against the pinned roots at a given time, prints the
 //! outcome (human or `--json`) and exits 0, 6, 7 or 8 by the worst error.
 

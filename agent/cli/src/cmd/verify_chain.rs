@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! `thimble verify-chain`: checks VCEK/VLEK certificates up to the pinned ARKs without a report,
 //! for operators who want to know whether a THIM or KDS answer is sound before a report exists.
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Helpers shared by the CLI integration tests: running the built binary, temporary files, and
 //! the paths of the vectors.
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The HCL report: what Azure's paravisor stores at vTPM NV index `0x01400001`. It is the IGVM
 //! attestation request the paravisor sent to the host for the vTPM's AK certificate
 //! (`IgvmAttestRequestBase` with request version 1), kept for the guest to read. All integers are

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Azure confidential VMs behind the paravisor (OpenHCL / HCL): the HCL report the vTPM exposes at
 //! NV index `0x01400001` ([`hcl`]), with its runtime data (the vTPM keys and VM configuration the
 //! hardware report binds), and the TPM quote made with the vTPM attestation key ([`tpm`]).

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The vTPM quote of an Azure CVM: the TPM 2.0 attestation structure a `TPM2_Quote` signs
 //! (TPM 2.0 Library, Part 2 "Structures": `TPMS_ATTEST`, `TPMS_CLOCK_INFO`, `TPMS_QUOTE_INFO`,
 //! `TPML_PCR_SELECTION`; all integers big-endian, sized buffers `TPM2B` = `u16` size then bytes),

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! AMD SEV-SNP certificates: ARK, ASK, ASVK, VCEK and VLEK, parsed into an owned value that keeps
 //! the DER received and the exact to-be-signed bytes.
 //!

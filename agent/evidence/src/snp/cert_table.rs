@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The certificate table a host attaches to an extended guest request (GHCB spec 4.1.8.1), as
 //! read from configfs-tsm `auxblob` or the SNP_GET_EXT_REPORT certificate buffer.
 //!

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! AMD SEV-SNP: what the report, its words and the AMD certificates mean (no transport here).
 
 pub mod cert;

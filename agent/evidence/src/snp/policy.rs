@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The guest POLICY word (SEV-SNP ABI spec, "Guest Policy Structure", Table 9 in rev 1.55).
 
 use serde::Serialize;

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! AMD EPYC product lines as AMD KDS names them, and how to tell them apart from a report or a
 //! certificate. The product decides the TCB_VERSION byte layout and which ARK is the root.
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The SEV-SNP `ATTESTATION_REPORT` (SEV-SNP Firmware ABI spec rev 1.55+, Table 22; 1184 bytes,
 //! all integers little-endian). Offsets below are the spec's, in hex.
 //!

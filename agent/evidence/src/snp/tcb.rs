@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The 8-byte TCB_VERSION (SEV-SNP ABI spec, "TCB_VERSION Structure"; 57230 Table 11 for Turin).
 //!
 //! Milan and Genoa: `[bl, tee, rsvd x4, snp, ucode]`. Turin: `[fmc, bl, tee, snp, rsvd x3, ucode]`.

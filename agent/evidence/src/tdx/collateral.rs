@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Intel's signed collateral bodies, as Intel PCS and Azure THIM serve them (wire-formats §2.5):
 //! `{"tcbInfo":{…},"signature":"…"}` and `{"enclaveIdentity":{…},"signature":"…"}`.
 //!

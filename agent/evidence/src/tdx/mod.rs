@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Intel TDX: the quote, the TD report, the PCK certificate's platform data, Intel's signed
 //! collateral and CRLs, and the claims thimble reports for a TD. Parsing only, no verification.
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The Intel TDX quote, versions 4 and 5 (Intel `sgx_quote_4.h` / `sgx_quote_5.h`, and the "Intel
 //! TDX DCAP Quoting Library API" appendix A), parsed by bounds-checked slicing into an owned value
 //! that keeps the bytes received and the exact byte range of every part.
@@ -13,11 +13,11 @@
 //! job), so a tampered quote still parses and is reported as a bad signature rather than as
 //! malformed.
 //!
-//! Why not `tdx-quote` here: its `Quote::from_bytes` verifies the attestation-key signature and
-//! the QE report hash while parsing (a tampered quote cannot be told from a malformed one), signs
-//! over header ‖ body without the 6-byte v5 body descriptor (so it refuses every real v5 quote),
-//! and does not bound the certification data by the signature-data length. It is kept as an
-//! independent parser in this crate's tests, where it must agree with this one on every v4 vector.
+//! Why not the `tdx-quote` crate: its `Quote::from_bytes` verifies the attestation-key signature
+//! and the QE report hash while parsing (a tampered quote cannot be told from a malformed one),
+//! signs over header ‖ body without the 6-byte v5 body descriptor (so it refuses every real v5
+//! quote), does not bound the certification data by the signature-data length, and is licensed
+//! AGPL-3.0-or-later. dcap-qvl's parser is the independent one the tests compare this one with.
 
 use std::ops::Range;
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The 1024-byte TDREPORT_STRUCT that TDG.MR.REPORT returns (Intel TDX Module ABI spec 348551,
 //! "TDREPORT_STRUCT"; Intel `sgx_report2.h`): REPORTMACSTRUCT (256 B), TEE_TCB_INFO (239 B),
 //! 17 reserved bytes, TDINFO_STRUCT (512 B). Offsets below are relative to each structure, in hex.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! The most hostile bundles the format allows, built from real vectors: shared by the cost tests
 //! (`tests/hostile.rs`, which count signature checks and bytes) and the benchmark that times them
 //! (`bench/hostile.sh` through `examples/hostile_bundles/main.rs`). Each builder returns the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: AGPL-3.0-or-later
+// SPDX-License-Identifier: Apache-2.0
 //! Writes the hostile bundles of `bundles.rs` into a directory, one `NAME.json` each, with a
 //! `NAME.at` holding the RFC 3339 time to verify it at, for `bench/hostile.sh` to time
 //! `thimble verify` on them.
