@@ -112,7 +112,6 @@ fn fields_agree_with_dcap_qvl() {
     }
 }
 
-
 #[test]
 fn pck_extension_and_collateral_of_every_case() {
     // (case, FMSPC) as the PCK certificates say.
