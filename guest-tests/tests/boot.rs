@@ -164,7 +164,8 @@ fn no_tee_exits_3_with_a_readable_message_and_the_boot_continues() {
     assert!(
         b.console.lines().any(|l| l.starts_with(
             "error: no usable evidence source: neither configfs-tsm (/sys/kernel/config/tsm/report) \
-             with a provider, nor /dev/sev-guest, nor /dev/tdx_guest is present"
+             with a provider, nor /dev/sev-guest, nor /dev/tdx_guest, nor a vTPM holding an Azure \
+             HCL report is present"
         )),
         "thimble's own message: {}",
         b.describe()

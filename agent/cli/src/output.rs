@@ -29,6 +29,34 @@ pub fn warn(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "warning: {msg}");
 }
 
+/// The one line `collect` prints on success (stderr, so that `-o -` keeps stdout for the bundle):
+/// where the bundle went, its TEE, the evidence source and where the endorsements came from.
+pub fn collected(bundle: &thimble_evidence::bundle::Bundle, path: &std::path::Path) {
+    let mut origins: Vec<&str> = Vec::new();
+    for e in &bundle.endorsements {
+        if !origins.contains(&e.origin.kind.as_str()) {
+            origins.push(&e.origin.kind);
+        }
+    }
+    let endorsements = if origins.is_empty() {
+        "no endorsements".to_string()
+    } else {
+        format!("endorsements from {}", origins.join(", "))
+    };
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "collected {}: {}{} evidence from {}, {endorsements}",
+        if path.as_os_str() == "-" {
+            "to standard output".to_string()
+        } else {
+            path.display().to_string()
+        },
+        bundle.tee.as_str(),
+        if bundle.simulated { " (simulated)" } else { "" },
+        bundle.collection.source,
+    );
+}
+
 /// Prints a progress line to stderr (for long-running modes whose stdout may be a pipe).
 pub fn info(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "thimble: {msg}");

@@ -378,7 +378,7 @@ fn run_once(a: CollectArgs) -> Result<u8, CliError> {
                 )?,
                 None => {
                     return Err(CliError::NoTee(format!(
-                        "neither configfs-tsm ({}) with a provider, nor {}, nor {} is present (run `thimble detect` for details)",
+                        "neither configfs-tsm ({}) with a provider, nor {}, nor {}, nor a vTPM holding an Azure HCL report is present (run `thimble detect` for details; on a machine without a TEE, `--simulate snp|tdx|azure-snp|azure-tdx` runs a simulated guest)",
                         a.location.tsm_root.display(),
                         a.location.device.display(),
                         a.tdx_device.display()
@@ -571,6 +571,8 @@ fn run_once(a: CollectArgs) -> Result<u8, CliError> {
         endorsement_log: log,
         claims: claims_for(&report, &certs),
     };
-    write_output(&output_path(&a)?, &bundle.to_json())?;
+    let path = output_path(&a)?;
+    write_output(&path, &bundle.to_json())?;
+    crate::output::collected(&bundle, &path);
     Ok(exit::OK)
 }

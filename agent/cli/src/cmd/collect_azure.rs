@@ -356,6 +356,8 @@ fn collect<T: TpmTransport>(
             "runtime_data": runtime,
         }),
     };
-    write_output(&output_path(a)?, &bundle.to_json())?;
+    let path = output_path(a)?;
+    write_output(&path, &bundle.to_json())?;
+    crate::output::collected(&bundle, &path);
     Ok(exit::OK)
 }

@@ -270,7 +270,9 @@ pub fn run(
         claims: serde_json::to_value(TdxClaims::from_quote(&quote, pck.as_ref()))
             .unwrap_or_default(),
     };
-    write_output(&output_path(a)?, &bundle.to_json())?;
+    let path = output_path(a)?;
+    write_output(&path, &bundle.to_json())?;
+    crate::output::collected(&bundle, &path);
     Ok(exit::OK)
 }
 

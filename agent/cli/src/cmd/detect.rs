@@ -155,7 +155,10 @@ pub fn run(a: DetectArgs) -> Result<u8, CliError> {
         s.push('\n');
         print_stdout(&s);
     } else {
-        let mut s = String::new();
+        let mut s = format!(
+            "{:<14} {:<8} {:<32} {:<10}  {}\n",
+            "SOURCE", "TEE", "PATH", "USABLE", "DETAIL"
+        );
         for src in &sources {
             s.push_str(&format!(
                 "{:<14} {:<8} {:<32} {}  {}\n",
