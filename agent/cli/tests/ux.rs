@@ -3,8 +3,6 @@
 //! the bundle), `collect` without a TEE names every source it looked for and how to try thimble
 //! anyway, and `detect`'s table has a header row.
 
-#![expect(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
-
 mod common;
 
 use common::{p, run};
