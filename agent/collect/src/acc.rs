@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The Azure IMDS TD quote service (`POST {imds}/acc/tdquote`, wire-formats §3): on a TDX
+//! The Azure IMDS TD quote service (`POST {imds}/acc/tdquote`, docs/formats.md §5): on a TDX
 //! confidential VM behind the paravisor the guest cannot reach a quoting enclave, so it sends the
 //! TD report from the HCL report (vTPM NV `0x01400001`) to IMDS and gets a DCAP quote back.
 //!
@@ -26,7 +26,7 @@ use crate::tdx_guest::TDX_REPORT_LEN;
 
 pub use crate::endorse::DEFAULT_IMDS_BASE;
 
-/// Path of the TD quote endpoint below the IMDS base (no `api-version`, wire-formats §5).
+/// Path of the TD quote endpoint below the IMDS base (no `api-version`, docs/formats.md §2).
 pub const ACC_TDQUOTE_PATH: &str = "/acc/tdquote";
 
 /// The only `Content-Type` IMDS accepts for `/acc/tdquote`.
@@ -85,7 +85,7 @@ pub fn tdquote_url(imds_base: &str) -> String {
 }
 
 /// `config` made fit for IMDS: the proxy environment is ignored (IMDS is unsupported behind a
-/// proxy, wire-formats §5), whatever the caller set.
+/// proxy, docs/formats.md §2), whatever the caller set.
 pub fn imds_http_config(config: HttpConfig) -> HttpConfig {
     HttpConfig {
         use_proxy_env: false,

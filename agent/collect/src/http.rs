@@ -2,9 +2,10 @@
 //! HTTP fetching with timeouts, bounded retries, an overall deadline and a response size cap.
 //!
 //! Everything thimble downloads (Azure THIM through IMDS, AMD KDS) goes through [`HttpClient`],
-//! which enforces the IMDS rules (wire-formats §5) for every endpoint: no proxy unless the
+//! which enforces the IMDS rules (docs/formats.md §2) for every endpoint: no proxy unless the
 //! operator asked for one, no `X-Forwarded-For`, no redirects, retries only on the statuses IMDS
-//! and KDS document as transient, and never longer than the caller's deadline. The bodies are
+//! documents as transient (KDS documents none; the same set is assumed), and never longer than
+//! the caller's deadline. The bodies are
 //! returned as raw bytes; parsing belongs to `thimble-evidence`, so a malformed body is not an
 //! error here. Callers depend on the narrow [`Fetch`] trait so that tests can substitute a fake.
 
@@ -26,7 +27,7 @@ const BODY_EXCERPT_CHARS: usize = 200;
 const ERROR_BODY_READ_BYTES: u64 = 4096;
 
 /// Request headers the client refuses to send whatever the caller asks. IMDS rejects any request
-/// with `X-Forwarded-For` (wire-formats §5), and proxy credentials must never reach an endpoint.
+/// with `X-Forwarded-For` (docs/formats.md §2), and proxy credentials must never reach an endpoint.
 const FORBIDDEN_REQUEST_HEADERS: &[&str] = &["x-forwarded-for", "proxy-authorization"];
 
 /// Limits and retry policy of an [`HttpClient`].
@@ -164,7 +165,7 @@ pub trait Fetch {
 }
 
 /// Whether `status` is worth retrying: 404 and 410 (IMDS updating), 408, 429 and 5xx
-/// (wire-formats §1.4, §5).
+/// (docs/formats.md §2).
 pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 404 | 408 | 410 | 429 | 500..=599)
 }

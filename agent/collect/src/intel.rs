@@ -5,8 +5,8 @@
 //!
 //! Three layers, from pure to I/O:
 //! - URL builders and their inverse parsers (used by the emulator in `thimble-sim`), which encode
-//!   wire-formats §2.1–2.3. THIM and PCS name the same items differently, so both shapes are
-//!   built. Facts are tagged as in wire-formats: [V] read in source or a capture, [O] seen in
+//!   docs/formats.md §4.1–4.3. THIM and PCS name the same items differently, so both shapes are
+//!   built. Facts are tagged as in docs/formats.md §1: [V] read in source or a capture, [O] seen in
 //!   third-party clients, [U] unverified.
 //! - Configuration: thimble's own settings merged over `/etc/sgx_default_qcnl.conf` ([`qcnl`]),
 //!   the file operators already maintain for Intel's quote provider library, with the winning
@@ -31,57 +31,62 @@ use x509_parser::prelude::{CertificateRevocationList, FromDer, X509Certificate};
 
 use crate::http::{Fetch, FetchError, HttpConfig, HttpResponse};
 
-/// Azure's global collateral cache, thimble's default collateral service (wire-formats §2.1 [V]).
-/// Serving TDX items under `/tdx/` on this host is [O] (AZS `FmspcResolver`); DC uses the
+/// Azure's global collateral cache, thimble's default collateral service (docs/formats.md §4.1
+/// [V]). Serving TDX items under `/tdx/` on this host is [O] (AZS `FmspcResolver`); DC uses the
 /// regional host for TDX ([`regional_thim_base`]).
 pub const DEFAULT_THIM_BASE: &str = "https://global.acccache.azure.net";
-/// Intel PCS (wire-formats §2.1 [V]).
+/// Intel PCS (docs/formats.md §4.1 [V]).
 pub const DEFAULT_PCS_BASE: &str = "https://api.trustedservices.intel.com";
 /// The Intel SGX Root CA CRL at its distribution point, DER. PCS v4 has no endpoint of its own
-/// for it; QC fetches the CDP URL when the collateral service is PCS (wire-formats §2.3 [V]).
+/// for it; QC fetches the CDP URL when the collateral service is PCS (docs/formats.md §4.3 [V]).
 pub const DEFAULT_PCS_ROOT_CA_CRL_URL: &str =
     "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";
 /// Path of [`DEFAULT_PCS_ROOT_CA_CRL_URL`], recognised by [`parse_collateral_target`].
 pub const PCS_ROOT_CA_CRL_PATH: &str = "/IntelSGXRootCA.der";
-/// IMDS base address (wire-formats §5 [V]).
+/// IMDS base address (docs/formats.md §2 [V]).
 pub const DEFAULT_IMDS_BASE: &str = crate::endorse::DEFAULT_IMDS_BASE;
-/// `clientid` THIM collateral URLs carry (DC default, wire-formats §2.3 [V]).
+/// `clientid` THIM collateral URLs carry (DC default, docs/formats.md §4.3 [V]).
 pub const THIM_CLIENT_ID: &str = "production_client";
-/// `api-version` of THIM TCB info and QE identity URLs (DC, wire-formats §2.3 [V]).
+/// `api-version` of THIM TCB info and QE identity URLs (DC, docs/formats.md §4.3 [V]).
 pub const THIM_COLLATERAL_API_VERSION: &str = "2018-10-01-preview";
-/// `api-version` of the local THIM `pckcert` request (DC, QC Azure conf, wire-formats §2.1 [V]).
+/// `api-version` of the local THIM `pckcert` request (DC, QC Azure conf, docs/formats.md §4.2 [V]).
 pub const THIM_PCKCERT_API_VERSION: &str = "2021-07-22-preview";
 /// Directory of the local THIM PCK certificate endpoint below the IMDS base; QC's `local_pck_url`
-/// names it with the trailing slash (wire-formats §2.1 [V]).
+/// names it with the trailing slash (docs/formats.md §4.1 [V]).
 pub const THIM_PCKCERT_DIR: &str = "/metadata/THIM/sgx/certification/v4/";
 /// Path of the local THIM PCK certificate endpoint below the IMDS base.
 pub const THIM_PCKCERT_PATH: &str = "/metadata/THIM/sgx/certification/v4/pckcert";
-/// IMDS instance metadata, whose `compute.location` names the THIM region (DC, §2.1 [V]).
+/// IMDS instance metadata, whose `compute.location` names the THIM region (DC,
+/// docs/formats.md §4.1 [V]).
 pub const IMDS_INSTANCE_PATH: &str = "/metadata/instance";
-/// `api-version` DC asks IMDS instance metadata with (wire-formats §2.1 [V]).
+/// `api-version` DC asks IMDS instance metadata with (docs/formats.md §4.1 [V]).
 pub const IMDS_INSTANCE_API_VERSION: &str = "2021-02-01";
-/// Where QCNL reads its configuration unless `$QCNL_CONF_PATH` says otherwise (§2.1 [V]).
+/// Where QCNL reads its configuration unless `$QCNL_CONF_PATH` says otherwise
+/// (docs/formats.md §4.1 [V]).
 pub const DEFAULT_QCNL_CONF_PATH: &str = "/etc/sgx_default_qcnl.conf";
-/// Environment variable that moves the QCNL configuration file (wire-formats §2.1 [V]).
+/// Environment variable that moves the QCNL configuration file (docs/formats.md §4.1 [V]).
 pub const QCNL_CONF_PATH_ENV: &str = "QCNL_CONF_PATH";
 
-/// Issuer chain of TCB info, API v4 (wire-formats §2.4 [V]).
+/// Issuer chain of TCB info, API v4 (docs/formats.md §4.4 [V]).
 pub const TCB_INFO_ISSUER_CHAIN: &str = "TCB-Info-Issuer-Chain";
-/// Issuer chain of TCB info, API v3; DC and QC accept both names (§2.4 [V]).
+/// Issuer chain of TCB info, API v3; DC and QC accept both names (docs/formats.md §4.4 [V]).
 pub const SGX_TCB_INFO_ISSUER_CHAIN: &str = "SGX-TCB-Info-Issuer-Chain";
-/// Issuer chain of enclave (QE) identities, API v2 and later (§2.4 [V]).
+/// Issuer chain of enclave (QE) identities, API v2 and later (docs/formats.md §4.4 [V]).
 pub const ENCLAVE_IDENTITY_ISSUER_CHAIN: &str = "SGX-Enclave-Identity-Issuer-Chain";
-/// Issuer chain of QE identity, API v1 (§2.4 [V]).
+/// Issuer chain of QE identity, API v1 (docs/formats.md §4.4 [V]).
 pub const QE_IDENTITY_ISSUER_CHAIN: &str = "SGX-QE-Identity-Issuer-Chain";
-/// Issuer chain of the PCK CRL, and of the root CA CRL in DC's THIM fetch (§2.4 [V]).
+/// Issuer chain of the PCK CRL, and of the root CA CRL in DC's THIM fetch (docs/formats.md §4.4
+/// [V]).
 pub const PCK_CRL_ISSUER_CHAIN: &str = "SGX-PCK-CRL-Issuer-Chain";
-/// Issuer chain of a PCK certificate: a PCS header, or a key of THIM's JSON body (§2.2 [V]).
+/// Issuer chain of a PCK certificate: a PCS header, or a key of THIM's JSON body
+/// (docs/formats.md §4.2 [V]).
 pub const PCK_CERT_ISSUER_CHAIN: &str = "SGX-PCK-Certificate-Issuer-Chain";
 
 const SGX_V4: &str = "/sgx/certification/v4";
 const TDX_V4: &str = "/tdx/certification/v4";
 
-/// Key of the percent-encoded issuer chain in THIM's `pckcert` JSON; case-sensitive (§2.2 [V]).
+/// Key of the percent-encoded issuer chain in THIM's `pckcert` JSON; case-sensitive
+/// (docs/formats.md §4.2 [V]).
 const THIM_PCK_CHAIN_KEY: &str = "sgx-Pck-Certificate-Issuer-Chain";
 
 /// One piece of Intel collateral.
@@ -138,7 +143,7 @@ pub enum PckCa {
 }
 
 impl PckCa {
-    /// The `ca=` query value (wire-formats §2.3, PCS spec [V]).
+    /// The `ca=` query value (docs/formats.md §4.3, PCS spec [V]).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Processor => "processor",
@@ -361,11 +366,12 @@ pub struct PckCertId {
 /// `{local_pck_url}pckcert?qeid=…[&encrypted_ppid=…]&cpusvn=…&pcesvn=…&pceid=…&api-version=
 /// 2021-07-22-preview`, then `extra_params` (QCNL's `custom_request_options.get_cert.params`).
 ///
-/// Follows QC's request (wire-formats §2.2 [V]): upper-case hex, and `pcesvn` / `pceid` as
+/// Follows QC's request (docs/formats.md §4.2 [V]): upper-case hex, and `pcesvn` / `pceid` as
 /// little-endian hex as the PCS spec says [V] and FX sends to THIM [O]; whether THIM also
 /// accepts DC's big-endian form is [U]. An empty encrypted PPID is left out as DC and FX do,
 /// where QC would send 384 zero bytes. An extra parameter named like a built-in one replaces its
-/// value instead of repeating it, because IMDS rejects duplicate query parameters (§5 [V]).
+/// value instead of repeating it, because IMDS rejects duplicate query parameters
+/// (docs/formats.md §2 [V]).
 pub fn pck_cert_url(
     local_pck_url: &str,
     id: &PckCertId,
@@ -389,9 +395,9 @@ pub fn pck_cert_url(
     format!("{}/pckcert?{}", trim_base(local_pck_url), query.join("&"))
 }
 
-/// `https://{region}.thim.azure.net` for an IMDS `compute.location`, lower-cased as DC does (§2.1
-/// [V DC]). IMDS names regions like `eastus2` while third-party code uses hosts like `useast2`;
-/// which form THIM resolves is [U].
+/// `https://{region}.thim.azure.net` for an IMDS `compute.location`, lower-cased as DC does
+/// (docs/formats.md §4.1 [V DC]). IMDS names regions like `eastus2` while third-party code uses
+/// hosts like `useast2`; which form THIM resolves is [U].
 pub fn regional_thim_base(location: &str) -> Result<String, IntelFetchError> {
     let region = location.trim().to_ascii_lowercase();
     // The region becomes a host label: anything else could redirect the request to another host.
@@ -485,7 +491,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Splits a query into `(name, value)` pairs, in order and not percent-decoded. A repeated name
-/// is an error, as IMDS treats it (wire-formats §5 [V]).
+/// is an error, as IMDS treats it (docs/formats.md §2 [V]).
 pub fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, TargetError> {
     let mut params: Vec<(String, String)> = Vec::new();
     for pair in query
@@ -654,7 +660,7 @@ pub enum PercentDecodeError {
 
 /// Plain percent-decoding (RFC 3986), as DC's `curl_easy_unescape` does: `%XX` becomes the byte
 /// `0xXX` and everything else, `+` included, stays as it is. Form decoding (`+` as space) would
-/// corrupt the base64 of the certificates (wire-formats §2.4 [V]).
+/// corrupt the base64 of the certificates (docs/formats.md §4.4 [V]).
 pub fn percent_decode(s: &str) -> Result<String, PercentDecodeError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -679,7 +685,7 @@ pub fn percent_decode(s: &str) -> Result<String, PercentDecodeError> {
 
 /// Percent-encodes every byte except RFC 3986's unreserved characters, with upper-case hex, the
 /// way PCS encodes its issuer-chain headers (space `%20`, LF `%0A`, `+` `%2B`, `/` `%2F`, `=` `%3D`;
-/// wire-formats §2.4 [V]). The emulator uses it; [`percent_decode`] inverts it.
+/// docs/formats.md §4.4 [V]). The emulator uses it; [`percent_decode`] inverts it.
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3 / 2);
     for b in s.bytes() {
@@ -702,7 +708,7 @@ pub enum BodyEncoding {
     Json,
     Der,
     Pem,
-    /// Hex text of DER, as PCCS's `rootcacrl` answers (wire-formats §2.3 [V QC]).
+    /// Hex text of DER, as PCCS's `rootcacrl` answers (docs/formats.md §4.3 [V QC]).
     Hex,
 }
 
@@ -737,7 +743,7 @@ pub struct CrlInfo {
 }
 
 /// Recognises a CRL body as PEM, hex or DER and parses it. Which of these THIM sends is an open
-/// question (wire-formats §2.5, §8 item 3 [U]), so the encoding is sniffed as §2.5 suggests:
+/// question (docs/formats.md §4.5, §7 item 3 [U]), so the encoding is sniffed as §4.5 describes:
 /// `-----BEGIN X509 CRL-----` is PEM, only hex digits is hex-encoded DER, anything else DER.
 pub fn normalise_crl(body: &[u8]) -> Result<CrlInfo, String> {
     let trimmed = body.trim_ascii();
@@ -794,7 +800,7 @@ pub struct RequestOptions {
 }
 
 /// QCNL's `custom_request_options`. Only `get_cert` (the PCK certificate request) has an effect,
-/// as in QCNL (wire-formats §2.1 [V]).
+/// as in QCNL (docs/formats.md §4.1 [V]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CustomRequestOptions {
     pub get_cert: RequestOptions,
@@ -806,7 +812,7 @@ pub struct Retry {
     /// Retries after the first attempt.
     pub times: u32,
     /// Wait between attempts; zero keeps the client's own exponential backoff, as QCNL falls back
-    /// to 1, 2, 4 … s (wire-formats §2.6 [V]).
+    /// to 1, 2, 4 … s (docs/formats.md §4.6 [V]).
     pub delay: Duration,
 }
 
@@ -883,7 +889,7 @@ impl IntelCollateralConfig {
     /// Merges `explicit` settings over `qcnl` over the defaults, setting by setting.
     ///
     /// The collateral service comes from QCNL's `collateral_service`, else its `pccs_url` (QCNL
-    /// itself falls back the same way, wire-formats §2.1 [V]). An explicit IMDS base also moves
+    /// itself falls back the same way, docs/formats.md §4.1 [V]). An explicit IMDS base also moves
     /// the local PCK URL unless that is given explicitly too: an operator who points thimble at
     /// another IMDS means it for every IMDS request, whatever the QCNL file says.
     pub fn resolve(explicit: &IntelSettings, qcnl: Option<&qcnl::QcnlConfig>) -> Self {
@@ -1038,7 +1044,7 @@ fn service_from_qcnl_url(key: &str, url: &str, notes: &mut Vec<String>) -> Colla
         CollateralService::thim(base)
     } else {
         // A PCCS mirrors the PCS API; its root CA CRL endpoint answers hex (PCCS API 3.0) or may
-        // need `crl?uri=` (3.1) (wire-formats §2.3 [V QC]); `rootcacrl` is tried and the body
+        // need `crl?uri=` (3.1) (docs/formats.md §4.3 [V QC]); `rootcacrl` is tried and the body
         // sniffed.
         notes.push(format!(
             "qcnl {key} {url} is neither Intel PCS nor Azure THIM: treated as a PCCS speaking the PCS API"
@@ -1118,7 +1124,7 @@ pub mod qcnl {
     }
 
     /// The configuration path: `$QCNL_CONF_PATH` when set and not empty, else
-    /// [`DEFAULT_QCNL_CONF_PATH`] (wire-formats §2.1 [V]).
+    /// [`DEFAULT_QCNL_CONF_PATH`] (docs/formats.md §4.1 [V]).
     pub fn conf_path(env_value: Option<&OsStr>) -> PathBuf {
         match env_value {
             Some(v) if !v.is_empty() => PathBuf::from(v),
@@ -1436,13 +1442,13 @@ impl TdxCollateralItems {
 pub struct PckCertResponse {
     /// The response as received; `der` is the PCK certificate and `issuer_chain_pem` its chain.
     pub item: FetchedItem,
-    /// The PCK certificate, PEM, ending with a newline (THIM leaves it out, wire-formats §2.2).
+    /// The PCK certificate, PEM, ending with a newline (THIM leaves it out, docs/formats.md §4.2).
     pub pck_cert_pem: String,
     pub pck_cert_der: Vec<u8>,
     /// The issuer chain as DER, in the order received (PCK CA, then root).
     pub chain_der: Vec<Vec<u8>>,
     /// `sgx-Tcbm` / `SGX-TCBm`, for diagnostics only: its PCESVN byte order is ambiguous
-    /// (wire-formats §2.2).
+    /// (docs/formats.md §4.2).
     pub tcbm: Option<String>,
     /// `SGX-FMSPC` (PCS only).
     pub fmspc: Option<String>,
@@ -1838,12 +1844,12 @@ fn decode_chain(
 
 /// Fetches the PCK certificate for `id` from the local THIM agent, `{local_pck_url}pckcert`,
 /// with `Metadata: true` and `api-version=2021-07-22-preview` plus the configured
-/// `custom_request_options.get_cert` (wire-formats §2.1–2.2 [V]).
+/// `custom_request_options.get_cert` (docs/formats.md §4.1–4.2 [V]).
 ///
 /// `fetch` must be a client without a proxy ([`crate::http::HttpConfig::use_proxy_env`] false),
-/// as IMDS requires (§5 [V]). The answer may be THIM's JSON (`pckCert`, percent-encoded
-/// `sgx-Pck-Certificate-Issuer-Chain`, `sgx-Tcbm`, `cacheMaxAge`) or PCS's PEM body with headers;
-/// QCNL accepts both (§2.2 [V]) and so does this.
+/// as IMDS requires (docs/formats.md §2 [V]). The answer may be THIM's JSON (`pckCert`,
+/// percent-encoded `sgx-Pck-Certificate-Issuer-Chain`, `sgx-Tcbm`, `cacheMaxAge`) or PCS's PEM
+/// body with headers; QCNL accepts both (docs/formats.md §4.2 [V]) and so does this.
 pub fn fetch_pck_cert(
     cfg: &IntelCollateralConfig,
     fetch: &dyn Fetch,
@@ -1851,8 +1857,8 @@ pub fn fetch_pck_cert(
 ) -> Result<PckCertResponse, IntelFetchError> {
     let options = &cfg.custom_request_options.get_cert;
     let url = pck_cert_url(&cfg.local_pck_url, id, &options.params);
-    // IMDS rejects a request without `Metadata: true` (§5 [V]); a configured header may add to it
-    // but not replace it.
+    // IMDS rejects a request without `Metadata: true` (docs/formats.md §2 [V]); a configured
+    // header may add to it but not replace it.
     let mut headers: Vec<(&str, &str)> = vec![("Metadata", "true")];
     headers.extend(
         options
@@ -1901,7 +1907,8 @@ fn parse_pck_cert_response(
         let value: Value =
             serde_json::from_slice(&response.body).map_err(|e| malformed(e.to_string()))?;
         let field = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        // `cacheMaxAge` is parsed with `stoi` by DC, so a string or a number (§2.2 [U]).
+        // `cacheMaxAge` is parsed with `stoi` by DC, so a string or a number
+        // (docs/formats.md §4.2 [U]).
         let cache = match value.get("cacheMaxAge") {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.trim().parse().ok(),
@@ -2021,8 +2028,9 @@ mod tests {
     const FMSPC: [u8; 6] = [0xb0, 0xc0, 0x6f, 0, 0, 0];
 
     #[test]
-    fn percent_decoding_of_the_wire_formats_sample() {
-        // The two ends of the §2.4 sample (captured by GT), either side of its ellipses.
+    fn percent_decoding_of_a_captured_pcs_header() {
+        // Pieces of a real PCS issuer-chain header (GT's captured headers, docs/formats.md §4.4):
+        // its start, a certificate boundary and its end.
         let head = "-----BEGIN%20CERTIFICATE-----%0AMIICljCCAj2gAwIBAgIVAJVvXc29G%2BHpQEnJ1PQzzgFXC95UMAoGCCqGSM49BAMC%0A";
         assert_eq!(
             percent_decode(head).unwrap(),

@@ -31,7 +31,7 @@ pub const TDX_REPORT_LEN: usize = 1024;
 /// ABI, `REPORTTYPE`; 0x00 would be an SGX report).
 pub const TDX_REPORT_TYPE: u8 = 0x81;
 
-/// Offset of `REPORTMACSTRUCT.report_data` in the TDREPORT (wire-formats §7.2, Intel
+/// Offset of `REPORTMACSTRUCT.report_data` in the TDREPORT (docs/formats.md §6.2, Intel
 /// `sgx_report2.h`).
 pub const REPORT_DATA_OFFSET: usize = 128;
 

@@ -27,7 +27,7 @@ use thimble_sim::intel_emulator::{IntelEmulatorConfig, ServedItem, thim_pck_cert
 const FMSPC: [u8; 6] = [0xb0, 0xc0, 0x6f, 0x00, 0x00, 0x00];
 const CA: PckCa = PckCa::Platform;
 
-/// QC's `sgx_default_qcnl_azure.conf` at a46ee8ab, comments included (wire-formats §2.1).
+/// QC's `sgx_default_qcnl_azure.conf` at a46ee8ab, comments included (docs/formats.md §4.1).
 const AZURE_QCNL_CONF: &str = r#"{
   // *** ATTENTION : This file is in JSON format so the keys are case sensitive. Don't change them.
 

@@ -9,7 +9,7 @@
 //! signed with RSASSA-PSS (SHA-384, MGF1-SHA-384, 48-byte salt), with only the Authority Key
 //! Identifier and CRL Number extensions. Intel's are the PCK CRL (issued by the PCK Platform or
 //! Processor CA) and the root CA CRL, ECDSA-signed; PCS serves DER or PEM, PCCS 3.0 hex-encoded
-//! DER, and THIM's encoding is not documented (wire-formats §2.5), so [`Crl::parse`] sniffs the
+//! DER, and THIM's encoding is not documented (docs/formats.md §4.5), so [`Crl::parse`] sniffs the
 //! three forms.
 //!
 //! The input may come from an untrusted host or network: the number of revoked entries kept is

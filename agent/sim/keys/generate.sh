@@ -230,7 +230,7 @@ crl crl_other_scope.der 240101000000Z 450101000000Z 03 crl_other_scope_ext "$ASK
 crl crl_delta.der 240101000000Z 450101000000Z 04 crl_delta_ext "$ASK_SERIAL" 230601000000Z
 
 # THIM body: compact JSON, keys in the order the real service sends them. tcbm is the reported
-# TCB read as a little-endian u64, printed most significant byte first (wire-formats 1.3).
+# TCB read as a little-endian u64, printed most significant byte first (docs/formats.md §3).
 json_pem() { awk '{ printf "%s\\n", $0 }' "$1"; }
 TCBM=$(printf '%02x%02x00000000%02x%02x' "$UCODE_SPL" "$SNP_SPL" "$TEE_SPL" "$BL_SPL")
 {

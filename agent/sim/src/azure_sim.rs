@@ -460,7 +460,7 @@ impl SimTpmQuote {
     }
 }
 
-/// Path of the IMDS TD quote endpoint (wire-formats §3).
+/// Path of the IMDS TD quote endpoint (docs/formats.md §5).
 pub const ACC_TDQUOTE_PATH: &str = "/acc/tdquote";
 
 /// Makes a quote of a TD report; an empty result means the service could not quote it.
@@ -470,14 +470,14 @@ pub type TdQuoteFn = Arc<dyn Fn(&[u8; TDX_REPORT_LEN]) -> Vec<u8> + Send + Sync>
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QuoteEncoding {
-    /// Base64url without padding: what IMDS sends (wire-formats §3).
+    /// Base64url without padding: what IMDS sends (docs/formats.md §5).
     #[default]
     UrlSafeNoPad,
     /// Base64url with `=` padding.
     UrlSafePadded,
 }
 
-/// Base64url, request padding optional: IMDS accepts both forms (wire-formats §3).
+/// Base64url, request padding optional: IMDS accepts both forms (docs/formats.md §5).
 const URL_SAFE_ANY_PAD: GeneralPurpose = GeneralPurpose::new(
     &alphabet::URL_SAFE,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
@@ -497,7 +497,7 @@ struct TdQuoteRequest {
 /// `/acc/tdquote` is strict where IMDS is documented or observed to be: `POST` only,
 /// `Content-Type` exactly `application/json` (415 otherwise), a body `{"report": base64url}` of a
 /// 1024-byte TD report. It also requires `Metadata: true`, which IMDS does not for this path
-/// (wire-formats §3): thimble always sends it, and a strict emulator catches the day it stops.
+/// (docs/formats.md §5): thimble always sends it, and a strict emulator catches the day it stops.
 #[derive(Clone)]
 pub struct AzureImds {
     quote: TdQuoteFn,
@@ -581,7 +581,7 @@ impl AzureImds {
             );
         }
         // Exactly: IMDS answers "415 Unknown media type" even to `application/json;
-        // charset=utf-8` (wire-formats §3).
+        // charset=utf-8` (docs/formats.md §5).
         if request.header("content-type") != Some("application/json") {
             return Reply::json_error(415, "Unknown media type");
         }

@@ -3,7 +3,7 @@
 //!
 //! It backs `thimble collect --simulate snp` and the HTTP tests, so it is std-only and small: one
 //! request per connection (`Connection: close`), a thread per connection, and only the routes
-//! thimble uses. It enforces the IMDS request contract (wire-formats §5: `Metadata: true`
+//! thimble uses. It enforces the IMDS request contract (docs/formats.md §2: `Metadata: true`
 //! required, `X-Forwarded-For` rejected) so that a client bug shows up as a 400 in tests rather
 //! than on a real Azure VM. The per-request handler is shared by the TCP server ([`Emulator`]) and
 //! by [`serve_one_connection`], which answers one connection on arbitrary streams (stdin/stdout
@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Path of the THIM AMD certification endpoint (wire-formats §1.1).
+/// Path of the THIM AMD certification endpoint (docs/formats.md §3).
 pub const THIM_AMD_PATH: &str = "/metadata/THIM/amd/certification";
 
-/// Body IMDS sends when `Metadata: true` is missing (wire-formats §5).
+/// Body IMDS sends when `Metadata: true` is missing (docs/formats.md §2).
 pub const MISSING_METADATA_BODY: &str =
     r#"{"error":"Bad request. Required metadata header not specified"}"#;
 

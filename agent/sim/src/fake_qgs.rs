@@ -350,7 +350,7 @@ pub const INTEL_QE_VENDOR_ID: [u8; 16] = [
     0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
 ];
 
-/// Offset of `report_data` in a v4 quote (wire-formats §7.3).
+/// Offset of `report_data` in a v4 quote (docs/formats.md §6.3).
 pub const QUOTE_REPORT_DATA_OFFSET: usize = 568;
 
 /// Length of [`sim_quote`]'s output: header, TD body, a zero `signature_data_len`.
@@ -358,7 +358,7 @@ pub const SIM_QUOTE_LEN: usize = 636;
 
 /// An unsigned stand-in for the quote of `tdreport`: a v4 header (ECDSA-256 attestation key,
 /// TEE type 0x81, Intel's QE vendor id) and the v4 TD body filled from the TDREPORT
-/// (wire-formats §7.2 to §7.3), then an empty signature section. Fields a short report lacks
+/// (docs/formats.md §6.2 to §6.3), then an empty signature section. Fields a short report lacks
 /// stay zero.
 pub fn sim_quote(tdreport: &[u8]) -> Vec<u8> {
     let mut q = vec![0u8; SIM_QUOTE_LEN];

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! A fake `/dev/tdx_guest` that behaves like the Linux driver (drivers/virt/coco/tdx-guest) in
 //! front of a simulated TDX module: `TDX_CMD_GET_REPORT0` copies the caller's report data into a
-//! plausible `TDREPORT_STRUCT` (wire-formats §7.2: type 0x81, deterministic measurements, hashes
+//! plausible `TDREPORT_STRUCT` (docs/formats.md §6.2: type 0x81, deterministic measurements, hashes
 //! that match the structures they cover) and, like the kernel, writes nothing back when the
 //! request fails. Error injection covers the errno values the driver returns and a module that
 //! answers with someone else's report.
@@ -16,7 +16,7 @@ use thimble_collect::tdx_guest::{
     TdxReportReq,
 };
 
-/// Offsets inside the TDREPORT (wire-formats §7.2; Intel `sgx_report2.h`).
+/// Offsets inside the TDREPORT (docs/formats.md §6.2; Intel `sgx_report2.h`).
 pub mod offsets {
     /// `REPORTMACSTRUCT.cpu_svn`.
     pub const CPU_SVN: usize = 16;

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 //! An HTTP emulator of the Intel collateral services thimble uses for TDX: Intel PCS API v4 and
-//! Azure THIM's collateral cache, in both URL shapes (wire-formats §2.3), the local THIM PCK
-//! certificate agent behind IMDS (§2.2), and IMDS instance metadata for the Azure region (§2.1).
+//! Azure THIM's collateral cache, in both URL shapes (docs/formats.md §4.3), the local THIM PCK
+//! certificate agent behind IMDS (§4.2), and IMDS instance metadata for the Azure region (§4.1).
 //!
 //! It is a [`Routes`] service on the server of [`crate::emulator`], so it listens on loopback
 //! only, enforces the same IMDS contract (`Metadata: true` on `/metadata/…`, no
 //! `X-Forwarded-For`) and takes the same [`crate::emulator::Fault`]s. Answers are the configured
 //! bytes, unchanged, with the issuer chain percent-encoded into a header the way PCS sends it:
 //! PCS's header names for PCS-shaped requests, the lower-case names a third-party live test saw
-//! from THIM for THIM-shaped ones (§2.3 [O]). Requests are parsed with the inverse URL parsers of
-//! `thimble_collect::intel`, so a URL thimble should not build gets a 400 or 404 here rather than
-//! an answer.
+//! from THIM for THIM-shaped ones (docs/formats.md §4.4 [O]). Requests are parsed with the inverse
+//! URL parsers of `thimble_collect::intel`, so a URL thimble should not build gets a 400 or 404
+//! here rather than an answer.
 
 use std::io;
 
@@ -23,7 +23,7 @@ use thimble_collect::intel::{
 
 use crate::emulator::{Emulator, FaultRule, RecordedRequest, Reply, Routes};
 
-/// Body IMDS sends for a missing or unknown `api-version` (wire-formats §5 [V]; that the THIM
+/// Body IMDS sends for a missing or unknown `api-version` (docs/formats.md §2 [V]; that the THIM
 /// `pckcert` path answers the same way is [U]).
 pub const BAD_API_VERSION_BODY: &str =
     "Bad request. api-version is invalid or was not specified in the request.";
@@ -55,7 +55,7 @@ pub struct IntelEmulatorConfig {
     pub pck_cert: Option<Vec<u8>>,
     /// `compute.location` of `/metadata/instance`; `None` answers 404.
     pub imds_location: Option<String>,
-    /// `Cache-Control` sent with every collateral answer (DC requires one, wire-formats §2.4).
+    /// `Cache-Control` sent with every collateral answer (DC requires one, docs/formats.md §4.4).
     pub cache_control: Option<String>,
     /// Faults, tried in order; the first matching rule with uses left applies.
     pub faults: Vec<FaultRule>,
@@ -186,7 +186,7 @@ impl Routes for IntelEmulatorConfig {
     }
 }
 
-/// A THIM `pckcert` JSON body as wire-formats §2.2 reconstructs it [U for the exact layout]:
+/// A THIM `pckcert` JSON body as docs/formats.md §4.2 reconstructs it [U for the exact layout]:
 /// `pckCert` in PEM without its final newline (DC notes THIM leaves it out), the issuer chain
 /// percent-encoded, `sgx-Tcbm`, and `cacheMaxAge` as a string.
 pub fn thim_pck_cert_body(

@@ -87,7 +87,7 @@ pub fn sim_chain() -> SimChain {
 }
 
 /// Field offsets of `ATTESTATION_REPORT` (SEV-SNP ABI spec, Table "ATTESTATION_REPORT Structure";
-/// thimble wire-formats 7.1). All integers are little-endian.
+/// docs/formats.md §6.1). All integers are little-endian.
 mod offset {
     pub const VERSION: usize = 0x000;
     pub const GUEST_SVN: usize = 0x004;

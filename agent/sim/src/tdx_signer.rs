@@ -264,8 +264,8 @@ impl TdQuoteTemplate {
         }
     }
 
-    /// The TD fields of `td_report` (a `TDREPORT_STRUCT`, wire-formats §7.2) and its report data;
-    /// the QE side keeps its defaults. The report's MAC is not checked: only the CPU could.
+    /// The TD fields of `td_report` (a `TDREPORT_STRUCT`, docs/formats.md §6.2) and its report
+    /// data; the QE side keeps its defaults. The report's MAC is not checked: only the CPU could.
     pub fn from_td_report(td_report: &[u8; TDX_REPORT_LEN]) -> (Self, [u8; 64]) {
         fn arr<const N: usize>(r: &[u8; TDX_REPORT_LEN], at: usize) -> [u8; N] {
             let mut a = [0u8; N];
@@ -309,8 +309,8 @@ impl TdQuoteTemplate {
         }
     }
 
-    /// Header ‖ TDX 1.0 body (Intel `sgx_quote_4.h`; wire-formats §7.3): what the attestation key
-    /// signs.
+    /// Header ‖ TDX 1.0 body (Intel `sgx_quote_4.h`; docs/formats.md §6.3): what the attestation
+    /// key signs.
     fn header_and_body(&self, report_data: &[u8; 64]) -> Vec<u8> {
         let mut q = Vec::with_capacity(SIGNED_LEN);
         q.extend_from_slice(&QUOTE_VERSION.to_le_bytes());

@@ -3,7 +3,7 @@
 //! simulated VCEK and a TDX one quoted by the simulated TDX platform (through the emulated IMDS
 //! `/acc/tdquote` as well as directly) verify with their TPM quotes under the simulation roots,
 //! and the nonce, the runtime data binding, the quote signature and the PCR digest are each
-//! checked. The `/acc/tdquote` emulator enforces the request contract of wire-formats §3.
+//! checked. The `/acc/tdquote` emulator enforces the request contract of docs/formats.md §5.
 
 #![allow(
     clippy::unwrap_used,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Intel's signed collateral bodies, as Intel PCS and Azure THIM serve them (wire-formats §2.5):
+//! Intel's signed collateral bodies, as Intel PCS and Azure THIM serve them (docs/formats.md §4.5):
 //! `{"tcbInfo":{…},"signature":"…"}` and `{"enclaveIdentity":{…},"signature":"…"}`.
 //!
 //! The signature (ECDSA P-256, raw `r ‖ s` in hex) covers the exact bytes of the inner object as

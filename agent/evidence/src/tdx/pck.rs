@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //! What the Intel PCK certificate says about the platform: the SGX extension (OID
-//! 1.2.840.113741.1.13.1; Intel "SGX PCK Certificate and CRL Profile", wire-formats §7.4) gives
+//! 1.2.840.113741.1.13.1; Intel "SGX PCK Certificate and CRL Profile", docs/formats.md §6.4) gives
 //! FMSPC, PCE ID, CPUSVN and PCESVN, and the issuer names the CA (platform or processor), which
 //! selects the PCK CRL.
 //!
