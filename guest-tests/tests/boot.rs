@@ -351,9 +351,9 @@ fn imds_unreachable_is_a_bounded_wait_then_the_kds_fallback() {
         "collection ended {in_guest:.1} s after /init: {}",
         b.describe()
     );
-    // The documented outcome (README "SEV-SNP certificates"): THIM failed and is logged, KDS is
-    // the fallback, and in a simulated guest KDS is its loopback emulator, so collection
-    // succeeds. (Exit 5 needs KDS to fail too, which no thimble.* option can arrange.)
+    // The documented outcome (docs/endorsements.md, "SEV-SNP certificates"): THIM failed and is
+    // logged, KDS is the fallback, and in a simulated guest KDS is its loopback emulator, so
+    // collection succeeds. (Exit 5 needs KDS to fail too, which no thimble.* option can arrange.)
     assert_eq!(
         (r.exit, r.boot.as_str(), r.required),
         (0, "continue", false),
@@ -436,7 +436,7 @@ fn simulated_tdx_offline_collects_a_quote() {
     assert!(bundle["evidence"]["tdx_quote"].is_string(), "{bundle}");
     assert_eq!(bundle["endorsements"], serde_json::json!([]), "offline");
     // Without collateral the quote cannot be judged: verify says exactly that, and nothing else
-    // is wrong with it (README: offline bundles report missing-endorsement).
+    // is wrong with it (docs/collect.md: offline bundles report missing-endorsement).
     let (_, outcome) = verify(&b, &path, &nonce);
     let codes: Vec<&str> = outcome["errors"]
         .as_array()

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The README's tables of verification error codes and of exit codes are the contract scripts
-//! rely on: every code `verify` can emit (`thimble_verify::Code::ALL`) is in a table with its
-//! class, no table names a code that does not exist, and every exit code the binary uses is in
-//! the exit-code table.
+//! The tables of verification error codes and of exit codes are the contract scripts rely on:
+//! every code `verify` can emit (`thimble_verify::Code::ALL`) is in the README's summary under its
+//! class and in docs/verify.md's tables with its meaning and class, neither names a code that does
+//! not exist, and every exit code the binary uses is in the README's exit-code table.
 
 #![expect(
     clippy::unwrap_used,
@@ -14,8 +14,17 @@ use std::path::Path;
 
 use thimble_verify::{Code, ErrorClass};
 
+fn read(relative: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(relative),
+    )
+    .unwrap()
+}
+
 fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap()
+    read("README.md")
 }
 
 /// The text of the README section that starts with `heading`, up to the next `## ` heading.
@@ -50,37 +59,56 @@ fn ticked(cell: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn every_verification_error_code_is_documented_with_its_class() {
-    let text = section(&readme(), "## Verification error codes");
-    let mut documented: BTreeMap<String, String> = BTreeMap::new();
-    for row in rows(&text) {
-        let class = row[1].split_whitespace().next().unwrap().to_string();
-        for code in ticked(&row[0]) {
-            documented.insert(code, class.clone());
-        }
-    }
-    let class_name = |c: ErrorClass| match c {
+fn class_name(c: ErrorClass) -> &'static str {
+    match c {
         ErrorClass::Malformed => "malformed",
         ErrorClass::Authenticity => "authenticity",
         ErrorClass::Policy => "policy",
-    };
+    }
+}
+
+/// Compares a code -> class map read from a document with `Code::ALL`.
+fn check(documented: &BTreeMap<String, String>, what: &str) {
     for code in Code::ALL {
         match documented.get(code.as_str()) {
             Some(class) => assert_eq!(
                 class,
                 class_name(code.class()),
-                "README gives {code} another class"
+                "{what} gives {code} another class"
             ),
-            None => panic!("{code} is not in the README's verification error tables"),
+            None => panic!("{code} is not in {what}"),
         }
     }
     for code in documented.keys() {
         assert!(
             Code::ALL.iter().any(|c| c.as_str() == code),
-            "the README documents {code}, which verify never emits"
+            "{what} documents {code}, which verify never emits"
         );
     }
+}
+
+#[test]
+fn every_verification_error_code_is_documented_with_its_class() {
+    // docs/verify.md: one row per code (or group of codes) with its class and meaning.
+    let text = section(&read("docs/verify.md"), "## Error codes");
+    let mut detailed: BTreeMap<String, String> = BTreeMap::new();
+    for row in rows(&text) {
+        let class = row[1].split_whitespace().next().unwrap().to_string();
+        for code in ticked(&row[0]) {
+            detailed.insert(code, class.clone());
+        }
+    }
+    check(&detailed, "docs/verify.md's error tables");
+    // The README: one row per class with all its codes.
+    let text = section(&readme(), "## Verification error codes");
+    let mut summary: BTreeMap<String, String> = BTreeMap::new();
+    for row in rows(&text).iter().filter(|r| r[0] != "Class (exit)") {
+        let class = row[0].split_whitespace().next().unwrap().to_string();
+        for code in ticked(&row[1]) {
+            summary.insert(code, class.clone());
+        }
+    }
+    check(&summary, "the README's summary of error codes");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Golden files (`tests/golden/*.txt`) for what a user reads: `thimble --help` and
-//! `thimble <command> --help` for every command, compared exactly, and one run per documented
-//! exit code (0 to 8) with its exact standard output and error. Where a run prints something that
-//! varies between runs (the temporary directory, a loopback port) it is normalised to `<TMP>` or
+//! Golden files for what a user reads: the command reference `docs/cli.md` (`thimble --help` and
+//! `thimble <command> --help` for every command), compared exactly, and one run per documented
+//! exit code (0 to 8, `tests/golden/*.txt`) with its exact standard output and error. Where a run
+//! prints something that varies between runs (the temporary directory, a loopback port) it is normalised to `<TMP>` or
 //! `<PORT>` before the comparison; times are pinned with `--at` and nonces are fixed. Every
 //! failed `collect` here is also checked to leave nothing (no bundle, no temporary file) in its
 //! output directory. No run reaches the network: collects use the built-in simulation or refused
@@ -138,8 +138,19 @@ fn assert_left_nothing(dir: &Path) {
     );
 }
 
+/// The command reference, `docs/cli.md`, is the `--help` of every command, generated from the
+/// command line's definition: this test compares it with what the binary prints, and
+/// `UPDATE_GOLDEN=1` writes it.
 #[test]
-fn help_texts() {
+fn command_reference_is_the_help_texts() {
+    let mut doc = String::from(
+        "# Command reference\n\n\
+         Generated from the command line's definition: this is what `thimble --help` and\n\
+         `thimble COMMAND --help` print (`UPDATE_GOLDEN=1 cargo test -p thimble --test golden`\n\
+         rewrites it, and the test fails when it is out of date). The README gives the tour;\n\
+         [collect.md](collect.md), [verify.md](verify.md) and [policy.md](policy.md) explain the\n\
+         flags in depth.\n",
+    );
     for cmd in [
         "",
         "collect",
@@ -158,13 +169,24 @@ fn help_texts() {
         let r = run(&args);
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
         assert_eq!(r.stderr, "", "{args:?}");
-        let name = if cmd.is_empty() {
-            "help".to_string()
+        let title = if cmd.is_empty() {
+            "`thimble`".to_string()
         } else {
-            format!("help-{cmd}")
+            format!("`thimble {cmd}`")
         };
-        assert_golden(&name, &r.stdout);
+        doc.push_str(&format!("\n## {title}\n\n```text\n{}```\n", r.stdout));
     }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == doc,
+        "docs/cli.md is not what the binary prints; UPDATE_GOLDEN=1 cargo test -p thimble --test \
+         golden rewrites it\n--- expected\n{expected}\n--- actual\n{doc}"
+    );
 }
 
 #[test]

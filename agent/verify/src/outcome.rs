@@ -20,8 +20,9 @@ pub enum ErrorClass {
 /// Declares [`Code`]: each variant with its stable name and its class.
 macro_rules! codes {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal, $class:ident; )*) => {
-        /// The stable code of a verification error. The README's table of verification error
-        /// codes lists exactly these (a test keeps the two in step); scripts branch on the name.
+        /// The stable code of a verification error. The README's summary and docs/verify.md's
+        /// tables of verification error codes list exactly these (a test keeps them in step);
+        /// scripts branch on the name.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[non_exhaustive]
         pub enum Code {
