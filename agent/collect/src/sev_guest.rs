@@ -23,8 +23,8 @@ pub use linux::{SnpExtReportReq, SnpGuestRequestIoctl, SnpReportReq, SnpReportRe
 /// Where the kernel creates the device node.
 pub const DEFAULT_DEVICE_PATH: &str = "/dev/sev-guest";
 
-/// Size of an `ATTESTATION_REPORT` (SEV-SNP ABI spec, Table "ATTESTATION_REPORT Structure").
-pub const SNP_REPORT_LEN: usize = 0x4A0;
+/// Size of an `ATTESTATION_REPORT`: the one layout in `thimble_evidence::snp::report`.
+pub const SNP_REPORT_LEN: usize = thimble_evidence::snp::report::SNP_REPORT_LEN;
 
 /// Largest certificate buffer the driver accepts (`SEV_FW_BLOB_MAX_SIZE`).
 pub const SEV_FW_BLOB_MAX_SIZE: u32 = 0x4000;

@@ -15,6 +15,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use thimble_evidence::tdx::td_report;
 
 pub use linux::TdxReportReq;
 
@@ -24,16 +25,20 @@ pub const DEFAULT_DEVICE_PATH: &str = "/dev/tdx_guest";
 /// `TDX_REPORTDATA_LEN`: caller data bound into the report.
 pub const TDX_REPORTDATA_LEN: usize = 64;
 
-/// `TDX_REPORT_LEN`: size of a `TDREPORT_STRUCT`.
-pub const TDX_REPORT_LEN: usize = 1024;
+/// `TDX_REPORT_LEN`: size of a `TDREPORT_STRUCT`, under the kernel's name; the layout itself is
+/// `thimble_evidence::tdx::td_report`'s.
+pub const TDX_REPORT_LEN: usize = td_report::TD_REPORT_LEN;
 
 /// `REPORTMACSTRUCT.report_type.type` (first byte of the TDREPORT): 0x81 is TDX (Intel TDX module
 /// ABI, `REPORTTYPE`; 0x00 would be an SGX report).
-pub const TDX_REPORT_TYPE: u8 = 0x81;
+pub const TDX_REPORT_TYPE: u8 = td_report::REPORT_TYPE_TDX;
 
-/// Offset of `REPORTMACSTRUCT.report_data` in the TDREPORT (docs/formats.md §6.2, Intel
-/// `sgx_report2.h`).
-pub const REPORT_DATA_OFFSET: usize = 128;
+/// Offset of `REPORTMACSTRUCT.report_data` in the TDREPORT, from the evidence crate's layout
+/// (docs/formats.md §6.2).
+pub const REPORT_DATA_OFFSET: usize = match td_report::TdReportFields::field("report_data") {
+    Some(f) => f.offset,
+    None => panic!("REPORTMACSTRUCT has report_data"),
+};
 
 /// The kernel's `/dev/tdx_guest` ABI: the `#[repr(C)]` request structure and the ioctl. The only
 /// place in this module with `unsafe`.

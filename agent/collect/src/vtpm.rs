@@ -5,13 +5,16 @@
 //!
 //! The few TPM 2.0 commands thimble needs (TPM 2.0 Library Part 3: `TPM2_GetCapability`,
 //! `TPM2_NV_ReadPublic`, `TPM2_NV_Read`, `TPM2_NV_DefineSpace`, `TPM2_NV_Write`, `TPM2_PCR_Read`,
-//! `TPM2_Quote`, `TPM2_ReadPublic`) are marshalled here by hand, with empty-password sessions
-//! (`TPM_RS_PW`, Part 1 "Password Authorizations"), and every response is bounds-checked and decoded into
-//! [`VtpmError`] with the TPM response code named (Part 2 §6.6). Bytes go through the narrow
-//! [`TpmTransport`] trait (one command in, one response out, the contract of `/dev/tpmrm0`), so
-//! that `thimble_sim::fake_vtpm::FakeVtpm` and swtpm's TCP server can stand in for the device in
-//! tests. This module does not verify anything; it checks only what tells a response apart from
-//! garbage and what ties the quote to the request (its nonce, its signer, its PCR digest).
+//! `TPM2_Quote`, `TPM2_ReadPublic`) are marshalled, and their responses bounds-checked and
+//! unmarshalled, by the pure codec `thimble_evidence::tpm2`, which the fake vTPM shares; this
+//! module owns what is I/O or Azure policy: the transport, the choice of authorization (empty
+//! passwords, `TPM_RS_PW`), chunking by `TPM_PT_NV_BUFFER_MAX`, the fresh-report polling, and
+//! [`VtpmError`], which names the command and the TPM response code (Part 2 §6.6). Bytes go
+//! through the narrow [`TpmTransport`] trait (one command in, one response out, the contract of
+//! `/dev/tpmrm0`), so that `thimble_sim::fake_vtpm::FakeVtpm` and swtpm's TCP server can stand in
+//! for the device in tests. This module does not verify anything; it checks only what tells a
+//! response apart from garbage and what ties the quote to the request (its nonce, its signer,
+//! its PCR digest). The codec's names are re-exported here, as they were defined here before.
 //!
 //! Freshness on Azure: the paravisor regenerates the HCL report from the 64 bytes in `0x01400002`
 //! when the guest starts an `NV_Read` of `0x01400001` at offset 0, at most once every 2 s, and a
@@ -21,18 +24,28 @@
 //! report until its runtime data's `user-data` echoes what was written, within a deadline, and
 //! says which case happened; it never returns a stale report unless the caller opted in.
 
-use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ring::digest::{SHA256, digest};
 pub use thimble_evidence::azure::{HCL_REPORT_NV_INDEX, HCL_USER_DATA_NV_INDEX, VTPM_AK_HANDLE};
 use thimble_evidence::azure::{
     HclError, HclReport, RsaPublicKey, RuntimeDataError, TpmError as AttestError, TpmQuote,
     TpmsAttest,
+};
+use thimble_evidence::tpm2::{
+    self, GetCapabilityCommand, GetCapabilityResponse, Marshal, NvDefineSpaceCommand,
+    NvReadCommand, NvReadPublicResponse, NvReadResponse, NvWriteCommand, PcrReadCommand,
+    PcrReadResponse, PcrSelection, PublicDetail, QuoteCommand, QuoteResponse, ReadPublicResponse,
+    ResponseError, TpmlPcrSelection, TpmsNvPublic, TpmtPublic, TpmtSigScheme, TpmtSignature, cap,
+    pt, sha256_name,
+};
+pub use thimble_evidence::tpm2::{
+    HEADER_LEN, Malformed, MarshalError, RcPosition, ResponseBody, ResponseCode, TpmReader,
+    TpmWriter, alg, cc, command_name, declared_size, encode_command, rc, rh, st,
+    tpma_nv as nv_attr,
 };
 
 /// Device nodes tried in order: the kernel's resource manager first (it lets other TPM users run
@@ -76,97 +89,8 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Largest response accepted from any transport (the kernel's own limit is 4096).
 pub const MAX_RESPONSE_LEN: usize = 64 * 1024;
 
-/// Length of a command or response header: tag, size, command or response code.
-pub const HEADER_LEN: usize = 10;
-
 /// Rounds of quote + PCR read before giving up on PCRs that keep changing between the two.
 const QUOTE_ATTEMPTS: u32 = 3;
-
-/// Command codes (Part 2 §6.5.2, `TPM_CC`).
-pub mod cc {
-    pub const EVICT_CONTROL: u32 = 0x0000_0120;
-    pub const NV_UNDEFINE_SPACE: u32 = 0x0000_0122;
-    pub const NV_DEFINE_SPACE: u32 = 0x0000_012A;
-    pub const CREATE_PRIMARY: u32 = 0x0000_0131;
-    pub const NV_WRITE: u32 = 0x0000_0137;
-    pub const NV_READ: u32 = 0x0000_014E;
-    pub const QUOTE: u32 = 0x0000_0158;
-    pub const NV_READ_PUBLIC: u32 = 0x0000_0169;
-    pub const READ_PUBLIC: u32 = 0x0000_0173;
-    pub const GET_CAPABILITY: u32 = 0x0000_017A;
-    pub const PCR_READ: u32 = 0x0000_017E;
-    pub const PCR_EXTEND: u32 = 0x0000_0182;
-}
-
-/// Structure tags (Part 2 §6.9, `TPM_ST`).
-pub mod st {
-    pub const NO_SESSIONS: u16 = 0x8001;
-    pub const SESSIONS: u16 = 0x8002;
-}
-
-/// Permanent handles (Part 2 §7.4, `TPM_RH` / `TPM_RS`).
-pub mod rh {
-    pub const OWNER: u32 = 0x4000_0001;
-    pub const NULL: u32 = 0x4000_0007;
-    /// `TPM_RS_PW`: the password session.
-    pub const PW: u32 = 0x4000_0009;
-    pub const PLATFORM: u32 = 0x4000_000C;
-}
-
-/// Algorithm identifiers (TCG Algorithm Registry, `TPM_ALG`).
-pub mod alg {
-    pub const RSA: u16 = 0x0001;
-    pub const SHA256: u16 = 0x000B;
-    pub const NULL: u16 = 0x0010;
-    pub const RSASSA: u16 = 0x0014;
-    pub const RSAPSS: u16 = 0x0016;
-    pub const ECDSA: u16 = 0x0018;
-}
-
-/// `TPMA_NV` bits (Part 2 §13.4).
-pub mod nv_attr {
-    pub const PPWRITE: u32 = 1 << 0;
-    pub const OWNERWRITE: u32 = 1 << 1;
-    pub const AUTHWRITE: u32 = 1 << 2;
-    pub const POLICYWRITE: u32 = 1 << 3;
-    pub const PPREAD: u32 = 1 << 16;
-    pub const OWNERREAD: u32 = 1 << 17;
-    pub const AUTHREAD: u32 = 1 << 18;
-    pub const POLICYREAD: u32 = 1 << 19;
-    pub const NO_DA: u32 = 1 << 25;
-    pub const WRITTEN: u32 = 1 << 29;
-    pub const PLATFORMCREATE: u32 = 1 << 30;
-}
-
-/// `TPM_CAP_TPM_PROPERTIES` and the property the chunk size comes from (Part 2 §6.12, §6.13).
-const TPM_CAP_TPM_PROPERTIES: u32 = 6;
-const TPM_PT_NV_BUFFER_MAX: u32 = 0x100 + 44;
-
-/// `sizeofSelect` for 24 PCRs (`PCR_SELECT_MIN`).
-const PCR_SELECT_LEN: usize = 3;
-/// Upper bound on list counts in responses (PCR banks, properties); real TPMs stay far below.
-const MAX_LIST: u32 = 64;
-/// `TPML_DIGEST` holds at most 8 digests (Part 2 §10.9.2), which is why `PCR_Read` loops.
-const MAX_DIGESTS: u32 = 8;
-
-/// The name of a command code, as the specification spells it.
-pub fn command_name(code: u32) -> &'static str {
-    match code {
-        cc::EVICT_CONTROL => "TPM2_EvictControl",
-        cc::NV_UNDEFINE_SPACE => "TPM2_NV_UndefineSpace",
-        cc::NV_DEFINE_SPACE => "TPM2_NV_DefineSpace",
-        cc::CREATE_PRIMARY => "TPM2_CreatePrimary",
-        cc::NV_WRITE => "TPM2_NV_Write",
-        cc::NV_READ => "TPM2_NV_Read",
-        cc::QUOTE => "TPM2_Quote",
-        cc::NV_READ_PUBLIC => "TPM2_NV_ReadPublic",
-        cc::READ_PUBLIC => "TPM2_ReadPublic",
-        cc::GET_CAPABILITY => "TPM2_GetCapability",
-        cc::PCR_READ => "TPM2_PCR_Read",
-        cc::PCR_EXTEND => "TPM2_PCR_Extend",
-        _ => "TPM2 command",
-    }
-}
 
 /// What an NV index holds on Azure, for messages.
 fn nv_index_role(index: u32) -> &'static str {
@@ -294,249 +218,13 @@ fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// The `responseSize` field of a response header, if the header is complete.
-pub fn declared_size(bytes: &[u8]) -> Option<usize> {
-    let size = bytes.get(2..6)?;
-    Some(u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize)
-}
-
 // ---------------------------------------------------------------------------------------------
-// Wire format
+// Responses
 // ---------------------------------------------------------------------------------------------
 
-/// Big-endian marshalling (Part 1 "Command/Response Structure": all integers big-endian; a `TPM2B` is a `u16` size
-/// followed by that many bytes).
-#[derive(Debug, Default, Clone)]
-pub struct TpmWriter {
-    buf: Vec<u8>,
-}
-
-impl TpmWriter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.buf.push(v);
-        self
-    }
-
-    pub fn u16(&mut self, v: u16) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-
-    pub fn u32(&mut self, v: u32) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-
-    pub fn u64(&mut self, v: u64) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-
-    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
-        self.buf.extend_from_slice(b);
-        self
-    }
-
-    /// A `TPM2B_*`; fails if `b` is longer than a `u16` can say.
-    pub fn tpm2b(&mut self, what: &'static str, b: &[u8]) -> Result<&mut Self, VtpmError> {
-        let len = u16::try_from(b.len()).map_err(|_| VtpmError::TooLarge {
-            what,
-            len: b.len(),
-            max: usize::from(u16::MAX),
-        })?;
-        self.u16(len);
-        self.buf.extend_from_slice(b);
-        Ok(self)
-    }
-
-    /// A `TPML_PCR_SELECTION` with one `TPMS_PCR_SELECTION` for the SHA-256 bank (empty `pcrs`
-    /// selects nothing). PCR indices must be below 24.
-    pub fn pcr_selection_sha256(&mut self, pcrs: &[u32]) -> Result<&mut Self, VtpmError> {
-        let bitmap = pcr_bitmap(pcrs)?;
-        self.u32(1).u16(alg::SHA256).u8(PCR_SELECT_LEN as u8);
-        self.buf.extend_from_slice(&bitmap);
-        Ok(self)
-    }
-
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
-    }
-
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.buf
-    }
-}
-
-fn pcr_bitmap(pcrs: &[u32]) -> Result<[u8; PCR_SELECT_LEN], VtpmError> {
-    let mut bitmap = [0u8; PCR_SELECT_LEN];
-    for &pcr in pcrs {
-        if pcr >= 24 {
-            return Err(VtpmError::PcrIndex { index: pcr });
-        }
-        bitmap[(pcr / 8) as usize] |= 1 << (pcr % 8);
-    }
-    Ok(bitmap)
-}
-
-/// A bounds-checked big-endian cursor over a response (or, in fakes, a command).
-#[derive(Debug, Clone)]
-pub struct TpmReader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> TpmReader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
-    }
-
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
-    pub fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Malformed> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        match end {
-            Some(end) => {
-                let s = &self.buf[self.pos..end];
-                self.pos = end;
-                Ok(s)
-            }
-            None => Err(Malformed::Truncated {
-                what,
-                offset: self.pos,
-                needed: n,
-                available: self.remaining(),
-            }),
-        }
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], Malformed> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-
-    pub fn u8(&mut self, what: &'static str) -> Result<u8, Malformed> {
-        Ok(self.array::<1>(what)?[0])
-    }
-
-    pub fn u16(&mut self, what: &'static str) -> Result<u16, Malformed> {
-        Ok(u16::from_be_bytes(self.array(what)?))
-    }
-
-    pub fn u32(&mut self, what: &'static str) -> Result<u32, Malformed> {
-        Ok(u32::from_be_bytes(self.array(what)?))
-    }
-
-    pub fn u64(&mut self, what: &'static str) -> Result<u64, Malformed> {
-        Ok(u64::from_be_bytes(self.array(what)?))
-    }
-
-    /// A `TPM2B_*`: its bytes without the size.
-    pub fn tpm2b(&mut self, what: &'static str) -> Result<&'a [u8], Malformed> {
-        let n = self.u16(what)?;
-        self.take(usize::from(n), what)
-    }
-
-    /// A `TPML_PCR_SELECTION`: `(hash, bitmap)` per bank.
-    pub fn pcr_selection(&mut self, what: &'static str) -> Result<Vec<(u16, Vec<u8>)>, Malformed> {
-        let count = self.u32(what)?;
-        if count > MAX_LIST {
-            return Err(Malformed::Count {
-                what,
-                count,
-                max: MAX_LIST,
-            });
-        }
-        let mut out = Vec::new();
-        for _ in 0..count {
-            let hash = self.u16(what)?;
-            let size = self.u8(what)?;
-            out.push((hash, self.take(usize::from(size), what)?.to_vec()));
-        }
-        Ok(out)
-    }
-
-    /// Fails if bytes are left.
-    pub fn finish(&self, what: &'static str) -> Result<(), Malformed> {
-        match self.remaining() {
-            0 => Ok(()),
-            len => Err(Malformed::Trailing { what, len }),
-        }
-    }
-}
-
-/// Marshals a command (Part 1 "Command/Response Structure"): header, handle area, then, if
-/// `passwords` is not empty, the authorization area with one password session per entry (Part 1
-/// "Password Authorizations": `TPM_RS_PW`, empty nonce, attributes 0, the password as `hmac`),
-/// then the parameters.
-pub fn encode_command(
-    code: u32,
-    handles: &[u32],
-    passwords: &[&[u8]],
-    params: &[u8],
-) -> Result<Vec<u8>, VtpmError> {
-    let mut body = TpmWriter::new();
-    for &h in handles {
-        body.u32(h);
-    }
-    if !passwords.is_empty() {
-        let mut auth = TpmWriter::new();
-        for password in passwords {
-            auth.u32(rh::PW).u16(0).u8(0);
-            auth.tpm2b("session password", password)?;
-        }
-        let auth_size = u32::try_from(auth.len()).map_err(|_| VtpmError::TooLarge {
-            what: "authorization area",
-            len: auth.len(),
-            max: u32::MAX as usize,
-        })?;
-        body.u32(auth_size).bytes(auth.as_bytes());
-    }
-    body.bytes(params);
-    let total = HEADER_LEN + body.len();
-    let size = u32::try_from(total).map_err(|_| VtpmError::TooLarge {
-        what: "command",
-        len: total,
-        max: u32::MAX as usize,
-    })?;
-    let tag = if passwords.is_empty() {
-        st::NO_SESSIONS
-    } else {
-        st::SESSIONS
-    };
-    let mut out = TpmWriter::new();
-    out.u16(tag).u32(size).u32(code).bytes(body.as_bytes());
-    Ok(out.into_bytes())
-}
-
-/// A successful response's handle area and parameter area.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseBody {
-    pub handles: Vec<u32>,
-    pub params: Vec<u8>,
-}
-
-/// Unmarshals a response to `code`: checks the header, turns a non-zero response code into
-/// [`VtpmError::Tpm`], and splits the body. With sessions the body is handles, `parameterSize`,
-/// parameters, then one `TPMS_AUTH_RESPONSE` per session, each checked for shape.
+/// Unmarshals a response to `code` ([`tpm2::decode_response`]), naming the command in the
+/// error: a non-zero response code is [`VtpmError::Tpm`], bytes that do not frame a response
+/// [`VtpmError::Malformed`].
 pub fn decode_response(
     code: u32,
     bytes: &[u8],
@@ -544,325 +232,23 @@ pub fn decode_response(
     sessions: bool,
 ) -> Result<ResponseBody, VtpmError> {
     let command = command_name(code);
-    let malformed = |reason| VtpmError::Malformed { command, reason };
-    if bytes.len() < HEADER_LEN {
-        return Err(malformed(Malformed::ShortHeader { len: bytes.len() }));
-    }
-    let mut r = TpmReader::new(bytes);
-    let tag = r.u16("tag").map_err(malformed)?;
-    let size = r.u32("responseSize").map_err(malformed)?;
-    let rc = r.u32("responseCode").map_err(malformed)?;
-    if size as usize != bytes.len() {
-        return Err(malformed(Malformed::SizeMismatch {
-            declared: size,
-            actual: bytes.len(),
-        }));
-    }
-    if rc != 0 {
-        return Err(VtpmError::Tpm {
-            command,
-            rc: ResponseCode(rc),
-        });
-    }
-    let expected_tag = if sessions {
-        st::SESSIONS
-    } else {
-        st::NO_SESSIONS
-    };
-    if tag != expected_tag {
-        return Err(malformed(Malformed::Unexpected {
-            what: "tag",
-            found: u64::from(tag),
-            expected: u64::from(expected_tag),
-        }));
-    }
-    let mut handles = Vec::with_capacity(response_handles);
-    for _ in 0..response_handles {
-        handles.push(r.u32("handle").map_err(malformed)?);
-    }
-    let params = if sessions {
-        let n = r.u32("parameterSize").map_err(malformed)?;
-        let params = r
-            .take(n as usize, "parameters")
-            .map_err(malformed)?
-            .to_vec();
-        // Password sessions answer with an empty nonce, the attributes and an empty hmac; at
-        // least one, and nothing after the last.
-        loop {
-            r.tpm2b("session nonce").map_err(malformed)?;
-            r.u8("session attributes").map_err(malformed)?;
-            r.tpm2b("session hmac").map_err(malformed)?;
-            if r.remaining() == 0 {
-                break;
-            }
-        }
-        params
-    } else {
-        let rest = r.remaining();
-        r.take(rest, "parameters").map_err(malformed)?.to_vec()
-    };
-    Ok(ResponseBody { handles, params })
+    tpm2::decode_response(bytes, response_handles, sessions).map_err(|e| match e {
+        ResponseError::Tpm(rc) => VtpmError::Tpm { command, rc },
+        ResponseError::Malformed(reason) => VtpmError::Malformed { command, reason },
+    })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Response codes
-// ---------------------------------------------------------------------------------------------
-
-/// Base response codes thimble names (Part 2 §6.6.3, `TPM_RC`): format-one codes as
-/// `RC_FMT1 + n` without their handle/parameter/session number, format-zero as `RC_VER1 + n` or
-/// `RC_WARN + n`.
-pub mod rc {
-    pub const SUCCESS: u32 = 0x000;
-    pub const FMT1: u32 = 0x080;
-    pub const VER1: u32 = 0x100;
-    pub const WARN: u32 = 0x900;
-
-    pub const ASYMMETRIC: u32 = FMT1 + 0x001;
-    pub const ATTRIBUTES: u32 = FMT1 + 0x002;
-    pub const HASH: u32 = FMT1 + 0x003;
-    pub const VALUE: u32 = FMT1 + 0x004;
-    pub const HIERARCHY: u32 = FMT1 + 0x005;
-    pub const KEY_SIZE: u32 = FMT1 + 0x007;
-    pub const TYPE: u32 = FMT1 + 0x00A;
-    pub const HANDLE: u32 = FMT1 + 0x00B;
-    pub const RANGE: u32 = FMT1 + 0x00D;
-    pub const AUTH_FAIL: u32 = FMT1 + 0x00E;
-    pub const SCHEME: u32 = FMT1 + 0x012;
-    pub const SIZE: u32 = FMT1 + 0x015;
-    pub const TAG: u32 = FMT1 + 0x017;
-    pub const SELECTOR: u32 = FMT1 + 0x018;
-    pub const INSUFFICIENT: u32 = FMT1 + 0x01A;
-    pub const KEY: u32 = FMT1 + 0x01C;
-    pub const POLICY_FAIL: u32 = FMT1 + 0x01D;
-    pub const BAD_AUTH: u32 = FMT1 + 0x022;
-
-    pub const INITIALIZE: u32 = VER1;
-    pub const FAILURE: u32 = VER1 + 0x001;
-    pub const DISABLED: u32 = VER1 + 0x020;
-    pub const AUTH_MISSING: u32 = VER1 + 0x025;
-    pub const COMMAND_SIZE: u32 = VER1 + 0x042;
-    pub const COMMAND_CODE: u32 = VER1 + 0x043;
-    pub const AUTHSIZE: u32 = VER1 + 0x044;
-    pub const NV_RANGE: u32 = VER1 + 0x046;
-    pub const NV_SIZE: u32 = VER1 + 0x047;
-    pub const NV_LOCKED: u32 = VER1 + 0x048;
-    pub const NV_AUTHORIZATION: u32 = VER1 + 0x049;
-    pub const NV_UNINITIALIZED: u32 = VER1 + 0x04A;
-    pub const NV_SPACE: u32 = VER1 + 0x04B;
-    pub const NV_DEFINED: u32 = VER1 + 0x04C;
-
-    pub const OBJECT_MEMORY: u32 = WARN + 0x002;
-    pub const SESSION_MEMORY: u32 = WARN + 0x003;
-    pub const MEMORY: u32 = WARN + 0x004;
-    pub const YIELDED: u32 = WARN + 0x008;
-    pub const CANCELED: u32 = WARN + 0x009;
-    pub const TESTING: u32 = WARN + 0x00A;
-    pub const NV_RATE: u32 = WARN + 0x020;
-    pub const LOCKOUT: u32 = WARN + 0x021;
-    pub const RETRY: u32 = WARN + 0x022;
-    pub const NV_UNAVAILABLE: u32 = WARN + 0x023;
-}
-
-/// Where a format-one response code points (Part 2 §6.6.3: bits 11:8 with the P bit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RcPosition {
-    Handle(u8),
-    Parameter(u8),
-    Session(u8),
-}
-
-impl fmt::Display for RcPosition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Handle(n) => write!(f, "handle {n}"),
-            Self::Parameter(n) => write!(f, "parameter {n}"),
-            Self::Session(n) => write!(f, "session {n}"),
-        }
-    }
-}
-
-/// A TPM 2.0 response code (`TPM_RC`), decoded on demand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ResponseCode(pub u32);
-
-impl ResponseCode {
-    pub fn raw(self) -> u32 {
-        self.0
-    }
-
-    fn is_format_one(self) -> bool {
-        self.0 & rc::FMT1 != 0
-    }
-
-    /// The code without its position, to compare with the constants in [`rc`].
-    pub fn base(self) -> u32 {
-        if self.is_format_one() {
-            rc::FMT1 | (self.0 & 0x3F)
-        } else {
-            self.0 & 0xFFF
-        }
-    }
-
-    /// The handle, parameter or session a format-one code refers to (numbered from 1).
-    pub fn position(self) -> Option<RcPosition> {
-        if !self.is_format_one() {
-            return None;
-        }
-        let n = ((self.0 >> 8) & 0xF) as u8;
-        if self.0 & 0x040 != 0 {
-            Some(RcPosition::Parameter(n))
-        } else if n & 0x8 != 0 {
-            Some(RcPosition::Session(n & 0x7))
-        } else if n != 0 {
-            Some(RcPosition::Handle(n))
-        } else {
-            None
-        }
-    }
-
-    /// A warning: the command may succeed if sent again (`RC_WARN`).
-    pub fn is_warning(self) -> bool {
-        !self.is_format_one() && self.0 & rc::WARN == rc::WARN
-    }
-
-    /// The specification's name, e.g. `TPM_RC_NV_UNINITIALIZED`.
-    pub fn name(self) -> &'static str {
-        if !self.is_format_one() {
-            if self.0 & 0x100 == 0 {
-                return "TPM 1.2 response code";
-            }
-            if self.0 & 0x400 != 0 {
-                return "vendor-defined response code";
-            }
-        }
-        match self.base() {
-            rc::SUCCESS => "TPM_RC_SUCCESS",
-            rc::ASYMMETRIC => "TPM_RC_ASYMMETRIC",
-            rc::ATTRIBUTES => "TPM_RC_ATTRIBUTES",
-            rc::HASH => "TPM_RC_HASH",
-            rc::VALUE => "TPM_RC_VALUE",
-            rc::HIERARCHY => "TPM_RC_HIERARCHY",
-            rc::KEY_SIZE => "TPM_RC_KEY_SIZE",
-            rc::TYPE => "TPM_RC_TYPE",
-            rc::HANDLE => "TPM_RC_HANDLE",
-            rc::RANGE => "TPM_RC_RANGE",
-            rc::AUTH_FAIL => "TPM_RC_AUTH_FAIL",
-            rc::SCHEME => "TPM_RC_SCHEME",
-            rc::SIZE => "TPM_RC_SIZE",
-            rc::TAG => "TPM_RC_TAG",
-            rc::SELECTOR => "TPM_RC_SELECTOR",
-            rc::INSUFFICIENT => "TPM_RC_INSUFFICIENT",
-            rc::KEY => "TPM_RC_KEY",
-            rc::POLICY_FAIL => "TPM_RC_POLICY_FAIL",
-            rc::BAD_AUTH => "TPM_RC_BAD_AUTH",
-            rc::INITIALIZE => "TPM_RC_INITIALIZE",
-            rc::FAILURE => "TPM_RC_FAILURE",
-            rc::DISABLED => "TPM_RC_DISABLED",
-            rc::AUTH_MISSING => "TPM_RC_AUTH_MISSING",
-            rc::COMMAND_SIZE => "TPM_RC_COMMAND_SIZE",
-            rc::COMMAND_CODE => "TPM_RC_COMMAND_CODE",
-            rc::AUTHSIZE => "TPM_RC_AUTHSIZE",
-            rc::NV_RANGE => "TPM_RC_NV_RANGE",
-            rc::NV_SIZE => "TPM_RC_NV_SIZE",
-            rc::NV_LOCKED => "TPM_RC_NV_LOCKED",
-            rc::NV_AUTHORIZATION => "TPM_RC_NV_AUTHORIZATION",
-            rc::NV_UNINITIALIZED => "TPM_RC_NV_UNINITIALIZED",
-            rc::NV_SPACE => "TPM_RC_NV_SPACE",
-            rc::NV_DEFINED => "TPM_RC_NV_DEFINED",
-            rc::OBJECT_MEMORY => "TPM_RC_OBJECT_MEMORY",
-            rc::SESSION_MEMORY => "TPM_RC_SESSION_MEMORY",
-            rc::MEMORY => "TPM_RC_MEMORY",
-            rc::YIELDED => "TPM_RC_YIELDED",
-            rc::CANCELED => "TPM_RC_CANCELED",
-            rc::TESTING => "TPM_RC_TESTING",
-            rc::NV_RATE => "TPM_RC_NV_RATE",
-            rc::LOCKOUT => "TPM_RC_LOCKOUT",
-            rc::RETRY => "TPM_RC_RETRY",
-            rc::NV_UNAVAILABLE => "TPM_RC_NV_UNAVAILABLE",
-            _ if self.is_format_one() => "format-one TPM error",
-            _ if self.is_warning() => "TPM warning",
-            _ => "TPM error",
-        }
-    }
-
-    /// What the code means for thimble's commands, in words.
-    pub fn meaning(self) -> &'static str {
-        match self.base() {
-            rc::HANDLE => "the handle does not refer to a loaded object or defined NV index",
-            rc::NV_UNINITIALIZED => "the NV index is defined but was never written",
-            rc::NV_RANGE => "the read or write goes past the end of the NV index",
-            rc::NV_SIZE => "the NV index size is larger than this TPM allows",
-            rc::NV_LOCKED => "the NV index is read- or write-locked",
-            rc::NV_AUTHORIZATION => "this authorization may not read or write the NV index",
-            rc::NV_SPACE => "the TPM has no NV space left",
-            rc::NV_DEFINED => "the NV index is already defined",
-            rc::NV_RATE | rc::LOCKOUT => "the TPM is rate-limiting or in dictionary-attack lockout",
-            rc::AUTH_FAIL | rc::BAD_AUTH => {
-                "authorization failed: the owner hierarchy or the index has a password"
-            }
-            rc::HIERARCHY | rc::DISABLED => "the hierarchy is disabled",
-            rc::INITIALIZE => "the TPM has not been started (TPM2_Startup)",
-            rc::FAILURE => "the TPM is in failure mode",
-            rc::COMMAND_CODE => "the TPM does not implement this command",
-            rc::KEY | rc::SCHEME | rc::ATTRIBUTES => {
-                "the key cannot sign this quote (not a restricted RSASSA signing key)"
-            }
-            rc::VALUE | rc::SIZE | rc::SELECTOR => "the TPM rejected a parameter's value",
-            rc::RETRY | rc::YIELDED | rc::TESTING | rc::CANCELED => {
-                "the TPM asked for the command to be sent again later"
-            }
-            rc::OBJECT_MEMORY | rc::SESSION_MEMORY | rc::MEMORY => {
-                "the TPM is out of object or session memory"
-            }
-            _ => "see TPM 2.0 Library Part 2, TPM_RC",
-        }
-    }
-}
-
-impl fmt::Display for ResponseCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({:#05x}", self.name(), self.0)?;
-        if let Some(p) = self.position() {
-            write!(f, ", {p}")?;
-        }
-        f.write_str(")")
+/// Turns a parameter area that does not unmarshal into [`VtpmError::Malformed`] for `code`.
+fn malformed(code: u32) -> impl Fn(Malformed) -> VtpmError {
+    move |reason| VtpmError::Malformed {
+        command: command_name(code),
+        reason,
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
-
-/// Why a response could not be unmarshalled.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Malformed {
-    #[error("{len} bytes is shorter than the 10-byte response header")]
-    ShortHeader { len: usize },
-    #[error("the header declares {declared} bytes but {actual} arrived")]
-    SizeMismatch { declared: u32, actual: usize },
-    #[error("{what} needs {needed} bytes at offset {offset} but {available} remain")]
-    Truncated {
-        what: &'static str,
-        offset: usize,
-        needed: usize,
-        available: usize,
-    },
-    #[error("{len} unexpected bytes after {what}")]
-    Trailing { what: &'static str, len: usize },
-    #[error("{what} count {count} is above {max}")]
-    Count {
-        what: &'static str,
-        count: u32,
-        max: u32,
-    },
-    #[error("{what} is {found:#x}, expected {expected:#x}")]
-    Unexpected {
-        what: &'static str,
-        found: u64,
-        expected: u64,
-    },
-}
 
 /// Failure to talk to the vTPM or to get what thimble needs from it.
 #[derive(Debug, thiserror::Error)]
@@ -925,6 +311,8 @@ pub enum VtpmError {
     },
     #[error("PCR {index} does not exist (PCRs 0-23)")]
     PcrIndex { index: u32 },
+    #[error("cannot marshal the command")]
+    Marshal(#[source] MarshalError),
     #[error(
         "the TPM returned no SHA-256 value for PCRs {missing:?}; is the SHA-256 bank allocated?"
     )]
@@ -973,6 +361,17 @@ fn describe_user_data(observed: &Option<Vec<u8>>) -> String {
         None => "no user-data".to_owned(),
         Some(d) if d.iter().all(|&b| b == 0) => "zeros, the boot-time report".to_owned(),
         Some(d) => format!("other user data, {}", hex::encode(d)),
+    }
+}
+
+impl From<MarshalError> for VtpmError {
+    /// The codec's refusals, as the variants this client has always reported them with.
+    fn from(e: MarshalError) -> Self {
+        match e {
+            MarshalError::TooLarge { what, len, max } => VtpmError::TooLarge { what, len, max },
+            MarshalError::PcrIndex { index } => VtpmError::PcrIndex { index },
+            other => VtpmError::Marshal(other),
+        }
     }
 }
 
@@ -1055,32 +454,39 @@ impl NvPublic {
         }
     }
 
+    /// The `TPMS_NV_PUBLIC` part, without the name.
+    pub fn tpms(&self) -> TpmsNvPublic {
+        TpmsNvPublic {
+            nv_index: self.index,
+            name_alg: self.name_alg,
+            attributes: self.attributes,
+            auth_policy: self.auth_policy.clone(),
+            data_size: self.data_size,
+        }
+    }
+
     /// `TPMS_NV_PUBLIC` marshalled (the inside of a `TPM2B_NV_PUBLIC`).
     pub fn to_bytes(&self) -> Result<Vec<u8>, VtpmError> {
-        let mut w = TpmWriter::new();
-        w.u32(self.index).u16(self.name_alg).u32(self.attributes);
-        w.tpm2b("authPolicy", &self.auth_policy)?;
-        w.u16(self.data_size);
-        Ok(w.into_bytes())
+        Ok(self.tpms().to_bytes()?)
     }
 
     /// Parses a marshalled `TPMS_NV_PUBLIC`, all of `bytes`.
     pub fn parse(bytes: &[u8]) -> Result<NvPublic, Malformed> {
-        let mut r = TpmReader::new(bytes);
-        let index = r.u32("nvIndex")?;
-        let name_alg = r.u16("nameAlg")?;
-        let attributes = r.u32("attributes")?;
-        let auth_policy = r.tpm2b("authPolicy")?.to_vec();
-        let data_size = r.u16("dataSize")?;
-        r.finish("TPMS_NV_PUBLIC")?;
-        Ok(NvPublic {
-            index,
-            name_alg,
-            attributes,
-            auth_policy,
-            data_size,
+        TpmsNvPublic::parse(bytes).map(NvPublic::from)
+    }
+}
+
+impl From<TpmsNvPublic> for NvPublic {
+    /// An index's public area with an empty name (a template, or before the name is known).
+    fn from(p: TpmsNvPublic) -> Self {
+        NvPublic {
+            index: p.nv_index,
+            name_alg: p.name_alg,
+            attributes: p.attributes,
+            auth_policy: p.auth_policy,
+            data_size: p.data_size,
             name: Vec::new(),
-        })
+        }
     }
 }
 
@@ -1116,60 +522,6 @@ pub struct TpmPublic {
     pub rsa: Option<RsaPublicKey>,
     /// For an RSA key: its signing scheme and hash (`TPM_ALG_NULL` if none).
     pub rsa_scheme: Option<(u16, u16)>,
-}
-
-/// The decoded head of a `TPMT_PUBLIC`.
-#[derive(Debug)]
-struct PublicArea {
-    object_type: u16,
-    name_alg: u16,
-    attributes: u32,
-    /// Key, scheme and scheme hash of an RSA key.
-    rsa: Option<(RsaPublicKey, (u16, u16))>,
-}
-
-/// Parses a `TPMT_PUBLIC` (Part 2 §12.2.4); RSA parameters are decoded, other types are kept raw.
-fn parse_public_area(area: &[u8]) -> Result<PublicArea, Malformed> {
-    let mut r = TpmReader::new(area);
-    let object_type = r.u16("type")?;
-    let name_alg = r.u16("nameAlg")?;
-    let attributes = r.u32("objectAttributes")?;
-    r.tpm2b("authPolicy")?;
-    let mut out = PublicArea {
-        object_type,
-        name_alg,
-        attributes,
-        rsa: None,
-    };
-    if object_type != alg::RSA {
-        return Ok(out);
-    }
-    // TPMS_RSA_PARMS: symmetric (algorithm, then keyBits and mode unless NULL), scheme (then
-    // its hash unless NULL), keyBits, exponent; then the unique field, the modulus.
-    let symmetric = r.u16("symmetric.algorithm")?;
-    if symmetric != alg::NULL {
-        r.u16("symmetric.keyBits")?;
-        r.u16("symmetric.mode")?;
-    }
-    let scheme = r.u16("scheme.scheme")?;
-    let scheme_hash = if scheme == alg::NULL {
-        alg::NULL
-    } else {
-        r.u16("scheme.hashAlg")?
-    };
-    r.u16("keyBits")?;
-    let exponent = r.u32("exponent")?;
-    let n = r.tpm2b("unique.rsa")?.to_vec();
-    r.finish("TPMT_PUBLIC")?;
-    let exponent = if exponent == 0 { 65537 } else { exponent };
-    let e_bytes = exponent.to_be_bytes();
-    let skip = e_bytes.iter().take_while(|&&b| b == 0).count();
-    let key = RsaPublicKey {
-        n,
-        e: e_bytes[skip..].to_vec(),
-    };
-    out.rsa = Some((key, (scheme, scheme_hash)));
-    Ok(out)
 }
 
 /// A quote as `TPM2_Quote` returned it.
@@ -1296,41 +648,20 @@ impl<T: TpmTransport> VtpmClient<T> {
     /// One `TPM_PT` property from `TPM2_GetCapability(TPM_CAP_TPM_PROPERTIES)` (Part 3 §30.2),
     /// `None` if the TPM does not report it (it then starts the list at the next property).
     pub fn tpm_property(&mut self, property: u32) -> Result<Option<u32>, VtpmError> {
-        let mut p = TpmWriter::new();
-        p.u32(TPM_CAP_TPM_PROPERTIES).u32(property).u32(1);
-        let body = self.execute(cc::GET_CAPABILITY, &[], &[], p.as_bytes(), 0)?;
-        let malformed = |reason| VtpmError::Malformed {
-            command: command_name(cc::GET_CAPABILITY),
-            reason,
-        };
-        let mut r = TpmReader::new(&body.params);
-        r.u8("moreData").map_err(malformed)?;
-        let capability = r.u32("capability").map_err(malformed)?;
-        if capability != TPM_CAP_TPM_PROPERTIES {
-            return Err(malformed(Malformed::Unexpected {
-                what: "capability",
-                found: u64::from(capability),
-                expected: u64::from(TPM_CAP_TPM_PROPERTIES),
-            }));
+        let p = GetCapabilityCommand {
+            capability: cap::TPM_PROPERTIES,
+            property,
+            property_count: 1,
         }
-        let count = r.u32("tpmProperty.count").map_err(malformed)?;
-        if count > MAX_LIST {
-            return Err(malformed(Malformed::Count {
-                what: "tpmProperty",
-                count,
-                max: MAX_LIST,
-            }));
-        }
-        let mut found = None;
-        for _ in 0..count {
-            let tag = r.u32("property").map_err(malformed)?;
-            let value = r.u32("value").map_err(malformed)?;
-            if tag == property {
-                found = Some(value);
-            }
-        }
-        r.finish("TPMS_CAPABILITY_DATA").map_err(malformed)?;
-        Ok(found)
+        .to_bytes()?;
+        let body = self.execute(cc::GET_CAPABILITY, &[], &[], &p, 0)?;
+        let answer =
+            GetCapabilityResponse::parse(&body.params).map_err(malformed(cc::GET_CAPABILITY))?;
+        Ok(answer
+            .tpm_properties
+            .iter()
+            .rfind(|p| p.property == property)
+            .map(|p| p.value))
     }
 
     /// `TPM_PT_NV_BUFFER_MAX`, the largest `NV_Read`/`NV_Write` this TPM takes in one command,
@@ -1339,7 +670,7 @@ impl<T: TpmTransport> VtpmClient<T> {
         if let Some(v) = self.nv_buffer_max {
             return Ok(v);
         }
-        let value = match self.tpm_property(TPM_PT_NV_BUFFER_MAX)? {
+        let value = match self.tpm_property(pt::NV_BUFFER_MAX)? {
             Some(0) | None => DEFAULT_NV_BUFFER_MAX,
             Some(v) => u16::try_from(v).unwrap_or(u16::MAX).min(MAX_NV_CHUNK),
         };
@@ -1365,24 +696,19 @@ impl<T: TpmTransport> VtpmClient<T> {
             }
             Err(e) => return Err(e),
         };
-        let malformed = |reason| VtpmError::Malformed {
-            command: command_name(cc::NV_READ_PUBLIC),
-            reason,
-        };
-        let mut r = TpmReader::new(&body.params);
-        let inner = r.tpm2b("nvPublic").map_err(malformed)?;
-        let name = r.tpm2b("nvName").map_err(malformed)?.to_vec();
-        r.finish("NV_ReadPublic parameters").map_err(malformed)?;
-        let mut public = NvPublic::parse(inner).map_err(malformed)?;
-        if public.index != index {
-            return Err(malformed(Malformed::Unexpected {
+        let answer =
+            NvReadPublicResponse::parse(&body.params).map_err(malformed(cc::NV_READ_PUBLIC))?;
+        if answer.nv_public.nv_index != index {
+            return Err(malformed(cc::NV_READ_PUBLIC)(Malformed::Unexpected {
                 what: "nvIndex",
-                found: u64::from(public.index),
+                found: u64::from(answer.nv_public.nv_index),
                 expected: u64::from(index),
             }));
         }
-        public.name = name;
-        Ok(public)
+        Ok(NvPublic {
+            name: answer.nv_name,
+            ..NvPublic::from(answer.nv_public)
+        })
     }
 
     /// Reads all of an NV index in chunks no larger than the TPM's NV buffer (and the limit set
@@ -1405,28 +731,28 @@ impl<T: TpmTransport> VtpmClient<T> {
         len: u16,
     ) -> Result<Vec<u8>, VtpmError> {
         let chunk = self.chunk_size()?;
-        let malformed = |reason| VtpmError::Malformed {
-            command: command_name(cc::NV_READ),
-            reason,
-        };
+        let malformed = malformed(cc::NV_READ);
         let end = u32::from(offset) + u32::from(len);
         let mut out = Vec::with_capacity(usize::from(len));
         let mut at = u32::from(offset);
         while at < end {
             // Both fit a u16: `at` < `end` <= offset + len, and chunk is a u16.
             let size = (end - at).min(u32::from(chunk)) as u16;
-            let mut p = TpmWriter::new();
-            p.u16(size).u16(at as u16);
+            let p = NvReadCommand {
+                size,
+                offset: at as u16,
+            }
+            .to_bytes()?;
             let body = self.execute(
                 cc::NV_READ,
                 &[auth.handle(index), index],
                 &[auth.password()],
-                p.as_bytes(),
+                &p,
                 0,
             )?;
-            let mut r = TpmReader::new(&body.params);
-            let data = r.tpm2b("data").map_err(malformed)?;
-            r.finish("NV_Read parameters").map_err(malformed)?;
+            let data = NvReadResponse::parse(&body.params)
+                .map_err(&malformed)?
+                .data;
             if data.len() != usize::from(size) {
                 return Err(malformed(Malformed::Unexpected {
                     what: "NV_Read data size",
@@ -1434,7 +760,7 @@ impl<T: TpmTransport> VtpmClient<T> {
                     expected: u64::from(size),
                 }));
             }
-            out.extend_from_slice(data);
+            out.extend_from_slice(&data);
             at += u32::from(size);
         }
         Ok(out)
@@ -1447,14 +773,16 @@ impl<T: TpmTransport> VtpmClient<T> {
         auth_value: &[u8],
         public: &NvPublic,
     ) -> Result<(), VtpmError> {
-        let mut p = TpmWriter::new();
-        p.tpm2b("auth", auth_value)?;
-        p.tpm2b("publicInfo", &public.to_bytes()?)?;
+        let p = NvDefineSpaceCommand {
+            auth: auth_value.to_vec(),
+            public_info: public.tpms(),
+        }
+        .to_bytes()?;
         self.execute(
             cc::NV_DEFINE_SPACE,
             &[hierarchy.handle(public.index)],
             &[hierarchy.password()],
-            p.as_bytes(),
+            &p,
             0,
         )?;
         Ok(())
@@ -1480,14 +808,16 @@ impl<T: TpmTransport> VtpmClient<T> {
         for (i, piece) in data.chunks(chunk).enumerate() {
             // Below `end`, which fits a u16.
             let at = (usize::from(offset) + i * chunk) as u16;
-            let mut p = TpmWriter::new();
-            p.tpm2b("data", piece)?;
-            p.u16(at);
+            let p = NvWriteCommand {
+                data: piece.to_vec(),
+                offset: at,
+            }
+            .to_bytes()?;
             self.execute(
                 cc::NV_WRITE,
                 &[auth.handle(index), index],
                 &[auth.password()],
-                p.as_bytes(),
+                &p,
                 0,
             )?;
         }
@@ -1583,46 +913,32 @@ impl<T: TpmTransport> VtpmClient<T> {
     /// `TPM2_PCR_Read` (Part 3 §22.4) of SHA-256 PCRs, in the order asked. The TPM returns at
     /// most eight digests per call (`TPML_DIGEST`), so this asks again for what is missing.
     pub fn pcr_read_sha256(&mut self, pcrs: &[u32]) -> Result<Vec<[u8; 32]>, VtpmError> {
-        let malformed = |reason| VtpmError::Malformed {
-            command: command_name(cc::PCR_READ),
-            reason,
+        let malformed = malformed(cc::PCR_READ);
+        // The PCRs still to read, as a SHA-256 bitmap.
+        let mut wanted = PcrSelection::sha256(pcrs)?;
+        let is_wanted = |wanted: &PcrSelection, index: u32| {
+            wanted
+                .select
+                .get((index / 8) as usize)
+                .is_some_and(|b| b & (1 << (index % 8)) != 0)
         };
-        let mut wanted = pcr_bitmap(pcrs)?;
         let mut values: [Option<[u8; 32]>; 24] = [None; 24];
-        while wanted.iter().any(|&b| b != 0) {
-            let missing: Vec<u32> = (0..24u32)
-                .filter(|&i| wanted[(i / 8) as usize] & (1 << (i % 8)) != 0)
-                .collect();
-            let mut p = TpmWriter::new();
-            p.pcr_selection_sha256(&missing)?;
-            let body = self.execute(cc::PCR_READ, &[], &[], p.as_bytes(), 0)?;
-            let mut r = TpmReader::new(&body.params);
-            r.u32("pcrUpdateCounter").map_err(malformed)?;
-            let selection = r.pcr_selection("pcrSelectionOut").map_err(malformed)?;
-            let count = r.u32("pcrValues.count").map_err(malformed)?;
-            if count > MAX_DIGESTS {
-                return Err(malformed(Malformed::Count {
-                    what: "pcrValues",
-                    count,
-                    max: MAX_DIGESTS,
-                }));
+        while wanted.select.iter().any(|&b| b != 0) {
+            let missing = wanted.indices();
+            let p = PcrReadCommand {
+                pcr_selection_in: TpmlPcrSelection::sha256(&missing)?,
             }
-            let mut digests = Vec::new();
-            for _ in 0..count {
-                digests.push(r.tpm2b("pcrValues.digest").map_err(malformed)?);
-            }
-            r.finish("PCR_Read parameters").map_err(malformed)?;
+            .to_bytes()?;
+            let body = self.execute(cc::PCR_READ, &[], &[], &p, 0)?;
+            let answer = PcrReadResponse::parse(&body.params).map_err(&malformed)?;
             // The digests follow the selection out, bank by bank, each bitmap ascending.
-            let mut returned = Vec::new();
-            for (hash, bitmap) in &selection {
-                for (j, byte) in bitmap.iter().enumerate() {
-                    for bit in 0..8u32 {
-                        if byte & (1 << bit) != 0 {
-                            returned.push((*hash, j as u32 * 8 + bit));
-                        }
-                    }
-                }
-            }
+            let returned: Vec<(u16, u32)> = answer
+                .pcr_selection_out
+                .pcr_selections
+                .iter()
+                .flat_map(|s| s.indices().into_iter().map(move |i| (s.hash, i)))
+                .collect();
+            let digests = answer.pcr_values.digests;
             if returned.len() != digests.len() {
                 return Err(malformed(Malformed::Unexpected {
                     what: "pcrValues.count",
@@ -1632,23 +948,23 @@ impl<T: TpmTransport> VtpmClient<T> {
             }
             let mut progress = false;
             for ((hash, index), value) in returned.into_iter().zip(digests) {
-                let asked = index < 24 && wanted[(index / 8) as usize] & (1 << (index % 8)) != 0;
-                if hash != alg::SHA256 || !asked {
+                if hash != alg::SHA256 || !is_wanted(&wanted, index) {
                     return Err(malformed(Malformed::Unexpected {
                         what: "PCR returned without being asked for",
                         found: u64::from(index),
                         expected: u64::from(hash),
                     }));
                 }
-                let value: [u8; 32] = value.try_into().map_err(|_| {
+                let value: [u8; 32] = value.as_slice().try_into().map_err(|_| {
                     malformed(Malformed::Unexpected {
                         what: "SHA-256 PCR value length",
                         found: value.len() as u64,
                         expected: 32,
                     })
                 })?;
+                // `is_wanted` held, so `index` is below 24.
                 values[index as usize] = Some(value);
-                wanted[(index / 8) as usize] &= !(1 << (index % 8));
+                wanted.select[(index / 8) as usize] &= !(1 << (index % 8));
                 progress = true;
             }
             if !progress {
@@ -1683,69 +999,67 @@ impl<T: TpmTransport> VtpmClient<T> {
                 max: MAX_QUALIFYING_DATA_LEN,
             });
         }
-        let mut p = TpmWriter::new();
-        p.tpm2b("qualifyingData", qualifying_data)?;
-        p.u16(alg::NULL);
-        p.pcr_selection_sha256(pcrs)?;
-        let body = self.execute(cc::QUOTE, &[ak_handle], &[&[]], p.as_bytes(), 0)?;
-        let malformed = |reason| VtpmError::Malformed {
-            command: command_name(cc::QUOTE),
-            reason,
-        };
-        let mut r = TpmReader::new(&body.params);
-        let attest = r.tpm2b("quoted").map_err(malformed)?.to_vec();
-        let sig_alg = r.u16("signature.sigAlg").map_err(malformed)?;
-        if sig_alg != alg::RSASSA {
-            return Err(VtpmError::UnexpectedSignature {
-                sig_alg,
+        let p = QuoteCommand {
+            qualifying_data: qualifying_data.to_vec(),
+            in_scheme: TpmtSigScheme::NULL,
+            pcr_select: TpmlPcrSelection::sha256(pcrs)?,
+        }
+        .to_bytes()?;
+        let body = self.execute(cc::QUOTE, &[ak_handle], &[&[]], &p, 0)?;
+        let answer = QuoteResponse::parse(&body.params).map_err(malformed(cc::QUOTE))?;
+        match answer.signature {
+            TpmtSignature::Rsassa {
+                hash: alg::SHA256,
+                sig,
+            } => Ok(Quote {
+                attest: answer.quoted,
+                signature: sig,
+            }),
+            TpmtSignature::Rsassa { hash, .. } => Err(VtpmError::UnexpectedSignature {
+                sig_alg: alg::RSASSA,
+                hash_alg: hash,
+            }),
+            other => Err(VtpmError::UnexpectedSignature {
+                sig_alg: other.sig_alg(),
                 hash_alg: alg::NULL,
-            });
+            }),
         }
-        let hash_alg = r.u16("signature.hash").map_err(malformed)?;
-        if hash_alg != alg::SHA256 {
-            return Err(VtpmError::UnexpectedSignature { sig_alg, hash_alg });
-        }
-        let signature = r.tpm2b("signature.sig").map_err(malformed)?.to_vec();
-        r.finish("Quote parameters").map_err(malformed)?;
-        Ok(Quote { attest, signature })
     }
 
     /// `TPM2_ReadPublic` (Part 3 §12.4). For a SHA-256 name the name is checked to be the hash of
     /// the public area received, so the key and the name a quote reports belong together.
     pub fn read_public(&mut self, handle: u32) -> Result<TpmPublic, VtpmError> {
         let body = self.execute(cc::READ_PUBLIC, &[handle], &[], &[], 0)?;
-        let malformed = |reason| VtpmError::Malformed {
-            command: command_name(cc::READ_PUBLIC),
-            reason,
-        };
-        let mut r = TpmReader::new(&body.params);
-        let public_area = r.tpm2b("outPublic").map_err(malformed)?.to_vec();
-        let name = r.tpm2b("name").map_err(malformed)?.to_vec();
-        let qualified_name = r.tpm2b("qualifiedName").map_err(malformed)?.to_vec();
-        r.finish("ReadPublic parameters").map_err(malformed)?;
-        let area = parse_public_area(&public_area).map_err(malformed)?;
+        let malformed = malformed(cc::READ_PUBLIC);
+        let answer = ReadPublicResponse::parse(&body.params).map_err(&malformed)?;
+        let area = TpmtPublic::parse(&answer.out_public).map_err(&malformed)?;
         if area.name_alg == alg::SHA256 {
-            let mut expected = alg::SHA256.to_be_bytes().to_vec();
-            expected.extend_from_slice(digest(&SHA256, &public_area).as_ref());
-            if name != expected {
+            let expected = sha256_name(&answer.out_public);
+            if answer.name != expected {
                 return Err(malformed(Malformed::Unexpected {
                     what: "name (not SHA-256 of the public area)",
-                    found: name.len() as u64,
+                    found: answer.name.len() as u64,
                     expected: expected.len() as u64,
                 }));
             }
         }
-        let (rsa, rsa_scheme) = match area.rsa {
-            Some((key, scheme)) => (Some(key), Some(scheme)),
-            None => (None, None),
+        let (rsa, rsa_scheme) = match &area.detail {
+            PublicDetail::Rsa { parameters, unique } => (
+                Some(RsaPublicKey {
+                    n: unique.clone(),
+                    e: parameters.exponent_bytes(),
+                }),
+                Some((parameters.scheme.scheme, parameters.scheme.hash_alg)),
+            ),
+            PublicDetail::Undecoded { .. } => (None, None),
         };
         Ok(TpmPublic {
-            public_area,
-            name,
-            qualified_name,
-            object_type: area.object_type,
+            object_type: area.object_type(),
             name_alg: area.name_alg,
-            object_attributes: area.attributes,
+            object_attributes: area.object_attributes,
+            public_area: answer.out_public,
+            name: answer.name,
+            qualified_name: answer.qualified_name,
             rsa,
             rsa_scheme,
         })
@@ -1839,6 +1153,10 @@ pub fn trim_der(mut bytes: Vec<u8>) -> Vec<u8> {
 mod tests {
     use std::collections::VecDeque;
 
+    use thimble_evidence::tpm2::{
+        TpmsAuthResponse, TpmsTaggedProperty, encode_error_response, encode_response,
+    };
+
     use super::*;
 
     /// Answers commands from a script and records them.
@@ -1857,118 +1175,41 @@ mod tests {
         }
     }
 
-    fn response(tag: u16, rc: u32, body: &[u8]) -> Vec<u8> {
-        let mut w = TpmWriter::new();
-        w.u16(tag)
-            .u32((HEADER_LEN + body.len()) as u32)
-            .u32(rc)
-            .bytes(body);
-        w.into_bytes()
+    fn without_session(params: &impl Marshal) -> Vec<u8> {
+        let body = ResponseBody {
+            handles: vec![],
+            params: params.to_bytes().unwrap(),
+        };
+        encode_response(&body, &[]).unwrap()
     }
 
-    fn with_session(params: &[u8]) -> Vec<u8> {
-        let mut w = TpmWriter::new();
-        w.u32(params.len() as u32).bytes(params).u16(0).u8(1).u16(0);
-        response(st::SESSIONS, 0, w.as_bytes())
-    }
-
-    #[test]
-    fn command_encoding_is_byte_exact() {
-        // TPM2_NV_Read of 0x01400001, 1024 bytes at 0, owner auth with an empty password.
-        let mut p = TpmWriter::new();
-        p.u16(1024).u16(0);
-        let cmd = encode_command(
-            cc::NV_READ,
-            &[rh::OWNER, HCL_REPORT_NV_INDEX],
-            &[&[]],
-            p.as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(
-            hex::encode(&cmd),
-            concat!(
-                "8002", "00000023", "0000014e", // header: sessions, 35 bytes, NV_Read
-                "40000001", "01400001", // authHandle TPM_RH_OWNER, nvIndex
-                "00000009", "40000009", "0000", "00", "0000", // one TPM_RS_PW session
-                "0400", "0000", // size, offset
-            )
-        );
-        let cmd = encode_command(cc::NV_READ_PUBLIC, &[HCL_REPORT_NV_INDEX], &[], &[]).unwrap();
-        assert_eq!(hex::encode(&cmd), "80010000000e0000016901400001");
+    fn with_session(params: &impl Marshal) -> Vec<u8> {
+        let body = ResponseBody {
+            handles: vec![],
+            params: params.to_bytes().unwrap(),
+        };
+        encode_response(&body, &[TpmsAuthResponse::password()]).unwrap()
     }
 
     #[test]
-    fn response_codes_decode() {
-        let missing = ResponseCode(0x18b);
-        assert_eq!(missing.base(), rc::HANDLE);
-        assert_eq!(missing.position(), Some(RcPosition::Handle(1)));
-        assert_eq!(missing.to_string(), "TPM_RC_HANDLE (0x18b, handle 1)");
-        let uninit = ResponseCode(0x14a);
-        assert_eq!(uninit.base(), rc::NV_UNINITIALIZED);
-        assert_eq!(uninit.position(), None);
-        assert_eq!(uninit.name(), "TPM_RC_NV_UNINITIALIZED");
-        let auth = ResponseCode(0x98e);
-        assert_eq!(auth.base(), rc::AUTH_FAIL);
-        assert_eq!(auth.position(), Some(RcPosition::Session(1)));
-        let param = ResponseCode(0x2c4);
-        assert_eq!(param.base(), rc::VALUE);
-        assert_eq!(param.position(), Some(RcPosition::Parameter(2)));
-        assert!(ResponseCode(rc::RETRY).is_warning());
-        assert!(!ResponseCode(rc::NV_LOCKED).is_warning());
-        assert_eq!(ResponseCode(0x1e).name(), "TPM 1.2 response code");
-        assert_eq!(ResponseCode(0x500).name(), "vendor-defined response code");
-    }
-
-    #[test]
-    fn malformed_responses_are_typed() {
-        type Check = fn(&Malformed) -> bool;
-        let cases: Vec<(Vec<u8>, Check)> = vec![
-            (vec![0x80, 0x01, 0, 0], |m| {
-                matches!(m, Malformed::ShortHeader { len: 4 })
-            }),
-            (
-                {
-                    let mut r = response(st::NO_SESSIONS, 0, &[1, 2]);
-                    r.pop();
-                    r
-                },
-                |m| {
-                    matches!(
-                        m,
-                        Malformed::SizeMismatch {
-                            declared: 12,
-                            actual: 11
-                        }
-                    )
-                },
-            ),
-            (response(st::SESSIONS, 0, &[0, 0, 0, 9, 1]), |m| {
-                matches!(m, Malformed::Truncated { .. })
-            }),
-            (response(st::NO_SESSIONS, 0, &[]), |m| {
-                matches!(m, Malformed::Unexpected { what: "tag", .. })
-            }),
-        ];
-        for (bytes, check) in cases {
-            match decode_response(cc::NV_READ, &bytes, 0, true) {
-                Err(VtpmError::Malformed { command, reason }) => {
-                    assert_eq!(command, "TPM2_NV_Read");
-                    assert!(check(&reason), "{reason:?}");
-                }
-                other => panic!("{other:?}"),
+    fn responses_are_mapped_to_the_command() {
+        match decode_response(cc::NV_READ, &[0x80, 0x01, 0, 0], 0, true) {
+            Err(VtpmError::Malformed { command, reason }) => {
+                assert_eq!(command, "TPM2_NV_Read");
+                assert_eq!(reason, Malformed::ShortHeader { len: 4 });
             }
+            other => panic!("{other:?}"),
         }
         // A TPM error is reported even with a session tag on the request.
-        let err = decode_response(cc::NV_READ, &response(st::NO_SESSIONS, 0x14a, &[]), 0, true)
-            .unwrap_err();
+        let err = decode_response(cc::NV_READ, &encode_error_response(0x14a), 0, true).unwrap_err();
         assert_eq!(err.response_code(), Some(ResponseCode(0x14a)));
         assert!(err.to_string().contains("never written"), "{err}");
+        assert!(err.to_string().starts_with("TPM2_NV_Read failed"), "{err}");
     }
 
     #[test]
     fn nv_read_chunks_and_checks_sizes() {
         let mut t = Scripted::default();
-        let mut public = TpmWriter::new();
         let p = NvPublic {
             index: 0x0150_0000,
             name_alg: alg::SHA256,
@@ -1977,33 +1218,35 @@ mod tests {
             data_size: 10,
             name: vec![],
         };
-        public.tpm2b("", &p.to_bytes().unwrap()).unwrap();
-        public.tpm2b("", &[0, 0x0b, 1, 2]).unwrap();
+        let public = NvReadPublicResponse {
+            nv_public: p.tpms(),
+            nv_name: vec![0, 0x0b, 1, 2],
+        };
         let mut client = VtpmClient::new(&mut t);
-        client.transport_mut().responses.push_back(Ok(response(
-            st::NO_SESSIONS,
-            0,
-            public.as_bytes(),
-        )));
+        client
+            .transport_mut()
+            .responses
+            .push_back(Ok(without_session(&public)));
         // GetCapability: NV_BUFFER_MAX = 4.
-        let mut cap = TpmWriter::new();
-        cap.u8(0)
-            .u32(TPM_CAP_TPM_PROPERTIES)
-            .u32(1)
-            .u32(TPM_PT_NV_BUFFER_MAX)
-            .u32(4);
-        client.transport_mut().responses.push_back(Ok(response(
-            st::NO_SESSIONS,
-            0,
-            cap.as_bytes(),
-        )));
+        let cap = GetCapabilityResponse {
+            more_data: false,
+            tpm_properties: vec![TpmsTaggedProperty {
+                property: pt::NV_BUFFER_MAX,
+                value: 4,
+            }],
+        };
+        client
+            .transport_mut()
+            .responses
+            .push_back(Ok(without_session(&cap)));
         for chunk in [&b"abcd"[..], b"efgh", b"ij"] {
-            let mut w = TpmWriter::new();
-            w.tpm2b("", chunk).unwrap();
+            let data = NvReadResponse {
+                data: chunk.to_vec(),
+            };
             client
                 .transport_mut()
                 .responses
-                .push_back(Ok(with_session(w.as_bytes())));
+                .push_back(Ok(with_session(&data)));
         }
         assert_eq!(client.nv_read(0x0150_0000).unwrap(), b"abcdefghij");
         let sent = &t.sent;
@@ -2015,11 +1258,11 @@ mod tests {
 
         // A chunk shorter than asked for is malformed.
         let mut t = Scripted::default();
-        t.responses
-            .push_back(Ok(response(st::NO_SESSIONS, 0, public.as_bytes())));
-        let mut w = TpmWriter::new();
-        w.tpm2b("", b"abc").unwrap();
-        t.responses.push_back(Ok(with_session(w.as_bytes())));
+        t.responses.push_back(Ok(without_session(&public)));
+        let short = NvReadResponse {
+            data: b"abc".to_vec(),
+        };
+        t.responses.push_back(Ok(with_session(&short)));
         let mut client = VtpmClient::new(&mut t);
         client.nv_buffer_max = Some(4);
         assert!(matches!(
@@ -2036,8 +1279,7 @@ mod tests {
         let mut t = Scripted::default();
         t.responses
             .push_back(Err(io::Error::new(io::ErrorKind::BrokenPipe, "gone")));
-        t.responses
-            .push_back(Ok(response(st::NO_SESSIONS, 0x18b, &[])));
+        t.responses.push_back(Ok(encode_error_response(0x18b)));
         let mut client = VtpmClient::new(t);
         let e = client.nv_read_public(HCL_REPORT_NV_INDEX).unwrap_err();
         assert!(
@@ -2063,6 +1305,20 @@ mod tests {
     }
 
     #[test]
+    fn codec_refusals_keep_the_client_s_variants() {
+        let mut client = VtpmClient::new(Scripted::default());
+        assert!(matches!(
+            client.pcr_read_sha256(&[24]),
+            Err(VtpmError::PcrIndex { index: 24 })
+        ));
+        assert!(matches!(
+            client.quote(VTPM_AK_HANDLE, b"nonce", &[3, 30]),
+            Err(VtpmError::PcrIndex { index: 30 })
+        ));
+        assert!(client.transport().sent.is_empty());
+    }
+
+    #[test]
     fn der_trimming() {
         assert_eq!(trim_der(vec![0x30, 2, 5, 6, 0, 0]), [0x30, 2, 5, 6]);
         assert_eq!(trim_der(vec![0x30, 0x81, 1, 9, 0]), [0x30, 0x81, 1, 9]);
@@ -2075,34 +1331,6 @@ mod tests {
             [0x30, 0x82, 0xff, 0xff]
         );
         assert_eq!(trim_der(vec![1, 2, 3]), [1, 2, 3]);
-    }
-
-    #[test]
-    fn public_area_rsa_exponent_default() {
-        let mut w = TpmWriter::new();
-        w.u16(alg::RSA).u16(alg::SHA256).u32(0x0005_0472);
-        w.tpm2b("", &[]).unwrap();
-        w.u16(alg::NULL)
-            .u16(alg::RSASSA)
-            .u16(alg::SHA256)
-            .u16(2048)
-            .u32(0);
-        w.tpm2b("", &[0xC5; 256]).unwrap();
-        let area = parse_public_area(w.as_bytes()).unwrap();
-        assert_eq!(
-            (area.object_type, area.name_alg, area.attributes),
-            (alg::RSA, alg::SHA256, 0x0005_0472)
-        );
-        let (key, (scheme, hash)) = area.rsa.unwrap();
-        assert_eq!(key.e, [1, 0, 1]);
-        assert_eq!(key.n.len(), 256);
-        assert_eq!((scheme, hash), (alg::RSASSA, alg::SHA256));
-        let mut trailing = w.into_bytes();
-        trailing.push(0);
-        assert!(matches!(
-            parse_public_area(&trailing),
-            Err(Malformed::Trailing { .. })
-        ));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use nix::errno::Errno;
 use thimble_collect::tdx_guest::{
     REPORT_DATA_OFFSET, TDX_REPORT_LEN, TdxGuestClient, TdxGuestError, TdxReportReq, probe,
 };
-use thimble_sim::fake_tdx_guest::{FakeTdxGuest, TdReportTemplate, offsets};
+use thimble_evidence::tdx::TdReport;
+use thimble_sim::fake_tdx_guest::{FakeTdxGuest, TdReportTemplate};
 
 const REPORT_DATA: [u8; 64] = [0xD7; 64];
 
@@ -27,7 +28,7 @@ fn report_binds_the_report_data() {
         &REPORT_DATA
     );
     assert_eq!(
-        &report[offsets::MR_TD..offsets::MR_TD + 48],
+        &TdReport::parse(&report).unwrap().mrtd,
         &TdReportTemplate::default().mr_td
     );
     assert_eq!(report, fake.report_for(&REPORT_DATA).to_vec());
@@ -44,10 +45,7 @@ fn template_measurements_appear_in_the_report() {
     let fake = FakeTdxGuest::new().with_template(template);
     let mut client = TdxGuestClient::new(fake);
     let report = client.get_report(&REPORT_DATA).unwrap();
-    assert_eq!(
-        &report[offsets::MR_CONFIG_ID..offsets::MR_CONFIG_ID + 48],
-        &[0x11; 48]
-    );
+    assert_eq!(&TdReport::parse(&report).unwrap().mrconfigid, &[0x11; 48]);
     assert_eq!(client.into_device().requests(), 1);
 }
 

@@ -9,6 +9,7 @@
 //! - [`cert_file`]: recognising certificate files (DER, PEM with one or several certificates).
 //! - [`crl`]: X.509 CRLs, AMD's (KDS, issued by the ARK) and Intel's (PCK and root CA).
 //! - [`report_data`]: how REPORT_DATA is derived from a nonce.
+//! - [`tpm2`]: TPM 2.0 marshalling and unmarshalling, shared by the vTPM client and its fake.
 //! - [`bundle`]: the versioned evidence bundle, the one public contract of the project.
 //!
 //! Every parsed value keeps the bytes it was parsed from, so that signatures are verified over the
@@ -24,3 +25,4 @@ pub mod snp;
 pub mod tdx;
 pub mod thim;
 pub mod time_fmt;
+pub mod tpm2;

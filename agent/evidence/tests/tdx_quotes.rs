@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! thimble's TDX quote parser on every real quote under `tests/vectors` (see its README and
-//! LICENSES), checked field by field against an independent parser, dcap-qvl's. Also the PCK extension, the collateral bodies and the CRLs of each case.
+//! LICENSES), checked field by field against an independent parser, dcap-qvl's, and encoded back
+//! to the same bytes. Also the PCK extension, the collateral bodies and the CRLs of each case.
 
 #![expect(
     clippy::unwrap_used,
@@ -12,7 +13,11 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
-use thimble_evidence::tdx::{IntelCrl, PckCaType, PckInfo, QeIdentityBody, TcbInfoBody, TdxQuote};
+use thimble_evidence::tdx::td_report::TD_REPORT_LEN;
+use thimble_evidence::tdx::{
+    EnclaveReport, IntelCrl, PckCaType, PckInfo, QeIdentityBody, SignatureData, TcbInfoBody,
+    TdReport, TdxQuote, UnsignedQuote,
+};
 
 fn quotes() -> Vec<(String, PathBuf)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors");
@@ -155,4 +160,45 @@ fn pck_extension_and_collateral_of_every_case() {
         let pem = format!("-----BEGIN X509 CRL-----\n{b64}\n-----END X509 CRL-----\n");
         assert_eq!(IntelCrl::parse(pem.as_bytes()).unwrap(), crl);
     }
+}
+
+/// The encoder lays every real quote out again byte for byte from its parsed parts (without the
+/// trailing bytes, which are no part of a quote), so the layout it writes is the one Intel's
+/// quoting enclaves write.
+#[test]
+fn every_quote_encodes_back_to_its_bytes() {
+    for (id, dir) in quotes() {
+        let raw = std::fs::read(dir.join("quote.bin")).unwrap();
+        let q = TdxQuote::parse(&raw).unwrap();
+        let unsigned = UnsignedQuote {
+            header: q.header.clone(),
+            body: q.body.clone(),
+        };
+        assert_eq!(unsigned.signed_bytes(), q.signed_bytes(), "{id}");
+        let signature_data = SignatureData {
+            signature: q.signature,
+            attestation_key: q.attestation_key,
+            qe: q.qe.clone(),
+        };
+        let encoded = unsigned.to_bytes(&signature_data).unwrap();
+        assert_eq!(encoded, raw[..raw.len() - q.trailing_len], "{id}");
+        assert_eq!(TdxQuote::parse(&encoded).unwrap().body, q.body, "{id}");
+
+        let report = EnclaveReport::decode(&q.qe.qe_report);
+        let again = EnclaveReport::decode(&report.encode());
+        assert_eq!(again, report, "{id}");
+        // The QE report bytes the decoder skips are all zero in Intel's QE reports.
+        assert_eq!(report.encode(), q.qe.qe_report, "{id}");
+    }
+}
+
+/// The TD report in Azure's HCL report encodes back to its bytes too.
+#[test]
+fn azure_td_report_encodes_back_to_its_bytes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors");
+    let hcl = std::fs::read(root.join("azure/tdx-hcl-v4-outofdate/hcl_report.bin")).unwrap();
+    // The TD report follows the HCL report's 32-byte header.
+    let raw = &hcl[32..32 + TD_REPORT_LEN];
+    let report = TdReport::parse(raw).unwrap();
+    assert_eq!(report.encode(), raw);
 }

@@ -30,8 +30,9 @@ use thimble_evidence::azure::hcl::{
     AK_PUB_KID, EK_PUB_KID, HCL_SIGNATURE, HW_REPORT_OFFSET, HW_REPORT_SLOT_LEN, REQUEST_DATA_LEN,
     REQUEST_DATA_OFFSET, RUNTIME_DATA_OFFSET,
 };
-use thimble_evidence::azure::{
-    ClockInfo, TPM_ALG_SHA256, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE, TpmQuote,
+use thimble_evidence::azure::{ClockInfo, PcrSelection, TpmQuote, TpmsAttest};
+use thimble_evidence::tpm2::{
+    Marshal, MarshalError, TpmtPublic, TpmtSigScheme, sha256_name, tpma_object,
 };
 
 use crate::emulator::{Emulator, FaultRule, MISSING_METADATA_BODY, RecordedRequest, Reply, Routes};
@@ -101,10 +102,12 @@ pub const MAX_NONCE_LEN: usize = 64;
 
 /// `TPMA_OBJECT` of the attestation key: fixedTPM, fixedParent, sensitiveDataOrigin,
 /// userWithAuth, restricted, sign (the usual AK template).
-const AK_OBJECT_ATTRIBUTES: u32 = 0x0005_0072;
-const TPM_ALG_RSA: u16 = 0x0001;
-const TPM_ALG_NULL: u16 = 0x0010;
-const TPM_ALG_RSASSA: u16 = 0x0014;
+const AK_OBJECT_ATTRIBUTES: u32 = tpma_object::FIXED_TPM
+    | tpma_object::FIXED_PARENT
+    | tpma_object::SENSITIVE_DATA_ORIGIN
+    | tpma_object::USER_WITH_AUTH
+    | tpma_object::RESTRICTED
+    | tpma_object::SIGN_ENCRYPT;
 
 /// The simulated vTPM attestation key (`HCLAkPub`): `keys/azure/ak.pk8`, RSA-2048.
 pub struct SimAk {
@@ -146,27 +149,21 @@ impl SimAk {
     /// the usual AK attributes, no policy, RSASSA/SHA-256 scheme, default exponent).
     pub fn tpmt_public(&self) -> Vec<u8> {
         let modulus = self.modulus();
-        let mut p = Vec::with_capacity(24 + modulus.len());
-        p.extend_from_slice(&TPM_ALG_RSA.to_be_bytes());
-        p.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
-        p.extend_from_slice(&AK_OBJECT_ATTRIBUTES.to_be_bytes());
-        p.extend_from_slice(&0u16.to_be_bytes()); // authPolicy: empty
-        p.extend_from_slice(&TPM_ALG_NULL.to_be_bytes()); // symmetric: none (a signing key)
-        p.extend_from_slice(&TPM_ALG_RSASSA.to_be_bytes());
-        p.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
-        p.extend_from_slice(&len_u16(modulus.len() * 8).to_be_bytes()); // keyBits
-        p.extend_from_slice(&0u32.to_be_bytes()); // exponent 0 = 65537
-        p.extend_from_slice(&len_u16(modulus.len()).to_be_bytes());
-        p.extend_from_slice(&modulus);
-        p
+        TpmtPublic::rsa_signing_key(
+            AK_OBJECT_ATTRIBUTES,
+            TpmtSigScheme::RSASSA_SHA256,
+            len_u16(modulus.len() * 8),
+            modulus,
+        )
+        .to_bytes()
+        // The committed key is RSA-2048: its 256-byte modulus always fits a TPM2B.
+        .expect("the simulated AK's public area marshals")
     }
 
     /// The key's TPM name (`qualifiedSigner` of its quotes): name algorithm ‖ SHA-256 of
     /// [`SimAk::tpmt_public`].
     pub fn name(&self) -> Vec<u8> {
-        let mut name = TPM_ALG_SHA256.to_be_bytes().to_vec();
-        name.extend_from_slice(digest(&SHA256, &self.tpmt_public()).as_ref());
-        name
+        sha256_name(&self.tpmt_public())
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`, as `TPM2_Quote` signs with an RSASSA key.
@@ -365,6 +362,10 @@ pub enum SimTpmError {
     /// `TPM2_Quote` answers `TPM_RC_SIZE` for qualifying data longer than a `TPM2B_DATA`.
     #[error("quote nonce is {len} bytes; a TPM takes at most {MAX_NONCE_LEN}")]
     NonceTooLong { len: usize },
+    /// The quote did not marshal; after the nonce check this cannot happen, but the codec is
+    /// fallible and the simulator does not hide it.
+    #[error("marshalling the quote: {0}")]
+    Marshal(#[from] MarshalError),
 }
 
 /// The simulated vTPM's quotes: `TPM2_Quote` of the 24 SHA-256 PCRs with the attestation key
@@ -415,30 +416,18 @@ impl SimTpmQuote {
         if nonce.len() > MAX_NONCE_LEN {
             return Err(SimTpmError::NonceTooLong { len: nonce.len() });
         }
-        let name = SimAk::get().name();
-        let mut m = Vec::with_capacity(160);
-        m.extend_from_slice(&TPM_GENERATED_VALUE.to_be_bytes());
-        m.extend_from_slice(&TPM_ST_ATTEST_QUOTE.to_be_bytes());
-        m.extend_from_slice(&len_u16(name.len()).to_be_bytes());
-        m.extend_from_slice(&name);
-        m.extend_from_slice(&len_u16(nonce.len()).to_be_bytes());
-        m.extend_from_slice(nonce);
-        m.extend_from_slice(&self.clock_info.clock.to_be_bytes());
-        m.extend_from_slice(&self.clock_info.reset_count.to_be_bytes());
-        m.extend_from_slice(&self.clock_info.restart_count.to_be_bytes());
-        m.push(u8::from(self.clock_info.safe));
-        m.extend_from_slice(&self.firmware_version.to_be_bytes());
-        m.extend_from_slice(&1u32.to_be_bytes()); // one selection
-        m.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
-        m.extend_from_slice(&[3, 0xff, 0xff, 0xff]); // sizeofSelect 3: PCRs 0-23
-        let mut concatenated = Vec::with_capacity(32 * 24);
-        for pcr in pcrs {
-            concatenated.extend_from_slice(pcr);
-        }
+        let concatenated: Vec<u8> = pcrs.iter().flatten().copied().collect();
         let pcr_digest = digest(&SHA256, &concatenated);
-        m.extend_from_slice(&len_u16(pcr_digest.as_ref().len()).to_be_bytes());
-        m.extend_from_slice(pcr_digest.as_ref());
-        Ok(m)
+        let all: Vec<u32> = (0..24).collect();
+        let selection = PcrSelection::sha256(&all)?;
+        Ok(TpmsAttest::marshal_quote(
+            &SimAk::get().name(),
+            nonce,
+            &self.clock_info,
+            self.firmware_version,
+            &[selection],
+            pcr_digest.as_ref(),
+        )?)
     }
 
     /// PCR values shaped like a booted Azure CVM's: 0-7, 9, 10, 12 and 14 extended (SHA-256 of

@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use thimble_collect::qgs::{DEFAULT_PORT, QgsEndpoint, QgsTimeouts, QgsTransport};
-
-use crate::fake_tdx_guest::offsets;
+use thimble_evidence::tdx::quote::{QUOTE_HEADER_LEN, TD_REPORT10_BODY_LEN};
+use thimble_evidence::tdx::td_report::TD_REPORT_LEN;
+use thimble_evidence::tdx::{QuoteHeader, TdReportFields, TdxBody, UnsignedQuote};
 
 // qgs_msg_lib.h, read independently of thimble_collect::qgs.
 const MAJOR_VERSION: u16 = 1;
@@ -346,47 +347,33 @@ fn quote_resp(selected_id: &[u8], quote: &[u8]) -> Vec<u8> {
 }
 
 /// Intel's QE vendor id (`939a7233-f79c-4ca9-940a-0db3957f0607`), as real TDX quotes carry it.
-pub const INTEL_QE_VENDOR_ID: [u8; 16] = [
-    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
-];
+pub use thimble_evidence::tdx::quote::INTEL_QE_VENDOR_ID;
 
 /// Offset of `report_data` in a v4 quote (docs/formats.md §6.3).
-pub const QUOTE_REPORT_DATA_OFFSET: usize = 568;
+pub const QUOTE_REPORT_DATA_OFFSET: usize = QUOTE_HEADER_LEN
+    + match TdxBody::field("report_data") {
+        Some(f) => f.offset,
+        None => panic!("the quote body has report_data"),
+    };
 
 /// Length of [`sim_quote`]'s output: header, TD body, a zero `signature_data_len`.
-pub const SIM_QUOTE_LEN: usize = 636;
+pub const SIM_QUOTE_LEN: usize = QUOTE_HEADER_LEN + TD_REPORT10_BODY_LEN + 4;
 
 /// An unsigned stand-in for the quote of `tdreport`: a v4 header (ECDSA-256 attestation key,
 /// TEE type 0x81, Intel's QE vendor id) and the v4 TD body filled from the TDREPORT
-/// (docs/formats.md §6.2 to §6.3), then an empty signature section. Fields a short report lacks
-/// stay zero.
+/// (docs/formats.md §6.2 to §6.3), then an empty signature section. The report is read as the
+/// service reads it, without checks: a short one is taken as zero-padded.
 pub fn sim_quote(tdreport: &[u8]) -> Vec<u8> {
-    let mut q = vec![0u8; SIM_QUOTE_LEN];
-    q[0..2].copy_from_slice(&4u16.to_le_bytes());
-    q[2..4].copy_from_slice(&2u16.to_le_bytes());
-    q[4..8].copy_from_slice(&0x81u32.to_le_bytes());
-    q[12..28].copy_from_slice(&INTEL_QE_VENDOR_ID);
-    let mut copy = |to: usize, from: usize, len: usize| {
-        if let Some(src) = tdreport.get(from..from + len) {
-            q[to..to + len].copy_from_slice(src);
-        }
+    let mut report = [0u8; TD_REPORT_LEN];
+    for (d, s) in report.iter_mut().zip(tdreport) {
+        *d = *s;
+    }
+    let unsigned = UnsignedQuote {
+        header: QuoteHeader::tdx(4, [0; 20]),
+        body: TdReportFields::decode(&report).quote_body(false),
     };
-    copy(48, offsets::TEE_TCB_SVN, 16);
-    copy(64, offsets::MR_SEAM, 48);
-    copy(112, offsets::MR_SIGNER_SEAM, 48);
-    copy(160, offsets::SEAM_ATTRIBUTES, 8);
-    copy(168, offsets::TD_ATTRIBUTES, 8);
-    copy(176, offsets::XFAM, 8);
-    copy(184, offsets::MR_TD, 48);
-    copy(232, offsets::MR_CONFIG_ID, 48);
-    copy(280, offsets::MR_OWNER, 48);
-    copy(328, offsets::MR_OWNER_CONFIG, 48);
-    copy(376, offsets::RTMR0, 4 * 48);
-    copy(
-        QUOTE_REPORT_DATA_OFFSET,
-        thimble_collect::tdx_guest::REPORT_DATA_OFFSET,
-        64,
-    );
+    let mut q = unsigned.signed_bytes();
+    q.extend_from_slice(&0u32.to_le_bytes());
     q
 }
 

@@ -13,8 +13,9 @@ use thimble_collect::sev_guest::{
 };
 
 use thimble_evidence::snp::CertTable;
+use thimble_evidence::snp::report::SNP_REPORT_LEN;
 
-use crate::signer::{ReportSigner, ReportTemplate, SNP_REPORT_LEN, sim_chain};
+use crate::signer::{ReportSigner, ReportTemplate, sim_chain};
 
 /// Certificate table GUIDs (GHCB spec; RFC 4122 byte order), from the parser's own table.
 pub use thimble_evidence::snp::cert_table::{ARK_GUID, ASK_GUID, VCEK_GUID};

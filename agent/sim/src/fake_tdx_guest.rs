@@ -6,60 +6,22 @@
 //! request fails. Error injection covers the errno values the driver returns and a module that
 //! answers with someone else's report.
 //!
-//! The report MAC is not a real MAC (only the TDX module knows the key); nothing produced here
-//! can be quoted by a real quoting enclave.
+//! The report is laid out by `thimble_evidence::tdx::td_report`'s encoder, the layout its parser
+//! reads; this module only fills in values and the hashes. The report MAC is not a real MAC (only
+//! the TDX module knows the key); nothing produced here can be quoted by a real quoting enclave.
 
 use nix::errno::Errno;
 use ring::digest::{SHA256, SHA384, digest};
 use thimble_collect::tdx_guest::{
-    REPORT_DATA_OFFSET, TDX_REPORT_LEN, TDX_REPORT_TYPE, TDX_REPORTDATA_LEN, TdxGuestDevice,
-    TdxReportReq,
+    TDX_REPORT_LEN, TDX_REPORTDATA_LEN, TdxGuestDevice, TdxReportReq,
+};
+use thimble_evidence::tdx::TdReportFields;
+use thimble_evidence::tdx::td_report::{
+    MAC_INPUT_RANGE, REPORT_TYPE_TDX, TD_INFO_RANGE, TEE_TCB_INFO_RANGE,
 };
 
-/// Offsets inside the TDREPORT (docs/formats.md §6.2; Intel `sgx_report2.h`).
-pub mod offsets {
-    /// `REPORTMACSTRUCT.cpu_svn`.
-    pub const CPU_SVN: usize = 16;
-    /// `REPORTMACSTRUCT.tee_tcb_info_hash`: SHA-384 of `TEE_TCB_INFO`.
-    pub const TEE_TCB_INFO_HASH: usize = 32;
-    /// `REPORTMACSTRUCT.tee_info_hash`: SHA-384 of `TDINFO`.
-    pub const TEE_INFO_HASH: usize = 80;
-    /// `REPORTMACSTRUCT.mac`.
-    pub const MAC: usize = 224;
-    /// `TEE_TCB_INFO` (239 bytes).
-    pub const TEE_TCB_INFO: usize = 256;
-    pub const TEE_TCB_INFO_LEN: usize = 239;
-    /// `TEE_TCB_INFO.tee_tcb_svn`.
-    pub const TEE_TCB_SVN: usize = TEE_TCB_INFO + 8;
-    /// `TEE_TCB_INFO.mr_seam`.
-    pub const MR_SEAM: usize = TEE_TCB_INFO + 24;
-    /// `TEE_TCB_INFO.mr_signer_seam`.
-    pub const MR_SIGNER_SEAM: usize = TEE_TCB_INFO + 72;
-    /// `TEE_TCB_INFO.attributes` (SEAM attributes).
-    pub const SEAM_ATTRIBUTES: usize = TEE_TCB_INFO + 120;
-    /// `TDINFO` (512 bytes).
-    pub const TD_INFO: usize = 512;
-    pub const TD_INFO_LEN: usize = 512;
-    /// `TDINFO.attributes`.
-    pub const TD_ATTRIBUTES: usize = TD_INFO;
-    /// `TDINFO.xfam`.
-    pub const XFAM: usize = TD_INFO + 8;
-    /// `TDINFO.mr_td`.
-    pub const MR_TD: usize = TD_INFO + 16;
-    /// `TDINFO.mr_config_id`.
-    pub const MR_CONFIG_ID: usize = TD_INFO + 64;
-    /// `TDINFO.mr_owner`.
-    pub const MR_OWNER: usize = TD_INFO + 112;
-    /// `TDINFO.mr_owner_config`.
-    pub const MR_OWNER_CONFIG: usize = TD_INFO + 160;
-    /// `TDINFO.rtmr[0]`; the four RTMRs follow each other.
-    pub const RTMR0: usize = TD_INFO + 208;
-}
-
 fn sha384(label: &str) -> [u8; 48] {
-    let mut out = [0u8; 48];
-    out.copy_from_slice(digest(&SHA384, label.as_bytes()).as_ref());
-    out
+    sha384_of(label.as_bytes())
 }
 
 /// What the simulated TDX module reports besides the caller's data.
@@ -112,41 +74,52 @@ pub fn build_td_report(
     template: &TdReportTemplate,
     report_data: &[u8; TDX_REPORTDATA_LEN],
 ) -> [u8; TDX_REPORT_LEN] {
-    use offsets::*;
-    let mut r = [0u8; TDX_REPORT_LEN];
-    let mut put = |at: usize, bytes: &[u8]| r[at..at + bytes.len()].copy_from_slice(bytes);
+    td_report_fields(template, report_data).encode()
+}
 
-    // REPORTTYPE: type, subtype 0, version 0, reserved.
-    put(0, &[TDX_REPORT_TYPE, 0, 0, 0]);
-    put(CPU_SVN, &template.cpu_svn);
-    put(REPORT_DATA_OFFSET, report_data);
-
-    // TEE_TCB_INFO.valid: a non-zero validity bitmap; its exact bit assignment is not modelled.
-    put(TEE_TCB_INFO, &[0xff, 0x01, 0, 0, 0, 0, 0, 0]);
-    put(TEE_TCB_SVN, &template.tee_tcb_svn);
-    put(MR_SEAM, &template.mr_seam);
-    put(MR_SIGNER_SEAM, &template.mr_signer_seam);
-    put(SEAM_ATTRIBUTES, &template.seam_attributes);
-
-    put(TD_ATTRIBUTES, &template.td_attributes);
-    put(XFAM, &template.xfam);
-    put(MR_TD, &template.mr_td);
-    put(MR_CONFIG_ID, &template.mr_config_id);
-    put(MR_OWNER, &template.mr_owner);
-    put(MR_OWNER_CONFIG, &template.mr_owner_config);
-    for (i, rtmr) in template.rtmr.iter().enumerate() {
-        put(RTMR0 + 48 * i, rtmr);
-    }
-
-    let tee_tcb_info_hash = digest(&SHA384, &r[TEE_TCB_INFO..TEE_TCB_INFO + TEE_TCB_INFO_LEN]);
-    r[TEE_TCB_INFO_HASH..TEE_TCB_INFO_HASH + 48].copy_from_slice(tee_tcb_info_hash.as_ref());
-    let tee_info_hash = digest(&SHA384, &r[TD_INFO..TD_INFO + TD_INFO_LEN]);
-    r[TEE_INFO_HASH..TEE_INFO_HASH + 48].copy_from_slice(tee_info_hash.as_ref());
+/// The fields of [`build_td_report`]'s report, hashes and MAC filled in.
+fn td_report_fields(
+    template: &TdReportTemplate,
+    report_data: &[u8; TDX_REPORTDATA_LEN],
+) -> TdReportFields {
+    let mut r = TdReportFields {
+        // REPORTTYPE: type, subtype 0, version 0, reserved.
+        report_type: [REPORT_TYPE_TDX, 0, 0, 0],
+        cpu_svn: template.cpu_svn,
+        tee_tcb_info_hash: [0; 48],
+        tee_info_hash: [0; 48],
+        report_data: *report_data,
+        mac: [0; 32],
+        // A non-zero validity bitmap; its exact bit assignment is not modelled.
+        tee_tcb_info_valid: [0xff, 0x01, 0, 0, 0, 0, 0, 0],
+        tee_tcb_svn: template.tee_tcb_svn,
+        mrseam: template.mr_seam,
+        mrsignerseam: template.mr_signer_seam,
+        seam_attributes: template.seam_attributes,
+        tee_tcb_svn_2: [0; 16],
+        td_attributes: template.td_attributes,
+        xfam: template.xfam,
+        mrtd: template.mr_td,
+        mrconfigid: template.mr_config_id,
+        mrowner: template.mr_owner,
+        mrownerconfig: template.mr_owner_config,
+        rtmr: template.rtmr,
+        servtd_hash: [0; 48],
+    };
+    let bytes = r.encode();
+    r.tee_tcb_info_hash = sha384_of(&bytes[TEE_TCB_INFO_RANGE]);
+    r.tee_info_hash = sha384_of(&bytes[TD_INFO_RANGE]);
     // Stand-in for the MAC, which is keyed with a secret of the CPU: a plain digest of the MAC'd
-    // bytes, so that it changes with them.
-    let mac = digest(&SHA256, &r[..MAC]);
-    r[MAC..MAC + 32].copy_from_slice(mac.as_ref());
+    // bytes (hashes included), so that it changes with them.
+    let mac = digest(&SHA256, &r.encode()[MAC_INPUT_RANGE]);
+    r.mac.copy_from_slice(mac.as_ref());
     r
+}
+
+fn sha384_of(bytes: &[u8]) -> [u8; 48] {
+    let mut out = [0u8; 48];
+    out.copy_from_slice(digest(&SHA384, bytes).as_ref());
+    out
 }
 
 /// Fake `/dev/tdx_guest` (see the module docs). Configure with the `with_*` builders.
@@ -225,18 +198,20 @@ impl TdxGuestDevice for FakeTdxGuest {
             return Err(errno);
         }
         let data = self.foreign_report_data.unwrap_or(req.reportdata);
-        let mut report = build_td_report(&self.template, &data);
+        let mut report = td_report_fields(&self.template, &data);
+        // Set after the MAC, as a module that mislabels its report would.
         if let Some(report_type) = self.report_type {
-            report[0] = report_type;
+            report.report_type[0] = report_type;
         }
-        req.tdreport = report;
+        req.tdreport = report.encode();
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::offsets::*;
+    use thimble_evidence::tdx::TdReport;
+
     use super::*;
 
     #[test]
@@ -245,21 +220,24 @@ mod tests {
         let r = build_td_report(&template, &[0x5a; 64]);
         assert_eq!(&r[0..4], &[0x81, 0, 0, 0]);
         assert_eq!(&r[128..192], &[0x5a; 64]);
-        assert_eq!(&r[MR_TD..MR_TD + 48], &template.mr_td);
-        assert_eq!(&r[RTMR0 + 96..RTMR0 + 144], &template.rtmr[2]);
+        let parsed = TdReport::parse(&r).unwrap();
+        assert_eq!(parsed.mrtd, template.mr_td);
+        assert_eq!(parsed.rtmr[2], template.rtmr[2]);
+        assert_eq!(&r[0x200 + 0x10..0x200 + 0x40], &template.mr_td);
         assert_eq!(
-            &r[TEE_INFO_HASH..TEE_INFO_HASH + 48],
+            parsed.tee_info_hash,
             digest(&SHA384, &r[512..1024]).as_ref()
         );
         assert_eq!(
-            &r[TEE_TCB_INFO_HASH..TEE_TCB_INFO_HASH + 48],
+            parsed.tee_tcb_info_hash,
             digest(&SHA384, &r[256..495]).as_ref()
         );
         // Deterministic, and the MAC covers the report data.
         assert_eq!(r, build_td_report(&template, &[0x5a; 64]));
         let other = build_td_report(&template, &[0x5b; 64]);
-        assert_ne!(&r[MAC..], &other[MAC..]);
+        assert_ne!(&r[224..], &other[224..]);
         assert_eq!(&r[256..], &other[256..]);
+        assert_eq!(parsed.mac, digest(&SHA256, &r[..224]).as_ref());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! quotes. It answers what it does not implement with `TPM_RC_COMMAND_CODE`, and faults can be
 //! injected per command: a response code, a truncated or mis-sized response, garbage, a transport
 //! error. `vtpm_swtpm.rs` in thimble-collect checks its NV answers byte for byte against swtpm.
+//! Commands are unmarshalled and responses marshalled by `thimble_evidence::tpm2`, the codec the
+//! client uses; this module decides only what a TPM would answer, and with which response code.
 //!
 //! The paravisor part follows microsoft/openvmm `vm/devices/tpm/tpm_device/src/lib.rs`: when an
 //! `NV_Read` of `0x01400001` starts at offset 0, the report is rebuilt from the 64 bytes in
@@ -24,9 +26,18 @@ use std::time::{Duration, Instant};
 
 use ring::digest::{SHA256, digest};
 use thimble_collect::vtpm::{
-    AK_CERT_NV_INDEX, HCL_REPORT_NV_INDEX, HCL_USER_DATA_NV_INDEX, HEADER_LEN, Malformed, NvPublic,
-    TpmReader, TpmTransport, TpmWriter, USER_DATA_LEN, VTPM_AK_HANDLE, alg, cc, nv_attr, rc, rh,
-    st,
+    AK_CERT_NV_INDEX, HCL_REPORT_NV_INDEX, HCL_USER_DATA_NV_INDEX, NvPublic, TpmTransport,
+    USER_DATA_LEN, VTPM_AK_HANDLE,
+};
+use thimble_evidence::azure::{ClockInfo, TpmsAttest};
+use thimble_evidence::tpm2::{
+    Command, CommandError, GetCapabilityCommand, GetCapabilityResponse, Malformed, Marshal,
+    NvDefineSpaceCommand, NvReadCommand, NvReadPublicResponse, NvReadResponse, NvWriteCommand,
+    PCR_COUNT, PcrReadCommand, PcrReadResponse, PcrSelection, QuoteCommand, QuoteResponse,
+    RcPosition, ReadPublicResponse, ResponseBody, TpmlDigest, TpmlPcrSelection, TpmsAuthResponse,
+    TpmsTaggedProperty, TpmtSigScheme, TpmtSignature, alg, cap, cc, command_code,
+    encode_error_response, encode_response, handle_count, is_nv_index, pt, rc, rh, sha256_name,
+    sha256_qualified_name, tpma_nv as nv_attr,
 };
 
 use crate::azure_sim::{SimAk, SimHcl, SimTpmQuote};
@@ -42,14 +53,47 @@ pub const HCL_REPORT_NV_ATTRIBUTES: u32 = nv_attr::AUTHREAD
     | nv_attr::PLATFORMCREATE
     | nv_attr::NO_DA;
 
-/// `TPM_RC_BAD_TAG`, a TPM 1.2-format code the reference implementation returns for a bad tag.
-const RC_BAD_TAG: u32 = 0x01E;
-const RC_AUTH_CONTEXT: u32 = rc::VER1 + 0x045;
-const RC_P: u32 = 0x040;
-const RC_1: u32 = 0x100;
-const RC_2: u32 = 0x200;
-const RC_3: u32 = 0x300;
-const RC_S: u32 = 0x800;
+/// `firmwareVersion` in the fake's quotes: the value Azure's vTPM reports in the vectors.
+const FIRMWARE_VERSION: u64 = 0x2020_0312_0012_0003;
+
+/// The largest qualifying data the fake quotes (`TPM2B_DATA` on a TPM with SHA-512 at most).
+const MAX_QUALIFYING_DATA_LEN: usize = 64;
+
+/// Format-one codes about handle, parameter or session `n` (Part 2 §6.6.3).
+const fn on_handle(base: u32, n: u8) -> u32 {
+    rc::format_one(base, RcPosition::Handle(n))
+}
+const fn on_parameter(base: u32, n: u8) -> u32 {
+    rc::format_one(base, RcPosition::Parameter(n))
+}
+const fn on_session(base: u32, n: u8) -> u32 {
+    rc::format_one(base, RcPosition::Session(n))
+}
+
+/// What the reference implementation answers a parameter area that does not unmarshal with:
+/// bytes left over are `TPM_RC_SIZE`, a field that runs past the end `TPM_RC_INSUFFICIENT`.
+fn parameters_rc(e: Malformed) -> u32 {
+    match e {
+        Malformed::Trailing { .. } => rc::SIZE,
+        _ => rc::INSUFFICIENT,
+    }
+}
+
+/// The handle area of the commands the fake implements; `None` for the others, which it
+/// answers with `TPM_RC_COMMAND_CODE` before looking further.
+fn implemented(code: u32) -> Option<usize> {
+    match code {
+        cc::GET_CAPABILITY
+        | cc::NV_READ_PUBLIC
+        | cc::NV_READ
+        | cc::NV_WRITE
+        | cc::NV_DEFINE_SPACE
+        | cc::PCR_READ
+        | cc::QUOTE
+        | cc::READ_PUBLIC => handle_count(code),
+        _ => None,
+    }
+}
 
 /// The AK as the fake's `TPM2_ReadPublic` and `TPM2_Quote` present it: [`SimAk`] as a primary
 /// key of the owner hierarchy, persisted at `0x81000003`.
@@ -64,12 +108,8 @@ impl AkObject {
     fn sim() -> AkObject {
         let ak = SimAk::get();
         let name = ak.name();
-        // Part 1 "Qualified Name": a qualified name is H(parent's qualified name ‖ name), and a hierarchy's
-        // qualified name is its handle.
-        let mut chained = rh::OWNER.to_be_bytes().to_vec();
-        chained.extend_from_slice(&name);
-        let mut qualified_name = alg::SHA256.to_be_bytes().to_vec();
-        qualified_name.extend_from_slice(digest(&SHA256, &chained).as_ref());
+        // A primary key's parent is its hierarchy, whose qualified name is its handle.
+        let qualified_name = sha256_qualified_name(&rh::OWNER.to_be_bytes(), &name);
         AkObject {
             public_area: ak.tpmt_public(),
             name,
@@ -334,109 +374,118 @@ impl FakeVtpm {
         self.nv.get(&index).map(|i| &i.public)
     }
 
-    fn execute(&mut self, command: &[u8]) -> Response {
-        let mut r = TpmReader::new(command);
-        let (Ok(tag), Ok(size), Ok(code)) = (r.u16("tag"), r.u32("size"), r.u32("code")) else {
-            return Response::error(rc::COMMAND_SIZE);
-        };
-        self.commands.push(code);
+    /// Answers one command as the reference implementation checks it: header, size, tag,
+    /// command code, handles, sessions, authorization, then the command's own parameters.
+    fn execute(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let command = Command::decode(bytes, implemented);
+        if let Err(CommandError::Header(_)) = command {
+            return encode_error_response(rc::COMMAND_SIZE);
+        }
+        self.commands.push(command_code(bytes).unwrap_or(0));
         self.clock += 7;
-        if size as usize != command.len() {
-            return Response::error(rc::COMMAND_SIZE);
-        }
-        if tag != st::NO_SESSIONS && tag != st::SESSIONS {
-            return Response::error(RC_BAD_TAG);
-        }
-        let handle_count = match code {
-            cc::GET_CAPABILITY | cc::PCR_READ => 0,
-            cc::NV_READ_PUBLIC | cc::READ_PUBLIC | cc::QUOTE | cc::NV_DEFINE_SPACE => 1,
-            cc::NV_READ | cc::NV_WRITE => 2,
-            _ => return Response::error(rc::COMMAND_CODE),
+        let command = match command {
+            Ok(command) => command,
+            Err(e) => {
+                return encode_error_response(match e {
+                    CommandError::Tag { .. } => rc::BAD_TAG,
+                    CommandError::CommandCode { .. } => rc::COMMAND_CODE,
+                    CommandError::Handles(_) => rc::INSUFFICIENT,
+                    CommandError::AuthArea(_) | CommandError::NoSessions => rc::AUTHSIZE,
+                    // The size (and whatever the codec refuses later on): the frame as a whole.
+                    _ => rc::COMMAND_SIZE,
+                });
+            }
         };
-        let mut handles = Vec::new();
-        for _ in 0..handle_count {
-            match r.u32("handle") {
-                Ok(h) => handles.push(h),
-                Err(_) => return Response::error(rc::INSUFFICIENT),
-            }
-        }
+        // Password sessions only, each yielding its password.
         let mut passwords = Vec::new();
-        if tag == st::SESSIONS {
-            match parse_sessions(&mut r) {
-                Ok(p) => passwords = p,
-                Err(code) => return Response::error(code),
+        for session in &command.sessions {
+            if session.session_handle != rh::PW {
+                return encode_error_response(on_session(rc::VALUE, 1));
             }
+            if !session.nonce.is_empty() {
+                return encode_error_response(on_session(rc::SIZE, 1));
+            }
+            passwords.push(session.hmac.as_slice());
         }
         let needs_auth = matches!(
-            code,
+            command.code,
             cc::NV_READ | cc::NV_WRITE | cc::NV_DEFINE_SPACE | cc::QUOTE
         );
-        if needs_auth && passwords.is_empty() {
-            return Response::error(rc::AUTH_MISSING);
-        }
-        if !needs_auth && !passwords.is_empty() {
-            return Response::error(RC_AUTH_CONTEXT);
-        }
-        let rest = r.remaining();
-        let params = r.take(rest, "parameters").unwrap_or_default();
-        // `handles` holds `handle_count` entries (read above), and a command that needs
-        // authorization got here only with at least one password.
-        let result = match code {
-            cc::GET_CAPABILITY => self.get_capability(params),
-            cc::NV_READ_PUBLIC => self.nv_read_public(handles[0], params),
-            cc::NV_READ => self.nv_read(handles[0], handles[1], &passwords[0], params),
-            cc::NV_WRITE => self.nv_write(handles[0], handles[1], &passwords[0], params),
-            cc::NV_DEFINE_SPACE => self.nv_define_space(handles[0], &passwords[0], params),
-            cc::PCR_READ => self.pcr_read(params),
-            cc::QUOTE => self.quote(handles[0], &passwords[0], params),
-            cc::READ_PUBLIC => self.read_public(handles[0], params),
-            _ => Err(rc::COMMAND_CODE),
+        let (handles, params) = (&command.handles, command.params.as_slice());
+        let result = match (needs_auth, passwords.first()) {
+            (true, None) => Err(rc::AUTH_MISSING),
+            (false, Some(_)) => Err(rc::AUTH_CONTEXT),
+            // `handles` holds as many entries as `implemented` says the command takes.
+            (false, None) => match command.code {
+                cc::GET_CAPABILITY => self.get_capability(params),
+                cc::NV_READ_PUBLIC => self.nv_read_public(handles[0], params),
+                cc::PCR_READ => self.pcr_read(params),
+                cc::READ_PUBLIC => self.read_public(handles[0], params),
+                _ => Err(rc::COMMAND_CODE),
+            },
+            (true, Some(&password)) => match command.code {
+                cc::NV_READ => self.nv_read(handles[0], handles[1], password, params),
+                cc::NV_WRITE => self.nv_write(handles[0], handles[1], password, params),
+                cc::NV_DEFINE_SPACE => self.nv_define_space(handles[0], password, params),
+                cc::QUOTE => self.quote(handles[0], password, params),
+                _ => Err(rc::COMMAND_CODE),
+            },
         };
-        match result {
-            Ok(params) => Response::ok(params, tag == st::SESSIONS),
-            Err(code) => Response::error(code),
-        }
+        let sessions = if command.sessions.is_empty() {
+            Vec::new()
+        } else {
+            vec![TpmsAuthResponse::password()]
+        };
+        let response = result.and_then(|params| {
+            let body = ResponseBody {
+                handles: Vec::new(),
+                params,
+            };
+            encode_response(&body, &sessions).map_err(|_| rc::FAILURE)
+        });
+        response.unwrap_or_else(encode_error_response)
     }
 
     fn get_capability(&mut self, params: &[u8]) -> Result<Vec<u8>, u32> {
-        let mut r = TpmReader::new(params);
-        let capability = r.u32("capability").map_err(|_| rc::INSUFFICIENT)?;
-        let property = r.u32("property").map_err(|_| rc::INSUFFICIENT)?;
-        let count = r.u32("propertyCount").map_err(|_| rc::INSUFFICIENT)?;
-        r.finish("parameters").map_err(|_| rc::SIZE)?;
-        if capability != 6 {
-            return Err(rc::VALUE | RC_P | RC_1);
+        let asked = GetCapabilityCommand::parse(params).map_err(parameters_rc)?;
+        if asked.capability != cap::TPM_PROPERTIES {
+            return Err(on_parameter(rc::VALUE, 1));
         }
         // Sorted by tag: TPM_PT_NV_INDEX_MAX, TPM_PT_NV_BUFFER_MAX. The TPM lists what it has
         // from `property` on (Part 3 §30.2).
-        let mut table = vec![(0x117u32, u32::from(self.nv_index_max))];
+        let mut table = vec![TpmsTaggedProperty {
+            property: pt::NV_INDEX_MAX,
+            value: u32::from(self.nv_index_max),
+        }];
         if let Some(max) = self.nv_buffer_max {
-            table.push((0x12C, u32::from(max)));
+            table.push(TpmsTaggedProperty {
+                property: pt::NV_BUFFER_MAX,
+                value: u32::from(max),
+            });
         }
-        let listed: Vec<_> = table.iter().filter(|(t, _)| *t >= property).collect();
-        let take = listed.len().min(count as usize);
-        let mut w = TpmWriter::new();
-        w.u8(u8::from(take < listed.len()))
-            .u32(capability)
-            .u32(take as u32);
-        for (tag, value) in &listed[..take] {
-            w.u32(*tag).u32(*value);
+        let listed: Vec<_> = table
+            .into_iter()
+            .filter(|p| p.property >= asked.property)
+            .collect();
+        let take = listed.len().min(asked.property_count as usize);
+        GetCapabilityResponse {
+            more_data: take < listed.len(),
+            tpm_properties: listed[..take].to_vec(),
         }
-        Ok(w.into_bytes())
+        .to_bytes()
+        .map_err(|_| rc::FAILURE)
     }
 
     fn nv_read_public(&mut self, index: u32, params: &[u8]) -> Result<Vec<u8>, u32> {
         if !params.is_empty() {
             return Err(rc::SIZE);
         }
-        let nv = self.nv.get(&index).ok_or(rc::HANDLE | RC_1)?;
-        let public = nv.public.to_bytes().map_err(|_| rc::FAILURE)?;
-        let mut name = alg::SHA256.to_be_bytes().to_vec();
-        name.extend_from_slice(digest(&SHA256, &public).as_ref());
-        let mut w = TpmWriter::new();
-        w.u16(public.len() as u16).bytes(&public);
-        w.u16(name.len() as u16).bytes(&name);
-        Ok(w.into_bytes())
+        let nv = self.nv.get(&index).ok_or(on_handle(rc::HANDLE, 1))?;
+        let nv_public = nv.public.tpms();
+        let nv_name = sha256_name(&nv_public.to_bytes().map_err(|_| rc::FAILURE)?);
+        NvReadPublicResponse { nv_public, nv_name }
+            .to_bytes()
+            .map_err(|_| rc::FAILURE)
     }
 
     /// Part 3 §31.13 / §31.7: who may read or write `index` with `auth_handle` and `password`.
@@ -448,7 +497,7 @@ impl FakeVtpm {
         owner_bit: u32,
         auth_bit: u32,
     ) -> Result<(), u32> {
-        let nv = self.nv.get(&index).ok_or(rc::HANDLE | RC_2)?;
+        let nv = self.nv.get(&index).ok_or(on_handle(rc::HANDLE, 2))?;
         match auth_handle {
             rh::OWNER => {
                 if nv.public.attributes & owner_bit == 0 {
@@ -457,7 +506,7 @@ impl FakeVtpm {
                 // The owner hierarchy has an empty password on these VMs, and hierarchies are
                 // exempt from dictionary-attack protection.
                 if !password.is_empty() {
-                    return Err(rc::BAD_AUTH | RC_S | RC_1);
+                    return Err(on_session(rc::BAD_AUTH, 1));
                 }
             }
             h if h == index => {
@@ -473,12 +522,12 @@ impl FakeVtpm {
                     } else {
                         rc::AUTH_FAIL
                     };
-                    return Err(base | RC_S | RC_1);
+                    return Err(on_session(base, 1));
                 }
             }
             // The platform hierarchy belongs to the paravisor; the guest cannot use it.
-            rh::PLATFORM => return Err(rc::HIERARCHY | RC_1),
-            _ => return Err(rc::HANDLE | RC_1),
+            rh::PLATFORM => return Err(on_handle(rc::HIERARCHY, 1)),
+            _ => return Err(on_handle(rc::HANDLE, 1)),
         }
         Ok(())
     }
@@ -515,10 +564,7 @@ impl FakeVtpm {
         password: &[u8],
         params: &[u8],
     ) -> Result<Vec<u8>, u32> {
-        let mut r = TpmReader::new(params);
-        let size = r.u16("size").map_err(|_| rc::INSUFFICIENT)?;
-        let offset = r.u16("offset").map_err(|_| rc::INSUFFICIENT)?;
-        r.finish("parameters").map_err(|_| rc::SIZE)?;
+        let NvReadCommand { size, offset } = NvReadCommand::parse(params).map_err(parameters_rc)?;
         self.authorize(
             auth_handle,
             index,
@@ -534,20 +580,22 @@ impl FakeVtpm {
         if index == HCL_REPORT_NV_INDEX && offset == 0 {
             self.refresh_report();
         }
-        let nv = self.nv.get(&index).ok_or(rc::HANDLE | RC_2)?;
+        let nv = self.nv.get(&index).ok_or(on_handle(rc::HANDLE, 2))?;
         if !nv.written() {
             return Err(rc::NV_UNINITIALIZED);
         }
         if self.nv_buffer_max.is_some_and(|max| size > max) {
-            return Err(rc::VALUE | RC_P | RC_1);
+            return Err(on_parameter(rc::VALUE, 1));
         }
-        let end = usize::from(offset) + usize::from(size);
-        if end > nv.data.len() {
-            return Err(rc::NV_RANGE);
+        let data = nv
+            .data
+            .get(usize::from(offset)..usize::from(offset) + usize::from(size))
+            .ok_or(rc::NV_RANGE)?;
+        NvReadResponse {
+            data: data.to_vec(),
         }
-        let mut w = TpmWriter::new();
-        w.u16(size).bytes(&nv.data[usize::from(offset)..end]);
-        Ok(w.into_bytes())
+        .to_bytes()
+        .map_err(|_| rc::FAILURE)
     }
 
     fn nv_write(
@@ -557,10 +605,8 @@ impl FakeVtpm {
         password: &[u8],
         params: &[u8],
     ) -> Result<Vec<u8>, u32> {
-        let mut r = TpmReader::new(params);
-        let data = r.tpm2b("data").map_err(|_| rc::INSUFFICIENT)?;
-        let offset = r.u16("offset").map_err(|_| rc::INSUFFICIENT)?;
-        r.finish("parameters").map_err(|_| rc::SIZE)?;
+        let NvWriteCommand { data, offset } =
+            NvWriteCommand::parse(params).map_err(parameters_rc)?;
         self.authorize(
             auth_handle,
             index,
@@ -572,14 +618,14 @@ impl FakeVtpm {
             .nv_buffer_max
             .is_some_and(|max| data.len() > usize::from(max))
         {
-            return Err(rc::VALUE | RC_P | RC_1);
+            return Err(on_parameter(rc::VALUE, 1));
         }
-        let nv = self.nv.get_mut(&index).ok_or(rc::HANDLE | RC_2)?;
-        let end = usize::from(offset) + data.len();
-        if end > nv.data.len() {
-            return Err(rc::NV_RANGE);
-        }
-        nv.data[usize::from(offset)..end].copy_from_slice(data);
+        let nv = self.nv.get_mut(&index).ok_or(on_handle(rc::HANDLE, 2))?;
+        let target = nv
+            .data
+            .get_mut(usize::from(offset)..usize::from(offset) + data.len())
+            .ok_or(rc::NV_RANGE)?;
+        target.copy_from_slice(&data);
         nv.public.attributes |= nv_attr::WRITTEN;
         Ok(Vec::new())
     }
@@ -591,16 +637,18 @@ impl FakeVtpm {
         params: &[u8],
     ) -> Result<Vec<u8>, u32> {
         if auth_handle != rh::OWNER {
-            return Err(rc::HIERARCHY | RC_1);
+            return Err(on_handle(rc::HIERARCHY, 1));
         }
         if !password.is_empty() {
-            return Err(rc::BAD_AUTH | RC_S | RC_1);
+            return Err(on_session(rc::BAD_AUTH, 1));
         }
-        let mut r = TpmReader::new(params);
-        let auth = r.tpm2b("auth").map_err(|_| rc::INSUFFICIENT)?.to_vec();
-        let public = r.tpm2b("publicInfo").map_err(|_| rc::INSUFFICIENT)?;
-        r.finish("parameters").map_err(|_| rc::SIZE)?;
-        let public = NvPublic::parse(public).map_err(|_| rc::SIZE | RC_P | RC_2)?;
+        let NvDefineSpaceCommand { auth, public_info } = NvDefineSpaceCommand::parse(params)
+            .map_err(|e| match e {
+                // publicInfo's TPMS_NV_PUBLIC does not fill its TPM2B.
+                Malformed::Inner { .. } => on_parameter(rc::SIZE, 2),
+                other => parameters_rc(other),
+            })?;
+        let public = NvPublic::from(public_info);
         // Part 3 §31.3: the caller may not set WRITTEN or PLATFORMCREATE under the owner, must
         // allow some read and some write, and stay within the index size limit.
         let a = public.attributes;
@@ -611,13 +659,13 @@ impl FakeVtpm {
             || a & reads == 0
             || a & writes == 0
         {
-            return Err(rc::ATTRIBUTES | RC_P | RC_2);
+            return Err(on_parameter(rc::ATTRIBUTES, 2));
         }
-        if !(0x0100_0000..0x0200_0000).contains(&public.index) {
-            return Err(rc::VALUE | RC_P | RC_2);
+        if !is_nv_index(public.index) {
+            return Err(on_parameter(rc::VALUE, 2));
         }
         if public.data_size > self.nv_index_max {
-            return Err(rc::SIZE | RC_P | RC_2);
+            return Err(on_parameter(rc::SIZE, 2));
         }
         if self.nv.contains_key(&public.index) {
             return Err(rc::NV_DEFINED);
@@ -628,106 +676,89 @@ impl FakeVtpm {
     }
 
     fn pcr_read(&mut self, params: &[u8]) -> Result<Vec<u8>, u32> {
-        let mut r = TpmReader::new(params);
-        let selection = r
-            .pcr_selection("pcrSelectionIn")
-            .map_err(|_| rc::INSUFFICIENT)?;
-        r.finish("parameters").map_err(|_| rc::SIZE)?;
+        let asked = PcrReadCommand::parse(params).map_err(parameters_rc)?;
         // Only the SHA-256 bank is allocated; at most eight digests go back (TPML_DIGEST), the
         // lowest first, with the selection out saying which.
-        let mut out_bitmap = [0u8; 3];
+        let mut out = PcrSelection::sha256(&[]).map_err(|_| rc::FAILURE)?;
         let mut digests = Vec::new();
         let mut sha256_selected = false;
-        for (hash, bitmap) in &selection {
-            if *hash != alg::SHA256 {
+        for selection in &asked.pcr_selection_in.pcr_selections {
+            if selection.hash != alg::SHA256 {
                 continue;
             }
             sha256_selected = true;
-            for i in 0..24usize {
-                let selected = bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
-                if selected && digests.len() < 8 {
-                    out_bitmap[i / 8] |= 1 << (i % 8);
-                    digests.push(self.pcrs[i]);
+            for i in selection.indices() {
+                if i < PCR_COUNT && digests.len() < 8 {
+                    out.select[(i / 8) as usize] |= 1 << (i % 8);
+                    digests.push(self.pcrs[i as usize].to_vec());
                 }
             }
         }
-        let mut w = TpmWriter::new();
-        w.u32(self.pcr_update_counter);
-        if sha256_selected {
-            w.u32(1).u16(alg::SHA256).u8(3).bytes(&out_bitmap);
-        } else {
-            w.u32(0);
+        PcrReadResponse {
+            pcr_update_counter: self.pcr_update_counter,
+            pcr_selection_out: TpmlPcrSelection {
+                pcr_selections: if sha256_selected { vec![out] } else { vec![] },
+            },
+            pcr_values: TpmlDigest { digests },
         }
-        w.u32(digests.len() as u32);
-        for d in &digests {
-            w.u16(32).bytes(d);
-        }
-        Ok(w.into_bytes())
+        .to_bytes()
+        .map_err(|_| rc::FAILURE)
     }
 
     fn quote(&mut self, handle: u32, password: &[u8], params: &[u8]) -> Result<Vec<u8>, u32> {
         if handle != VTPM_AK_HANDLE || !self.ak_present {
-            return Err(rc::HANDLE | RC_1);
+            return Err(on_handle(rc::HANDLE, 1));
         }
         if !password.is_empty() {
-            return Err(rc::AUTH_FAIL | RC_S | RC_1);
+            return Err(on_session(rc::AUTH_FAIL, 1));
         }
-        let mut r = TpmReader::new(params);
-        let qualifying = r
-            .tpm2b("qualifyingData")
-            .map_err(|_| rc::INSUFFICIENT)?
-            .to_vec();
-        let scheme = r.u16("inScheme").map_err(|_| rc::INSUFFICIENT)?;
-        if scheme == alg::RSASSA {
-            if r.u16("hashAlg").map_err(|_| rc::INSUFFICIENT)? != alg::SHA256 {
-                return Err(rc::SCHEME | RC_P | RC_2);
-            }
-        } else if scheme != alg::NULL {
-            return Err(rc::SCHEME | RC_P | RC_2);
+        let asked = QuoteCommand::parse(params).map_err(parameters_rc)?;
+        // The AK is a restricted RSASSA-SHA-256 key: its own scheme, or that scheme named.
+        if asked.in_scheme != TpmtSigScheme::NULL && asked.in_scheme != TpmtSigScheme::RSASSA_SHA256
+        {
+            return Err(on_parameter(rc::SCHEME, 2));
         }
-        let selection = r.pcr_selection("PCRselect").map_err(|_| rc::INSUFFICIENT)?;
-        r.finish("parameters").map_err(|_| rc::SIZE)?;
-        if qualifying.len() > 64 {
-            return Err(rc::SIZE | RC_P | RC_1);
+        if asked.qualifying_data.len() > MAX_QUALIFYING_DATA_LEN {
+            return Err(on_parameter(rc::SIZE, 1));
         }
         let mut hashed = Vec::new();
-        for (hash, bitmap) in &selection {
-            if *hash != alg::SHA256 {
-                return Err(rc::HASH | RC_P | RC_3);
+        for selection in &asked.pcr_select.pcr_selections {
+            if selection.hash != alg::SHA256 {
+                return Err(on_parameter(rc::HASH, 3));
             }
-            for i in 0..bitmap.len() * 8 {
-                if bitmap[i / 8] & (1 << (i % 8)) != 0 {
-                    let value = self.pcrs.get(i).ok_or(rc::VALUE | RC_P | RC_3)?;
-                    hashed.extend_from_slice(value);
-                }
+            for i in selection.indices() {
+                let value = self
+                    .pcrs
+                    .get(i as usize)
+                    .ok_or(on_parameter(rc::VALUE, 3))?;
+                hashed.extend_from_slice(value);
             }
         }
-        // TPMS_ATTEST (Part 2 §10.12.12) of type TPM_ST_ATTEST_QUOTE.
-        let mut attest = TpmWriter::new();
-        attest.u32(0xff54_4347).u16(0x8018);
-        attest
-            .u16(self.ak.qualified_name.len() as u16)
-            .bytes(&self.ak.qualified_name);
-        attest.u16(qualifying.len() as u16).bytes(&qualifying);
-        attest.u64(self.clock).u32(1).u32(0).u8(1);
-        attest.u64(0x2020_0312_0012_0003);
-        attest.u32(selection.len() as u32);
-        for (hash, bitmap) in &selection {
-            attest.u16(*hash).u8(bitmap.len() as u8).bytes(bitmap);
-        }
-        attest.u16(32).bytes(digest(&SHA256, &hashed).as_ref());
-        let attest = attest.into_bytes();
-        let signature = SimAk::get().sign(&attest);
-        let mut w = TpmWriter::new();
-        w.u16(attest.len() as u16).bytes(&attest);
-        w.u16(alg::RSASSA)
-            .u16(alg::SHA256)
-            .u16(signature.len() as u16)
-            .bytes(&signature);
+        let clock_info = ClockInfo {
+            clock: self.clock,
+            reset_count: 1,
+            restart_count: 0,
+            safe: true,
+        };
+        let quoted = TpmsAttest::marshal_quote(
+            &self.ak.qualified_name,
+            &asked.qualifying_data,
+            &clock_info,
+            FIRMWARE_VERSION,
+            &asked.pcr_select.pcr_selections,
+            digest(&SHA256, &hashed).as_ref(),
+        )
+        .map_err(|_| rc::FAILURE)?;
+        let signature = TpmtSignature::Rsassa {
+            hash: alg::SHA256,
+            sig: SimAk::get().sign(&quoted),
+        };
         if let Some(pcr) = self.extend_after_quote.pop_front() {
             self.extend_pcr(pcr, &[0x5a; 32]);
         }
-        Ok(w.into_bytes())
+        QuoteResponse { quoted, signature }
+            .to_bytes()
+            .map_err(|_| rc::FAILURE)
     }
 
     fn read_public(&mut self, handle: u32, params: &[u8]) -> Result<Vec<u8>, u32> {
@@ -735,108 +766,39 @@ impl FakeVtpm {
             return Err(rc::SIZE);
         }
         if handle != VTPM_AK_HANDLE || !self.ak_present {
-            return Err(rc::HANDLE | RC_1);
+            return Err(on_handle(rc::HANDLE, 1));
         }
-        let mut w = TpmWriter::new();
-        w.u16(self.ak.public_area.len() as u16)
-            .bytes(&self.ak.public_area);
-        w.u16(self.ak.name.len() as u16).bytes(&self.ak.name);
-        w.u16(self.ak.qualified_name.len() as u16)
-            .bytes(&self.ak.qualified_name);
-        Ok(w.into_bytes())
-    }
-}
-
-/// The authorization area: password sessions only, each yielding its password.
-fn parse_sessions(r: &mut TpmReader<'_>) -> Result<Vec<Vec<u8>>, u32> {
-    let size = r.u32("authorizationSize").map_err(|_| rc::AUTHSIZE)?;
-    let area = r
-        .take(size as usize, "authorization")
-        .map_err(|_| rc::AUTHSIZE)?;
-    let mut a = TpmReader::new(area);
-    let mut passwords = Vec::new();
-    while a.remaining() > 0 {
-        let parse = |a: &mut TpmReader<'_>| -> Result<(u32, usize, Vec<u8>), Malformed> {
-            let handle = a.u32("sessionHandle")?;
-            let nonce = a.tpm2b("nonce")?.len();
-            a.u8("sessionAttributes")?;
-            let hmac = a.tpm2b("hmac")?.to_vec();
-            Ok((handle, nonce, hmac))
-        };
-        let (handle, nonce, password) = parse(&mut a).map_err(|_| rc::AUTHSIZE)?;
-        if handle != rh::PW {
-            return Err(rc::VALUE | RC_S | RC_1);
+        ReadPublicResponse {
+            out_public: self.ak.public_area.clone(),
+            name: self.ak.name.clone(),
+            qualified_name: self.ak.qualified_name.clone(),
         }
-        if nonce != 0 {
-            return Err(rc::SIZE | RC_S | RC_1);
-        }
-        passwords.push(password);
-    }
-    if passwords.is_empty() {
-        return Err(rc::AUTHSIZE);
-    }
-    Ok(passwords)
-}
-
-/// A response as the TPM marshals it (Part 1 "Command/Response Structure").
-struct Response(Vec<u8>);
-
-impl Response {
-    fn error(code: u32) -> Response {
-        let mut w = TpmWriter::new();
-        w.u16(st::NO_SESSIONS).u32(HEADER_LEN as u32).u32(code);
-        Response(w.into_bytes())
-    }
-
-    /// Success with `params`; with sessions, `parameterSize` and one password-session reply
-    /// (empty nonce, `continueSession`, empty hmac).
-    fn ok(params: Vec<u8>, sessions: bool) -> Response {
-        let mut body = TpmWriter::new();
-        if sessions {
-            body.u32(params.len() as u32)
-                .bytes(&params)
-                .u16(0)
-                .u8(1)
-                .u16(0);
-        } else {
-            body.bytes(&params);
-        }
-        let tag = if sessions {
-            st::SESSIONS
-        } else {
-            st::NO_SESSIONS
-        };
-        let mut w = TpmWriter::new();
-        w.u16(tag)
-            .u32((HEADER_LEN + body.len()) as u32)
-            .u32(rc::SUCCESS)
-            .bytes(body.as_bytes());
-        Response(w.into_bytes())
+        .to_bytes()
+        .map_err(|_| rc::FAILURE)
     }
 }
 
 impl TpmTransport for FakeVtpm {
     fn transact(&mut self, command: &[u8]) -> io::Result<Vec<u8>> {
-        let code = command
-            .get(6..10)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        let code = command_code(command);
+        let code_or_zero = code.unwrap_or(0);
         let fault = code.and_then(|code| {
             let at = self.faults.iter().position(|(c, _)| *c == code)?;
             Some(self.faults.remove(at).1)
         });
         if let Some(Fault::ResponseCode(code)) = fault {
-            self.commands.push(command_code(command));
-            return Ok(Response::error(code).0);
+            self.commands.push(code_or_zero);
+            return Ok(encode_error_response(code));
         }
         if let Some(Fault::Transport(kind)) = fault {
-            self.commands.push(command_code(command));
+            self.commands.push(code_or_zero);
             return Err(io::Error::new(kind, "injected transport failure"));
         }
         if let Some(Fault::Garbage(bytes)) = fault {
-            self.commands.push(command_code(command));
+            self.commands.push(code_or_zero);
             return Ok(bytes);
         }
-        let mut response = self.execute(command).0;
+        let mut response = self.execute(command);
         match fault {
             Some(Fault::Truncate) => {
                 response.pop();
@@ -851,14 +813,10 @@ impl TpmTransport for FakeVtpm {
     }
 }
 
-fn command_code(command: &[u8]) -> u32 {
-    command
-        .get(6..10)
-        .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-}
-
 #[cfg(test)]
 mod tests {
+    use thimble_evidence::tpm2::{Header, ResponseCode, TpmWriter, encode_command, st};
+
     use super::*;
 
     #[test]
@@ -867,10 +825,87 @@ mod tests {
         let mut w = TpmWriter::new();
         w.u16(st::NO_SESSIONS).u32(10).u32(0x0000_0144);
         let r = fake.transact(w.as_bytes()).unwrap();
-        assert_eq!(r, Response::error(rc::COMMAND_CODE).0);
+        assert_eq!(r, encode_error_response(rc::COMMAND_CODE));
         let mut w = TpmWriter::new();
         w.u16(st::NO_SESSIONS).u32(11).u32(cc::PCR_READ);
         let r = fake.transact(w.as_bytes()).unwrap();
-        assert_eq!(r, Response::error(rc::COMMAND_SIZE).0);
+        assert_eq!(r, encode_error_response(rc::COMMAND_SIZE));
+        // A command the codec knows but the fake does not implement is refused before its
+        // handles and sessions are looked at, as a TPM without it would.
+        let extend = encode_command(cc::PCR_EXTEND, &[0], &[&[]], &[]).unwrap();
+        let r = fake.transact(&extend).unwrap();
+        assert_eq!(r, encode_error_response(rc::COMMAND_CODE));
+        assert_eq!(fake.commands(), [0x0000_0144, cc::PCR_READ, cc::PCR_EXTEND]);
+    }
+
+    #[test]
+    fn sessions_and_parameters_are_answered_with_the_tpm_s_codes() {
+        let mut fake = FakeVtpm::new();
+        let mut ask = |command: Vec<u8>| ResponseCode(decode_rc(&fake.transact(&command).unwrap()));
+        let read_public = encode_command(cc::READ_PUBLIC, &[VTPM_AK_HANDLE], &[], &[]).unwrap();
+        assert_eq!(ask(read_public.clone()).raw(), rc::SUCCESS);
+        // A session on a command that takes none; none on one that needs one.
+        let with_session = encode_command(cc::READ_PUBLIC, &[VTPM_AK_HANDLE], &[&[]], &[]).unwrap();
+        assert_eq!(ask(with_session).raw(), rc::AUTH_CONTEXT);
+        let read = NvReadCommand { size: 4, offset: 0 }.to_bytes().unwrap();
+        let bare =
+            encode_command(cc::NV_READ, &[rh::OWNER, HCL_REPORT_NV_INDEX], &[], &read).unwrap();
+        assert_eq!(ask(bare).raw(), rc::AUTH_MISSING);
+        // Parameters cut short, and one byte too many.
+        let short = encode_command(
+            cc::NV_READ,
+            &[rh::OWNER, HCL_REPORT_NV_INDEX],
+            &[&[]],
+            &read[..3],
+        )
+        .unwrap();
+        assert_eq!(ask(short).raw(), rc::INSUFFICIENT);
+        let mut long = read.clone();
+        long.push(0);
+        let long = encode_command(
+            cc::NV_READ,
+            &[rh::OWNER, HCL_REPORT_NV_INDEX],
+            &[&[]],
+            &long,
+        )
+        .unwrap();
+        assert_eq!(ask(long).raw(), rc::SIZE);
+        // A TPMS_NV_PUBLIC that does not fill its TPM2B_NV_PUBLIC.
+        let mut p = TpmWriter::new();
+        p.tpm2b("auth", b"")
+            .unwrap()
+            .tpm2b("publicInfo", &[0; 5])
+            .unwrap();
+        let define =
+            encode_command(cc::NV_DEFINE_SPACE, &[rh::OWNER], &[&[]], p.as_bytes()).unwrap();
+        let code = ask(define);
+        assert_eq!(
+            (code.base(), code.position()),
+            (rc::SIZE, Some(RcPosition::Parameter(2)))
+        );
+    }
+
+    #[test]
+    fn the_simulated_ak_has_the_azure_ak_template() {
+        // Restricted signing key, RSASSA/SHA-256, RSA-2048 with the default exponent: what
+        // `TPM2_ReadPublic` of Azure's AK shows, and what the quote check in collect expects.
+        use thimble_evidence::tpm2::{PublicDetail, TpmtPublic, TpmtSigScheme, tpma_object};
+
+        let ak = SimAk::get();
+        let area = TpmtPublic::parse(&ak.tpmt_public()).unwrap();
+        assert_ne!(area.object_attributes & tpma_object::RESTRICTED, 0);
+        assert_ne!(area.object_attributes & tpma_object::SIGN_ENCRYPT, 0);
+        let PublicDetail::Rsa { parameters, unique } = &area.detail else {
+            panic!("{area:?}");
+        };
+        assert_eq!(parameters.scheme, TpmtSigScheme::RSASSA_SHA256);
+        assert_eq!(parameters.key_bits, 2048);
+        assert_eq!(parameters.exponent, 0);
+        assert_eq!(unique, &ak.modulus());
+        assert_eq!(sha256_name(&ak.tpmt_public()), ak.name());
+    }
+
+    fn decode_rc(response: &[u8]) -> u32 {
+        Header::parse(&response[..10]).unwrap().code
     }
 }

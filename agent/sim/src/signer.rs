@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Simulated SEV-SNP firmware signer: builds `ATTESTATION_REPORT` structures from a template and
-//! signs them with the simulated VCEK, exactly as the AMD secure processor lays them out and signs
-//! them. Also exposes the simulated AMD chain committed under `agent/sim/keys/` (see its README).
+//! Simulated SEV-SNP firmware signer: fills in an `ATTESTATION_REPORT` from a template, as the
+//! AMD secure processor would, and signs it with the simulated VCEK. The layout is not written
+//! here: the bytes come from the report codec in `thimble_evidence::snp::report`, the same table
+//! the parser reads, so the simulator cannot drift from what the verifier expects. Also exposes
+//! the simulated AMD chain committed under `agent/sim/keys/` (see its README).
 //!
 //! Everything here is test material. The chain is rooted in a simulation ARK that a real
 //! verification never trusts (only `--insecure-allow-simulated` accepts it), so nothing signed here
@@ -9,12 +11,10 @@
 
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-
-/// Size of an `ATTESTATION_REPORT` (SEV-SNP ABI spec, Table "ATTESTATION_REPORT Structure").
-pub const SNP_REPORT_LEN: usize = 0x4A0;
-
-/// The signature covers bytes `0x000..0x2A0` of the report.
-pub const SNP_REPORT_SIGNED_LEN: usize = 0x2A0;
+use thimble_evidence::snp::report::{
+    SIG_ALGO_ECDSA_P384_SHA384, SIGNED_LEN, SNP_REPORT_LEN, SnpReportFields, write_signature,
+};
+use thimble_evidence::snp::{GuestPolicy, SigningKey};
 
 /// `hwID` of the simulated chip: `sha512(b"thimble simulated chip")`, the same bytes as the `hwID`
 /// extension of `keys/vcek.der`. Obviously synthetic, so a report carrying it is never mistaken
@@ -86,48 +86,6 @@ pub fn sim_chain() -> SimChain {
     }
 }
 
-/// Field offsets of `ATTESTATION_REPORT` (SEV-SNP ABI spec, Table "ATTESTATION_REPORT Structure";
-/// docs/formats.md §6.1). All integers are little-endian.
-mod offset {
-    pub const VERSION: usize = 0x000;
-    pub const GUEST_SVN: usize = 0x004;
-    pub const POLICY: usize = 0x008;
-    pub const FAMILY_ID: usize = 0x010;
-    pub const IMAGE_ID: usize = 0x020;
-    pub const VMPL: usize = 0x030;
-    pub const SIGNATURE_ALGO: usize = 0x034;
-    pub const CURRENT_TCB: usize = 0x038;
-    pub const PLATFORM_INFO: usize = 0x040;
-    pub const KEY_INFO: usize = 0x048;
-    pub const REPORT_DATA: usize = 0x050;
-    pub const MEASUREMENT: usize = 0x090;
-    pub const HOST_DATA: usize = 0x0C0;
-    pub const ID_KEY_DIGEST: usize = 0x0E0;
-    pub const AUTHOR_KEY_DIGEST: usize = 0x110;
-    pub const REPORT_ID: usize = 0x140;
-    pub const REPORT_ID_MA: usize = 0x160;
-    pub const REPORTED_TCB: usize = 0x180;
-    pub const CPUID_FAM_ID: usize = 0x188;
-    pub const CPUID_MOD_ID: usize = 0x189;
-    pub const CPUID_STEP: usize = 0x18A;
-    pub const CHIP_ID: usize = 0x1A0;
-    pub const COMMITTED_TCB: usize = 0x1E0;
-    pub const CURRENT_VERSION: usize = 0x1E8;
-    pub const COMMITTED_VERSION: usize = 0x1EC;
-    pub const LAUNCH_TCB: usize = 0x1F0;
-    pub const LAUNCH_MIT_VECTOR: usize = 0x1F8;
-    pub const CURRENT_MIT_VECTOR: usize = 0x200;
-    pub const SIGNATURE_R: usize = 0x2A0;
-    pub const SIGNATURE_S: usize = 0x2E8;
-}
-
-/// Each signature component is a 72-byte little-endian field; P-384 uses the low 48 bytes.
-const SIGNATURE_COMPONENT_LEN: usize = 72;
-const P384_SCALAR_LEN: usize = 48;
-
-/// `SIGNATURE_ALGO` 1: ECDSA P-384 with SHA-384.
-const SIGNATURE_ALGO_ECDSA_P384_SHA384: u32 = 1;
-
 /// Everything the firmware puts into a report except `report_data`, which comes from the request.
 ///
 /// Integer fields are host-order values written little-endian; `*_tcb` fields are the raw 8-byte
@@ -150,7 +108,7 @@ pub struct ReportTemplate {
     /// `AUTHOR_KEY_EN` (key info bit 0).
     pub author_key_en: bool,
     /// `MASK_CHIP_KEY` (key info bit 1). When set the firmware zeroes `CHIP_ID`, and so does
-    /// [`ReportSigner::sign`].
+    /// [`ReportTemplate::fields`].
     pub mask_chip_key: bool,
     /// `SIGNING_KEY` (key info bits 4:2): 0 VCEK, 1 VLEK, 7 none.
     pub signing_key: u8,
@@ -239,80 +197,57 @@ impl Default for ReportTemplate {
 }
 
 impl ReportTemplate {
-    /// The unsigned report: every field laid out, the signature area zero.
-    pub fn to_unsigned_bytes(&self, report_data: &[u8; 64]) -> Vec<u8> {
-        let mut r = vec![0u8; SNP_REPORT_LEN];
-        put(&mut r, offset::VERSION, &self.version.to_le_bytes());
-        put(&mut r, offset::GUEST_SVN, &self.guest_svn.to_le_bytes());
-        put(&mut r, offset::POLICY, &self.policy.to_le_bytes());
-        put(&mut r, offset::FAMILY_ID, &self.family_id);
-        put(&mut r, offset::IMAGE_ID, &self.image_id);
-        put(&mut r, offset::VMPL, &self.vmpl.to_le_bytes());
-        put(
-            &mut r,
-            offset::SIGNATURE_ALGO,
-            &SIGNATURE_ALGO_ECDSA_P384_SHA384.to_le_bytes(),
-        );
-        put(&mut r, offset::CURRENT_TCB, &self.current_tcb);
-        put(
-            &mut r,
-            offset::PLATFORM_INFO,
-            &self.platform_info.to_le_bytes(),
-        );
-        let key_info = u32::from(self.author_key_en)
-            | (u32::from(self.mask_chip_key) << 1)
-            | (u32::from(self.signing_key & 0b111) << 2);
-        put(&mut r, offset::KEY_INFO, &key_info.to_le_bytes());
-        put(&mut r, offset::REPORT_DATA, report_data);
-        put(&mut r, offset::MEASUREMENT, &self.measurement);
-        put(&mut r, offset::HOST_DATA, &self.host_data);
-        put(&mut r, offset::ID_KEY_DIGEST, &self.id_key_digest);
-        put(&mut r, offset::AUTHOR_KEY_DIGEST, &self.author_key_digest);
-        put(&mut r, offset::REPORT_ID, &self.report_id);
-        put(&mut r, offset::REPORT_ID_MA, &self.report_id_ma);
-        put(&mut r, offset::REPORTED_TCB, &self.reported_tcb);
-        if self.version >= 3 {
-            r[offset::CPUID_FAM_ID] = self.cpuid_fam_id;
-            r[offset::CPUID_MOD_ID] = self.cpuid_mod_id;
-            r[offset::CPUID_STEP] = self.cpuid_step;
-        }
-        if !self.mask_chip_key {
-            put(&mut r, offset::CHIP_ID, &self.chip_id);
-        }
-        put(&mut r, offset::COMMITTED_TCB, &self.committed_tcb);
-        put(
-            &mut r,
-            offset::CURRENT_VERSION,
-            &[self.current_build, self.current_minor, self.current_major],
-        );
-        put(
-            &mut r,
-            offset::COMMITTED_VERSION,
-            &[
+    /// The report the firmware would produce for a request carrying `report_data`: the
+    /// template's values, with `SIGNATURE_ALGO` 1, `CHIP_ID` zeroed under `MASK_CHIP_KEY`, and no
+    /// signature yet. The codec writes CPUID and the mitigation vectors only for the versions
+    /// that have them.
+    pub fn fields(&self, report_data: &[u8; 64]) -> SnpReportFields {
+        SnpReportFields {
+            version: self.version,
+            guest_svn: self.guest_svn,
+            policy: GuestPolicy::decode(self.policy),
+            family_id: self.family_id,
+            image_id: self.image_id,
+            vmpl: self.vmpl,
+            signature_algo: SIG_ALGO_ECDSA_P384_SHA384,
+            current_tcb: self.current_tcb,
+            platform_info: self.platform_info,
+            author_key_en: self.author_key_en,
+            mask_chip_key: self.mask_chip_key,
+            signing_key: SigningKey::from_bits(self.signing_key),
+            report_data: *report_data,
+            measurement: self.measurement,
+            host_data: self.host_data,
+            id_key_digest: self.id_key_digest,
+            author_key_digest: self.author_key_digest,
+            report_id: self.report_id,
+            report_id_ma: self.report_id_ma,
+            reported_tcb: self.reported_tcb,
+            cpuid: Some((self.cpuid_fam_id, self.cpuid_mod_id, self.cpuid_step)),
+            chip_id: if self.mask_chip_key {
+                [0; 64]
+            } else {
+                self.chip_id
+            },
+            committed_tcb: self.committed_tcb,
+            current_version: (self.current_build, self.current_minor, self.current_major),
+            committed_version: (
                 self.committed_build,
                 self.committed_minor,
                 self.committed_major,
-            ],
-        );
-        put(&mut r, offset::LAUNCH_TCB, &self.launch_tcb);
-        if self.version >= 5 {
-            put(
-                &mut r,
-                offset::LAUNCH_MIT_VECTOR,
-                &self.launch_mit_vector.to_le_bytes(),
-            );
-            put(
-                &mut r,
-                offset::CURRENT_MIT_VECTOR,
-                &self.current_mit_vector.to_le_bytes(),
-            );
+            ),
+            launch_tcb: self.launch_tcb,
+            launch_mit_vector: Some(self.launch_mit_vector),
+            current_mit_vector: Some(self.current_mit_vector),
+            signature_r: [0; 48],
+            signature_s: [0; 48],
         }
-        r
     }
-}
 
-fn put(report: &mut [u8], at: usize, bytes: &[u8]) {
-    report[at..at + bytes.len()].copy_from_slice(bytes);
+    /// The unsigned report: every field laid out, the signature area zero.
+    pub fn to_unsigned_bytes(&self, report_data: &[u8; 64]) -> Vec<u8> {
+        self.fields(report_data).to_unsigned_bytes().to_vec()
+    }
 }
 
 /// Signs reports with the simulated VCEK (ECDSA P-384, SHA-384), as the AMD secure processor does.
@@ -344,40 +279,36 @@ impl ReportSigner {
 
     /// A complete signed 1184-byte report.
     pub fn sign(&self, t: &ReportTemplate, report_data: &[u8; 64]) -> Vec<u8> {
-        let mut report = t.to_unsigned_bytes(report_data);
-        self.resign(&mut report);
-        report
+        let mut report = t.fields(report_data).to_unsigned_bytes();
+        self.sign_in_place(&mut report);
+        report.to_vec()
     }
 
     /// Recomputes the signature over `report[0x000..0x2A0]` in place, leaving the rest of the
     /// signature area untouched (tests edit a field and re-sign to build validly signed variants).
     ///
     /// # Panics
-    /// If `report` is shorter than the end of the `S` component (0x330).
+    /// If `report` is not [`SNP_REPORT_LEN`] bytes long.
     pub fn resign(&self, report: &mut [u8]) {
-        assert!(
-            report.len() >= offset::SIGNATURE_S + SIGNATURE_COMPONENT_LEN,
-            "report too short to hold a signature: {} bytes",
-            report.len()
-        );
+        let len = report.len();
+        let Ok(report) = <&mut [u8; SNP_REPORT_LEN]>::try_from(report) else {
+            panic!("a report is {SNP_REPORT_LEN} bytes, this one {len}");
+        };
+        self.sign_in_place(report);
+    }
+
+    fn sign_in_place(&self, report: &mut [u8; SNP_REPORT_LEN]) {
         // ring only fails to sign when the system RNG fails, which leaves nothing to simulate.
         let signature = self
             .key
-            .sign(&self.rng, &report[..SNP_REPORT_SIGNED_LEN])
+            .sign(&self.rng, &report[..SIGNED_LEN])
             .expect("system random number generator available");
-        // ring's FIXED encoding is r || s, each 48 bytes big-endian; the report stores each as a
-        // 72-byte little-endian field, zero-extended.
-        let (r, s) = signature.as_ref().split_at(P384_SCALAR_LEN);
-        write_le_component(report, offset::SIGNATURE_R, r);
-        write_le_component(report, offset::SIGNATURE_S, s);
-    }
-}
-
-fn write_le_component(report: &mut [u8], at: usize, big_endian: &[u8]) {
-    let field = &mut report[at..at + SIGNATURE_COMPONENT_LEN];
-    field.fill(0);
-    for (dst, src) in field.iter_mut().zip(big_endian.iter().rev()) {
-        *dst = *src;
+        // ring's FIXED encoding is r || s, 48 bytes each, big-endian: the form the codec takes.
+        let fixed: &[u8; 96] = signature
+            .as_ref()
+            .try_into()
+            .expect("an ECDSA P-384 FIXED signature is 96 bytes");
+        write_signature(report, fixed);
     }
 }
 
@@ -387,6 +318,7 @@ mod tests {
     use sev::firmware::guest::AttestationReport;
     use sev::firmware::host::TcbVersion;
     use sev::parser::ByteParser;
+    use thimble_evidence::snp::report::layout;
     use x509_parser::certificate::X509Certificate;
     use x509_parser::prelude::FromDer;
 
@@ -416,10 +348,11 @@ mod tests {
 
     fn signature_from_report(report: &[u8]) -> Vec<u8> {
         let mut fixed = Vec::with_capacity(96);
-        for at in [offset::SIGNATURE_R, offset::SIGNATURE_S] {
-            let field = &report[at..at + SIGNATURE_COMPONENT_LEN];
-            assert!(field[P384_SCALAR_LEN..].iter().all(|b| *b == 0));
-            fixed.extend(field[..P384_SCALAR_LEN].iter().rev());
+        // Each component is 72 bytes little-endian; a P-384 scalar fills the low 48.
+        for component in [layout::SIGNATURE_R, layout::SIGNATURE_S] {
+            let field = &report[component.range()];
+            assert!(field[48..].iter().all(|b| *b == 0));
+            fixed.extend(field[..48].iter().rev());
         }
         fixed
     }
@@ -427,10 +360,8 @@ mod tests {
     fn verify_with_vcek(vcek_der: &[u8], report: &[u8]) -> Result<(), ring::error::Unspecified> {
         let vcek = cert(vcek_der);
         let spki = &vcek.public_key().subject_public_key.data;
-        UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, spki).verify(
-            &report[..SNP_REPORT_SIGNED_LEN],
-            &signature_from_report(report),
-        )
+        UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, spki)
+            .verify(&report[..SIGNED_LEN], &signature_from_report(report))
     }
 
     fn issued_by(child_der: &[u8], issuer_der: &[u8]) -> bool {
@@ -573,13 +504,13 @@ mod tests {
         verify_with_vcek(sim_chain().vcek_der, &report).unwrap();
 
         let mut tampered = report.clone();
-        tampered[offset::MEASUREMENT] ^= 1;
+        tampered[layout::MEASUREMENT.offset()] ^= 1;
         assert!(verify_with_vcek(sim_chain().vcek_der, &tampered).is_err());
         signer.resign(&mut tampered);
         verify_with_vcek(sim_chain().vcek_der, &tampered).unwrap();
         assert_eq!(
-            tampered[SNP_REPORT_SIGNED_LEN + 144..],
-            report[SNP_REPORT_SIGNED_LEN + 144..]
+            tampered[layout::SIGNATURE_RESERVED.range()],
+            report[layout::SIGNATURE_RESERVED.range()]
         );
     }
 
@@ -642,17 +573,16 @@ mod tests {
             ..ReportTemplate::default()
         };
         let report = template.to_unsigned_bytes(&[0; 64]);
-        assert_eq!(report[offset::KEY_INFO], 0b111);
-        assert!(
-            report[offset::CHIP_ID..offset::CHIP_ID + 64]
-                .iter()
-                .all(|b| *b == 0)
-        );
+        assert_eq!(report[layout::KEY_INFO.offset()], 0b111);
+        assert!(report[layout::CHIP_ID.range()].iter().all(|b| *b == 0));
         let v2 = ReportTemplate {
             version: 2,
             ..ReportTemplate::default()
         }
         .to_unsigned_bytes(&[0; 64]);
-        assert_eq!(v2[offset::CPUID_FAM_ID..offset::CPUID_STEP + 1], [0, 0, 0]);
+        assert_eq!(
+            v2[layout::CPUID_FAM_ID.offset()..layout::CPUID_STEP.end()],
+            [0, 0, 0]
+        );
     }
 }

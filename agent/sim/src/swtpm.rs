@@ -8,7 +8,7 @@
 //! The `provision_*` helpers then make the TPM look like an Azure vTPM: the HCL report index
 //! defined under the platform hierarchy with the paravisor's attributes, an AK created and
 //! persisted at `0x81000003` with the attributes of Azure's AK, PCRs extended. They marshal their
-//! commands with `thimble_collect::vtpm`'s wire helpers. Loopback only; the spawned process is
+//! commands with the codec the client uses (`thimble_evidence::tpm2`). Loopback only; the spawned process is
 //! ended by its own id when the [`Swtpm`] is dropped, and it exits by itself when its one
 //! connection closes (`--terminate`).
 
@@ -29,6 +29,7 @@ use thimble_collect::vtpm::{
     nv_attr, rh,
 };
 use thimble_evidence::azure::RsaPublicKey;
+use thimble_evidence::tpm2::{Marshal, TpmtPublic, TpmtSigScheme, tpma_object};
 
 use crate::fake_vtpm::HCL_REPORT_NV_ATTRIBUTES;
 use crate::signer::ReportSigner;
@@ -338,29 +339,28 @@ pub fn rewrite_hcl_report<T: TpmTransport>(
 
 /// `TPMA_OBJECT` of Azure's AK: fixedTPM, fixedParent, sensitiveDataOrigin, userWithAuth, noDA,
 /// restricted, sign (openvmm `tpm_protocol` `expected_ak_attributes`; Part 2 §8.3).
-pub const AZURE_AK_ATTRIBUTES: u32 =
-    (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 10) | (1 << 16) | (1 << 18);
+pub const AZURE_AK_ATTRIBUTES: u32 = tpma_object::FIXED_TPM
+    | tpma_object::FIXED_PARENT
+    | tpma_object::SENSITIVE_DATA_ORIGIN
+    | tpma_object::USER_WITH_AUTH
+    | tpma_object::NO_DA
+    | tpma_object::RESTRICTED
+    | tpma_object::SIGN_ENCRYPT;
 
 /// Creates an RSA-2048 restricted signing key (RSASSA, SHA-256) as a primary key of the owner
 /// hierarchy (`TPM2_CreatePrimary`, Part 3 §24.1), persists it at `0x81000003`
 /// (`TPM2_EvictControl`, Part 3 §28.5), flushes the transient copy, and returns it as
 /// `TPM2_ReadPublic` shows it.
 pub fn provision_ak<T: TpmTransport>(client: &mut VtpmClient<T>) -> Result<TpmPublic, VtpmError> {
-    let mut template = TpmWriter::new();
-    template
-        .u16(alg::RSA)
-        .u16(alg::SHA256)
-        .u32(AZURE_AK_ATTRIBUTES)
-        .u16(0) // authPolicy
-        .u16(alg::NULL) // symmetric
-        .u16(alg::RSASSA)
-        .u16(alg::SHA256)
-        .u16(2048)
-        .u32(0) // exponent: 65537
-        .u16(0); // unique: empty, the TPM fills it
+    let template = TpmtPublic::rsa_signing_key(
+        AZURE_AK_ATTRIBUTES,
+        TpmtSigScheme::RSASSA_SHA256,
+        2048,
+        Vec::new(),
+    );
     let mut p = TpmWriter::new();
     p.u16(4).u16(0).u16(0); // inSensitive: empty userAuth and data
-    p.tpm2b("inPublic", template.as_bytes())?;
+    p.tpm2b("inPublic", &template.to_bytes()?)?;
     p.u16(0); // outsideInfo
     p.u32(0); // creationPCR: none
     let created = client.execute(cc::CREATE_PRIMARY, &[rh::OWNER], &[&[]], p.as_bytes(), 1)?;

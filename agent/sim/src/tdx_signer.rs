@@ -3,7 +3,9 @@
 //! out and signs them (quote signature by the attestation key, QE report signed by the PCK key and
 //! binding the attestation key, PCK chain in certification data type 5 nested in type 6), and the
 //! DCAP collateral that goes with them (TCB info, QE identity, CRLs), signed by the simulated
-//! Intel PKI committed under `agent/sim/keys/tdx/` (see its README).
+//! Intel PKI committed under `agent/sim/keys/tdx/` (see its README). The bytes are laid out by
+//! `thimble_evidence::tdx`'s encoders, the same layouts the parser reads; this module only fills
+//! in values and signs.
 //!
 //! Everything here is test material. The PKI is rooted in a simulation "Intel SGX Root CA" that a
 //! real verification never trusts (only `--insecure-allow-simulated` accepts it), so nothing
@@ -17,11 +19,16 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::Serialize;
 use thimble_collect::intel::PckCa;
-use thimble_collect::tdx_guest::{REPORT_DATA_OFFSET, TDX_REPORT_LEN};
+use thimble_collect::tdx_guest::TDX_REPORT_LEN;
+use thimble_evidence::tdx::quote::CERT_DATA_PCK_CHAIN;
+use thimble_evidence::tdx::{
+    EnclaveReport, QeCertification, QuoteHeader, SignatureData, TdReportFields, TdxBody,
+    UnsignedQuote,
+};
 use thimble_evidence::time_fmt::format_unix;
 
-use crate::fake_qgs::{INTEL_QE_VENDOR_ID, QuoteMaker};
-use crate::fake_tdx_guest::{TdReportTemplate, offsets};
+use crate::fake_qgs::QuoteMaker;
+use crate::fake_tdx_guest::TdReportTemplate;
 use crate::fake_tsm::ReportGenerator;
 use crate::intel_emulator::{IntelEmulatorConfig, ServedItem, thim_pck_cert_body};
 
@@ -67,19 +74,8 @@ pub const SIM_TCB_EVALUATION_DATA_NUMBER: u32 = 17;
 /// Advisory listed on the OutOfDate levels of the simulated collateral; obviously not Intel's.
 pub const SIM_ADVISORY_ID: &str = "THIMBLE-SIM-SA-00001";
 
-/// Quote version.
+/// Quote version: Intel's TD QE writes v4 quotes with a TDX 1.0 body.
 const QUOTE_VERSION: u16 = 4;
-/// `att_key_type` 2: ECDSA-256 with P-256.
-const ATT_KEY_TYPE_ECDSA_P256: u16 = 2;
-/// `tee_type` of a TDX quote.
-const TEE_TYPE_TDX: u32 = 0x81;
-/// Certification data types (Intel DCAP quote library, appendix A).
-const CERT_DATA_PCK_CHAIN: u16 = 5;
-const CERT_DATA_QE_REPORT: u16 = 6;
-/// Length of an SGX report body (the QE report).
-const QE_REPORT_LEN: usize = 384;
-/// Header plus TDX 1.0 body: what the quote signature covers.
-const SIGNED_LEN: usize = 48 + 584;
 
 /// TCB info `tcbDate`s of the simulated levels.
 const UP_TO_DATE_TCB_DATE: &str = "2024-11-13T00:00:00Z";
@@ -182,19 +178,18 @@ impl Default for QeReportTemplate {
 }
 
 impl QeReportTemplate {
-    /// The 384-byte report with `report_data` (Intel SGX SDM, REPORT body layout).
-    fn to_bytes(&self, report_data: &[u8; 64]) -> [u8; QE_REPORT_LEN] {
-        let mut r = [0u8; QE_REPORT_LEN];
-        let mut put = |at: usize, bytes: &[u8]| r[at..at + bytes.len()].copy_from_slice(bytes);
-        put(0x00, &self.cpu_svn);
-        put(0x10, &self.miscselect.to_le_bytes());
-        put(0x30, &self.attributes);
-        put(0x40, &self.mrenclave);
-        put(0x80, &self.mrsigner);
-        put(0x100, &self.isv_prod_id.to_le_bytes());
-        put(0x102, &self.isv_svn.to_le_bytes());
-        put(0x140, report_data);
-        r
+    /// The QE report with `report_data`.
+    fn enclave_report(&self, report_data: &[u8; 64]) -> EnclaveReport {
+        EnclaveReport {
+            cpu_svn: self.cpu_svn,
+            miscselect: self.miscselect,
+            attributes: self.attributes,
+            mrenclave: self.mrenclave,
+            mrsigner: self.mrsigner,
+            isv_prod_id: self.isv_prod_id,
+            isv_svn: self.isv_svn,
+            report_data: *report_data,
+        }
     }
 }
 
@@ -267,27 +262,22 @@ impl TdQuoteTemplate {
     /// The TD fields of `td_report` (a `TDREPORT_STRUCT`, docs/formats.md §6.2) and its report
     /// data; the QE side keeps its defaults. The report's MAC is not checked: only the CPU could.
     pub fn from_td_report(td_report: &[u8; TDX_REPORT_LEN]) -> (Self, [u8; 64]) {
-        fn arr<const N: usize>(r: &[u8; TDX_REPORT_LEN], at: usize) -> [u8; N] {
-            let mut a = [0u8; N];
-            a.copy_from_slice(&r[at..at + N]);
-            a
-        }
-        let r = td_report;
+        let r = TdReportFields::decode(td_report);
         let template = Self {
-            tee_tcb_svn: arr(r, offsets::TEE_TCB_SVN),
-            mr_seam: arr(r, offsets::MR_SEAM),
-            mr_signer_seam: arr(r, offsets::MR_SIGNER_SEAM),
-            seam_attributes: arr(r, offsets::SEAM_ATTRIBUTES),
-            td_attributes: arr(r, offsets::TD_ATTRIBUTES),
-            xfam: arr(r, offsets::XFAM),
-            mr_td: arr(r, offsets::MR_TD),
-            mr_config_id: arr(r, offsets::MR_CONFIG_ID),
-            mr_owner: arr(r, offsets::MR_OWNER),
-            mr_owner_config: arr(r, offsets::MR_OWNER_CONFIG),
-            rtmr: std::array::from_fn(|i| arr(r, offsets::RTMR0 + 48 * i)),
+            tee_tcb_svn: r.tee_tcb_svn,
+            mr_seam: r.mrseam,
+            mr_signer_seam: r.mrsignerseam,
+            seam_attributes: r.seam_attributes,
+            td_attributes: r.td_attributes,
+            xfam: r.xfam,
+            mr_td: r.mrtd,
+            mr_config_id: r.mrconfigid,
+            mr_owner: r.mrowner,
+            mr_owner_config: r.mrownerconfig,
+            rtmr: r.rtmr,
             ..Self::default()
         };
-        (template, arr(r, REPORT_DATA_OFFSET))
+        (template, r.report_data)
     }
 
     /// The `fake_tdx_guest` template whose reports quote to this template (with the platform's
@@ -309,32 +299,28 @@ impl TdQuoteTemplate {
         }
     }
 
-    /// Header ‖ TDX 1.0 body (Intel `sgx_quote_4.h`; docs/formats.md §6.3): what the attestation
-    /// key signs.
-    fn header_and_body(&self, report_data: &[u8; 64]) -> Vec<u8> {
-        let mut q = Vec::with_capacity(SIGNED_LEN);
-        q.extend_from_slice(&QUOTE_VERSION.to_le_bytes());
-        q.extend_from_slice(&ATT_KEY_TYPE_ECDSA_P256.to_le_bytes());
-        q.extend_from_slice(&TEE_TYPE_TDX.to_le_bytes());
-        // Reserved in v4 (QE SVN and PCE SVN in the SGX v3 layout); Intel's QE leaves it zero.
-        q.extend_from_slice(&[0; 4]);
-        q.extend_from_slice(&INTEL_QE_VENDOR_ID);
-        q.extend_from_slice(&self.user_data);
-        q.extend_from_slice(&self.tee_tcb_svn);
-        q.extend_from_slice(&self.mr_seam);
-        q.extend_from_slice(&self.mr_signer_seam);
-        q.extend_from_slice(&self.seam_attributes);
-        q.extend_from_slice(&self.td_attributes);
-        q.extend_from_slice(&self.xfam);
-        q.extend_from_slice(&self.mr_td);
-        q.extend_from_slice(&self.mr_config_id);
-        q.extend_from_slice(&self.mr_owner);
-        q.extend_from_slice(&self.mr_owner_config);
-        for rtmr in &self.rtmr {
-            q.extend_from_slice(rtmr);
+    /// The header and TDX 1.0 body Intel's TD QE quotes this TD with (docs/formats.md §6.3).
+    /// The header's reserved bytes are zero, as Intel's QE leaves them.
+    fn unsigned_quote(&self, report_data: &[u8; 64]) -> UnsignedQuote {
+        UnsignedQuote {
+            header: QuoteHeader::tdx(QUOTE_VERSION, self.user_data),
+            body: TdxBody {
+                tee_tcb_svn: self.tee_tcb_svn,
+                mrseam: self.mr_seam,
+                mrsignerseam: self.mr_signer_seam,
+                seam_attributes: self.seam_attributes,
+                td_attributes: self.td_attributes,
+                xfam: self.xfam,
+                mrtd: self.mr_td,
+                mrconfigid: self.mr_config_id,
+                mrowner: self.mr_owner,
+                mrownerconfig: self.mr_owner_config,
+                rtmr: self.rtmr,
+                report_data: *report_data,
+                tee_tcb_svn_2: None,
+                mrservicetd: None,
+            },
         }
-        q.extend_from_slice(report_data);
-        q
     }
 }
 
@@ -563,8 +549,8 @@ impl SimTdx {
     /// holding the QE report signed by the PCK key, the QE authentication data, and type 5 with
     /// the PEM PCK chain, NUL-terminated as Intel's QE writes it).
     pub fn quote(&self, t: &TdQuoteTemplate, report_data: &[u8; 64]) -> Vec<u8> {
-        let signed = t.header_and_body(report_data);
-        let signature = self.sign(&self.attestation_key, &signed);
+        let unsigned = t.unsigned_quote(report_data);
+        let signature = self.sign(&self.attestation_key, &unsigned.signed_bytes());
         let attestation_key = self.attestation_public_key();
 
         // DCAP: the QE report's REPORTDATA is SHA-256(attestation key ‖ QE auth data) ‖ zeros.
@@ -573,34 +559,29 @@ impl SimTdx {
         binding.extend_from_slice(&t.qe_auth_data);
         let mut qe_report_data = [0u8; 64];
         qe_report_data[..32].copy_from_slice(digest(&SHA256, &binding).as_ref());
-        let qe_report = t.qe.to_bytes(&qe_report_data);
+        let qe_report = t.qe.enclave_report(&qe_report_data).encode();
         let qe_report_signature = self.sign(&self.pck_key, &qe_report);
 
         let mut pck_chain = self.pki.pck_chain_pem.as_bytes().to_vec();
         pck_chain.push(0);
-        // Lengths are bounded by the template (auth data) and the committed chain; a template
-        // with more than 64 KiB of auth data is truncated rather than mis-framed.
+        // A template with more than 64 KiB of auth data is truncated to what its u16 size field
+        // can count rather than refused. With that, and the committed chain far below the u32
+        // limits, no length overflows its field and the encoder cannot fail.
         let auth = &t.qe_auth_data[..t.qe_auth_data.len().min(usize::from(u16::MAX))];
-        let mut qe_cert = Vec::new();
-        qe_cert.extend_from_slice(&qe_report);
-        qe_cert.extend_from_slice(&qe_report_signature);
-        qe_cert.extend_from_slice(&len_u16(auth.len()).to_le_bytes());
-        qe_cert.extend_from_slice(auth);
-        qe_cert.extend_from_slice(&CERT_DATA_PCK_CHAIN.to_le_bytes());
-        qe_cert.extend_from_slice(&len_u32(pck_chain.len()).to_le_bytes());
-        qe_cert.extend_from_slice(&pck_chain);
-
-        let mut sig_data = Vec::with_capacity(64 + 64 + 6 + qe_cert.len());
-        sig_data.extend_from_slice(&signature);
-        sig_data.extend_from_slice(&attestation_key);
-        sig_data.extend_from_slice(&CERT_DATA_QE_REPORT.to_le_bytes());
-        sig_data.extend_from_slice(&len_u32(qe_cert.len()).to_le_bytes());
-        sig_data.extend_from_slice(&qe_cert);
-
-        let mut quote = signed;
-        quote.extend_from_slice(&len_u32(sig_data.len()).to_le_bytes());
-        quote.extend_from_slice(&sig_data);
-        quote
+        let signature_data = SignatureData {
+            signature,
+            attestation_key,
+            qe: QeCertification {
+                qe_report,
+                qe_report_signature,
+                qe_auth_data: auth.to_vec(),
+                inner_type: CERT_DATA_PCK_CHAIN,
+                inner_data: pck_chain,
+            },
+        };
+        unsigned
+            .to_bytes(&signature_data)
+            .expect("every length is within its size field")
     }
 
     /// The quote the host's quote generation service would make of `td_report` (as produced by
@@ -824,14 +805,6 @@ fn pem_blocks(pem: &str) -> Vec<&str> {
         .collect()
 }
 
-fn len_u16(len: usize) -> u16 {
-    u16::try_from(len).unwrap_or(u16::MAX)
-}
-
-fn len_u32(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use ring::signature::{
@@ -972,7 +945,10 @@ mod tests {
         let t = TdQuoteTemplate::default();
         let quote = sim.quote(&t, &[0x5A; 64]);
         assert_eq!(&quote[0..8], &[4, 0, 2, 0, 0x81, 0, 0, 0]);
-        assert_eq!(&quote[12..28], &INTEL_QE_VENDOR_ID);
+        assert_eq!(
+            &quote[12..28],
+            &thimble_evidence::tdx::quote::INTEL_QE_VENDOR_ID
+        );
         assert_eq!(&quote[184..232], &sha384("thimble simulated TD"));
         assert_eq!(&quote[568..632], &[0x5A; 64]);
         let q = thimble_evidence::tdx::TdxQuote::parse(&quote).unwrap();
@@ -1008,11 +984,17 @@ mod tests {
         let (back, report_data) = TdQuoteTemplate::from_td_report(&report);
         assert_eq!(back, t);
         assert_eq!(report_data, [9; 64]);
-        // The same quote body either way (signatures differ: ECDSA is randomised).
+        // The same header and body either way (signatures differ: ECDSA is randomised).
         let sim = SimTdx::load();
+        let signed = |quote: &[u8]| {
+            thimble_evidence::tdx::TdxQuote::parse(quote)
+                .unwrap()
+                .signed_bytes()
+                .to_vec()
+        };
         assert_eq!(
-            sim.quote_from_td_report(&report)[..SIGNED_LEN],
-            sim.quote(&t, &[9; 64])[..SIGNED_LEN]
+            signed(&sim.quote_from_td_report(&report)),
+            signed(&sim.quote(&t, &[9; 64]))
         );
     }
 

@@ -19,8 +19,10 @@
 //!   `snp-hcl-milan-v3-v0` (serde's default encoding of `Vec<u8>`, as the trustee evidence-v0
 //!   format has it); both are accepted.
 //!
-//! Parsing only: the signature is verified by `thimble-verify`, over [`TpmQuote::message`] as
-//! received.
+//! No verification: the signature is verified by `thimble-verify`, over [`TpmQuote::message`]
+//! as received. The layout is read with [`crate::tpm2`]'s reader and structures, the codec the
+//! vTPM client and the fake vTPM share, and [`TpmsAttest::marshal_quote`] writes the same layout
+//! for simulators, so that it is described once.
 
 use std::collections::BTreeMap;
 
@@ -28,16 +30,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// `TPM_GENERATED_VALUE`: every structure the TPM signs starts with it, so a restricted key
-/// never signs outside data that looks like a TPM attestation.
-pub const TPM_GENERATED_VALUE: u32 = 0xff54_4347;
+pub use crate::tpm2::{ClockInfo, PcrSelection, TPM_GENERATED_VALUE};
+use crate::tpm2::{
+    MAX_PCR_SELECTIONS, Malformed, Marshal, MarshalError, TpmReader, TpmWriter, TpmlPcrSelection,
+    alg, st,
+};
+
 /// `TPM_ST_ATTEST_QUOTE`.
-pub const TPM_ST_ATTEST_QUOTE: u16 = 0x8018;
+pub const TPM_ST_ATTEST_QUOTE: u16 = st::ATTEST_QUOTE;
 /// `TPM_ALG_SHA256`.
-pub const TPM_ALG_SHA256: u16 = 0x000b;
-/// Upper bound on `TPML_PCR_SELECTION.count` (a TPM has one entry per PCR bank; the reference
-/// implementation's `HASH_COUNT` is far below this).
-const MAX_PCR_SELECTIONS: u32 = 16;
+pub const TPM_ALG_SHA256: u16 = alg::SHA256;
 
 /// Why a quote or its JSON could not be parsed or checked.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -68,44 +70,38 @@ pub enum TpmError {
     PcrLength { index: u32, len: usize },
     #[error("tpm_quote.json is {len} bytes, more than the {max} accepted")]
     TooLarge { len: usize, max: usize },
+    /// A failure of the shared reader that the variants above do not cover (none does today:
+    /// the `TPMS_ATTEST` layout only truncates, overflows its selection count or trails).
+    #[error("TPMS_ATTEST is malformed")]
+    Malformed(#[source] Malformed),
+}
+
+impl From<Malformed> for TpmError {
+    /// The reader's failures, in the terms this module has always reported them in.
+    fn from(m: Malformed) -> Self {
+        match m {
+            Malformed::Truncated {
+                what,
+                offset,
+                needed,
+                available,
+            } => TpmError::Truncated {
+                what,
+                start: offset,
+                end: offset.saturating_add(needed),
+                len: offset + available,
+            },
+            Malformed::Trailing { len, .. } => TpmError::Trailing { len },
+            Malformed::Count { count, .. } => TpmError::TooManySelections { count },
+            other => TpmError::Malformed(other),
+        }
+    }
 }
 
 /// The largest `tpm_quote.json` parsed. A quote of 24 SHA-256 PCRs is under 4 KiB in hex and
 /// under 10 KiB as byte arrays; decoding byte arrays builds a value per byte, so the size is
 /// bounded first.
 pub const MAX_TPM_QUOTE_JSON_LEN: usize = 64 << 10;
-
-/// `TPMS_CLOCK_INFO`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ClockInfo {
-    /// Milliseconds the TPM has been running (since its last clear).
-    pub clock: u64,
-    pub reset_count: u32,
-    pub restart_count: u32,
-    pub safe: bool,
-}
-
-/// `TPMS_PCR_SELECTION`: a bank and a bitmap (bit `i` of byte `j` selects PCR `8j + i`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PcrSelection {
-    pub hash: u16,
-    pub select: Vec<u8>,
-}
-
-impl PcrSelection {
-    /// The selected PCR indices, ascending: the order the TPM concatenates them in.
-    pub fn indices(&self) -> Vec<u32> {
-        let mut out = Vec::new();
-        for (j, byte) in self.select.iter().enumerate() {
-            for i in 0..8u32 {
-                if byte & (1 << i) != 0 {
-                    out.push(j as u32 * 8 + i);
-                }
-            }
-        }
-        out
-    }
-}
 
 /// A parsed `TPMS_ATTEST` of type `TPM_ST_ATTEST_QUOTE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,58 +121,10 @@ pub struct TpmsAttest {
     pub pcr_digest: Vec<u8>,
 }
 
-/// A bounds-checked big-endian cursor.
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], TpmError> {
-        let end = self.pos.saturating_add(n);
-        let s = self.b.get(self.pos..end).ok_or(TpmError::Truncated {
-            what,
-            start: self.pos,
-            end,
-            len: self.b.len(),
-        })?;
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], TpmError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-
-    fn u8(&mut self, what: &'static str) -> Result<u8, TpmError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-
-    fn u16(&mut self, what: &'static str) -> Result<u16, TpmError> {
-        Ok(u16::from_be_bytes(self.array(what)?))
-    }
-
-    fn u32(&mut self, what: &'static str) -> Result<u32, TpmError> {
-        Ok(u32::from_be_bytes(self.array(what)?))
-    }
-
-    fn u64(&mut self, what: &'static str) -> Result<u64, TpmError> {
-        Ok(u64::from_be_bytes(self.array(what)?))
-    }
-
-    /// A `TPM2B_*`: `u16` size, then that many bytes.
-    fn tpm2b(&mut self, what: &'static str) -> Result<Vec<u8>, TpmError> {
-        let n = self.u16(what)?;
-        Ok(self.take(usize::from(n), what)?.to_vec())
-    }
-}
-
 impl TpmsAttest {
-    /// Parses a marshalled `TPMS_ATTEST` of a quote, all of `bytes`.
+    /// Parses a marshalled `TPMS_ATTEST` of a quote, all of `bytes` (Part 2 §10.12.12).
     pub fn parse(bytes: &[u8]) -> Result<TpmsAttest, TpmError> {
-        let mut r = Reader { b: bytes, pos: 0 };
+        let mut r = TpmReader::new(bytes);
         let magic = r.u32("magic")?;
         if magic != TPM_GENERATED_VALUE {
             return Err(TpmError::Magic { found: magic });
@@ -187,35 +135,13 @@ impl TpmsAttest {
         if attest_type != TPM_ST_ATTEST_QUOTE {
             return Err(TpmError::AttestType { found: attest_type });
         }
-        let qualified_signer = r.tpm2b("qualifiedSigner")?;
-        let extra_data = r.tpm2b("extraData")?;
-        let clock_info = ClockInfo {
-            clock: r.u64("clockInfo.clock")?,
-            reset_count: r.u32("clockInfo.resetCount")?,
-            restart_count: r.u32("clockInfo.restartCount")?,
-            safe: r.u8("clockInfo.safe")? != 0,
-        };
+        let qualified_signer = r.tpm2b("qualifiedSigner")?.to_vec();
+        let extra_data = r.tpm2b("extraData")?.to_vec();
+        let clock_info = ClockInfo::unmarshal(&mut r)?;
         let firmware_version = r.u64("firmwareVersion")?;
-        let count = r.u32("pcrSelect.count")?;
-        if count > MAX_PCR_SELECTIONS {
-            return Err(TpmError::TooManySelections { count });
-        }
-        let mut pcr_select = Vec::new();
-        for _ in 0..count {
-            let hash = r.u16("pcrSelections.hash")?;
-            let size = r.u8("pcrSelections.sizeofSelect")?;
-            let select = r.take(usize::from(size), "pcrSelections.pcrSelect")?;
-            pcr_select.push(PcrSelection {
-                hash,
-                select: select.to_vec(),
-            });
-        }
-        let pcr_digest = r.tpm2b("pcrDigest")?;
-        if r.pos != bytes.len() {
-            return Err(TpmError::Trailing {
-                len: bytes.len() - r.pos,
-            });
-        }
+        let pcr_select = TpmlPcrSelection::unmarshal(&mut r)?.pcr_selections;
+        let pcr_digest = r.tpm2b("pcrDigest")?.to_vec();
+        r.finish("TPMS_ATTEST")?;
         Ok(TpmsAttest {
             raw: bytes.to_vec(),
             magic,
@@ -227,6 +153,31 @@ impl TpmsAttest {
             pcr_select,
             pcr_digest,
         })
+    }
+
+    /// Marshals the `TPMS_ATTEST` of a quote as a TPM writes it, the inverse of
+    /// [`TpmsAttest::parse`]: for simulators, which sign what this returns. `extra_data` is the
+    /// qualifying data (a `TPM2B_DATA`, so at most 64 bytes on a TPM; not checked here) and
+    /// `pcr_digest` the hash of the selected PCR values.
+    pub fn marshal_quote(
+        qualified_signer: &[u8],
+        extra_data: &[u8],
+        clock_info: &ClockInfo,
+        firmware_version: u64,
+        pcr_select: &[PcrSelection],
+        pcr_digest: &[u8],
+    ) -> Result<Vec<u8>, MarshalError> {
+        let mut w = TpmWriter::new();
+        w.u32(TPM_GENERATED_VALUE).u16(TPM_ST_ATTEST_QUOTE);
+        w.tpm2b("qualifiedSigner", qualified_signer)?
+            .tpm2b("extraData", extra_data)?
+            .marshal(clock_info)?
+            .u64(firmware_version)
+            .marshal(&TpmlPcrSelection {
+                pcr_selections: pcr_select.to_vec(),
+            })?
+            .tpm2b("pcrDigest", pcr_digest)?;
+        Ok(w.into_bytes())
     }
 
     /// The exact bytes received (what the AK signed).
@@ -425,6 +376,48 @@ mod tests {
         let c = QuoteClaims::new(&a, &q.pcrs);
         assert_eq!(c.pcrs.len(), 24);
         assert_eq!(c.extra_data, hex::encode(b"challenge"));
+    }
+
+    #[test]
+    fn marshal_quote_writes_what_parse_reads() {
+        // Azure's own bytes, written again from the parsed fields: the encoder and the parser
+        // describe one layout.
+        for vector in [V2, V3_V0, V3_V2] {
+            let a = TpmQuote::parse_json(vector).unwrap().attest().unwrap();
+            let bytes = TpmsAttest::marshal_quote(
+                &a.qualified_signer,
+                &a.extra_data,
+                &a.clock_info,
+                a.firmware_version,
+                &a.pcr_select,
+                &a.pcr_digest,
+            )
+            .unwrap();
+            assert_eq!(bytes, a.as_bytes());
+        }
+        let select = [PcrSelection::sha256(&[0, 1, 2]).unwrap()];
+        let clock = ClockInfo {
+            clock: 1,
+            reset_count: 2,
+            restart_count: 3,
+            safe: false,
+        };
+        let bytes =
+            TpmsAttest::marshal_quote(&[0, 0x0b], b"nonce", &clock, 9, &select, &[7; 32]).unwrap();
+        let a = TpmsAttest::parse(&bytes).unwrap();
+        assert_eq!(
+            (a.qualified_signer, a.extra_data, a.clock_info),
+            (vec![0, 0x0b], b"nonce".to_vec(), clock)
+        );
+        assert_eq!((a.firmware_version, a.pcr_select), (9, select.to_vec()));
+        assert_eq!(a.pcr_digest, [7; 32]);
+        assert!(matches!(
+            TpmsAttest::marshal_quote(&[], &vec![0; 0x1_0000], &clock, 0, &select, &[]),
+            Err(MarshalError::TooLarge {
+                what: "extraData",
+                ..
+            })
+        ));
     }
 
     #[test]

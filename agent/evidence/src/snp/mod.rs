@@ -13,6 +13,7 @@ pub use cert_table::{CertKind, CertTable, CertTableEntry, CertTableError};
 pub use policy::GuestPolicy;
 pub use product::Product;
 pub use report::{
-    PLATFORM_INFO_BITS, ReportError, SigningKey, SnpReport, platform_info_bit, platform_info_names,
+    PLATFORM_INFO_BITS, ReportError, SigningKey, SnpReport, SnpReportFields, platform_info_bit,
+    platform_info_names,
 };
 pub use tcb::TcbVersion;

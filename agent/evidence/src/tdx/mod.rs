@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Intel TDX: the quote, the TD report, the PCK certificate's platform data, Intel's signed
-//! collateral and CRLs, and the claims thimble reports for a TD. Parsing only, no verification.
+//! collateral and CRLs, and the claims thimble reports for a TD. Parsing only, no verification;
+//! the quote and TD report layouts also encode ([`layout`]), for the simulator and tests.
 
 pub mod collateral;
+pub mod layout;
 pub mod pck;
 pub mod quote;
 pub mod td_report;
@@ -12,9 +14,13 @@ use serde::Serialize;
 pub use collateral::{CollateralError, QeIdentityBody, SignedCollateral, TcbInfoBody};
 // Intel's CRLs are parsed by the vendor-neutral `crate::crl`; the old names stay for callers.
 pub use crate::crl::{Crl as IntelCrl, CrlError};
+pub use layout::FieldSpan;
 pub use pck::{PckCaType, PckError, PckInfo};
-pub use quote::{EnclaveReport, QuoteError, TdAttributes, TdxBody, TdxQuote};
-pub use td_report::{TdReport, TdReportError};
+pub use quote::{
+    EnclaveReport, QeCertification, QuoteBodyDescriptor, QuoteEncodeError, QuoteError, QuoteHeader,
+    SignatureData, TdAttributes, TdxBody, TdxQuote, UnsignedQuote,
+};
+pub use td_report::{TdReport, TdReportError, TdReportFields};
 
 /// The platform a quote's PCK certificate was issued for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

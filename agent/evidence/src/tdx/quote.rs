@@ -13,6 +13,12 @@
 //! job), so a tampered quote still parses and is reported as a bad signature rather than as
 //! malformed.
 //!
+//! The header, the v5 body descriptor, the body and the QE report are layout tables
+//! ([`crate::tdx::layout`]), which give both the decoder and the encoder. [`UnsignedQuote`] and
+//! [`SignatureData`] lay a quote out again from its parts, for the simulator and tests: this
+//! crate never signs, so the caller signs [`UnsignedQuote::signed_bytes`] and passes the
+//! signatures in. A verifier has no use for the encoder; it checks the bytes received.
+//!
 //! Why not the `tdx-quote` crate: its `Quote::from_bytes` verifies the attestation-key signature
 //! and the QE report hash while parsing (a tampered quote cannot be told from a malformed one),
 //! signs over header ‖ body without the 6-byte v5 body descriptor (so it refuses every real v5
@@ -25,6 +31,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::cert_file::pem_certificates;
+use crate::tdx::layout::{Layout, layout};
 
 /// Size of the quote header.
 pub const QUOTE_HEADER_LEN: usize = 48;
@@ -34,6 +41,10 @@ pub const TD_REPORT10_BODY_LEN: usize = 584;
 pub const TD_REPORT15_BODY_LEN: usize = 648;
 /// v5 body descriptor: `body_type` u16, `size` u32.
 pub const V5_BODY_DESCRIPTOR_LEN: usize = 6;
+/// v5 `body_type` of a TDX 1.0 body.
+pub const BODY_TYPE_TDX10: u16 = 2;
+/// v5 `body_type` of a TDX 1.5 body.
+pub const BODY_TYPE_TDX15: u16 = 3;
 /// `tee_type` of a TDX quote.
 pub const TEE_TYPE_TDX: u32 = 0x81;
 /// `att_key_type` 2: ECDSA-256 with P-256, the only one TDX uses.
@@ -83,38 +94,116 @@ pub enum QuoteError {
     PckChain { reason: String },
 }
 
-/// The quote header (48 bytes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuoteHeader {
-    pub version: u16,
-    pub att_key_type: u16,
-    pub tee_type: u32,
-    /// Bytes 8..12: reserved in the v4/v5 layouts (QE SVN and PCE SVN in the SGX v3 layout).
-    /// Kept, not checked: they are under the quote signature either way.
-    pub reserved: [u8; 4],
-    pub qe_vendor_id: [u8; 16],
-    pub user_data: [u8; 20],
+/// Why a quote could not be laid out.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuoteEncodeError {
+    #[error("{what} is {len} bytes, more than its length field can count ({max})")]
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
-/// The TD report body as quoted. Field names are Intel's (`sgx_report2_body_t`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TdxBody {
-    pub tee_tcb_svn: [u8; 16],
-    pub mrseam: [u8; 48],
-    pub mrsignerseam: [u8; 48],
-    pub seam_attributes: [u8; 8],
-    pub td_attributes: [u8; 8],
-    pub xfam: [u8; 8],
-    pub mrtd: [u8; 48],
-    pub mrconfigid: [u8; 48],
-    pub mrowner: [u8; 48],
-    pub mrownerconfig: [u8; 48],
-    pub rtmr: [[u8; 48]; 4],
-    pub report_data: [u8; 64],
-    /// TDX 1.5 body only: the current TCB after a TD-preserving module update.
-    pub tee_tcb_svn_2: Option<[u8; 16]>,
-    /// TDX 1.5 body only: SERVTD_HASH of the service TDs bound to this TD.
-    pub mrservicetd: Option<[u8; 48]>,
+layout! {
+    /// The quote header (48 bytes; Intel `sgx_quote_4.h` `sgx_quote_header_t`, the same in v5).
+    pub struct QuoteHeader[QUOTE_HEADER_LEN] {
+        [0x00] version: u16,
+        [0x02] att_key_type: u16,
+        [0x04] tee_type: u32,
+        /// Bytes 8..12: reserved in the v4/v5 layouts (QE SVN and PCE SVN in the SGX v3
+        /// layout). Kept, not checked: they are under the quote signature either way.
+        [0x08] reserved: [u8; 4],
+        [0x0c] qe_vendor_id: [u8; 16],
+        [0x1c] user_data: [u8; 20],
+    }
+}
+
+impl QuoteHeader {
+    /// The header Intel's TD quoting enclave writes: ECDSA-256 with P-256, TEE type TDX,
+    /// reserved bytes zero, Intel's QE vendor ID.
+    pub fn tdx(version: u16, user_data: [u8; 20]) -> QuoteHeader {
+        QuoteHeader {
+            version,
+            att_key_type: ATT_KEY_TYPE_ECDSA_P256,
+            tee_type: TEE_TYPE_TDX,
+            reserved: [0; 4],
+            qe_vendor_id: INTEL_QE_VENDOR_ID,
+            user_data,
+        }
+    }
+}
+
+layout! {
+    /// What a v5 quote has between header and body (Intel `sgx_quote_5.h`): which body follows
+    /// and its size.
+    pub struct QuoteBodyDescriptor[V5_BODY_DESCRIPTOR_LEN] {
+        /// 2: TDX 1.0 body, 3: TDX 1.5 body.
+        [0x0] body_type: u16,
+        [0x2] body_size: u32,
+    }
+}
+
+layout! {
+    /// The TD report body as quoted. Field names are Intel's (`sgx_report2_body_t`, 584 bytes;
+    /// `sgx_report2_body_v1_5_t`, 648 bytes, adds the last two fields).
+    ///
+    /// A TDX 1.0 body has `tee_tcb_svn_2` and `mrservicetd` `None`, a 1.5 body both `Some`.
+    /// [`TdxBody::decode`] reads a whole 1.5 body; [`TdxBody::to_bytes`] writes 584 or 648 bytes
+    /// as the body is 1.0 or 1.5 (`encode` always writes 648).
+    pub struct TdxBody[TD_REPORT15_BODY_LEN] {
+        [0x000] tee_tcb_svn: [u8; 16],
+        [0x010] mrseam: [u8; 48],
+        [0x040] mrsignerseam: [u8; 48],
+        [0x070] seam_attributes: [u8; 8],
+        [0x078] td_attributes: [u8; 8],
+        [0x080] xfam: [u8; 8],
+        [0x088] mrtd: [u8; 48],
+        [0x0b8] mrconfigid: [u8; 48],
+        [0x0e8] mrowner: [u8; 48],
+        [0x118] mrownerconfig: [u8; 48],
+        [0x148] rtmr: [[u8; 48]; 4],
+        [0x208] report_data: [u8; 64],
+        /// TDX 1.5 body only: the current TCB after a TD-preserving module update.
+        [0x248] tee_tcb_svn_2: Option<[u8; 16]>,
+        /// TDX 1.5 body only: SERVTD_HASH of the service TDs bound to this TD.
+        [0x258] mrservicetd: Option<[u8; 48]>,
+    }
+}
+
+impl TdxBody {
+    /// Whether this is a TDX 1.5 body: one of the 1.5 fields is there.
+    pub fn is_tdx15(&self) -> bool {
+        self.tee_tcb_svn_2.is_some() || self.mrservicetd.is_some()
+    }
+
+    /// The body as quoted: [`TD_REPORT10_BODY_LEN`] bytes for a TDX 1.0 body, or
+    /// [`TD_REPORT15_BODY_LEN`] for a 1.5 one (a 1.5 field that is `None` beside one that is
+    /// not is written as zeros).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.encode().to_vec();
+        bytes.truncate(self.quoted_len());
+        bytes
+    }
+
+    /// Its length as quoted.
+    fn quoted_len(&self) -> usize {
+        if self.is_tdx15() {
+            TD_REPORT15_BODY_LEN
+        } else {
+            TD_REPORT10_BODY_LEN
+        }
+    }
+
+    /// The v5 body type of this body.
+    fn body_type(&self) -> u16 {
+        if self.is_tdx15() {
+            BODY_TYPE_TDX15
+        } else {
+            BODY_TYPE_TDX10
+        }
+    }
 }
 
 /// The QE report certification data (type 6) and what it nests.
@@ -199,6 +288,31 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
+    /// The next `len` bytes as the layout `L` (`len` is shorter than the structure for a TDX
+    /// 1.0 body). A cut names the field it falls in, as reading field by field would.
+    fn layout<L: Layout>(&mut self, len: usize) -> Result<L, QuoteError> {
+        let available = self.remaining().min(len);
+        let start = self.offset();
+        let truncated =
+            |name: &'static str, offset: usize, field_len: usize| QuoteError::Truncated {
+                what: name,
+                start: start + offset,
+                end: start + offset + field_len,
+                len: self.base + self.buf.len(),
+            };
+        let value = L::decode_prefix(&self.buf[self.pos..self.pos + available])
+            .map_err(|f| truncated(f.name, f.offset, f.len))?;
+        if available < len {
+            // Only an optional field or reserved bytes can be cut without failing above.
+            return Err(L::FIELDS.iter().find(|f| f.end() > available).map_or_else(
+                || truncated(L::NAME, available, len - available),
+                |f| truncated(f.name, f.offset, f.len),
+            ));
+        }
+        self.pos += len;
+        Ok(value)
+    }
+
     /// Absolute offset of the next byte.
     fn offset(&self) -> usize {
         self.base + self.pos
@@ -216,62 +330,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn parse_body(r: &mut Reader<'_>, tdx15: bool) -> Result<TdxBody, QuoteError> {
-    let tee_tcb_svn = r.array("tee_tcb_svn")?;
-    let mrseam = r.array("mrseam")?;
-    let mrsignerseam = r.array("mrsignerseam")?;
-    let seam_attributes = r.array("seam_attributes")?;
-    let td_attributes = r.array("td_attributes")?;
-    let xfam = r.array("xfam")?;
-    let mrtd = r.array("mrtd")?;
-    let mrconfigid = r.array("mrconfigid")?;
-    let mrowner = r.array("mrowner")?;
-    let mrownerconfig = r.array("mrownerconfig")?;
-    let rtmr = [
-        r.array("rtmr0")?,
-        r.array("rtmr1")?,
-        r.array("rtmr2")?,
-        r.array("rtmr3")?,
-    ];
-    let report_data = r.array("report_data")?;
-    let (tee_tcb_svn_2, mrservicetd) = if tdx15 {
-        (
-            Some(r.array("tee_tcb_svn_2")?),
-            Some(r.array("mrservicetd")?),
-        )
-    } else {
-        (None, None)
-    };
-    Ok(TdxBody {
-        tee_tcb_svn,
-        mrseam,
-        mrsignerseam,
-        seam_attributes,
-        td_attributes,
-        xfam,
-        mrtd,
-        mrconfigid,
-        mrowner,
-        mrownerconfig,
-        rtmr,
-        report_data,
-        tee_tcb_svn_2,
-        mrservicetd,
-    })
-}
-
 impl TdxQuote {
     /// Parses a v4 or v5 TDX quote. Bytes after the signature data are ignored.
     pub fn parse(bytes: &[u8]) -> Result<TdxQuote, QuoteError> {
         let mut r = Reader::new(bytes, 0);
-        let header = QuoteHeader {
-            version: r.u16("version")?,
-            att_key_type: r.u16("att_key_type")?,
-            tee_type: r.u32("tee_type")?,
-            reserved: r.array("reserved")?,
-            qe_vendor_id: r.array("qe_vendor_id")?,
-            user_data: r.array("user_data")?,
-        };
+        let header: QuoteHeader = r.layout(QUOTE_HEADER_LEN)?;
         if !matches!(header.version, 4 | 5) {
             return Err(QuoteError::UnsupportedVersion {
                 version: header.version,
@@ -288,12 +351,14 @@ impl TdxQuote {
             });
         }
 
-        let (body_type, tdx15) = if header.version == 5 {
-            let body_type = r.u16("body_type")?;
-            let size = r.u32("body_size")?;
+        let (body_type, body_len) = if header.version == 5 {
+            let QuoteBodyDescriptor {
+                body_type,
+                body_size: size,
+            } = r.layout(V5_BODY_DESCRIPTOR_LEN)?;
             let expected = match body_type {
-                2 => TD_REPORT10_BODY_LEN,
-                3 => TD_REPORT15_BODY_LEN,
+                BODY_TYPE_TDX10 => TD_REPORT10_BODY_LEN,
+                BODY_TYPE_TDX15 => TD_REPORT15_BODY_LEN,
                 _ => return Err(QuoteError::UnsupportedBodyType { body_type }),
             };
             if size as usize != expected {
@@ -303,12 +368,12 @@ impl TdxQuote {
                     expected,
                 });
             }
-            (Some(body_type), body_type == 3)
+            (Some(body_type), expected)
         } else {
-            (None, false)
+            (None, TD_REPORT10_BODY_LEN)
         };
         let body_start = r.offset();
-        let body = parse_body(&mut r, tdx15)?;
+        let body: TdxBody = r.layout(body_len)?;
         let body_range = body_start..r.offset();
         let signed_len = r.offset();
 
@@ -416,44 +481,127 @@ impl TdxQuote {
 
     /// Whether the body is a TDX 1.5 one (v5, body type 3).
     pub fn is_tdx15(&self) -> bool {
-        self.body_type == Some(3)
+        self.body_type == Some(BODY_TYPE_TDX15)
     }
 }
 
-/// The QE's SGX report (`sgx_report_body_t`, 384 bytes; Intel SGX SDM, REPORT structure), as
-/// far as QE identity appraisal needs it.
+/// A quote's header and body, laid out as [`TdxQuote::parse`] reads them: header ‖ v5 body
+/// descriptor (version 5 only) ‖ body.
+///
+/// Parsing what [`UnsignedQuote::to_bytes`] writes gives the same parts back when they are
+/// consistent: version 4 with a TDX 1.0 body, or version 5. The encoder writes what it is given,
+/// including what the parser rejects (another version, TEE type or key type, a TDX 1.5 body in
+/// a v4 quote), so that tests can build such quotes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnclaveReport {
-    pub cpu_svn: [u8; 16],
-    pub miscselect: u32,
-    /// ATTRIBUTES in report byte order (byte 0 bit 1 is DEBUG).
-    pub attributes: [u8; 16],
-    pub mrenclave: [u8; 32],
-    pub mrsigner: [u8; 32],
-    pub isv_prod_id: u16,
-    pub isv_svn: u16,
-    pub report_data: [u8; 64],
+pub struct UnsignedQuote {
+    pub header: QuoteHeader,
+    pub body: TdxBody,
 }
 
-impl EnclaveReport {
-    /// Decodes the fixed layout (offsets in hex: CPUSVN 0x00, MISCSELECT 0x10, ATTRIBUTES 0x30,
-    /// MRENCLAVE 0x40, MRSIGNER 0x80, ISVPRODID 0x100, ISVSVN 0x102, REPORTDATA 0x140).
-    pub fn decode(b: &[u8; ENCLAVE_REPORT_LEN]) -> EnclaveReport {
-        fn arr<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
-            let mut a = [0u8; N];
-            a.copy_from_slice(&b[off..off + N]);
-            a
+impl UnsignedQuote {
+    /// What the attestation key signs: header ‖ (v5 descriptor ‖) body.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let body = self.body.to_bytes();
+        let mut out = Vec::with_capacity(QUOTE_HEADER_LEN + V5_BODY_DESCRIPTOR_LEN + body.len());
+        out.extend_from_slice(&self.header.encode());
+        if self.header.version == 5 {
+            let descriptor = QuoteBodyDescriptor {
+                body_type: self.body.body_type(),
+                // 584 or 648.
+                body_size: body.len() as u32,
+            };
+            out.extend_from_slice(&descriptor.encode());
         }
-        EnclaveReport {
-            cpu_svn: arr(b, 0x00),
-            miscselect: u32::from_le_bytes(arr(b, 0x10)),
-            attributes: arr(b, 0x30),
-            mrenclave: arr(b, 0x40),
-            mrsigner: arr(b, 0x80),
-            isv_prod_id: u16::from_le_bytes(arr(b, 0x100)),
-            isv_svn: u16::from_le_bytes(arr(b, 0x102)),
-            report_data: arr(b, 0x140),
-        }
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The whole quote: [`UnsignedQuote::signed_bytes`], then the signature data with its
+    /// length.
+    pub fn to_bytes(&self, signature_data: &SignatureData) -> Result<Vec<u8>, QuoteEncodeError> {
+        let mut out = self.signed_bytes();
+        put_u32_prefixed(&mut out, "signature data", &signature_data.to_bytes()?)?;
+        Ok(out)
+    }
+}
+
+/// The signature data of a quote (Intel DCAP quote library, appendix A: "ECDSA 256-bit Quote
+/// Signature Data Structure"): the attestation key's signature, the key, and certification data
+/// type 6 with the QE report, its PCK signature, the QE authentication data and the nested
+/// certification data. The caller makes both signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureData {
+    /// `r ‖ s`, big-endian, over [`UnsignedQuote::signed_bytes`].
+    pub signature: [u8; 64],
+    /// `x ‖ y` of the attestation key.
+    pub attestation_key: [u8; 64],
+    pub qe: QeCertification,
+}
+
+impl SignatureData {
+    /// The signature data as a quote carries it after its length field.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, QuoteEncodeError> {
+        let qe = &self.qe;
+        let mut certification = Vec::new();
+        certification.extend_from_slice(&qe.qe_report);
+        certification.extend_from_slice(&qe.qe_report_signature);
+        let auth_len = u16::try_from(qe.qe_auth_data.len()).map_err(|_| {
+            too_long(
+                "QE authentication data",
+                qe.qe_auth_data.len(),
+                u16::MAX.into(),
+            )
+        })?;
+        certification.extend_from_slice(&auth_len.to_le_bytes());
+        certification.extend_from_slice(&qe.qe_auth_data);
+        certification.extend_from_slice(&qe.inner_type.to_le_bytes());
+        put_u32_prefixed(
+            &mut certification,
+            "nested certification data",
+            &qe.inner_data,
+        )?;
+
+        let mut out = Vec::with_capacity(64 + 64 + 2 + 4 + certification.len());
+        out.extend_from_slice(&self.signature);
+        out.extend_from_slice(&self.attestation_key);
+        out.extend_from_slice(&CERT_DATA_QE_REPORT.to_le_bytes());
+        put_u32_prefixed(&mut out, "certification data", &certification)?;
+        Ok(out)
+    }
+}
+
+fn too_long(what: &'static str, len: usize, max: usize) -> QuoteEncodeError {
+    QuoteEncodeError::TooLong { what, len, max }
+}
+
+/// Appends `data` with its length as a little-endian u32 before it.
+fn put_u32_prefixed(
+    out: &mut Vec<u8>,
+    what: &'static str,
+    data: &[u8],
+) -> Result<(), QuoteEncodeError> {
+    let len =
+        u32::try_from(data.len()).map_err(|_| too_long(what, data.len(), u32::MAX as usize))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(data);
+    Ok(())
+}
+
+layout! {
+    /// The QE's SGX report (`sgx_report_body_t`, 384 bytes; Intel SGX SDM, REPORT structure), as
+    /// far as QE identity appraisal needs it. The bytes between the fields (ISVEXTPRODID,
+    /// CONFIGID, CONFIGSVN, ISVFAMILYID and the reserved ranges) are not read, and are zero
+    /// when encoded.
+    pub struct EnclaveReport[ENCLAVE_REPORT_LEN] {
+        [0x000] cpu_svn: [u8; 16],
+        [0x010] miscselect: u32,
+        /// ATTRIBUTES in report byte order (byte 0 bit 1 is DEBUG).
+        [0x030] attributes: [u8; 16],
+        [0x040] mrenclave: [u8; 32],
+        [0x080] mrsigner: [u8; 32],
+        [0x100] isv_prod_id: u16,
+        [0x102] isv_svn: u16,
+        [0x140] report_data: [u8; 64],
     }
 }
 
@@ -552,6 +700,154 @@ mod tests {
             TdxQuote::parse(&q),
             Err(QuoteError::Truncated {
                 what: "signature data",
+                ..
+            })
+        ));
+    }
+
+    /// A body whose every byte tells the fields apart.
+    fn patterned_body(tdx15: bool) -> TdxBody {
+        let mut b = [0u8; TD_REPORT15_BODY_LEN];
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (i % 251) as u8;
+        }
+        let mut body = TdxBody::decode(&b);
+        if !tdx15 {
+            body.tee_tcb_svn_2 = None;
+            body.mrservicetd = None;
+        }
+        body
+    }
+
+    fn signature_data() -> SignatureData {
+        SignatureData {
+            signature: [0x51; 64],
+            attestation_key: [0x4b; 64],
+            qe: QeCertification {
+                qe_report: [0x7e; ENCLAVE_REPORT_LEN],
+                qe_report_signature: [0x52; 64],
+                qe_auth_data: (0u8..32).collect(),
+                inner_type: CERT_DATA_PCK_CHAIN + 1,
+                inner_data: b"not a chain".to_vec(),
+            },
+        }
+    }
+
+    #[test]
+    fn layouts_follow_intels_headers() {
+        // Header and bodies are packed: each field starts where the one before ends.
+        for (fields, len) in [
+            (QuoteHeader::FIELDS, QUOTE_HEADER_LEN),
+            (QuoteBodyDescriptor::FIELDS, V5_BODY_DESCRIPTOR_LEN),
+            (TdxBody::FIELDS, TD_REPORT15_BODY_LEN),
+        ] {
+            let mut end = 0;
+            for f in fields {
+                assert_eq!(f.offset, end, "{}", f.name);
+                end = f.end();
+            }
+            assert_eq!(end, len);
+        }
+        assert_eq!(
+            TdxBody::field("tee_tcb_svn_2").map(|f| f.offset),
+            Some(TD_REPORT10_BODY_LEN)
+        );
+        assert_eq!(
+            TdxBody::field("report_data").map(|f| f.range()),
+            Some(520..584)
+        );
+        assert_eq!(TdxBody::field("rtmr").map(|f| f.len), Some(4 * 48));
+        assert_eq!(
+            EnclaveReport::field("report_data").map(|f| f.end()),
+            Some(384)
+        );
+        assert_eq!(EnclaveReport::field("nonsense"), None);
+    }
+
+    #[test]
+    fn encode_then_parse_round_trips() {
+        for (version, tdx15) in [(4, false), (5, false), (5, true)] {
+            let unsigned = UnsignedQuote {
+                header: QuoteHeader::tdx(version, [0x0d; 20]),
+                body: patterned_body(tdx15),
+            };
+            let sd = signature_data();
+            let quote = unsigned.to_bytes(&sd).unwrap();
+            let q = TdxQuote::parse(&quote).unwrap();
+            assert_eq!(q.header, unsigned.header);
+            assert_eq!(q.body, unsigned.body);
+            assert_eq!(q.is_tdx15(), tdx15);
+            assert_eq!(q.body_type.is_some(), version == 5);
+            assert_eq!(q.signed_bytes(), unsigned.signed_bytes());
+            assert_eq!(q.body_bytes(), unsigned.body.to_bytes());
+            assert_eq!(
+                (q.signature, q.attestation_key),
+                (sd.signature, sd.attestation_key)
+            );
+            assert_eq!(q.certification_type, CERT_DATA_QE_REPORT);
+            assert_eq!(q.qe, sd.qe);
+            assert_eq!(q.pck_chain, None);
+            assert_eq!(q.trailing_len, 0);
+            assert_eq!(&quote[q.signature_data_range()], sd.to_bytes().unwrap());
+        }
+    }
+
+    #[test]
+    fn encoder_writes_what_the_parser_rejects() {
+        let mut unsigned = UnsignedQuote {
+            header: QuoteHeader::tdx(4, [0; 20]),
+            body: patterned_body(false),
+        };
+        unsigned.header.tee_type = 0;
+        let quote = unsigned.to_bytes(&signature_data()).unwrap();
+        assert_eq!(
+            TdxQuote::parse(&quote),
+            Err(QuoteError::NotTdx { tee_type: 0 })
+        );
+        // A QE authentication data size does not fit in its u16.
+        let mut sd = signature_data();
+        sd.qe.qe_auth_data = vec![0; 0x1_0000];
+        assert_eq!(
+            unsigned.to_bytes(&sd),
+            Err(QuoteEncodeError::TooLong {
+                what: "QE authentication data",
+                len: 0x1_0000,
+                max: 0xffff,
+            })
+        );
+    }
+
+    #[test]
+    fn a_cut_body_names_the_field_it_falls_in() {
+        let unsigned = UnsignedQuote {
+            header: QuoteHeader::tdx(5, [0; 20]),
+            body: patterned_body(true),
+        };
+        let quote = unsigned.signed_bytes();
+        // Header and descriptor are 54 bytes; TEE_TCB_SVN_2 starts at body offset 0x248.
+        let cut = 54 + 0x248 + 3;
+        assert_eq!(
+            TdxQuote::parse(&quote[..cut]),
+            Err(QuoteError::Truncated {
+                what: "tee_tcb_svn_2",
+                start: 54 + 0x248,
+                end: 54 + 0x258,
+                len: cut,
+            })
+        );
+        assert_eq!(
+            TdxQuote::parse(&quote[..54 + 0x150]),
+            Err(QuoteError::Truncated {
+                what: "rtmr",
+                start: 54 + 0x148,
+                end: 54 + 0x208,
+                len: 54 + 0x150,
+            })
+        );
+        assert!(matches!(
+            TdxQuote::parse(&quote[..50]),
+            Err(QuoteError::Truncated {
+                what: "body_size",
                 ..
             })
         ));
