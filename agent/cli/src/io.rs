@@ -83,3 +83,58 @@ pub fn parse_hex(flag: &str, s: &str) -> Result<Vec<u8>, CliError> {
     }
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_write_leaves_exactly_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("evidence.json");
+        write_output(&out, b"{}").unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"{}");
+        // Replacing is atomic too: the old content until the rename, then the new.
+        write_output(&out, b"{\"a\":1}").unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"{\"a\":1}");
+        assert_eq!(names(dir.path()), ["evidence.json"]);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        // The rename fails (the target is a non-empty directory) after the temporary file was
+        // written and synced: the temporary file must be gone and the target untouched.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("evidence.json");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("keep"), b"x").unwrap();
+        let err = write_output(&target, b"{}").unwrap_err();
+        assert!(
+            matches!(&err, CliError::Write { path, .. } if path == &target),
+            "{err:?}"
+        );
+        assert_eq!(names(dir.path()), ["evidence.json"]);
+        assert_eq!(names(&target), ["keep"]);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_naming_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("no/such/dir/evidence.json");
+        let err = write_output(&target, b"{}").unwrap_err();
+        assert!(
+            matches!(&err, CliError::Write { path, .. } if path == &target),
+            "{err:?}"
+        );
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+    }
+}
