@@ -130,8 +130,9 @@ pub struct CollectArgs {
     /// Fetch nothing: keep only the certificates the host attached to the report.
     #[arg(long)]
     pub offline: bool,
-    /// Directory caching fetched endorsements per chip and TCB [default: /var/cache/thimble;
-    /// none with --simulate]. Entries are re-verified against each report before use.
+    /// Directory caching fetched endorsements (SEV-SNP: per chip and TCB; TDX collateral: per
+    /// platform) [default: /var/cache/thimble; none with --simulate]. Entries are re-verified
+    /// against each report or quote before use.
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,
     /// Neither read nor write the endorsement cache.

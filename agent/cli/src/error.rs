@@ -22,14 +22,9 @@ pub enum CliError {
     MalformedFile { path: PathBuf, reason: String },
     #[error("no usable evidence source: {0}")]
     NoTee(String),
-    #[error("evidence collection failed ({source_name})")]
-    Collection {
-        source_name: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("endorsements could not be fetched")]
-    Endorsements(#[source] thimble_collect::endorse::EndorseError),
+    /// A collection failed (its own messages and causes; "no source" is [`CliError::NoTee`]).
+    #[error(transparent)]
+    Collect(thimble_collect::CollectError),
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -41,24 +36,21 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// An evidence source (`source_name`) failed while collecting.
-    pub fn collection(
-        source_name: &str,
-        e: impl std::error::Error + Send + Sync + 'static,
-    ) -> CliError {
-        CliError::Collection {
-            source_name: source_name.into(),
-            source: Box::new(e),
-        }
-    }
-
     pub fn exit_code(&self) -> u8 {
+        use thimble_collect::CollectError;
         match self {
             CliError::Usage(_) | CliError::ReadInput { .. } => exit::USAGE,
             CliError::MalformedFile { .. } => exit::MALFORMED,
             CliError::NoTee(_) => exit::NO_TEE,
-            CliError::Collection { .. } => exit::COLLECTION_FAILED,
-            CliError::Endorsements(_) => exit::ENDORSEMENT_FAILED,
+            CliError::Collect(e) => match e {
+                CollectError::NoSource(_) => exit::NO_TEE,
+                CollectError::Source { .. } => exit::COLLECTION_FAILED,
+                CollectError::Endorsements(_) => exit::ENDORSEMENT_FAILED,
+                // An operator's QCNL file that cannot be read or parsed is a configuration
+                // mistake, like a bad flag.
+                CollectError::Qcnl(_) => exit::USAGE,
+                _ => exit::OTHER,
+            },
             CliError::Write { .. } | CliError::Other(_) => exit::OTHER,
         }
     }

@@ -2,7 +2,8 @@
 //! The endorsement cache through the CLI: a first simulated collect fetches from the THIM
 //! emulator and stores the endorsements and the ARK's CRL; a second one with every endpoint
 //! unreachable is served from the cache, CRL included; a cache entry that does not verify the report (edited, or for another chip) is
-//! ignored and the collect falls back to fetching; `--no-cache` neither reads nor writes.
+//! ignored and the collect falls back to fetching; `--no-cache` neither reads nor writes; TDX
+//! collateral is served from the cache when its service is unreachable.
 
 #![expect(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
 
@@ -147,6 +148,64 @@ fn no_cache_neither_reads_nor_writes() {
         "-",
     ]);
     assert_eq!(r.code, 2, "--no-cache and --cache-dir conflict");
+}
+
+#[test]
+fn tdx_collateral_is_served_from_the_cache_when_the_service_is_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let collect = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec![
+            "collect",
+            "--simulate",
+            "tdx",
+            "--nonce",
+            "7d",
+            "--cache-dir",
+            p(&cache),
+            "-o",
+            p(&out),
+        ];
+        args.extend_from_slice(extra);
+        let r = run(&args);
+        (out, r)
+    };
+    let (_, r) = collect("a.json", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("--cache-dir"),
+        "applies to TDX: {}",
+        r.stderr
+    );
+    let dead = dead();
+    let (b, r) = collect(
+        "b.json",
+        &[
+            "--intel-collateral-url",
+            &dead,
+            "--deadline",
+            "1",
+            "--timeout",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bundle = json(&std::fs::read_to_string(&b).unwrap());
+    assert!(
+        bundle["endorsement_log"]
+            .to_string()
+            .contains("cache: TDX collateral from thim"),
+        "{bundle}"
+    );
+    let v = run(&[
+        "verify",
+        "--insecure-allow-simulated",
+        "--nonce",
+        "7d",
+        p(&b),
+    ]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
 }
 
 fn base64_std(b: &[u8]) -> String {

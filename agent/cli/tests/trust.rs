@@ -152,6 +152,26 @@ fn intel_crls_cannot_be_stripped() {
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
+#[test]
+fn two_of_one_collateral_item_are_refused() {
+    // With two TCB infos the verdict would depend on which one the verifier picked (an old,
+    // still validly signed one can rate the platform differently): a bundle carries one of each.
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, at) = tdx_bundle(tmp.path());
+    let b = read_json(&bundle);
+    for kind in ["tcb-info", "qe-identity", "pck-crl", "root-ca-crl"] {
+        let mut doubled = b.clone();
+        let list = doubled["endorsements"].as_array_mut().unwrap();
+        let item = list.iter().find(|e| e["kind"] == kind).unwrap().clone();
+        list.push(item);
+        let path = write_json(tmp.path(), &format!("two-{kind}.json"), &doubled);
+        let (r, v) = verify_json(&path, &["--at", at]);
+        assert_eq!(r.code, 6, "{kind}: {}", r.stdout);
+        assert_eq!(error_codes(&v), ["malformed-bundle"], "{kind}");
+        assert!(r.stdout.contains(kind), "{kind}: {}", r.stdout);
+    }
+}
+
 /// Replaces the bundle's CRL endorsements with `crl` (or removes them).
 fn with_crl(bundle: &Value, crl: Option<&[u8]>) -> Value {
     let mut b = without(bundle, &["crl"]);

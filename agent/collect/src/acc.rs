@@ -46,26 +46,54 @@ pub enum AccError {
     #[error(
         "IMDS {url} refused the request with 415 Unsupported Media Type: it accepts only `Content-Type: application/json`, exactly, with no charset parameter (body {body_excerpt:?})"
     )]
-    UnsupportedMediaType { url: String, body_excerpt: String },
+    UnsupportedMediaType {
+        /// The URL asked.
+        url: String,
+        /// Start of the reply body, printable characters only.
+        body_excerpt: String,
+    },
     /// The request failed: a non-2xx status (after retries, when retryable), a timeout, no
     /// connection, the deadline. The [`FetchError`] names the URL.
     #[error("TD quote request to IMDS failed")]
     Fetch(#[source] FetchError),
     /// The reply is not a JSON object.
     #[error("IMDS {url} reply is not a JSON object: {reason}")]
-    MalformedJson { url: String, reason: String },
+    MalformedJson {
+        /// The URL asked.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The reply is a JSON object without a `quote` member (or with `"quote": null`).
     #[error("IMDS {url} reply has no \"quote\" member (members: {members:?})")]
-    MissingQuote { url: String, members: Vec<String> },
+    MissingQuote {
+        /// The URL asked.
+        url: String,
+        /// The members the reply has.
+        members: Vec<String>,
+    },
     /// `quote` is present but not a string.
     #[error("IMDS {url} reply \"quote\" is a JSON {found}, not a string")]
-    QuoteNotString { url: String, found: &'static str },
+    QuoteNotString {
+        /// The URL asked.
+        url: String,
+        /// The JSON type found.
+        found: &'static str,
+    },
     /// `quote` is not base64url.
     #[error("IMDS {url} reply \"quote\" is not base64url: {reason}")]
-    QuoteBase64 { url: String, reason: String },
+    QuoteBase64 {
+        /// The URL asked.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// `quote` decodes to nothing.
     #[error("IMDS {url} reply \"quote\" is empty")]
-    EmptyQuote { url: String },
+    EmptyQuote {
+        /// The URL asked.
+        url: String,
+    },
 }
 
 impl AccError {

@@ -1,23 +1,30 @@
 // SPDX-License-Identifier: Apache-2.0
-//! On-disk cache of fetched AMD endorsements, so that a collect after the first one needs no
-//! network: one JSON file per (chip, TCB) for the VCEK and its chain, kept for as long as the
-//! source allowed (`cacheControl` / `Cache-Control: max-age`, or a default), and one per ARK CRL
-//! (product, VCEK or VLEK side, ARK), kept until the CRL's own nextUpdate.
+//! On-disk cache of fetched endorsements, so that a collect after the first one needs no
+//! network:
+//! - AMD: one JSON file per (chip, TCB) for the VCEK and its chain, kept for as long as the
+//!   source allowed (`cacheControl` / `Cache-Control: max-age`, or a default), and one per ARK
+//!   CRL (product, VCEK or VLEK side, ARK), kept until the CRL's own nextUpdate.
+//! - Intel: one file per (kind of collateral service, FMSPC, PCK CA) for the four TDX collateral items
+//!   (TCB info, QE identity, PCK CRL, root CA CRL), kept until the earliest `nextUpdate` among
+//!   them, and no longer than the service's `Cache-Control: max-age` (see
+//!   [`tdx_collateral_expiry`]; docs/endorsements.md states the rule).
 //!
 //! The cache is not trusted: an entry is used only after its certificates verify the new report
-//! against the pinned roots, or its CRL is again found issued and signed by the chain's ARK,
-//! exactly as a fresh THIM or KDS answer would be. A damaged, expired or non-matching entry is
-//! ignored and replaced. Writes go through a temporary file and a rename so that a reader never
-//! sees half an entry.
+//! against the pinned roots, its CRL is again found issued and signed by the chain's ARK, or its
+//! collateral verifies the new quote, exactly as a fresh answer would be. A damaged, expired or
+//! non-matching entry is ignored and replaced. Writes go through a temporary file and a rename
+//! so that a reader never sees half an entry.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use thimble_evidence::bundle::Endorsement;
+use thimble_evidence::bundle::{Endorsement, EndorsementKind};
 use thimble_evidence::snp::{AmdCert, Product, SnpReport};
-use thimble_evidence::time_fmt::format_unix;
+use thimble_evidence::tdx::TcbInfoBody;
+use thimble_evidence::tdx::pcs::{CollateralService, PckCa};
+use thimble_evidence::time_fmt::{format_unix, parse_rfc3339};
 
 /// Lifetime of an entry whose source gave none.
 pub const DEFAULT_MAX_AGE_SECS: u64 = 24 * 60 * 60;
@@ -25,11 +32,13 @@ pub const DEFAULT_MAX_AGE_SECS: u64 = 24 * 60 * 60;
 /// One cached endorsement set (a VCEK and its chain, or one CRL).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheEntry {
-    /// Seconds since the epoch.
+    /// When it was stored, seconds since the epoch.
     pub stored_at: i64,
+    /// When it stops being used, seconds since the epoch.
     pub expires_at: i64,
-    /// `thim` or `kds`.
+    /// Who served it: `thim` or `kds` (AMD), `thim` or `pcs` (Intel).
     pub source: String,
+    /// The endorsements, as they went into the bundle that fetched them.
     pub endorsements: Vec<Endorsement>,
 }
 
@@ -47,16 +56,20 @@ pub struct EndorsementCache {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the endorsement cache entry {path}")]
 pub struct CacheError {
+    /// The entry.
     pub path: PathBuf,
+    /// The write error.
     #[source]
     pub source: std::io::Error,
 }
 
 impl EndorsementCache {
+    /// The cache in `dir`, created on the first write.
     pub fn new(dir: impl Into<PathBuf>) -> EndorsementCache {
         EndorsementCache { dir: dir.into() }
     }
 
+    /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -180,6 +193,59 @@ impl EndorsementCache {
         Ok(Some(path))
     }
 
+    /// The entry file for the TDX collateral of the platform `fmspc` under the PCK CA `ca`, as
+    /// services of `service`'s kind serve it: `intel-tdx-{thim|pcs}-<fmspc>-<ca>.json`. The kind
+    /// is part of the key because it decides the TCB baseline (THIM serves an older one on
+    /// purpose, PCS and a PCCS Intel's current one), so that asking PCS never brings back THIM's
+    /// answer; the host is not, since services of one kind serve the same Intel-signed items.
+    pub fn tdx_collateral_path(
+        &self,
+        service: &CollateralService,
+        fmspc: &[u8; 6],
+        ca: PckCa,
+    ) -> PathBuf {
+        self.dir.join(format!(
+            "intel-tdx-{}-{}-{}.json",
+            service.kind(),
+            hex::encode(fmspc),
+            ca.as_str()
+        ))
+    }
+
+    /// The unexpired TDX collateral entry for `fmspc` and `ca` from `service`. Whether it
+    /// verifies the quote is the caller's to check.
+    pub fn lookup_tdx_collateral(
+        &self,
+        service: &CollateralService,
+        fmspc: &[u8; 6],
+        ca: PckCa,
+        now: i64,
+    ) -> Option<CacheEntry> {
+        Self::read_entry(&self.tdx_collateral_path(service, fmspc, ca), now)
+    }
+
+    /// Stores the TDX collateral `endorsements` for `fmspc` and `ca` from `service` until
+    /// `expires_at` ([`tdx_collateral_expiry`]).
+    pub fn store_tdx_collateral(
+        &self,
+        service: &CollateralService,
+        fmspc: &[u8; 6],
+        ca: PckCa,
+        endorsements: &[Endorsement],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<PathBuf, CacheError> {
+        let path = self.tdx_collateral_path(service, fmspc, ca);
+        let entry = CacheEntry {
+            stored_at: now,
+            expires_at,
+            source: service.kind().as_str().to_owned(),
+            endorsements: endorsements.to_vec(),
+        };
+        self.write_entry(&path, &entry)?;
+        Ok(path)
+    }
+
     /// Writes `entry` to `path` through a temporary file and a rename.
     fn write_entry(&self, path: &Path, entry: &CacheEntry) -> Result<(), CacheError> {
         let err = |source| CacheError {
@@ -230,4 +296,110 @@ pub fn hit_line(entry: &CacheEntry, path: &Path) -> String {
         format_unix(entry.expires_at),
         path.display()
     )
+}
+
+/// Until when fetched TDX collateral (`endorsements`: the four items as they go into the bundle,
+/// fetched at `now`) may be reused: the earliest `nextUpdate` of the items, Intel's own statement
+/// of how long each is current, and never past the earliest `Cache-Control: max-age` the service
+/// sent with them ([`DEFAULT_MAX_AGE_SECS`] when it sent none), the service's statement of how
+/// long to keep its answer. When an item is already past its `nextUpdate` (Azure THIM serves an
+/// older baseline on purpose), the service's lifetime alone counts: asking again within it would
+/// bring back the same items.
+pub fn tdx_collateral_expiry(endorsements: &[Endorsement], now: i64) -> i64 {
+    let max_age = endorsements
+        .iter()
+        .filter_map(|e| e.cache_max_age_secs)
+        .min()
+        .unwrap_or(DEFAULT_MAX_AGE_SECS);
+    let by_service = now.saturating_add(i64::try_from(max_age).unwrap_or(i64::MAX));
+    let next_update = endorsements
+        .iter()
+        .filter_map(|e| e.next_update.as_deref().and_then(parse_rfc3339))
+        .min();
+    match next_update {
+        Some(n) if n > now => n.min(by_service),
+        _ => by_service,
+    }
+}
+
+/// A log line for a cache hit of TDX collateral, with the TCB evaluation data number of its TCB
+/// info (which says how recent Intel's TCB assessment behind it is).
+pub fn tdx_hit_line(entry: &CacheEntry, path: &Path) -> String {
+    let evaluation = entry
+        .endorsements
+        .iter()
+        .find(|e| e.kind == EndorsementKind::TcbInfo)
+        .and_then(|e| e.bytes().ok())
+        .and_then(|b| TcbInfoBody::parse(&b).ok())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |t| t.content.tcb_evaluation_data_number.to_string(),
+        );
+    format!(
+        "cache: TDX collateral from {} cached at {} (until {}, TCB evaluation data number {evaluation}) verifies the quote ({})",
+        entry.source,
+        format_unix(entry.stored_at),
+        format_unix(entry.expires_at),
+        path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use thimble_evidence::bundle::Origin;
+
+    use super::*;
+
+    const NOW: i64 = 1_767_225_600;
+    const DAY: i64 = 24 * 60 * 60;
+
+    fn item(next_update: Option<i64>, max_age: Option<u64>) -> Endorsement {
+        let mut e = Endorsement::der(
+            EndorsementKind::PckCrl,
+            b"x",
+            Origin {
+                kind: "thim".into(),
+                url: None,
+                path: None,
+            },
+            None,
+        );
+        e.next_update = next_update.map(format_unix);
+        e.cache_max_age_secs = max_age;
+        e
+    }
+
+    #[test]
+    fn tdx_collateral_lives_until_the_first_next_update_within_the_services_max_age() {
+        let expiry = |items: &[Endorsement]| tdx_collateral_expiry(items, NOW);
+        // The earliest nextUpdate, when the service allows that long.
+        assert_eq!(
+            expiry(&[
+                item(Some(NOW + 30 * DAY), Some(60 * DAY as u64)),
+                item(Some(NOW + 2 * DAY), None)
+            ]),
+            NOW + 2 * DAY
+        );
+        // The smallest max-age, when it comes first.
+        assert_eq!(
+            expiry(&[
+                item(Some(NOW + 30 * DAY), Some(DAY as u64)),
+                item(Some(NOW + 30 * DAY), Some(3 * DAY as u64))
+            ]),
+            NOW + DAY
+        );
+        // No max-age at all: the default lifetime.
+        assert_eq!(
+            expiry(&[item(Some(NOW + 30 * DAY), None)]),
+            NOW + DEFAULT_MAX_AGE_SECS as i64
+        );
+        // Already past its nextUpdate (THIM's older baseline): the service's lifetime alone.
+        assert_eq!(
+            expiry(&[
+                item(Some(NOW - DAY), Some(DAY as u64)),
+                item(Some(NOW + 30 * DAY), None)
+            ]),
+            NOW + DAY
+        );
+    }
 }

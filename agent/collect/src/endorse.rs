@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Gathering the AMD endorsements a verifier needs for a report: the VCEK (or VLEK) and the
-//! ASK/ASVK + ARK chain.
+//! ASK/ASVK + ARK chain, from an ordered list of [`AmdSource`]s, and then the ARK's CRL.
 //!
-//! Order of sources:
-//! 1. Certificates the host attached to the report (configfs-tsm `auxblob`, SNP_GET_EXT_REPORT):
-//!    when they already form a chain that verifies the report, no network is touched, so a guest
-//!    outside Azure never waits on an IMDS address that does not answer.
-//! 2. Azure THIM (`{imds}/metadata/THIM/amd/certification`, `Metadata: true`, never a proxy).
-//!    THIM is outside the trust boundary: its VCEK must match the report (hwID = CHIP_ID, SPLs =
-//!    REPORTED_TCB, `tcbm` = REPORTED_TCB), chain to the pinned ARK of the report's product and
-//!    verify the report signature before it is used.
-//! 3. AMD KDS (VCEK by chip id and TCB, `cert_chain`), checked the same way.
+//! The sources, in their default order:
+//! 1. The host's certificate table (configfs-tsm `auxblob`, SNP_GET_EXT_REPORT): when it already
+//!    forms a chain that verifies the report, no network is touched, so a guest outside Azure
+//!    never waits on an IMDS address that does not answer.
+//! 2. The on-disk cache ([`crate::cache`]), holding what an earlier run fetched for this chip and
+//!    TCB.
+//! 3. Azure THIM (`{imds}/metadata/THIM/amd/certification`, `Metadata: true`, never a proxy).
+//!    THIM is outside the trust boundary: its `tcbm` must be REPORTED_TCB.
+//! 4. AMD KDS (VCEK by chip id and TCB, `cert_chain`).
 //!
-//! Every rejected or failed source is recorded with its reason in the bundle's endorsement log.
+//! Whatever the source, a set of certificates is kept only when it verifies the report
+//! ([`check_certs`]: chain to a pinned ARK, hwID = CHIP_ID, SPLs = REPORTED_TCB, report
+//! signature). Every rejected or failed source is a line in the bundle's endorsement log, and a
+//! typed [`EndorseFailure`] in the error when none is left. What THIM or KDS gave is stored in the
+//! cache.
 //!
 //! Once the chain is settled, [`settle_amd_crl`] adds the CRL of the ARK it ended at: the host's
 //! table entry when that is the ARK's and current, else the on-disk cache, else KDS
@@ -20,75 +24,271 @@
 //! issued and signed by that ARK (`thimble_verify::amd_crl`). A CRL that cannot be had is logged
 //! and the collection goes on: revocation is the verifier's decision, and it can ask for a CRL.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use thimble_evidence::bundle::{Endorsement, EndorsementKind, Origin};
-use thimble_evidence::cert_file::pem_certificates;
+use thimble_evidence::cert_file::{FileError, pem_certificates};
 use thimble_evidence::crl::Crl;
 use thimble_evidence::kds;
 use thimble_evidence::snp::cert::AmdRole;
-use thimble_evidence::snp::{AmdCert, Product, SigningKey, SnpReport};
-use thimble_evidence::thim::ThimAmdCertification;
+use thimble_evidence::snp::{AmdCert, AmdCertError, Product, SigningKey, SnpReport};
+use thimble_evidence::thim::{ThimAmdCertification, ThimError};
 use thimble_evidence::time_fmt::format_unix;
 use thimble_verify::amd_crl::{MAX_CRL_CANDIDATES, authenticate_amd_crl, lists};
 use thimble_verify::chain::{VerifiedChain, verify_leaf};
 use thimble_verify::signature::verify_report_signature;
 use thimble_verify::snp::verify_report;
-use thimble_verify::{Options, Policy, TrustedRoots};
+use thimble_verify::{Code, Options, Policy, TrustedRoots};
 
-use crate::cache::{EndorsementCache, crl_hit_line};
-use crate::http::{Fetch, HttpResponse};
+use crate::cache::{EndorsementCache, crl_hit_line, hit_line};
+use crate::error::Warning;
+use crate::http::{Fetch, FetchError, HttpResponse};
+use crate::intel::IntelFetchError;
 
 /// Default IMDS base URL. Tests and emulators override it; nothing else should.
 pub const DEFAULT_IMDS_BASE: &str = "http://169.254.169.254";
 /// Path of the THIM AMD endpoint below the IMDS base.
 pub const THIM_AMD_PATH: &str = "/metadata/THIM/amd/certification";
 
-/// Which sources to try.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndorseConfig {
-    pub imds_base: String,
-    pub kds_base: String,
-    pub use_thim: bool,
-    pub use_kds: bool,
-    /// Accept the host-attached certificates without going to the network when they verify.
-    pub prefer_attached: bool,
+/// A place AMD certificates may come from. A request lists them in the order they are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AmdSource {
+    /// The certificates the host attached to the report.
+    HostTable,
+    /// The on-disk cache.
+    Cache,
+    /// Azure THIM behind IMDS.
+    Thim,
+    /// AMD KDS.
+    Kds,
 }
 
-impl Default for EndorseConfig {
-    fn default() -> Self {
-        EndorseConfig {
-            imds_base: DEFAULT_IMDS_BASE.into(),
-            kds_base: kds::DEFAULT_KDS_BASE.into(),
-            use_thim: true,
-            use_kds: true,
-            prefer_attached: true,
+impl AmdSource {
+    /// Every source, in thimble's order.
+    pub const ALL: [AmdSource; 4] = [
+        AmdSource::HostTable,
+        AmdSource::Cache,
+        AmdSource::Thim,
+        AmdSource::Kds,
+    ];
+
+    /// The name the endorsement log and the cache use: `auxblob`, `cache`, `thim`, `kds`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AmdSource::HostTable => "auxblob",
+            AmdSource::Cache => "cache",
+            AmdSource::Thim => "thim",
+            AmdSource::Kds => "kds",
         }
     }
 }
 
+impl fmt::Display for AmdSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`gather_amd_endorsements`] may use.
+pub struct AmdGathering<'a> {
+    /// The sources, in the order they are tried.
+    pub sources: &'a [AmdSource],
+    /// The certificates the host attached (already in the bundle with the table's entries).
+    pub host_certs: &'a [AmdCert],
+    /// The cache, if any.
+    pub cache: Option<&'a EndorsementCache>,
+    /// The IMDS base URL (THIM lives below it).
+    pub imds_base: &'a str,
+    /// The KDS base URL.
+    pub kds_base: &'a str,
+    /// The client for THIM (never through a proxy).
+    pub thim: &'a dyn Fetch,
+    /// The client for KDS.
+    pub kds: &'a dyn Fetch,
+}
+
 /// What was gathered.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Endorsements {
+    /// The certificates to add to the bundle (none when the host's table was enough).
     pub endorsements: Vec<Endorsement>,
     /// One line per source tried and why it was or was not used.
     pub log: Vec<String>,
-    /// The source whose chain verified the report: `auxblob`, `thim` or `kds`.
-    pub used: Option<String>,
+    /// The source whose chain verified the report.
+    pub used: Option<AmdSource>,
+    /// What the caller should hear about (a cache that could not be written).
+    pub warnings: Vec<Warning>,
 }
 
 /// No source produced a usable chain.
+///
+/// It has no single [`source`](std::error::Error::source): each source failed for its own
+/// reason, and [`EndorseError::attempts`] keeps every one, typed, in the order tried.
 #[derive(Debug, thiserror::Error)]
-#[error("no endorsement source produced endorsements that verify the evidence: {}", .attempts.join("; "))]
+#[error("no endorsement source produced endorsements that verify the evidence: {}", .attempts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct EndorseError {
-    pub attempts: Vec<String>,
+    /// Why each source failed, in the order they were tried.
+    pub attempts: Vec<EndorseFailure>,
+}
+
+impl EndorseError {
+    /// The error of a single failure.
+    pub fn one(failure: EndorseFailure) -> EndorseError {
+        EndorseError {
+            attempts: vec![failure],
+        }
+    }
+}
+
+/// Endorsements that do not verify the evidence: the first error `thimble-verify` found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} ({code})")]
+pub struct Rejection {
+    /// The verification error's stable code.
+    pub code: Code,
+    /// Its message.
+    pub message: String,
+}
+
+/// Why one endorsement source gave nothing usable. The message of each is the endorsement
+/// log's line for it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndorseFailure {
+    /// The host's certificates do not verify the report.
+    #[error("auxblob: host-attached certificates not usable: {0}")]
+    HostTable(Rejection),
+    /// A VLEK-signed report: only the host can supply a VLEK.
+    #[error("the report is VLEK-signed and only the host can supply a VLEK")]
+    VlekNotFetchable,
+    /// THIM failed.
+    #[error("thim {url}: {failure}")]
+    Thim {
+        /// The THIM URL asked.
+        url: String,
+        /// Why.
+        failure: ThimFailure,
+    },
+    /// CHIP_ID is masked, so KDS cannot be asked.
+    #[error(
+        "kds: CHIP_ID is masked (MASK_CHIP_ID), so AMD KDS cannot be asked for this chip's VCEK"
+    )]
+    KdsChipIdMasked,
+    /// KDS failed for one product.
+    #[error("kds ({product}): {failure}")]
+    Kds {
+        /// The product asked for.
+        product: Product,
+        /// Why.
+        failure: KdsFailure,
+    },
+    /// Every source is switched off.
+    #[error("every endorsement source is disabled")]
+    AllDisabled,
+    /// TDX: the quote carries neither a PCK chain nor the identity to fetch its PCK certificate.
+    #[error("the quote carries neither a PCK chain nor the platform identity to fetch one")]
+    NoPckIdentity,
+    /// TDX: the PCK certificate could not be had from the local THIM agent.
+    #[error("{0}")]
+    PckCert(IntelFetchError),
+    /// TDX: the PCK certificate's SGX extension does not decode.
+    #[error("the PCK certificate has no readable SGX extension")]
+    PckExtension,
+    /// TDX: the collateral could not be fetched.
+    #[error("{0}")]
+    Collateral(IntelFetchError),
+    /// TDX: the collateral does not verify the quote.
+    #[error("the collateral does not verify the quote: {0}")]
+    CollateralRejected(Rejection),
+}
+
+/// Why THIM's answer was not used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ThimFailure {
+    /// The request failed.
+    #[error("{0}")]
+    Fetch(FetchError),
+    /// The body is not a THIM AMD answer.
+    #[error("{0}")]
+    Body(ThimError),
+    /// `vcekCert` is not a certificate.
+    #[error("vcekCert: {0}")]
+    Vcek(AmdCertError),
+    /// A certificate of `certificateChain` is not a certificate.
+    #[error("certificateChain[{index}]: {error}")]
+    Chain {
+        /// Its index.
+        index: usize,
+        /// The parser's error.
+        error: AmdCertError,
+    },
+    /// THIM's `tcbm` is another TCB than the report's.
+    #[error(
+        "tcbm {:016x} is not the report's REPORTED_TCB {:016x}: THIM holds a VCEK for another TCB",
+        u64::from_le_bytes(*.tcbm),
+        u64::from_le_bytes(*.reported_tcb)
+    )]
+    OtherTcb {
+        /// THIM's `tcbm`.
+        tcbm: [u8; 8],
+        /// The report's REPORTED_TCB.
+        reported_tcb: [u8; 8],
+    },
+    /// The certificates do not verify the report.
+    #[error("VCEK rejected: {0}")]
+    Rejected(Rejection),
+}
+
+/// Why KDS's answer for a product was not used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KdsFailure {
+    /// A request failed.
+    #[error("{0}")]
+    Fetch(FetchError),
+    /// The VCEK is not a certificate.
+    #[error("{url}: VCEK: {error}")]
+    Vcek {
+        /// The VCEK URL.
+        url: String,
+        /// The parser's error.
+        error: AmdCertError,
+    },
+    /// `cert_chain` is not text.
+    #[error("{url}: cert_chain is not PEM text")]
+    ChainNotText {
+        /// The `cert_chain` URL.
+        url: String,
+    },
+    /// `cert_chain` is not PEM certificates.
+    #[error("{url}: {error}")]
+    ChainPem {
+        /// The `cert_chain` URL.
+        url: String,
+        /// The PEM reader's error.
+        error: FileError,
+    },
+    /// A certificate of `cert_chain` does not parse.
+    #[error("{url}: certificate {index}: {error}")]
+    ChainCert {
+        /// The `cert_chain` URL.
+        url: String,
+        /// Its index.
+        index: usize,
+        /// The parser's error.
+        error: AmdCertError,
+    },
+    /// The certificates do not verify the report.
+    #[error("VCEK rejected: {0}")]
+    Rejected(Rejection),
 }
 
 fn rfc3339(t: SystemTime) -> String {
     let secs = t
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     format_unix(secs)
 }
 
@@ -104,14 +304,13 @@ pub fn role_kind(c: &AmdCert) -> EndorsementKind {
     }
 }
 
-/// Checks that `certs` verify `report` (chain, binding and signature; no policy). Returns the
-/// reason when they do not.
+/// Checks that `certs` verify `report` (chain, binding and signature; no policy).
 pub fn check_certs(
     report: &SnpReport,
     certs: &[AmdCert],
     roots: &TrustedRoots,
     now: i64,
-) -> Result<(), String> {
+) -> Result<(), Rejection> {
     let opts = Options {
         at: now,
         roots: roots.clone(),
@@ -121,9 +320,12 @@ pub fn check_certs(
         },
     };
     let out = verify_report(report.as_bytes(), certs, None, &opts);
-    match out.errors.first() {
+    match out.errors.into_iter().next() {
         None => Ok(()),
-        Some(e) => Err(format!("{} ({})", e.message, e.code)),
+        Some(e) => Err(Rejection {
+            code: e.code,
+            message: e.message,
+        }),
     }
 }
 
@@ -141,95 +343,131 @@ fn cache_secs(resp: &HttpResponse) -> Option<u64> {
         .and_then(crate::http::cache_max_age)
 }
 
-/// Gathers endorsements for `report`. `attached` are certificates the host supplied with the
-/// report (already recorded in the bundle as `auxblob`).
-pub fn fetch_amd_endorsements(
-    cfg: &EndorseConfig,
-    thim: &dyn Fetch,
-    kds_fetch: &dyn Fetch,
+/// Gathers the certificates that endorse `report` from `g.sources`, in order, and stores what
+/// THIM or KDS gave in the cache.
+pub fn gather_amd_endorsements(
+    g: &AmdGathering<'_>,
     report: &SnpReport,
-    attached: &[AmdCert],
     roots: &TrustedRoots,
     now: i64,
 ) -> Result<Endorsements, EndorseError> {
     let mut out = Endorsements::default();
     let mut attempts = Vec::new();
-
-    if !attached.is_empty() {
-        match check_certs(report, attached, roots, now) {
-            Ok(()) if cfg.prefer_attached => {
-                out.log.push(
-                    "auxblob: the host-attached certificates verify the report; no fetch needed"
-                        .into(),
-                );
-                out.used = Some("auxblob".into());
-                return Ok(out);
-            }
-            Ok(()) => out
-                .log
-                .push("auxblob: the host-attached certificates verify the report".into()),
-            Err(why) => {
-                let line = format!("auxblob: host-attached certificates not usable: {why}");
-                out.log.push(line.clone());
-                attempts.push(line);
-            }
-        }
-    }
-
-    if report.signing_key == SigningKey::Vlek {
-        // THIM and KDS serve VCEKs only; a VLEK is provisioned by the cloud provider and must
-        // come with the report.
-        attempts.push("the report is VLEK-signed and only the host can supply a VLEK".into());
-        return Err(EndorseError { attempts });
-    }
-
-    if cfg.use_thim {
-        let url = format!("{}{THIM_AMD_PATH}", cfg.imds_base.trim_end_matches('/'));
-        match thim_attempt(thim, &url, report, roots, now) {
-            Ok((mut e, log)) => {
-                out.endorsements.append(&mut e);
-                out.log.push(log);
-                out.used = Some("thim".into());
-                return Ok(out);
-            }
-            Err(why) => {
-                let line = format!("thim {url}: {why}");
-                out.log.push(line.clone());
-                attempts.push(line);
-            }
-        }
-    }
-
-    if cfg.use_kds {
-        if report.chip_id_masked() {
-            let line = "kds: CHIP_ID is masked (MASK_CHIP_ID), so AMD KDS cannot be asked for this chip's VCEK".to_string();
-            out.log.push(line.clone());
-            attempts.push(line);
-        } else {
-            for product in candidate_products(report) {
-                match kds_attempt(kds_fetch, &cfg.kds_base, product, report, roots, now) {
-                    Ok(mut e) => {
-                        out.endorsements.append(&mut e);
-                        out.log.push(format!(
-                            "kds: VCEK and {product} chain from AMD KDS verify the report"
-                        ));
-                        out.used = Some("kds".into());
+    // A failed source is a log line, and a typed cause should none be left.
+    let fail = |out: &mut Endorsements, attempts: &mut Vec<_>, failure: EndorseFailure| {
+        out.log.push(failure.to_string());
+        attempts.push(failure);
+    };
+    let mut vlek_refused = false;
+    for &source in g.sources {
+        match source {
+            AmdSource::HostTable if !g.host_certs.is_empty() => {
+                match check_certs(report, g.host_certs, roots, now) {
+                    Ok(()) => {
+                        out.log.push(
+                            "auxblob: the host-attached certificates verify the report; no fetch needed"
+                                .into(),
+                        );
+                        out.used = Some(source);
                         return Ok(out);
                     }
-                    Err(why) => {
-                        let line = format!("kds ({product}): {why}");
-                        out.log.push(line.clone());
-                        attempts.push(line);
+                    Err(why) => fail(&mut out, &mut attempts, EndorseFailure::HostTable(why)),
+                }
+            }
+            AmdSource::HostTable => {}
+            AmdSource::Cache => {
+                let Some(cache) = g.cache else { continue };
+                let (Some((entry, certs)), Some(path)) =
+                    (cache.lookup(report, now), cache.path_for(report))
+                else {
+                    continue;
+                };
+                match check_certs(report, &certs, roots, now) {
+                    Ok(()) => {
+                        out.log.push(hit_line(&entry, &path));
+                        out.endorsements = entry.endorsements;
+                        out.used = Some(source);
+                        return Ok(out);
+                    }
+                    Err(why) => out
+                        .log
+                        .push(format!("cache: entry {} ignored: {why}", path.display())),
+                }
+            }
+            AmdSource::Thim | AmdSource::Kds if report.signing_key == SigningKey::Vlek => {
+                // THIM and KDS serve VCEKs only; a VLEK is provisioned by the cloud provider and
+                // must come with the report.
+                if !vlek_refused {
+                    vlek_refused = true;
+                    attempts.push(EndorseFailure::VlekNotFetchable);
+                }
+            }
+            AmdSource::Thim => {
+                let url = format!("{}{THIM_AMD_PATH}", g.imds_base.trim_end_matches('/'));
+                match thim_attempt(g.thim, &url, report, roots, now) {
+                    Ok((endorsements, line)) => {
+                        out.log.push(line);
+                        store(g.cache, report, source, &endorsements, now, &mut out);
+                        out.endorsements = endorsements;
+                        out.used = Some(source);
+                        return Ok(out);
+                    }
+                    Err(failure) => fail(
+                        &mut out,
+                        &mut attempts,
+                        EndorseFailure::Thim { url, failure },
+                    ),
+                }
+            }
+            AmdSource::Kds if report.chip_id_masked() => {
+                fail(&mut out, &mut attempts, EndorseFailure::KdsChipIdMasked);
+            }
+            AmdSource::Kds => {
+                for product in candidate_products(report) {
+                    match kds_attempt(g.kds, g.kds_base, product, report, roots, now) {
+                        Ok(endorsements) => {
+                            out.log.push(format!(
+                                "kds: VCEK and {product} chain from AMD KDS verify the report"
+                            ));
+                            store(g.cache, report, source, &endorsements, now, &mut out);
+                            out.endorsements = endorsements;
+                            out.used = Some(source);
+                            return Ok(out);
+                        }
+                        Err(failure) => {
+                            fail(
+                                &mut out,
+                                &mut attempts,
+                                EndorseFailure::Kds { product, failure },
+                            );
+                        }
                     }
                 }
             }
         }
     }
-
     if attempts.is_empty() {
-        attempts.push("every endorsement source is disabled".into());
+        attempts.push(EndorseFailure::AllDisabled);
     }
     Err(EndorseError { attempts })
+}
+
+/// Stores what `source` gave in the cache, if there is one; a failure is a warning.
+fn store(
+    cache: Option<&EndorsementCache>,
+    report: &SnpReport,
+    source: AmdSource,
+    endorsements: &[Endorsement],
+    now: i64,
+    out: &mut Endorsements,
+) {
+    let Some(cache) = cache else { return };
+    match cache.store(report, source.as_str(), endorsements, now) {
+        Ok(Some(path)) => out.log.push(format!("cache: stored in {}", path.display())),
+        Ok(None) => {}
+        // A read-only or missing cache directory must not fail a collect.
+        Err(e) => out.warnings.push(Warning::CacheNotWritten { error: e }),
+    }
 }
 
 fn thim_attempt(
@@ -238,26 +476,25 @@ fn thim_attempt(
     report: &SnpReport,
     roots: &TrustedRoots,
     now: i64,
-) -> Result<(Vec<Endorsement>, String), String> {
+) -> Result<(Vec<Endorsement>, String), ThimFailure> {
     let resp = fetch
         .get(url, &[("Metadata", "true")])
-        .map_err(|e| e.to_string())?;
-    let body = ThimAmdCertification::parse(&resp.body).map_err(|e| e.to_string())?;
+        .map_err(ThimFailure::Fetch)?;
+    let body = ThimAmdCertification::parse(&resp.body).map_err(ThimFailure::Body)?;
     let mut certs = Vec::with_capacity(1 + body.chain.len());
-    certs.push(AmdCert::parse_der(&body.vcek).map_err(|e| format!("vcekCert: {e}"))?);
-    for (i, der) in body.chain.iter().enumerate() {
-        certs.push(AmdCert::parse_der(der).map_err(|e| format!("certificateChain[{i}]: {e}"))?);
+    certs.push(AmdCert::parse_der(&body.vcek).map_err(ThimFailure::Vcek)?);
+    for (index, der) in body.chain.iter().enumerate() {
+        certs.push(AmdCert::parse_der(der).map_err(|error| ThimFailure::Chain { index, error })?);
     }
     if let Some(tcbm) = body.tcbm {
         if tcbm != report.reported_tcb {
-            return Err(format!(
-                "tcbm {:016x} is not the report's REPORTED_TCB {:016x}: THIM holds a VCEK for another TCB",
-                u64::from_le_bytes(tcbm),
-                u64::from_le_bytes(report.reported_tcb)
-            ));
+            return Err(ThimFailure::OtherTcb {
+                tcbm,
+                reported_tcb: report.reported_tcb,
+            });
         }
     }
-    check_certs(report, &certs, roots, now).map_err(|why| format!("VCEK rejected: {why}"))?;
+    check_certs(report, &certs, roots, now).map_err(ThimFailure::Rejected)?;
     let at = rfc3339(resp.fetched_at);
     let origin = Origin {
         kind: "thim".into(),
@@ -285,22 +522,34 @@ fn kds_attempt(
     report: &SnpReport,
     roots: &TrustedRoots,
     now: i64,
-) -> Result<Vec<Endorsement>, String> {
+) -> Result<Vec<Endorsement>, KdsFailure> {
     let tcb = report.reported_tcb(product);
     let vcek_url = kds::vcek_url(base, product, &report.chip_id, &tcb);
     let chain_url = kds::cert_chain_url(base, product, false);
-    let vcek_resp = fetch.get(&vcek_url, &[]).map_err(|e| e.to_string())?;
-    let vcek = AmdCert::parse_der(&vcek_resp.body).map_err(|e| format!("{vcek_url}: VCEK: {e}"))?;
-    let chain_resp = fetch.get(&chain_url, &[]).map_err(|e| e.to_string())?;
-    let text = std::str::from_utf8(&chain_resp.body)
-        .map_err(|_| format!("{chain_url}: cert_chain is not PEM text"))?;
-    let ders = pem_certificates(text).map_err(|e| format!("{chain_url}: {e}"))?;
+    let vcek_resp = fetch.get(&vcek_url, &[]).map_err(KdsFailure::Fetch)?;
+    let vcek = AmdCert::parse_der(&vcek_resp.body).map_err(|error| KdsFailure::Vcek {
+        url: vcek_url.clone(),
+        error,
+    })?;
+    let chain_resp = fetch.get(&chain_url, &[]).map_err(KdsFailure::Fetch)?;
+    let text = std::str::from_utf8(&chain_resp.body).map_err(|_| KdsFailure::ChainNotText {
+        url: chain_url.clone(),
+    })?;
+    let ders = pem_certificates(text).map_err(|error| KdsFailure::ChainPem {
+        url: chain_url.clone(),
+        error,
+    })?;
     let mut certs = vec![vcek];
-    for (i, d) in ders.iter().enumerate() {
-        certs
-            .push(AmdCert::parse_der(d).map_err(|e| format!("{chain_url}: certificate {i}: {e}"))?);
+    for (index, d) in ders.iter().enumerate() {
+        certs.push(
+            AmdCert::parse_der(d).map_err(|error| KdsFailure::ChainCert {
+                url: chain_url.clone(),
+                index,
+                error,
+            })?,
+        );
     }
-    check_certs(report, &certs, roots, now).map_err(|why| format!("VCEK rejected: {why}"))?;
+    check_certs(report, &certs, roots, now).map_err(KdsFailure::Rejected)?;
     let mut out = Vec::new();
     for (i, c) in certs.iter().enumerate() {
         let (url, resp) = if i == 0 {
@@ -352,9 +601,17 @@ pub fn verified_chain(
 #[derive(Clone, Copy)]
 pub enum CrlSource<'a> {
     /// AMD KDS (or an emulator) at `base`.
-    Kds { fetch: &'a dyn Fetch, base: &'a str },
+    Kds {
+        /// The client.
+        fetch: &'a dyn Fetch,
+        /// The KDS base URL.
+        base: &'a str,
+    },
     /// Fetching is off (`--offline`, `--no-kds`), for the reason given.
-    Disabled { why: &'a str },
+    Disabled {
+        /// Why, as the log line says it (`offline`, `--no-kds`).
+        why: &'a str,
+    },
 }
 
 /// What [`settle_amd_crl`] found.
@@ -368,6 +625,32 @@ pub struct CrlSettlement {
     /// The ARK's CRL lists the chain's ASK or ASVK: the log line saying so, which the caller also
     /// shows as a warning.
     pub revoked: Option<String>,
+}
+
+impl CrlSettlement {
+    /// Adds the settlement to a collection: the CRL to `endorsements`, the log lines to `log`,
+    /// a revocation to `warnings`.
+    pub fn add_to(
+        self,
+        endorsements: &mut Vec<Endorsement>,
+        log: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
+    ) {
+        if let Some(line) = self.revoked {
+            warnings.push(Warning::Revoked { line });
+        }
+        log.extend(self.log);
+        endorsements.extend(self.endorsement);
+    }
+}
+
+/// The AMD certificates among `endorsements` (those that parse), for [`settle_amd_crl`].
+pub fn amd_certificates(endorsements: &[Endorsement]) -> Vec<AmdCert> {
+    endorsements
+        .iter()
+        .filter_map(|e| e.bytes().ok())
+        .filter_map(|b| AmdCert::parse_der(&b).ok())
+        .collect()
 }
 
 /// Adds the CRL of the ARK that `report`'s chain ends at (see the module documentation).

@@ -103,50 +103,79 @@ pub enum FetchError {
     /// The server answered with a status that is not 2xx (after retries, if it was retryable).
     #[error("fetch {url}: http status {status} after {attempts} attempt(s): {body_excerpt:?}")]
     Status {
+        /// The URL asked.
         url: String,
+        /// The HTTP status.
         status: u16,
+        /// Attempts made.
         attempts: u32,
         /// Start of the response body, printable characters only.
         body_excerpt: String,
     },
     /// The last attempt ran out of its per-request timeout.
     #[error("fetch {url}: timed out after {attempts} attempt(s)")]
-    Timeout { url: String, attempts: u32 },
+    Timeout {
+        /// The URL asked.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// No connection could be made, or it was dropped before a complete response.
     #[error("fetch {url}: connection failed after {attempts} attempt(s): {reason}")]
     Connect {
+        /// The URL asked.
         url: String,
+        /// Attempts made.
         attempts: u32,
+        /// What is wrong.
         reason: String,
     },
     /// The body is larger than `max_body_bytes`; reading stopped at the cap.
     #[error("fetch {url}: response body exceeds the limit of {limit} bytes")]
-    TooLarge { url: String, limit: u64 },
+    TooLarge {
+        /// The URL asked.
+        url: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The overall deadline ran out, or the next wait would have crossed it.
     #[error(
         "fetch {url}: deadline of {deadline:?} reached after {attempts} attempt(s); last error: {last}"
     )]
     Deadline {
+        /// The URL asked.
         url: String,
+        /// Attempts made.
         attempts: u32,
+        /// The deadline that ran out.
         deadline: Duration,
+        /// The error of the last attempt.
         last: String,
     },
     /// The server answered with a redirect; following one could lead off the intended host.
     #[error("fetch {url}: refusing redirect with status {status} to {}", .location.as_deref().unwrap_or("(no location)"))]
     Redirect {
+        /// The URL asked.
         url: String,
+        /// The HTTP status.
         status: u16,
+        /// The `Location` the server named, if any.
         location: Option<String>,
     },
     /// The URL is not an absolute `http` or `https` URL with a host.
     #[error("fetch {url:?}: invalid url")]
-    InvalidUrl { url: String },
+    InvalidUrl {
+        /// The URL asked.
+        url: String,
+    },
     /// A failure that retrying cannot fix: TLS, an HTTP protocol violation, an unusable header.
     #[error("fetch {url}: {reason}")]
     Transport {
+        /// The URL asked.
         url: String,
+        /// Attempts made.
         attempts: u32,
+        /// What is wrong.
         reason: String,
     },
 }

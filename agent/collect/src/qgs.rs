@@ -89,12 +89,19 @@ pub const DEFAULT_EXCHANGE_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// `qgs_msg_error_t` codes (`QGS_MSG_MK_ERROR(x)` = `0x12000 | x`).
 pub mod error_code {
+    /// `QGS_MSG_ERROR_UNEXPECTED`.
     pub const UNEXPECTED: u32 = 0x0001_2001;
+    /// `QGS_MSG_ERROR_OUT_OF_MEMORY`.
     pub const OUT_OF_MEMORY: u32 = 0x0001_2002;
+    /// `QGS_MSG_ERROR_INVALID_PARAMETER`.
     pub const INVALID_PARAMETER: u32 = 0x0001_2003;
+    /// `QGS_MSG_ERROR_INVALID_VERSION`.
     pub const INVALID_VERSION: u32 = 0x0001_2004;
+    /// `QGS_MSG_ERROR_INVALID_TYPE`.
     pub const INVALID_TYPE: u32 = 0x0001_2005;
+    /// `QGS_MSG_ERROR_INVALID_SIZE`.
     pub const INVALID_SIZE: u32 = 0x0001_2006;
+    /// `QGS_MSG_ERROR_INVALID_CODE`.
     pub const INVALID_CODE: u32 = 0x0001_2007;
 }
 
@@ -116,7 +123,9 @@ pub fn error_name(code: u32) -> &'static str {
 /// Where the service is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QgsEndpoint {
+    /// The vsock context ID (2: the host).
     pub cid: u32,
+    /// The vsock port.
     pub port: u32,
 }
 
@@ -157,6 +166,7 @@ impl Default for QgsTimeouts {
 /// A way to reach the service: opens one connection per request. The client does the framing;
 /// the stream only carries bytes.
 pub trait QgsTransport {
+    /// The connection.
     type Stream: Read + Write;
 
     /// Where [`connect`](Self::connect) connects, for messages.
@@ -185,75 +195,129 @@ impl<T: QgsTransport + ?Sized> QgsTransport for &mut T {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QgsError {
+    /// `/etc/tdx-attest.conf` cannot be read.
     #[error("cannot read {}", path.display())]
     Config {
+        /// The path.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The host refused or reset the connection.
     #[error(
         "no Quote Generation Service on {endpoint}: the host refused or reset the connection \
          (qgsd not running, or the TD was started without a quote-generation-socket)"
     )]
-    NoService { endpoint: QgsEndpoint },
+    NoService {
+        /// Where the service was reached.
+        endpoint: QgsEndpoint,
+    },
+    /// The guest has no usable vsock transport.
     #[error(
         "cannot reach the host over vsock ({endpoint}): this guest has no usable vsock transport"
     )]
     NoVsock {
+        /// Where the service was reached.
         endpoint: QgsEndpoint,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The connection was not made in time.
     #[error("connecting to the Quote Generation Service on {endpoint} timed out after {timeout:?}")]
     ConnectTimedOut {
+        /// Where the service was reached.
         endpoint: QgsEndpoint,
+        /// The timeout that ran out.
         timeout: Duration,
     },
+    /// The connection failed otherwise.
     #[error("connecting to the Quote Generation Service on {endpoint}")]
     Connect {
+        /// Where the service was reached.
         endpoint: QgsEndpoint,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The exchange did not finish in time.
     #[error("Quote Generation Service on {endpoint} did not finish within {timeout:?} ({stage})")]
     TimedOut {
+        /// Where the service was reached.
         endpoint: QgsEndpoint,
+        /// The timeout that ran out.
         timeout: Duration,
         /// What the client was doing: `sending the request` or `reading the response`.
         stage: &'static str,
     },
+    /// Reading or writing failed.
     #[error("talking to the Quote Generation Service on {endpoint} ({stage})")]
     Io {
+        /// Where the service was reached.
         endpoint: QgsEndpoint,
+        /// What the client was doing.
         stage: &'static str,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The service closed the connection without answering.
     #[error(
         "Quote Generation Service on {endpoint} closed the connection without a response (it does \
          so when it cannot parse the request or set up its quoting context)"
     )]
-    ClosedWithoutResponse { endpoint: QgsEndpoint },
+    ClosedWithoutResponse {
+        /// Where the service was reached.
+        endpoint: QgsEndpoint,
+    },
+    /// The response ended early.
     #[error(
         "Quote Generation Service response is truncated: {received} of {expected} bytes of the \
          {what} before the connection closed"
     )]
     Truncated {
+        /// The part of the response.
         what: &'static str,
+        /// Bytes the response announced.
         expected: usize,
+        /// Bytes that came.
         received: usize,
     },
+    /// The response claims more bytes than accepted.
     #[error("Quote Generation Service response claims {len} bytes, more than the {max} accepted")]
-    ResponseTooLarge { len: u32, max: u32 },
+    ResponseTooLarge {
+        /// The length claimed.
+        len: u32,
+        /// The cap.
+        max: u32,
+    },
+    /// A message version thimble does not speak.
     #[error(
         "Quote Generation Service message version is {major}.{minor}, expected major version \
          {MSG_MAJOR_VERSION}"
     )]
-    UnsupportedVersion { major: u16, minor: u16 },
+    UnsupportedVersion {
+        /// Major version.
+        major: u16,
+        /// Minor version.
+        minor: u16,
+    },
+    /// A message that does not decode.
     #[error("malformed Quote Generation Service message: {reason}")]
-    Malformed { reason: String },
+    Malformed {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The service failed the request.
     #[error("Quote Generation Service failed the request with error {code:#x} ({name})")]
-    Service { code: u32, name: &'static str },
+    Service {
+        /// The `qgs_msg_error_t` code.
+        code: u32,
+        /// Its name.
+        name: &'static str,
+    },
+    /// Success, without a quote.
     #[error("Quote Generation Service reported success but returned an empty quote")]
     EmptyQuote,
 }
@@ -382,6 +446,7 @@ pub struct QgsClient<T: QgsTransport> {
 }
 
 impl<T: QgsTransport> QgsClient<T> {
+    /// A client over `transport`, with the default timeouts and response cap.
     pub fn new(transport: T) -> Self {
         Self {
             transport,
@@ -390,6 +455,7 @@ impl<T: QgsTransport> QgsClient<T> {
         }
     }
 
+    /// The connect and exchange timeouts.
     pub fn with_timeouts(mut self, timeouts: QgsTimeouts) -> Self {
         self.timeouts = timeouts;
         self
@@ -401,10 +467,12 @@ impl<T: QgsTransport> QgsClient<T> {
         self
     }
 
+    /// The transport.
     pub fn transport(&self) -> &T {
         &self.transport
     }
 
+    /// The transport, giving up the client.
     pub fn into_transport(self) -> T {
         self.transport
     }

@@ -76,6 +76,7 @@ pub mod linux {
         pub user_data: [u8; 64],
         /// VMPL the report is requested for.
         pub vmpl: u32,
+        /// Reserved, zero.
         pub rsvd: [u8; 28],
     }
 
@@ -83,6 +84,7 @@ pub mod linux {
     #[repr(C)]
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct SnpReportResp {
+        /// The response message.
         pub data: [u8; 4000],
     }
 
@@ -91,9 +93,13 @@ pub mod linux {
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct SnpGuestRequestIoctl {
+        /// Message version (1).
         pub msg_version: u8,
+        /// Address of the request structure.
         pub req_data: u64,
+        /// Address of the response structure.
         pub resp_data: u64,
+        /// `{fw_error, vmm_error}`, written by the kernel.
         pub exitinfo2: u64,
     }
 
@@ -101,7 +107,9 @@ pub mod linux {
     #[repr(C)]
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct SnpExtReportReq {
+        /// The report request.
         pub data: SnpReportReq,
+        /// Address of the certificate buffer.
         pub certs_address: u64,
         /// Page-aligned buffer length; on `INVALID_LEN` the kernel rewrites it with the size the
         /// host needs.
@@ -114,6 +122,7 @@ pub mod linux {
     const _: () = assert!(size_of::<SnpExtReportReq>() == 112);
 
     impl SnpReportReq {
+        /// A request for `user_data` at `vmpl`.
         pub fn new(user_data: [u8; 64], vmpl: u32) -> Self {
             Self {
                 user_data,
@@ -246,12 +255,16 @@ pub mod linux {
 /// and `exitinfo2` split into its firmware (low 32 bits) and VMM (high 32 bits) halves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestRequestError {
+    /// The errno of the ioctl (0 when it succeeded).
     pub errno: i32,
+    /// The firmware error: the low 32 bits of `exitinfo2`.
     pub fw_error: u32,
+    /// The VMM error: the high 32 bits of `exitinfo2`.
     pub vmm_error: u32,
 }
 
 impl GuestRequestError {
+    /// Splits `exitinfo2` as the kernel fills it.
     pub fn from_exitinfo2(errno: i32, exitinfo2: u64) -> Self {
         Self {
             errno,
@@ -260,6 +273,7 @@ impl GuestRequestError {
         }
     }
 
+    /// `exitinfo2` again.
     pub fn exitinfo2(&self) -> u64 {
         (u64::from(self.vmm_error) << 32) | u64::from(self.fw_error)
     }
@@ -268,6 +282,7 @@ impl GuestRequestError {
 /// A failed extended report request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExtReportError {
+    /// The request error.
     pub error: GuestRequestError,
     /// On `vmm_error == INVALID_LEN`: the `certs_len` the kernel wrote back, i.e. the buffer size
     /// the host needs.
@@ -367,6 +382,7 @@ impl LinuxSevGuest {
         Self::open(DEFAULT_DEVICE_PATH)
     }
 
+    /// The device path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -419,44 +435,79 @@ impl SevGuestDevice for LinuxSevGuest {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SevGuestError {
+    /// The device cannot be opened.
     #[error("cannot open {}", path.display())]
     Open {
+        /// The path.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// The path is not the SEV-SNP guest device.
     #[error("{path} is not the SEV-SNP guest device (it is {found})")]
-    NotSevGuest { path: PathBuf, found: String },
+    NotSevGuest {
+        /// The path.
+        path: PathBuf,
+        /// What the path is instead.
+        found: String,
+    },
+    /// The firmware refused the request.
     #[error("firmware rejected the report request with status {status:#x} ({name})")]
-    Firmware { status: u32, name: &'static str },
+    Firmware {
+        /// The firmware status (`SEV_RET_*`).
+        status: u32,
+        /// Its name.
+        name: &'static str,
+    },
+    /// The host refused the request.
     #[error(
         "host rejected the guest request with vmm_error {vmm_error} ({}), errno {errno}",
         vmm_error_name(*vmm_error)
     )]
-    Vmm { vmm_error: u32, errno: i32 },
+    Vmm {
+        /// The VMM error: the high 32 bits of `exitinfo2`.
+        vmm_error: u32,
+        /// The errno of the ioctl (0 when it succeeded).
+        errno: i32,
+    },
+    /// The kernel disabled the channel (ENOTTY).
     #[error(
         "guest request channel is disabled (ENOTTY): the kernel wipes the VMPCK after a host or \
          firmware error and every later request fails until the guest reboots (or the device does \
          not implement this ioctl)"
     )]
     ChannelDisabled,
+    /// The host throttles (vmm_error BUSY).
     #[error("host is busy and throttles guest requests (vmm_error BUSY)")]
     Busy,
+    /// The host throttled past the driver's retry window (ETIMEDOUT).
     #[error(
         "host throttled the guest request for longer than the driver's 60 s retry window \
          (ETIMEDOUT); the kernel disables the channel until the guest reboots"
     )]
     TimedOut,
+    /// The host asked for an impossible certificate buffer.
     #[error(
         "host asked for a certificate buffer of {requested} bytes, which is not a multiple of \
          4096 larger than the buffer offered and at most 16384 (SEV_FW_BLOB_MAX_SIZE)"
     )]
-    BadCertsLength { requested: u32 },
+    BadCertsLength {
+        /// The buffer length the host asked for.
+        requested: u32,
+    },
+    /// The response does not decode.
     #[error("malformed guest request response: {reason}")]
-    MalformedResponse { reason: String },
+    MalformedResponse {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another errno.
     #[error("guest request failed with errno {errno} ({})", Errno::from_raw(*errno).desc())]
-    Io { errno: i32 },
+    Io {
+        /// The errno of the ioctl (0 when it succeeded).
+        errno: i32,
+    },
 }
 
 /// Name of an SEV firmware status code (`sev_ret_code` in include/uapi/linux/psp-sev.h).
@@ -543,14 +594,17 @@ pub struct SevGuestClient<D: SevGuestDevice> {
 }
 
 impl<D: SevGuestDevice> SevGuestClient<D> {
+    /// A client over `device`.
     pub fn new(device: D) -> Self {
         Self { device }
     }
 
+    /// The device.
     pub fn device(&self) -> &D {
         &self.device
     }
 
+    /// The device, giving up the client.
     pub fn into_device(self) -> D {
         self.device
     }

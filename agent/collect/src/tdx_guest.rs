@@ -67,6 +67,7 @@ pub mod linux {
     const _: () = assert!(size_of::<TdxReportReq>() == 1088);
 
     impl TdxReportReq {
+        /// A request for `reportdata`.
         pub fn new(reportdata: [u8; TDX_REPORTDATA_LEN]) -> Self {
             Self {
                 reportdata,
@@ -148,6 +149,7 @@ impl LinuxTdxGuest {
         Self::open(DEFAULT_DEVICE_PATH)
     }
 
+    /// The device path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -163,31 +165,50 @@ impl TdxGuestDevice for LinuxTdxGuest {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TdxGuestError {
+    /// The device cannot be opened.
     #[error("cannot open {}", path.display())]
     Open {
+        /// The path.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// The TDCALL failed (EIO).
     #[error("TDG.MR.REPORT TDCALL failed (EIO): the TDX module refused to produce a TDREPORT")]
     TdcallFailed,
+    /// The TDX module rejected the operands.
     #[error(
         "TDX module rejected the report request's operands ({:?}); the report data or report \
          buffer was not acceptable to TDG.MR.REPORT",
         Errno::from_raw(*errno)
     )]
-    InvalidOperand { errno: i32 },
+    InvalidOperand {
+        /// The errno the kernel returned.
+        errno: i32,
+    },
+    /// The TDX module is busy (EBUSY).
     #[error("TDX module is busy (EBUSY, TDCALL_OPERAND_BUSY); retry later")]
     Busy,
+    /// The driver speaks another ioctl ABI (ENOTTY).
     #[error(
         "device does not implement TDX_CMD_GET_REPORT0 (ENOTTY); the tdx-guest driver speaks \
          another ioctl ABI (out-of-tree drivers differ)"
     )]
     NotSupported,
+    /// Another errno.
     #[error("report request failed with errno {errno} ({})", Errno::from_raw(*errno).desc())]
-    Io { errno: i32 },
+    Io {
+        /// The errno the kernel returned.
+        errno: i32,
+    },
+    /// The TDREPORT is not a TDX one.
     #[error("TDREPORT type is {actual:#04x}, expected {TDX_REPORT_TYPE:#04x} (TDX)")]
-    NotTdxReport { actual: u8 },
+    NotTdxReport {
+        /// The report type found.
+        actual: u8,
+    },
+    /// The TDREPORT is for other report data.
     #[error(
         "TDREPORT report_data does not echo the requested report data; the report does not \
          belong to this request"
@@ -215,14 +236,17 @@ pub struct TdxGuestClient<D: TdxGuestDevice> {
 }
 
 impl<D: TdxGuestDevice> TdxGuestClient<D> {
+    /// A client over `device`.
     pub fn new(device: D) -> Self {
         Self { device }
     }
 
+    /// The device.
     pub fn device(&self) -> &D {
         &self.device
     }
 
+    /// The device, giving up the client.
     pub fn into_device(self) -> D {
         self.device
     }

@@ -166,6 +166,7 @@ impl DeviceTransport {
         Err(first_failure.unwrap_or(VtpmError::NoDevice { tried }))
     }
 
+    /// The device path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -254,104 +255,177 @@ fn malformed(code: u32) -> impl Fn(Malformed) -> VtpmError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VtpmError {
+    /// No TPM device exists.
     #[error(
         "no TPM device ({}): not a VM with a (v)TPM, or no TPM driver is loaded",
         tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
-    NoDevice { tried: Vec<PathBuf> },
+    NoDevice {
+        /// The device paths tried.
+        tried: Vec<PathBuf>,
+    },
+    /// The device cannot be opened.
     #[error("cannot open TPM device {}", path.display())]
     Open {
+        /// The path.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// Sending or receiving failed.
     #[error("{command}: TPM transport failed")]
     Transport {
+        /// The TPM command.
         command: &'static str,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The response does not decode.
     #[error("{command} returned a malformed response")]
     Malformed {
+        /// The TPM command.
         command: &'static str,
+        /// What is wrong.
         #[source]
         reason: Malformed,
     },
+    /// The TPM failed the command.
     #[error("{command} failed with {rc}: {}", rc.meaning())]
     Tpm {
+        /// The TPM command.
         command: &'static str,
+        /// The response code.
         rc: ResponseCode,
     },
+    /// An NV index is not defined.
     #[error("NV index {index:#010x}{} is not defined in this TPM", nv_index_role(*index))]
-    NvIndexMissing { index: u32 },
+    NvIndexMissing {
+        /// The NV index.
+        index: u32,
+    },
+    /// An NV index is smaller than needed.
     #[error(
         "NV index {index:#010x}{} holds {size} bytes, fewer than the {needed} needed",
         nv_index_role(*index)
     )]
     NvIndexTooSmall {
+        /// The NV index.
         index: u32,
+        /// Its size.
         size: u16,
+        /// Bytes needed.
         needed: usize,
     },
+    /// An NV index cannot be read.
     #[error(
         "NV index {index:#010x}{} allows neither owner nor index-password reads (attributes {attributes:#010x})",
         nv_index_role(*index)
     )]
-    NvNotReadable { index: u32, attributes: u32 },
+    NvNotReadable {
+        /// The NV index.
+        index: u32,
+        /// Its `TPMA_NV` attributes.
+        attributes: u32,
+    },
+    /// An NV index cannot be written.
     #[error(
         "NV index {index:#010x}{} allows neither owner nor index-password writes (attributes {attributes:#010x})",
         nv_index_role(*index)
     )]
-    NvNotWritable { index: u32, attributes: u32 },
+    NvNotWritable {
+        /// The NV index.
+        index: u32,
+        /// Its `TPMA_NV` attributes.
+        attributes: u32,
+    },
+    /// Something is larger than the TPM or thimble accepts.
     #[error("{what} is {len} bytes, above the {max}-byte limit")]
     TooLarge {
+        /// What is too large, or does not match.
         what: &'static str,
+        /// Its length.
         len: usize,
+        /// The limit.
         max: usize,
     },
+    /// A PCR index out of range.
     #[error("PCR {index} does not exist (PCRs 0-23)")]
-    PcrIndex { index: u32 },
+    PcrIndex {
+        /// The PCR index.
+        index: u32,
+    },
+    /// A command could not be marshalled.
     #[error("cannot marshal the command")]
     Marshal(#[source] MarshalError),
+    /// The TPM did not return every PCR asked for.
     #[error(
         "the TPM returned no SHA-256 value for PCRs {missing:?}; is the SHA-256 bank allocated?"
     )]
-    PcrsUnavailable { missing: Vec<u32> },
+    PcrsUnavailable {
+        /// The PCRs the TPM did not return.
+        missing: Vec<u32>,
+    },
+    /// The quote is signed with another scheme than asked.
     #[error(
         "the quote is signed with algorithm {sig_alg:#06x} and hash {hash_alg:#06x}, not RSASSA (0x0014) with SHA-256 (0x000b) as Azure's AK signs"
     )]
-    UnexpectedSignature { sig_alg: u16, hash_alg: u16 },
+    UnexpectedSignature {
+        /// The signature algorithm (`TPM_ALG_ID`).
+        sig_alg: u16,
+        /// Its hash algorithm.
+        hash_alg: u16,
+    },
+    /// The quote's `TPMS_ATTEST` does not decode.
     #[error("the quote's TPMS_ATTEST cannot be parsed")]
     Attest {
+        /// The underlying error.
         #[source]
         source: AttestError,
     },
+    /// The quote does not match the request.
     #[error(
         "the quote's {what} does not match the request; it does not belong to this quote request"
     )]
-    QuoteMismatch { what: &'static str },
+    QuoteMismatch {
+        /// What is too large, or does not match.
+        what: &'static str,
+    },
+    /// The PCRs kept changing.
     #[error(
         "the PCR values changed between the quote and the PCR read in {attempts} attempts; something keeps extending PCRs"
     )]
-    PcrsChanged { attempts: u32 },
+    PcrsChanged {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The HCL report does not parse.
     #[error("the HCL report in NV index {HCL_REPORT_NV_INDEX:#010x} cannot be parsed")]
     HclReport {
+        /// The underlying error.
         #[source]
         source: HclError,
     },
+    /// The runtime data does not parse.
     #[error("the runtime data of the HCL report cannot be parsed")]
     RuntimeData {
+        /// The underlying error.
         #[source]
         source: RuntimeDataError,
     },
+    /// The HCL report never echoed the user data.
     #[error(
         "stale HCL report: its runtime data user-data did not echo the {USER_DATA_LEN} bytes written to NV index {HCL_USER_DATA_NV_INDEX:#010x} within {}ms ({attempts} reads; it holds {}); the paravisor did not regenerate the report (accepting a stale report needs --allow-stale-report)",
         waited.as_millis(),
         describe_user_data(.observed)
     )]
     StaleReport {
+        /// Attempts made.
         attempts: u32,
+        /// How long thimble polled.
         waited: Duration,
+        /// The user-data the last report held.
         observed: Option<Vec<u8>>,
     },
 }
@@ -394,7 +468,9 @@ impl VtpmError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NvAuth<'a> {
+    /// The owner hierarchy, with an empty password.
     Owner,
+    /// The platform hierarchy, with an empty password.
     Platform,
     /// The index, with its password.
     Index(&'a [u8]),
@@ -420,11 +496,15 @@ impl NvAuth<'_> {
 /// `TPMS_NV_PUBLIC` (Part 2 §13.5) and the index's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NvPublic {
+    /// The NV index.
     pub index: u32,
+    /// The name algorithm (`TPM_ALG_ID`).
     pub name_alg: u16,
     /// `TPMA_NV` bits ([`nv_attr`]).
     pub attributes: u32,
+    /// The authorization policy digest.
     pub auth_policy: Vec<u8>,
+    /// The size of the data, in bytes.
     pub data_size: u16,
     /// `TPM2B_NAME` from `NV_ReadPublic`; empty in a template.
     pub name: Vec<u8>,
@@ -513,7 +593,9 @@ pub struct TpmPublic {
     pub name: Vec<u8>,
     /// What a quote reports as `qualifiedSigner`.
     pub qualified_name: Vec<u8>,
+    /// The object type (`TPM_ALG_ID`).
     pub object_type: u16,
+    /// The name algorithm (`TPM_ALG_ID`).
     pub name_alg: u16,
     /// `TPMA_OBJECT` bits.
     pub object_attributes: u32,
@@ -592,6 +674,7 @@ pub struct VtpmClient<T: TpmTransport> {
 }
 
 impl<T: TpmTransport> VtpmClient<T> {
+    /// A client over `transport`, with the default chunk size and poll interval.
     pub fn new(transport: T) -> Self {
         Self {
             transport,
@@ -613,14 +696,17 @@ impl<T: TpmTransport> VtpmClient<T> {
         self
     }
 
+    /// The transport.
     pub fn transport(&self) -> &T {
         &self.transport
     }
 
+    /// The transport, mutably.
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
     }
 
+    /// The transport, giving up the client.
     pub fn into_transport(self) -> T {
         self.transport
     }

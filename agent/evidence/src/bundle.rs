@@ -34,7 +34,9 @@ pub const MAX_ENDORSEMENTS: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tee {
+    /// AMD SEV-SNP (`sev-snp`): a report and its AMD endorsements.
     SevSnp,
+    /// Intel TDX (`tdx`): a quote and Intel's collateral.
     Tdx,
     /// An Azure confidential VM behind the paravisor, on SEV-SNP: the HCL report from the vTPM
     /// and a TPM quote.
@@ -59,22 +61,30 @@ impl Tee {
 /// The whole bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bundle {
+    /// Always [`FORMAT`].
     pub format: String,
+    /// The major version; [`VERSION`] for this code.
     pub version: u32,
+    /// Which TEE; decides the `evidence` members, the endorsements and the `claims` shape.
     pub tee: Tee,
     /// True when produced by `--simulate`: signed by test keys, never trusted by default.
     pub simulated: bool,
+    /// The program that wrote the bundle.
     pub agent: Agent,
     /// RFC 3339, UTC.
     pub created_at: String,
     /// `uname -r` of the guest that collected (absent for imports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_release: Option<String>,
+    /// How the evidence was obtained.
     pub collection: Collection,
     /// The nonce, when known. Absent for imported evidence whose nonce was not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<Nonce>,
+    /// The raw evidence.
     pub evidence: Evidence,
+    /// Certificates, CRLs and Intel collateral, each with its bytes and provenance (at most
+    /// [`MAX_ENDORSEMENTS`] when parsed).
     pub endorsements: Vec<Endorsement>,
     /// Why endorsements came from where they came from (fallbacks, rejected responses).
     #[serde(default)]
@@ -123,16 +133,19 @@ fn skip_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<serde_json::Valu
     Ok(serde_json::Value::Null)
 }
 
+/// The program that wrote a bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
+    /// `thimble`.
     pub name: String,
+    /// The crate version.
     pub version: String,
 }
 
 /// How the evidence was obtained.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Collection {
-    /// `configfs-tsm`, `sev-guest` or `import`.
+    /// `configfs-tsm`, `sev-guest`, `tdx-guest+qgs`, `vtpm` or `import` (an open set).
     pub source: String,
     /// configfs-tsm `provider` (`sev_guest`), when collected through configfs-tsm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +173,7 @@ pub struct Nonce {
     /// Whether the agent generated it (no `--nonce` given).
     #[serde(default)]
     pub generated: bool,
+    /// How REPORT_DATA was made from `value` (not used for Azure bundles).
     pub report_data_derivation: Derivation,
 }
 
@@ -194,11 +208,17 @@ pub struct Evidence {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndorsementKind {
+    /// SEV-SNP: the chip's VCEK.
     Vcek,
+    /// SEV-SNP: a cloud provider's VLEK.
     Vlek,
+    /// SEV-SNP: the ASK, which signs VCEKs.
     Ask,
+    /// SEV-SNP: the ASVK, which signs VLEKs.
     Asvk,
+    /// SEV-SNP: AMD's root as received (verification uses the pinned ARKs only).
     Ark,
+    /// SEV-SNP: a CRL of the ARK, which can list the ASK or ASVK.
     Crl,
     /// A certificate whose role could not be told, or one of an Intel issuer chain (its role
     /// follows from its subject).
@@ -229,10 +249,12 @@ impl From<CertKind> for EndorsementKind {
 /// Where an endorsement came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    /// `thim`, `kds`, `auxblob`, `ext-report` or `file`.
+    /// `auxblob`, `ext-report`, `thim`, `kds`, `pcs`, `file` or `vtpm` (an open set).
     pub kind: String,
+    /// The URL fetched (`thim`, `kds`, `pcs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The file read (`file`), or the NV index read (`vtpm`, as `nv:0x01c101d0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 }
@@ -240,13 +262,16 @@ pub struct Origin {
 /// One endorsement with its exact bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endorsement {
+    /// The endorsement's role.
     pub kind: EndorsementKind,
-    /// `der` for certificates and CRLs.
+    /// How `data` is encoded: `der` for certificates and CRLs, `json` for TCB info and QE
+    /// identity (an open set).
     pub format: String,
     /// The bytes, base64.
     pub data: String,
     /// SHA-256 of the bytes, hex, for humans comparing bundles.
     pub sha256: String,
+    /// Where the bytes came from.
     pub origin: Origin,
     /// When it was retrieved (RFC 3339), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,27 +328,48 @@ impl Endorsement {
 /// Claims parsed from the report, for readers. Never trusted by `verify`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
+    /// VERSION.
     pub report_version: u32,
+    /// The product, when the report or the certificates tell it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<Product>,
+    /// MEASUREMENT, hex.
     pub measurement: String,
+    /// REPORT_DATA, hex.
     pub report_data: String,
+    /// HOST_DATA, hex.
     pub host_data: String,
+    /// The guest POLICY: [`GuestPolicy`]'s fields, with `raw` as a `0x` hex string.
     pub policy: serde_json::Value,
+    /// VMPL.
     pub vmpl: u32,
+    /// GUEST_SVN.
     pub guest_svn: u32,
+    /// FAMILY_ID, hex.
     pub family_id: String,
+    /// IMAGE_ID, hex.
     pub image_id: String,
+    /// ID_KEY_DIGEST, hex.
     pub id_key_digest: String,
+    /// AUTHOR_KEY_DIGEST, hex.
     pub author_key_digest: String,
+    /// REPORT_ID, hex.
     pub report_id: String,
+    /// CHIP_ID, hex (all zero when masked).
     pub chip_id: String,
+    /// SIGNING_KEY: `vcek`, `vlek`, `none` or `reserved-N`.
     pub signing_key: String,
+    /// REPORTED_TCB: `tcbm`, and the decoded SPLs when the product is known.
     pub reported_tcb: serde_json::Value,
+    /// CURRENT_TCB, as `reported_tcb`.
     pub current_tcb: serde_json::Value,
+    /// COMMITTED_TCB, as `reported_tcb`.
     pub committed_tcb: serde_json::Value,
+    /// LAUNCH_TCB, as `reported_tcb`.
     pub launch_tcb: serde_json::Value,
+    /// PLATFORM_INFO.
     pub platform_info: u64,
+    /// `major.minor.build` of the running firmware (CURRENT_MAJOR, _MINOR, _BUILD).
     pub firmware_version: String,
 }
 
@@ -383,28 +429,59 @@ impl Claims {
     }
 }
 
+/// Why a bundle could not be read, or lacks what its `tee` needs.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BundleError {
+    /// Not JSON, or not of the bundle's shape (a required member missing, a value of the wrong
+    /// type, an unknown `tee`, `kind` or derivation).
     #[error("bundle is not valid JSON of the expected shape: {reason}")]
-    Json { reason: String },
+    Json {
+        /// The JSON parser's message.
+        reason: String,
+    },
+    /// `format` is not [`FORMAT`] (or is missing: `found` is then empty).
     #[error("not a thimble bundle (format is {found:?}, expected {FORMAT:?})")]
-    Format { found: String },
+    Format {
+        /// The `format` found.
+        found: String,
+    },
+    /// `version` is not [`VERSION`] (0 when missing).
     #[error("bundle version {found} is not supported (this thimble reads version {VERSION})")]
-    Version { found: u32 },
+    Version {
+        /// The `version` found.
+        found: u32,
+    },
+    /// A base64 member does not decode.
     #[error("bundle field {field} is not valid base64")]
-    Base64 { field: &'static str },
+    Base64 {
+        /// Its path in the bundle.
+        field: &'static str,
+    },
+    /// A member the bundle's `tee` needs is absent.
     #[error("bundle has no {field}, which a {tee} bundle needs")]
     Missing {
+        /// Its path in the bundle.
         field: &'static str,
+        /// The TEE that needs it.
         tee: &'static str,
     },
+    /// The input is larger than the limit; nothing was parsed.
     #[error("bundle is {len} bytes, more than the {max} bytes accepted")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More elements than accepted (endorsements, over [`MAX_ENDORSEMENTS`]).
     #[error("bundle has {count} {field}, more than the {max} accepted")]
     TooMany {
+        /// The member.
         field: &'static str,
+        /// Its elements.
         count: usize,
+        /// The cap.
         max: usize,
     },
 }

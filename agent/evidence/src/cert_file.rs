@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Recognising what a file holds by its content, never by its name: DER certificates, PEM files
-//! with one or several certificates, and (through [`crate::thim`]) THIM JSON bodies.
+//! with one or several certificates, DER or PEM CRLs, THIM AMD JSON bodies (through
+//! [`crate::thim`]) and Intel TCB info and QE identity bodies (through
+//! [`crate::tdx::collateral`]). Recognition parses; it verifies nothing.
 
 use base64::Engine;
 use thiserror::Error;
@@ -16,27 +18,50 @@ pub enum FileContent {
     TcbInfo(Vec<u8>),
     /// An Intel QE identity body (`{"enclaveIdentity":…,"signature":…}`), bytes as given.
     QeIdentity(Vec<u8>),
-    /// A CRL (from DER, PEM or hex), with its issuer's common name.
-    Crl { der: Vec<u8>, issuer_cn: String },
+    /// A CRL (from DER or PEM), with its issuer's common name.
+    Crl {
+        /// The CRL as DER.
+        der: Vec<u8>,
+        /// The issuer's common name (empty when it has none).
+        issuer_cn: String,
+    },
 }
 
+/// Why a file's content was not recognised. PEM blocks are numbered from 0.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FileError {
+    /// A certificate block's body does not decode as base64.
     #[error("PEM block {index} is not valid base64")]
-    PemBase64 { index: usize },
+    PemBase64 {
+        /// The block.
+        index: usize,
+    },
+    /// A `BEGIN CERTIFICATE` line has no `END CERTIFICATE` after it.
     #[error("PEM block {index} has no END line")]
-    PemUnterminated { index: usize },
+    PemUnterminated {
+        /// The block.
+        index: usize,
+    },
+    /// More than [`MAX_PEM_CERTIFICATES`] certificate blocks.
     #[error("more than {max} PEM certificates")]
-    PemTooMany { max: usize },
+    PemTooMany {
+        /// [`MAX_PEM_CERTIFICATES`].
+        max: usize,
+    },
+    /// Neither DER, nor JSON, nor PEM with a certificate or CRL.
     #[error(
         "content is not a certificate (DER or PEM), a CRL, a THIM AMD response, or Intel TCB info or QE identity"
     )]
     Unrecognised,
+    /// A JSON object without the keys of any known body.
     #[error("JSON is neither a THIM AMD response nor Intel TCB info or QE identity")]
     UnknownJson,
+    /// Looked like Intel TCB info, QE identity or a PEM CRL but did not parse (the parser's
+    /// message).
     #[error("Intel collateral: {0}")]
     Collateral(String),
+    /// Not valid JSON, or a THIM AMD body that did not parse.
     #[error(transparent)]
     Thim(#[from] crate::thim::ThimError),
 }
@@ -45,7 +70,8 @@ pub enum FileError {
 /// bundle a handful; the cap bounds the work of a hostile issuer chain.
 pub const MAX_PEM_CERTIFICATES: usize = 16;
 
-/// Extracts every `-----BEGIN CERTIFICATE-----` block, in order. Other PEM blocks are ignored.
+/// Extracts every `-----BEGIN CERTIFICATE-----` block, in order, as DER (base64-decoded, not
+/// parsed). Other PEM blocks are ignored.
 pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, FileError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";

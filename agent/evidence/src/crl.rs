@@ -43,17 +43,40 @@ const OID_AUTHORITY_KEY_IDENTIFIER: &str = "2.5.29.35";
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CrlError {
+    /// Not a CRL in any of the three encodings (or a PEM block without its END line).
     #[error("not a DER, PEM or hex X.509 CRL: {reason}")]
-    Der { reason: String },
+    Der {
+        /// What is wrong, from the decoder.
+        reason: String,
+    },
+    /// Bytes follow the CRL's outer SEQUENCE.
     #[error("{len} trailing bytes after the CRL")]
-    Trailing { len: usize },
+    Trailing {
+        /// How many.
+        len: usize,
+    },
+    /// More revoked entries than the cap.
     #[error("CRL lists {count} revoked certificates, more than the {max} accepted")]
-    TooManyEntries { count: usize, max: usize },
+    TooManyEntries {
+        /// Entries in the CRL.
+        count: usize,
+        /// The cap ([`MAX_REVOKED_ENTRIES`]).
+        max: usize,
+    },
+    /// A CRL Number or Issuing Distribution Point extension that does not decode.
     #[error("CRL extension {oid} is malformed")]
-    Extension { oid: String },
+    Extension {
+        /// The extension's OID in dotted form.
+        oid: String,
+    },
     /// RFC 5280 §5.1.1.2: the algorithm inside TBSCertList must be the one outside it.
     #[error("CRL signature algorithm {outer} differs from the one it signed ({inner})")]
-    AlgorithmMismatch { outer: String, inner: String },
+    AlgorithmMismatch {
+        /// OID of `signatureAlgorithm` (outside, unsigned).
+        outer: String,
+        /// OID of TBSCertList's `signature` (inside, signed).
+        inner: String,
+    },
 }
 
 /// The Issuing Distribution Point extension (RFC 5280 §5.2.5): which certificates a CRL
@@ -65,11 +88,15 @@ pub struct IssuingDistributionPoint {
     /// `distributionPoint` holds names that are not URIs (or a name relative to the issuer),
     /// which thimble does not match.
     pub other_names: bool,
+    /// `onlyContainsUserCerts`: the CRL covers end-entity certificates only.
     pub only_contains_user_certs: bool,
+    /// `onlyContainsCACerts`: the CRL covers CA certificates only.
     pub only_contains_ca_certs: bool,
     /// `onlySomeReasons` is present: the CRL is not complete for every reason.
     pub only_some_reasons: bool,
+    /// `indirectCRL`: the CRL may list certificates other issuers issued.
     pub indirect_crl: bool,
+    /// `onlyContainsAttributeCerts`: the CRL covers attribute certificates only.
     pub only_contains_attribute_certs: bool,
 }
 
@@ -78,9 +105,13 @@ pub struct IssuingDistributionPoint {
 pub struct Crl {
     der: Vec<u8>,
     tbs: (usize, usize),
+    /// The algorithm the issuer signed with.
     pub signature_alg: SigAlg,
+    /// The signature value (the BIT STRING's bytes).
     pub signature: Vec<u8>,
+    /// The issuer name, rendered as text.
     pub issuer: String,
+    /// The issuer's first common name, or empty.
     pub issuer_cn: String,
     issuer_raw: Vec<u8>,
     /// `thisUpdate`, seconds since the epoch.
@@ -92,6 +123,7 @@ pub struct Crl {
     pub revoked: Vec<Vec<u8>>,
     /// `cRLNumber`, big-endian, when present.
     pub crl_number: Option<Vec<u8>>,
+    /// The Issuing Distribution Point, when present: the CRL's scope.
     pub issuing_distribution_point: Option<IssuingDistributionPoint>,
     /// OIDs of critical extensions this parser does not interpret (a Delta CRL Indicator, say).
     pub unhandled_critical: Vec<String>,
@@ -153,7 +185,10 @@ fn issuing_distribution_point(
 }
 
 impl Crl {
-    /// Parses a CRL in DER, PEM or hex.
+    /// Parses a CRL in DER, PEM or hex. Checks structure only: the DER decodes with nothing after
+    /// it, the inner and outer signature algorithms agree, at most [`MAX_REVOKED_ENTRIES`] entries,
+    /// and a CRL Number or Issuing Distribution Point that decodes. The signature, dates and issuer
+    /// are not checked.
     pub fn parse(bytes: &[u8]) -> Result<Crl, CrlError> {
         Self::parse_capped(bytes, MAX_REVOKED_ENTRIES)
     }

@@ -51,6 +51,7 @@ pub fn crl_url(base: &str, product: Product, vlek: bool) -> String {
 /// What a CRL URL asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrlRequest {
+    /// The product in the path.
     pub product: Product,
     /// The VLEK-side CRL (`/vlek/`), which can list the ASVK.
     pub vlek: bool,
@@ -81,8 +82,11 @@ pub fn parse_crl_path(path: &str) -> Option<CrlRequest> {
 /// What a VCEK URL asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VcekRequest {
+    /// The product in the path.
     pub product: Product,
+    /// The hardware ID from the path: 64 bytes, or 8 on Turin.
     pub hwid: Vec<u8>,
+    /// The SPLs from the query, encoded for the product.
     pub tcb: TcbVersion,
 }
 

@@ -13,6 +13,7 @@ use crate::snp::TcbVersion;
 /// A parsed THIM AMD body, with the raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThimAmdCertification {
+    /// The body as received.
     pub raw: Vec<u8>,
     /// The VCEK as DER.
     pub vcek: Vec<u8>,
@@ -24,20 +25,43 @@ pub struct ThimAmdCertification {
     pub cache_control_secs: Option<u64>,
 }
 
+/// Why a THIM AMD body was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ThimError {
+    /// The body is not JSON, or its top level is not an object.
     #[error("THIM response is not a JSON object: {reason}")]
-    Json { reason: String },
+    Json {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A required field (`vcekCert`, `certificateChain`) is absent or null.
     #[error("THIM response has no `{field}`")]
-    Missing { field: &'static str },
+    Missing {
+        /// The JSON key.
+        field: &'static str,
+    },
+    /// A field is present but not a JSON string.
     #[error("THIM response field `{field}` is not a string")]
-    NotString { field: &'static str },
+    NotString {
+        /// The JSON key.
+        field: &'static str,
+    },
+    /// A string field does not hold what it should.
     #[error("THIM response field `{field}` is malformed: {reason}")]
-    Field { field: &'static str, reason: String },
+    Field {
+        /// The JSON key.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl ThimAmdCertification {
+    /// Parses a body. `vcekCert` must hold exactly one PEM certificate and `certificateChain` at
+    /// least one; `tcbm` and `cacheControl` are optional (absent or null) but checked when given.
+    /// Nothing is verified: the order, roles and signatures of the certificates are the verifier's
+    /// concern.
     pub fn parse(body: &[u8]) -> Result<ThimAmdCertification, ThimError> {
         let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| ThimError::Json {
             reason: e.to_string(),

@@ -8,13 +8,13 @@
 //! `X-Forwarded-For`) and takes the same [`crate::emulator::Fault`]s. Answers are the configured
 //! bytes, unchanged, with the issuer chain percent-encoded into a header the way PCS sends it:
 //! PCS's header names for PCS-shaped requests, the lower-case names a third-party live test saw
-//! from THIM for THIM-shaped ones (docs/formats.md §4.4 [O]). Requests are parsed with the inverse
-//! URL parsers of `thimble_collect::intel`, so a URL thimble should not build gets a 400 or 404
+//! from THIM for THIM-shaped ones (docs/formats.md §4.4 \[O\]). Requests are parsed with the inverse
+//! URL parsers of `thimble_evidence::tdx::pcs`, so a URL thimble should not build gets a 400 or 404
 //! here rather than an answer.
 
 use std::io;
 
-use thimble_collect::intel::{
+use thimble_evidence::tdx::pcs::{
     CollateralKind, CollateralTarget, ENCLAVE_IDENTITY_ISSUER_CHAIN, IMDS_INSTANCE_PATH,
     PCK_CRL_ISSUER_CHAIN, PckCa, ServiceKind, TCB_INFO_ISSUER_CHAIN, THIM_PCKCERT_API_VERSION,
     THIM_PCKCERT_PATH, TargetError, parse_collateral_target, parse_pck_cert_target, parse_query,
@@ -23,8 +23,8 @@ use thimble_collect::intel::{
 
 use crate::emulator::{Emulator, FaultRule, RecordedRequest, Reply, Routes};
 
-/// Body IMDS sends for a missing or unknown `api-version` (docs/formats.md §2 [V]; that the THIM
-/// `pckcert` path answers the same way is [U]).
+/// Body IMDS sends for a missing or unknown `api-version` (docs/formats.md §2 \[V\]; that the THIM
+/// `pckcert` path answers the same way is \[U\]).
 pub const BAD_API_VERSION_BODY: &str =
     "Bad request. api-version is invalid or was not specified in the request.";
 
@@ -186,7 +186,7 @@ impl Routes for IntelEmulatorConfig {
     }
 }
 
-/// A THIM `pckcert` JSON body as docs/formats.md §4.2 reconstructs it [U for the exact layout]:
+/// A THIM `pckcert` JSON body as docs/formats.md §4.2 reconstructs it \[U for the exact layout\]:
 /// `pckCert` in PEM without its final newline (DC notes THIM leaves it out), the issuer chain
 /// percent-encoded, `sgx-Tcbm`, and `cacheMaxAge` as a string.
 pub fn thim_pck_cert_body(

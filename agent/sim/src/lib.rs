@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Simulation and fakes: a simulated SEV-SNP guest (report signer with test keys, `/dev/sev-guest`
-//! fake), a configfs-tsm fake that follows the kernel ABI, and an HTTP emulator of Azure THIM and
-//! AMD KDS with fault injection. Shipped in the binary for `thimble collect --simulate snp`, and
-//! used by the tests of every other crate. Nothing here is trusted by a real verification: the
-//! test root it signs under is accepted only with `--insecure-allow-simulated`.
+//! Simulation and fakes: simulated SEV-SNP, TDX and Azure guests as a
+//! `thimble_collect::Environment` ([`SimEnvironment`]), built from kernel-faithful fakes (a
+//! configfs-tsm fake, `/dev/sev-guest`, `/dev/tdx_guest`, the host's Quote Generation Service, a
+//! vTPM with a paravisor), test signers, and HTTP emulators of Azure THIM and IMDS, AMD KDS and
+//! Intel's collateral services with fault injection. Shipped in the binary for `thimble collect
+//! --simulate snp|tdx|azure-snp|azure-tdx`, and used by the tests of every other crate. Nothing
+//! here is trusted by a real verification: the test roots it signs under are accepted only with
+//! `--insecure-allow-simulated` ([`insecure_trust_test_roots`] for a collection request).
 
 pub mod azure_sim;
 pub mod emulator;
+pub mod env;
 pub mod fake_qgs;
 pub mod fake_sev_guest;
 pub mod fake_tdx_guest;
@@ -16,3 +20,5 @@ pub mod intel_emulator;
 pub mod signer;
 pub mod swtpm;
 pub mod tdx_signer;
+
+pub use env::{SimEnvironment, SimMachine, insecure_trust_test_roots};

@@ -18,8 +18,8 @@ use ring::digest::{SHA256, SHA384, digest};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::Serialize;
-use thimble_collect::intel::PckCa;
 use thimble_collect::tdx_guest::TDX_REPORT_LEN;
+use thimble_evidence::tdx::pcs::PckCa;
 use thimble_evidence::tdx::quote::CERT_DATA_PCK_CHAIN;
 use thimble_evidence::tdx::{
     EnclaveReport, QeCertification, QuoteHeader, SignatureData, TdReportFields, TdxBody,

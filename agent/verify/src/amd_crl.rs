@@ -51,17 +51,33 @@ const MAX_DISTRIBUTION_POINTS: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CrlRejection {
+    /// The bytes are not a CRL.
     #[error("CRL does not parse")]
     Malformed(#[source] CrlError),
+    /// The CRL's issuer name is not the ARK's subject, byte for byte.
     #[error("CRL is issued by {issuer:?}, not by the ARK {ark:?}")]
-    Issuer { issuer: String, ark: String },
+    Issuer {
+        /// The CRL's issuer, as text.
+        issuer: String,
+        /// The ARK's subject, as text.
+        ark: String,
+    },
     /// RFC 5280 §5.2: a CRL with a critical extension the reader does not process must not be
     /// used to decide revocation (a delta CRL, for one, is not complete on its own).
     #[error("CRL has critical extension {oid}, which is not understood")]
-    CriticalExtension { oid: String },
+    CriticalExtension {
+        /// The extension's OID in dotted form.
+        oid: String,
+    },
     /// RFC 5280 §6.3.3 (b)(2): the Issuing Distribution Point does not cover the certificate.
     #[error("CRL scope does not cover {subject:?}: {why}")]
-    OutOfScope { subject: String, why: &'static str },
+    OutOfScope {
+        /// The intermediate's subject, as text.
+        subject: String,
+        /// Which part of the Issuing Distribution Point excludes it.
+        why: &'static str,
+    },
+    /// The ARK's key did not sign the CRL (or its algorithm is not supported).
     #[error("CRL is not signed by the ARK")]
     Signature(#[source] SignatureError),
 }
@@ -74,8 +90,9 @@ pub enum AmdRevocation {
     Checked {
         /// SHA-256 of the CRL's DER, hex.
         crl_sha256: String,
-        /// Seconds since the epoch.
+        /// Its thisUpdate, seconds since the Unix epoch.
         this_update: i64,
+        /// Its nextUpdate, seconds since the Unix epoch, when it has one.
         next_update: Option<i64>,
         /// nextUpdate is before the verification time.
         stale: bool,
@@ -501,11 +518,11 @@ mod tests {
         let roots = crate::roots::TrustedRoots::amd();
         let ark = |cn: &str| {
             roots
-                .roots
+                .roots()
                 .iter()
-                .find(|r| r.cert.subject_cn == cn)
+                .find(|r| r.cert().subject_cn == cn)
                 .unwrap()
-                .cert
+                .cert()
                 .clone()
         };
         let ask = |file: &str| {

@@ -58,13 +58,17 @@ pub enum HardwareEndorsements {
     /// The VCEK (or VLEK) and its chain, from THIM or KDS, in any order, and AMD CRL
     /// candidates (DER).
     Snp {
+        /// The certificates, parsed (unverified).
         certs: Vec<AmdCert>,
+        /// AMD CRL candidates, DER.
         crls: Vec<Vec<u8>>,
     },
     /// The TDX quote made from the HCL report's TD report (IMDS `/acc/tdquote`) and Intel's
     /// collateral for it.
     Tdx {
+        /// The quote as received.
         quote: Vec<u8>,
+        /// TCB info, QE identity, CRLs and issuer chains for it.
         collateral: TdxCollateral,
     },
 }
@@ -72,7 +76,9 @@ pub enum HardwareEndorsements {
 /// The roots an Azure verification trusts: AMD's ARKs for SEV-SNP, Intel's root for TDX.
 #[derive(Debug, Clone, Default)]
 pub struct AzureRoots {
+    /// The AMD roots (ARKs), for SEV-SNP.
     pub amd: TrustedRoots,
+    /// The Intel roots, for TDX.
     pub intel: IntelRoots,
 }
 
@@ -91,6 +97,7 @@ impl AzureRoots {
 pub struct KnownParavisor {
     /// 48 bytes, hex.
     pub value: &'static str,
+    /// Where the value was seen, for claims and messages.
     pub label: &'static str,
 }
 
@@ -130,7 +137,9 @@ pub const PINNED_TDX_PARAVISOR_MRTDS: [KnownParavisor; 3] = [
 /// A trusted paravisor identity: a 48-byte value and a label for the claims and messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedParavisor {
+    /// The ID key digest (SEV-SNP) or MRTD (TDX).
     pub value: [u8; 48],
+    /// A name for it in claims and messages.
     pub label: String,
 }
 
@@ -237,9 +246,13 @@ impl ExpectedUserData {
 /// `expected_nonce` and is checked in the TPM quote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AzurePolicy {
+    /// The SEV-SNP policy, for the report in an SEV-SNP HCL report (its `report_data` unused).
     pub snp: Policy,
+    /// The TDX policy, for the quote of a TDX HCL report (its `report_data` unused).
     pub tdx: TdxPolicy,
-    /// The nonce the TPM quote's `extraData` must hold.
+    /// The exact `extraData` the TPM quote must hold, compared as is: the verifier's nonce as
+    /// [`report_data::tpm_qualifying_data`] makes it (the nonce, or SHA-512 of a nonce over 64
+    /// bytes), not the raw nonce.
     pub expected_nonce: Option<Vec<u8>>,
     /// What the runtime data's `user-data` must hold; `None` checks nothing there.
     pub expected_user_data: Option<ExpectedUserData>,
@@ -247,6 +260,7 @@ pub struct AzurePolicy {
     /// one, with a warning. The report may then date from boot: alone it proves what the VM
     /// booted as, not that it is running now.
     pub allow_stale_report: bool,
+    /// The paravisor identities trusted.
     pub paravisor: ParavisorPolicy,
 }
 

@@ -6,7 +6,7 @@
 //! `collection` member is never read, and the bundle's own nonce can only add a consistency
 //! check (a verifier that wants freshness passes its own).
 
-use thimble_evidence::bundle::{Bundle, EndorsementKind, Tee};
+use thimble_evidence::bundle::{Bundle, Endorsement, EndorsementKind, Tee};
 use thimble_evidence::cert_file::pem_certificates;
 use thimble_evidence::report_data;
 use thimble_evidence::snp::AmdCert;
@@ -26,14 +26,20 @@ use crate::tdx::{TdxCollateral, TdxPolicy, verify_quote};
 /// Everything a bundle verification depends on.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
-    /// Seconds since the epoch.
+    /// The verification time, seconds since the Unix epoch: certificates, CRLs and collateral
+    /// must be valid then.
     pub at: i64,
+    /// The AMD roots SEV-SNP chains (and Azure SEV-SNP ones) may end at.
     pub amd_roots: TrustedRoots,
+    /// The Intel roots TDX chains are verified against first.
     pub intel_roots: IntelRoots,
-    /// A test PKI's root, used only for bundles that say they are simulated
-    /// (`--insecure-allow-simulated`).
+    /// A test PKI's root (`--insecure-allow-simulated`), tried for TDX and Azure TDX bundles
+    /// only when `intel_roots` did not chain; the bundle's unsigned `simulated` member is not
+    /// consulted.
     pub intel_simulated_roots: Option<IntelRoots>,
+    /// The SEV-SNP policy (also applied to the report inside an Azure SEV-SNP HCL report).
     pub snp: Policy,
+    /// The TDX policy (also applied to the quote of an Azure TDX bundle).
     pub tdx: TdxPolicy,
     /// The caller trusts the simulation roots (`--insecure-allow-simulated`): a simulated
     /// bundle that still fails then keeps its real error.
@@ -229,7 +235,7 @@ fn fail(tee: &'static str, at: i64, e: VerifyError) -> Outcome {
     out.finish()
 }
 
-/// Whether a certificate belongs to a chain of the given Intel role, by its subject.
+/// The subject common name of a DER certificate, when it parses.
 fn cn_of(der: &[u8]) -> Option<String> {
     AmdCert::parse_der(der).ok().map(|c| c.subject_cn)
 }
@@ -238,6 +244,12 @@ fn cn_of(der: &[u8]) -> Option<String> {
 /// when the source sent one, else from the bundle's certificates by role: the TCB Signing
 /// certificate for TCB info and QE identity, the PCK CA for the PCK CRL, the root for both.
 pub fn tdx_collateral(bundle: &Bundle) -> Result<TdxCollateral, VerifyError> {
+    tdx_collateral_from(&bundle.endorsements)
+}
+
+/// The collateral among `endorsements`, gathered as [`tdx_collateral`] does for a bundle's; for
+/// a collector that checks what it fetched before it has a bundle.
+pub fn tdx_collateral_from(endorsements: &[Endorsement]) -> Result<TdxCollateral, VerifyError> {
     let malformed = |e: thimble_evidence::bundle::BundleError| {
         VerifyError::new(Code::MalformedBundle, e.to_string())
     };
@@ -246,7 +258,26 @@ pub fn tdx_collateral(bundle: &Bundle) -> Result<TdxCollateral, VerifyError> {
     let mut tcb_chain_pem = None;
     let mut qe_chain_pem = None;
     let mut crl_chain_pem = None;
-    for e in &bundle.endorsements {
+    // One of each: with two TCB infos (or QE identities, or CRLs) the verdict would depend on
+    // which one a verifier happened to pick, so a bundle that carries two is refused.
+    let mut seen: Vec<EndorsementKind> = Vec::new();
+    for e in endorsements {
+        let single = match e.kind {
+            EndorsementKind::TcbInfo => Some("tcb-info"),
+            EndorsementKind::QeIdentity => Some("qe-identity"),
+            EndorsementKind::PckCrl => Some("pck-crl"),
+            EndorsementKind::RootCaCrl => Some("root-ca-crl"),
+            _ => None,
+        };
+        if let Some(kind) = single {
+            if seen.contains(&e.kind) {
+                return Err(VerifyError::new(
+                    Code::MalformedBundle,
+                    format!("the bundle has more than one {kind} endorsement; it must carry one"),
+                ));
+            }
+            seen.push(e.kind);
+        }
         let bytes = e.bytes().map_err(malformed)?;
         match e.kind {
             EndorsementKind::TcbInfo => {

@@ -40,11 +40,17 @@ pub fn distinct<'a>(pool: impl IntoIterator<Item = &'a AmdCert>) -> Vec<&'a AmdC
 /// A chain that verified.
 #[derive(Debug, Clone)]
 pub struct VerifiedChain {
+    /// The product of the root the chain ends at.
     pub product: Product,
+    /// Whether that root is a simulation root.
     pub simulated: bool,
+    /// The VCEK or VLEK.
     pub leaf: AmdCert,
+    /// [`AmdRole::Vcek`] or [`AmdRole::Vlek`].
     pub leaf_role: AmdRole,
+    /// The ASK (for a VCEK) or ASVK (for a VLEK) that signed the leaf.
     pub intermediate: AmdCert,
+    /// The ARK that signed the intermediate.
     pub root: AmdCert,
 }
 
@@ -98,7 +104,11 @@ fn check_validity(c: &AmdCert, role: &str, at: i64) -> Result<(), VerifyError> {
     ))
 }
 
-/// Verifies `leaf` (a VCEK or VLEK) up to a trusted root, using intermediates from `pool`.
+/// Verifies `leaf` (a VCEK or VLEK) up to a trusted root, using intermediates from `pool`:
+/// the leaf's signature by an ASK (ASVK for a VLEK) of `pool`, the intermediate's by one of
+/// `roots`, the leaf's productName against the root's product, and every certificate's
+/// validity at `at`. Revocation is not checked here (see [`crate::amd_crl`]). Errors are
+/// [`Code::Chain`] or [`Code::CertificateExpired`].
 pub fn verify_leaf(
     leaf: &AmdCert,
     pool: &[AmdCert],
@@ -158,9 +168,9 @@ pub fn verify_leaf(
             ),
         ));
     };
-    let Some(root) = roots.roots.iter().find(|r| {
-        intermediate.may_be_issued_by(&r.cert)
-            && verify_cert_signature(intermediate, &r.cert).is_ok()
+    let Some(root) = roots.roots().iter().find(|r| {
+        intermediate.may_be_issued_by(r.cert())
+            && verify_cert_signature(intermediate, r.cert()).is_ok()
     }) else {
         return Err(VerifyError::new(
             Code::Chain,
@@ -171,13 +181,13 @@ pub fn verify_leaf(
         ));
     };
     if let Some(p) = leaf.product() {
-        if p != root.product {
+        if p != root.product() {
             return Err(VerifyError::new(
                 Code::Chain,
                 format!(
                     "{} names product {p} but chains to the {} root",
                     describe(leaf),
-                    root.product
+                    root.product()
                 ),
             ));
         }
@@ -200,14 +210,14 @@ pub fn verify_leaf(
         },
         at,
     )?;
-    check_validity(&root.cert, "ARK", at)?;
+    check_validity(root.cert(), "ARK", at)?;
     Ok(VerifiedChain {
-        product: root.product,
-        simulated: root.simulated,
+        product: root.product(),
+        simulated: root.is_simulated(),
         leaf: leaf.clone(),
         leaf_role,
         intermediate: (*intermediate).clone(),
-        root: root.cert.clone(),
+        root: root.cert().clone(),
     })
 }
 

@@ -30,6 +30,8 @@ pub const MAX_CANDIDATES: usize = 4;
 /// [`verify_intel_chain`] only returns once it has appended a pinned root to the leaf.
 #[derive(Debug, Clone)]
 pub struct IntelChain {
+    /// The certificates, leaf first and the pinned root last. Accessors such as
+    /// [`IntelChain::leaf`] index it and rely on the two-certificate minimum.
     pub certs: Vec<AmdCert>,
 }
 
@@ -119,7 +121,7 @@ pub fn verify_intel_chain(
     let mut certs = vec![leaf.clone()];
     while let Some(current) = certs.last() {
         if let Some(root) = roots
-            .roots
+            .roots()
             .iter()
             .find(|r| current.may_be_issued_by(r) && verify_cert_signature(current, r).is_ok())
         {

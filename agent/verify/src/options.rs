@@ -15,10 +15,15 @@ use crate::roots::TrustedRoots;
 /// Minimum SPLs; compared component by component with a TCB_VERSION.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MinTcb {
+    /// Minimum boot loader SPL.
     pub bootloader: u8,
+    /// Minimum TEE SPL.
     pub tee: u8,
+    /// Minimum SNP firmware SPL.
     pub snp: u8,
+    /// Minimum microcode SPL.
     pub microcode: u8,
+    /// Minimum FMC SPL; applied on Turin only.
     pub fmc: u8,
 }
 
@@ -51,7 +56,9 @@ pub struct GuestPolicyRule {
 /// `thimble_evidence::snp::PLATFORM_INFO_BITS` for their names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlatformInfoRule {
+    /// Bits that must be set.
     pub required: u64,
+    /// Bits that must be clear.
     pub forbidden: u64,
 }
 
@@ -118,8 +125,11 @@ pub struct Policy {
     pub report_id_ma: Option<Vec<u8>>,
     /// Expected CHIP_ID (64 bytes).
     pub chip_id: Option<Vec<u8>>,
+    /// Rules for the guest POLICY word.
     pub guest_policy: GuestPolicyRule,
+    /// Rules for PLATFORM_INFO.
     pub platform_info: PlatformInfoRule,
+    /// Rules for the ID block and author key.
     pub keys: KeyPolicy,
     /// Require a current AMD CRL that does not list the chain's ASK or ASVK. Without this, a
     /// missing or stale CRL is a warning (a listed intermediate always fails).
@@ -131,7 +141,9 @@ pub struct Policy {
 pub struct Options {
     /// The time to check validity at, seconds since the epoch.
     pub at: i64,
+    /// The AMD roots a chain may end at.
     pub roots: TrustedRoots,
+    /// What authentic evidence must also satisfy.
     pub policy: Policy,
 }
 

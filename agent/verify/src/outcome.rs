@@ -207,8 +207,11 @@ impl PartialEq<&str> for Code {
 /// One error. `code` is stable and documented; `message` is for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyError {
+    /// The stable code.
     pub code: Code,
+    /// The code's class (always `code.class()`).
     pub class: ErrorClass,
+    /// What went wrong, for people; the wording is not stable.
     pub message: String,
 }
 
@@ -223,38 +226,58 @@ impl VerifyError {
     }
 }
 
+/// Whether the evidence passed: `Valid` exactly when there is no error (warnings do not count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// No error.
     Valid,
+    /// At least one error.
     Invalid,
 }
 
 /// One certificate of the chain that was used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainLink {
+    /// The certificate's role: `vcek`, `vlek`, `ask`, `asvk` or `ark`; for Intel, `pck`,
+    /// `tcb-signing` or `qe-identity-signing` for a leaf and the CA's name for a CA
+    /// (`pck-platform-ca`, `intel-root-ca`, …).
     pub role: String,
+    /// The subject name, as text.
     pub subject: String,
+    /// SHA-256 of the certificate's DER, hex.
     pub sha256: String,
+    /// Start of validity (RFC 3339).
     pub not_before: String,
+    /// End of validity (RFC 3339).
     pub not_after: String,
 }
 
 /// The full result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
+    /// `Valid` exactly when `errors` is empty (once [`Outcome::finish`] has run).
     pub verdict: Verdict,
+    /// The TEE verified: `sev-snp`, `tdx`, `azure-sev-snp` or `azure-tdx`.
     pub tee: &'static str,
     /// The time the verification was made for (RFC 3339).
     pub verified_at: String,
+    /// Every error found. Authenticity checks stop at the first failure; policy checks report
+    /// all of theirs.
     pub errors: Vec<VerifyError>,
+    /// Things worth knowing that do not fail the verification (a TCB status other than
+    /// `UpToDate` that the policy accepts, SEPT_VE_DISABLE clear, a test root used, …), for
+    /// people.
     pub warnings: Vec<String>,
+    /// SEV-SNP (direct or on Azure): the product of the root the chain ended at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product: Option<Product>,
     /// `vcek` or `vlek`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signer: Option<String>,
+    /// Whether a simulation (test) root was used; never true unless the caller allowed it.
     pub simulated: bool,
+    /// The certificate chain that verified, leaf first (empty when none did).
     pub chain: Vec<ChainLink>,
     #[serde(skip_serializing_if = "Option::is_none")]
     /// The claims of the evidence (TEE-specific shape: `thimble_evidence::bundle::Claims` for
@@ -270,6 +293,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An empty, `Invalid` outcome for `tee` at `verified_at` (RFC 3339), to be filled in and
+    /// finished with [`Outcome::finish`].
     pub fn new(tee: &'static str, verified_at: String) -> Outcome {
         Outcome {
             verdict: Verdict::Invalid,

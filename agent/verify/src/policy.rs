@@ -17,7 +17,9 @@ use crate::outcome::{Code, VerifyError};
 /// The nonce the bundle claims, for the REPORT_DATA check when the caller gave none.
 #[derive(Debug, Clone)]
 pub struct ClaimedNonce {
+    /// `nonce.value`, decoded from hex.
     pub value: Vec<u8>,
+    /// `nonce.report_data_derivation`.
     pub derivation: Derivation,
 }
 

@@ -10,19 +10,38 @@
 
 use thimble_evidence::snp::{AmdCert, Product};
 
-/// A root a chain may end at.
+/// A root a chain may end at. Its fields are private so that the only ways to trust a root are
+/// the pinned set and the `insecure_*` constructors.
 #[derive(Debug, Clone)]
 pub struct Root {
-    pub product: Product,
-    pub cert: AmdCert,
-    /// A test root from `thimble-sim`; trusted only when the caller asks for it.
-    pub simulated: bool,
+    product: Product,
+    cert: AmdCert,
+    simulated: bool,
 }
 
-/// The set of roots a verification accepts.
+impl Root {
+    /// The product whose chains may end here.
+    pub fn product(&self) -> Product {
+        self.product
+    }
+
+    /// The self-signed ARK certificate.
+    pub fn cert(&self) -> &AmdCert {
+        &self.cert
+    }
+
+    /// Whether this is a test root (`thimble-sim`'s), trusted only because the caller asked.
+    pub fn is_simulated(&self) -> bool {
+        self.simulated
+    }
+}
+
+/// The set of AMD roots a verification accepts: [`TrustedRoots::amd`], plus simulation roots
+/// only through [`TrustedRoots::insecure_add_simulated`]. The default is empty, and with no root
+/// nothing verifies.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedRoots {
-    pub roots: Vec<Root>,
+    roots: Vec<Root>,
 }
 
 const PINNED: [(Product, &[u8]); 3] = [
@@ -61,19 +80,23 @@ impl TrustedRoots {
         }
         self
     }
+
+    /// The roots, pinned and (when allowed) simulated.
+    pub fn roots(&self) -> &[Root] {
+        &self.roots
+    }
 }
 
 /// The Intel SGX Root CA, valid 2018-05-21 to 2049-12-31.
 const INTEL_SGX_ROOT_CA: &[u8] = include_bytes!("../roots/intel/sgx_root_ca.der");
 
-/// The Intel roots a TDX verification accepts.
+/// The Intel roots a TDX verification accepts: [`IntelRoots::intel`], or a test PKI's through
+/// [`IntelRoots::insecure_custom`]. Private fields, so that these are the only ways. The default
+/// is empty, and with no root nothing verifies.
 #[derive(Debug, Clone, Default)]
 pub struct IntelRoots {
-    /// Root CAs (`AmdCert` is thimble's general X.509 view; its AMD extensions are simply empty
-    /// here). Empty means nothing verifies.
-    pub roots: Vec<AmdCert>,
-    /// The roots are a test PKI's, trusted only because the caller asked for it.
-    pub simulated: bool,
+    roots: Vec<AmdCert>,
+    simulated: bool,
 }
 
 impl IntelRoots {
@@ -96,6 +119,17 @@ impl IntelRoots {
             roots: AmdCert::parse_der(root_der).ok().into_iter().collect(),
             simulated: true,
         }
+    }
+
+    /// The root CAs (`AmdCert` is thimble's general X.509 view; its AMD extensions are empty
+    /// here).
+    pub fn roots(&self) -> &[AmdCert] {
+        &self.roots
+    }
+
+    /// Whether the roots are a test PKI's, trusted only because the caller asked for it.
+    pub fn is_simulated(&self) -> bool {
+        self.simulated
     }
 }
 

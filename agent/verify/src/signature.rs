@@ -3,9 +3,11 @@
 //! PKCS#1 v1.5 and ECDSA for certificates and CRLs, ECDSA P-384 for the SNP report, and raw
 //! ECDSA P-256 `r ‖ s` for Intel's quote, QE report and collateral signatures.
 //!
-//! The signature parameters are enforced, not just read: AMD certificates must use PSS with
-//! SHA-384, MGF1-SHA-384 and a 48-byte salt, which is exactly what `ring`'s
-//! `RSA_PSS_2048_8192_SHA384` verifies.
+//! The signature parameters are enforced, not just read: RSASSA-PSS is accepted only with
+//! SHA-384, MGF1-SHA-384 and a 48-byte salt (what AMD signs with, exactly what `ring`'s
+//! `RSA_PSS_2048_8192_SHA384` verifies) or with SHA-256, MGF1-SHA-256 and a 32-byte salt; any
+//! other combination is [`SignatureError::Unsupported`]. The algorithm is not tied to the
+//! vendor: an AMD certificate signed with PKCS#1 v1.5 by the right key would verify too.
 
 use std::cell::Cell;
 
@@ -39,8 +41,16 @@ fn counted(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignatureError {
+    /// The signature algorithm (with its parameters) and the signer's key type are not a pair
+    /// this module verifies.
     #[error("signature algorithm {alg} with a {key} key is not supported")]
-    Unsupported { alg: String, key: String },
+    Unsupported {
+        /// The signature algorithm, as debug text.
+        alg: String,
+        /// The key algorithm, as debug text.
+        key: String,
+    },
+    /// The signature does not verify (or the key does not parse).
     #[error("signature does not verify")]
     Invalid,
 }

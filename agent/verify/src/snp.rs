@@ -406,6 +406,8 @@ pub fn bundle_certificates(bundle: &Bundle) -> Result<AmdEndorsements, VerifyErr
 /// report.
 #[derive(Debug, Clone, Default)]
 pub struct AmdEndorsements {
+    /// The DER certificates among the endorsements, then those of the auxblob's table that
+    /// parse (unverified; the chain search picks from them).
     pub certs: Vec<AmdCert>,
     /// AMD CRL candidates, DER as given.
     pub crls: Vec<Vec<u8>>,

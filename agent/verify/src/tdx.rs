@@ -60,6 +60,7 @@ pub struct TdxCollateral {
     pub tcb_info_issuer_chain: Vec<Vec<u8>>,
     /// QE identity body, `{"enclaveIdentity":{…},"signature":"…"}`, byte for byte.
     pub qe_identity: Vec<u8>,
+    /// DER certificates: Intel SGX TCB Signing, then the root.
     pub qe_identity_issuer_chain: Vec<Vec<u8>>,
     /// PCK CRL (DER; PEM and hex are accepted too). Without it the PCK's revocation is not
     /// checked, with a warning.
@@ -78,15 +79,23 @@ pub struct TdxCollateral {
 /// a status is acceptable when it is no worse than the minimum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum TcbStatus {
+    /// The TCB is current.
     UpToDate,
+    /// Current, but software mitigations are needed for some advisories.
     SWHardeningNeeded,
+    /// Current, but the platform's configuration needs changing for some advisories.
     ConfigurationNeeded,
+    /// Current, with both configuration and software mitigations needed.
     ConfigurationAndSWHardeningNeeded,
     /// TDX 1.5: launched on an out-of-date TCB, current TCB fine after a TD-preserving update.
     TDRelaunchAdvised,
+    /// `TDRelaunchAdvised`, and configuration needed as well.
     TDRelaunchAdvisedConfigurationNeeded,
+    /// The TCB is older than the latest; a firmware or microcode update is available.
     OutOfDate,
+    /// `OutOfDate`, and configuration needed as well.
     OutOfDateConfigurationNeeded,
+    /// The TCB level has been revoked (always an error).
     Revoked,
 }
 
@@ -1155,14 +1164,14 @@ pub fn verify_quote(
     policy: &TdxPolicy,
 ) -> Outcome {
     let mut out = Outcome::new("tdx", format_unix(at));
-    out.simulated = roots.simulated;
+    out.simulated = roots.is_simulated();
     let mut ctx = Ctx {
         at,
         roots,
         policy,
         warnings: Vec::new(),
     };
-    if roots.simulated {
+    if roots.is_simulated() {
         ctx.warnings.push("verified against a TEST root, not the Intel SGX Root CA: this evidence proves nothing about real hardware".into());
     }
     match authenticate(&mut ctx, quote, collateral, &mut out) {

@@ -6,19 +6,18 @@
 
 use std::path::Path;
 
+use thimble_collect::bundle::{BundleBuilder, azure_claims, snp_claims, tdx_claims};
 use thimble_collect::endorse::role_kind;
 use thimble_evidence::azure::{HclReport, HclReportType, TpmQuote};
 use thimble_evidence::bundle::{
-    Bundle, Collection, Endorsement, EndorsementKind, Evidence, Nonce, Origin, Tee, b64,
+    Collection, Endorsement, EndorsementKind, Evidence, Nonce, Origin, Tee, b64,
 };
 use thimble_evidence::cert_file::FileContent;
 use thimble_evidence::report_data::Derivation;
 use thimble_evidence::snp::{AmdCert, SnpReport};
 use thimble_evidence::tdx::quote::TdxQuote;
-use thimble_evidence::tdx::{PckInfo, TdxClaims};
 
 use crate::args::ImportArgs;
-use crate::cmd::collect::{agent, claims_for};
 use crate::common;
 use crate::error::CliError;
 use crate::io::{parse_hex, read_input, write_output};
@@ -46,15 +45,6 @@ fn nonce(a: &ImportArgs) -> Result<Option<Nonce>, CliError> {
         }
         (None, None) => None,
     })
-}
-
-fn tdx_claims(quote: &TdxQuote) -> serde_json::Value {
-    let pck = quote
-        .pck_chain
-        .as_ref()
-        .and_then(|c| c.first())
-        .and_then(|d| PckInfo::from_der(d).ok());
-    serde_json::to_value(TdxClaims::from_quote(quote, pck.as_ref())).unwrap_or_default()
 }
 
 fn wrong_kind(path: &Path, what: &str, tee: &str) -> CliError {
@@ -179,16 +169,6 @@ fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCe
     Ok((out, certs))
 }
 
-/// Claims of an Azure HCL report: the hardware report's, the runtime data, and the TPM quote's.
-fn azure_claims(hcl: &HclReport, hardware: serde_json::Value) -> serde_json::Value {
-    let runtime: Option<serde_json::Value> = serde_json::from_slice(hcl.runtime_data_bytes()).ok();
-    serde_json::json!({
-        "hcl_report_type": match hcl.report_type() { HclReportType::Snp => "snp", HclReportType::Tdx => "tdx" },
-        "hardware": hardware,
-        "runtime_data": runtime,
-    })
-}
-
 pub fn run(a: ImportArgs) -> Result<u8, CliError> {
     let nonce = nonce(&a)?;
     let mut tpm_quote = None;
@@ -204,7 +184,7 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                 snp_report: Some(b64(&bytes)),
                 ..Evidence::default()
             };
-            (Tee::SevSnp, path, evidence, claims_for(&report, &certs))
+            (Tee::SevSnp, path, evidence, snp_claims(&report, &certs))
         }
         (None, Some(path), None) => {
             let bytes = read_input(path)?;
@@ -216,7 +196,7 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                 tdx_quote: Some(b64(&bytes)),
                 ..Evidence::default()
             };
-            (Tee::Tdx, path, evidence, tdx_claims(&quote))
+            (Tee::Tdx, path, evidence, tdx_claims(&quote, None))
         }
         (None, quote_path, Some(path)) => {
             let bytes = read_input(path)?;
@@ -246,7 +226,7 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                     let hw = match hcl.snp_report() {
                         Some(Ok(r)) => {
                             let (_, certs) = endorsements(&a, Tee::SevSnp)?;
-                            claims_for(&r, &certs)
+                            snp_claims(&r, &certs)
                         }
                         Some(Err(e)) => return Err(malformed(e.to_string())),
                         None => serde_json::Value::Null,
@@ -270,7 +250,7 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                         Tee::AzureTdx,
                         path,
                         evidence,
-                        azure_claims(&hcl, tdx_claims(&quote)),
+                        azure_claims(&hcl, tdx_claims(&quote, None)),
                     )
                 }
                 (HclReportType::Tdx, None) => {
@@ -297,31 +277,23 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
     // Issuer chains given as separate files repeat the root; keep each item once.
     let mut seen = std::collections::HashSet::new();
     endorsements.retain(|e| seen.insert((e.sha256.clone(), e.format.clone())));
-    let bundle = Bundle {
-        format: thimble_evidence::bundle::FORMAT.into(),
-        version: thimble_evidence::bundle::VERSION,
-        tee,
-        simulated: false,
-        agent: agent(),
-        created_at: thimble_evidence::time_fmt::format_unix(common::now()),
-        kernel_release: None,
-        collection: Collection {
+    let bundle = BundleBuilder::new(tee, common::now())
+        .collection(Collection {
             source: "import".into(),
-            provider: None,
-            privlevel: None,
-            generation: None,
             path: Some(path.display().to_string()),
             ..Collection::default()
-        },
-        nonce,
-        evidence: Evidence {
+        })
+        .nonce(nonce)
+        .evidence(Evidence {
             tpm_quote,
             ..evidence
-        },
-        endorsements,
-        endorsement_log: vec![format!("imported from {} file(s)", a.add.len())],
-        claims,
-    };
+        })
+        .endorsements(
+            endorsements,
+            vec![format!("imported from {} file(s)", a.add.len())],
+        )
+        .claims(claims)
+        .build();
     write_output(&a.output, &bundle.to_json())?;
     Ok(crate::exit::OK)
 }

@@ -3,8 +3,6 @@
 //! code.
 
 pub mod collect;
-pub mod collect_azure;
-pub mod collect_tdx;
 pub mod detect;
 pub mod exec;
 pub mod import;

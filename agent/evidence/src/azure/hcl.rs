@@ -74,31 +74,63 @@ pub const EK_PUB_KID: &str = "HCLEkPub";
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HclError {
+    /// The input is larger than [`MAX_HCL_REPORT_LEN`]; nothing was parsed.
     #[error("HCL report is {len} bytes, more than the {max} accepted")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// [`MAX_HCL_REPORT_LEN`].
+        max: usize,
+    },
+    /// A part runs past the end of the input.
     #[error("HCL report is truncated: {what} needs bytes {start}..{end} but there are {len}")]
     Truncated {
+        /// The part.
         what: &'static str,
+        /// Where it starts.
         start: usize,
+        /// Where it would end.
         end: usize,
+        /// Length of the input.
         len: usize,
     },
+    /// The header does not start with [`HCL_SIGNATURE`].
     #[error("HCL report signature is {found:02x?}, expected \"HCLA\"")]
-    Signature { found: [u8; 4] },
+    Signature {
+        /// The first four bytes.
+        found: [u8; 4],
+    },
+    /// `report_type` is not SNP (2) or TDX (4).
     #[error("HCL report type {value} is not supported (2 = SEV-SNP, 4 = TDX; 1 = VBS, 3 = TVM)")]
-    ReportType { value: u32 },
+    ReportType {
+        /// As read.
+        value: u32,
+    },
+    /// `report_data_hash_type` is not 1, 2 or 3.
     #[error(
         "HCL report data hash type {value} is not supported (1 = SHA-256, 2 = SHA-384, 3 = SHA-512)"
     )]
-    HashType { value: u32 },
+    HashType {
+        /// As read.
+        value: u32,
+    },
+    /// The request data `version` is not 1 or 2.
     #[error("IGVM request data version {version} is not supported (1 or 2)")]
-    RequestVersion { version: u32 },
+    RequestVersion {
+        /// As read.
+        version: u32,
+    },
+    /// `data_size` is not the request data's size (with the version 2 extension) plus
+    /// `variable_data_size`.
     #[error(
         "IGVM request data size {data_size} does not fit request version {version} with {variable_data_size} bytes of runtime data"
     )]
     DataSize {
+        /// As read.
         data_size: u32,
+        /// As read.
         version: u32,
+        /// As read.
         variable_data_size: u32,
     },
 }
@@ -107,18 +139,41 @@ pub enum HclError {
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RuntimeDataError {
+    /// Not JSON, or a member of the wrong type (or given twice).
     #[error("runtime data is not JSON of the expected shape: {reason}")]
-    Json { reason: String },
+    Json {
+        /// The JSON parser's message.
+        reason: String,
+    },
+    /// An RSA key's `n` or `e` is not base64url.
     #[error("runtime data key {kid:?}: {field} is not base64url")]
-    Base64 { kid: String, field: &'static str },
+    Base64 {
+        /// The key's `kid` (empty when it has none).
+        kid: String,
+        /// `n` or `e`.
+        field: &'static str,
+    },
+    /// `user-data` is not hex.
     #[error("runtime data user-data is not hex")]
     UserDataHex,
+    /// No key has the `kid` asked for.
     #[error("runtime data has no {kid} key")]
-    MissingKey { kid: &'static str },
+    MissingKey {
+        /// The `kid` asked for.
+        kid: &'static str,
+    },
+    /// Several keys have the `kid` asked for.
     #[error("runtime data has more than one {kid} key")]
-    DuplicateKey { kid: &'static str },
+    DuplicateKey {
+        /// The `kid` asked for.
+        kid: &'static str,
+    },
+    /// The key with the `kid` asked for is not `kty` `RSA` with both `n` and `e`.
     #[error("runtime data key {kid} is not an RSA key with n and e")]
-    NotRsa { kid: &'static str },
+    NotRsa {
+        /// The `kid` asked for.
+        kid: &'static str,
+    },
 }
 
 /// The hardware report inside (IGVM `report_type`).
@@ -153,8 +208,11 @@ impl HclReportType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HashType {
+    /// 1: SHA-256 (the only one seen on Azure).
     Sha256,
+    /// 2: SHA-384.
     Sha384,
+    /// 3: SHA-512.
     Sha512,
 }
 
@@ -181,12 +239,15 @@ impl HashType {
 /// The header (`IgvmAttestRequestHeader`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct HclHeader {
+    /// Header version: 1 on the SEV-SNP vectors, 2 on the TDX one.
     pub version: u32,
     /// Bytes of the request that are in use, from the start of the header.
     pub report_size: u32,
     /// 2 (`AK_CERT_REQUEST`) in every vector.
     pub request_type: u32,
+    /// Status word of the request (not interpreted).
     pub status: u32,
+    /// Reserved words, kept and not required to be zero.
     pub reserved: [u32; 3],
 }
 
@@ -195,9 +256,13 @@ pub struct HclHeader {
 pub struct IgvmRequestData {
     /// Bytes of the request data, itself included, up to the end of the runtime data.
     pub data_size: u32,
+    /// Request data version: 1, or 2 with a 4-byte capability bitmap before the runtime data.
     pub version: u32,
+    /// The hardware report in the report slot.
     pub report_type: HclReportType,
+    /// The hash of the runtime data that REPORT_DATA holds.
     pub report_data_hash_type: HashType,
+    /// Size of the runtime data in bytes.
     pub variable_data_size: u32,
 }
 
@@ -206,9 +271,14 @@ pub struct IgvmRequestData {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HclReport {
     raw: Vec<u8>,
+    /// The header, decoded.
     pub header: HclHeader,
+    /// The IGVM request data, decoded.
     pub request_data: IgvmRequestData,
+    /// Where the hardware report is in the bytes received (the start of the slot, as long as
+    /// the report type's report).
     pub hw_report_range: Range<usize>,
+    /// Where the runtime data is in the bytes received.
     pub runtime_data_range: Range<usize>,
 }
 
@@ -303,6 +373,7 @@ impl HclReport {
         &self.raw
     }
 
+    /// The hardware report's type (from the request data).
     pub fn report_type(&self) -> HclReportType {
         self.request_data.report_type
     }
@@ -352,7 +423,9 @@ impl HclReport {
 /// An RSA public key from a JWK: big-endian modulus and exponent as the JWK encodes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RsaPublicKey {
+    /// The modulus, big-endian, as the JWK gives it (leading zeros kept).
     pub n: Vec<u8>,
+    /// The public exponent, big-endian.
     pub e: Vec<u8>,
 }
 
@@ -373,8 +446,11 @@ fn strip_leading_zeros(b: &[u8]) -> &[u8] {
 /// One key of the runtime data `keys` array (RFC 7517 JWK; RSA members per RFC 7518 §6.3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Jwk {
+    /// Key ID, e.g. [`AK_PUB_KID`] or [`EK_PUB_KID`].
     pub kid: Option<String>,
+    /// Key type, `RSA` for the vTPM keys.
     pub kty: String,
+    /// Permitted operations (`sign`, `encrypt`), as given; not enforced.
     pub key_ops: Vec<String>,
     /// `n` and `e`, when the key is an RSA key that has both.
     pub rsa: Option<RsaPublicKey>,
@@ -404,23 +480,32 @@ impl Serialize for Jwk {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct VmConfiguration {
+    /// `current-time`: a time stamp the paravisor writes (not interpreted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_time: Option<i64>,
     /// Base64url hash of the provisioning certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_cert_thumbprint: Option<String>,
+    /// `console-enabled`: the serial console is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_enabled: Option<bool>,
+    /// `interactive-console-enabled`: the interactive serial console is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactive_console_enabled: Option<bool>,
+    /// `secure-boot`: UEFI Secure Boot is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_boot: Option<bool>,
+    /// `tpm-enabled`: the vTPM is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm_enabled: Option<bool>,
+    /// `tpm-persisted`: the vTPM's state is persisted across boots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm_persisted: Option<bool>,
+    /// `filtered-vpci-devices-allowed`: vPCI devices that pass the device filter may be
+    /// assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filtered_vpci_devices_allowed: Option<bool>,
+    /// `vmUniqueId`: the VM's unique ID in Azure.
     #[serde(
         rename = "vmUniqueId",
         default,
@@ -435,7 +520,9 @@ pub struct VmConfiguration {
 pub struct RuntimeData {
     #[serde(skip)]
     raw: Vec<u8>,
+    /// `keys`: the vTPM keys (`HCLAkPub`, `HCLEkPub`), as JWKs.
     pub keys: Vec<Jwk>,
+    /// `vm-configuration`, when present.
     #[serde(rename = "vm-configuration", skip_serializing_if = "Option::is_none")]
     pub vm_configuration: Option<VmConfiguration>,
     /// `user-data`, hex in the JSON: the 64 bytes a guest wrote to NV `0x01400002` before the

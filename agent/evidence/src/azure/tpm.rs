@@ -45,31 +45,78 @@ pub const TPM_ALG_SHA256: u16 = alg::SHA256;
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TpmError {
+    /// A field runs past the end of the `TPMS_ATTEST`.
     #[error("TPMS_ATTEST is truncated: {what} needs bytes {start}..{end} but there are {len}")]
     Truncated {
+        /// The field.
         what: &'static str,
+        /// Where it starts.
         start: usize,
+        /// Where it would end.
         end: usize,
+        /// Length of the structure.
         len: usize,
     },
+    /// `magic` is not [`TPM_GENERATED_VALUE`]: the TPM did not make this structure.
     #[error("TPMS_ATTEST magic is {found:#010x}, not TPM_GENERATED_VALUE (0xff544347)")]
-    Magic { found: u32 },
+    Magic {
+        /// As read.
+        found: u32,
+    },
+    /// `type` is not [`TPM_ST_ATTEST_QUOTE`].
     #[error("TPMS_ATTEST type is {found:#06x}, not TPM_ST_ATTEST_QUOTE (0x8018)")]
-    AttestType { found: u16 },
+    AttestType {
+        /// As read.
+        found: u16,
+    },
+    /// Bytes follow `pcrDigest`.
     #[error("TPMS_ATTEST has {len} bytes after the quote info")]
-    Trailing { len: usize },
+    Trailing {
+        /// How many.
+        len: usize,
+    },
+    /// The PCR selection list is longer than [`MAX_PCR_SELECTIONS`].
     #[error("TPML_PCR_SELECTION count {count} is above {MAX_PCR_SELECTIONS}")]
-    TooManySelections { count: u32 },
+    TooManySelections {
+        /// As read.
+        count: u32,
+    },
+    /// `tpm_quote.json` is not JSON of its shape, or a member is not hex or a byte array.
     #[error("tpm_quote.json: {reason}")]
-    Json { reason: String },
+    Json {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The quote selects PCRs of a bank other than SHA-256.
     #[error("the quote selects PCRs of bank {hash:#06x}; only SHA-256 (0x000b) values are given")]
-    PcrBank { hash: u16 },
+    PcrBank {
+        /// The bank's `TPM_ALG_ID`.
+        hash: u16,
+    },
+    /// The quote selects a PCR that the JSON gives no value for.
     #[error("the quote selects PCR {index} but only {have} PCR values are given")]
-    PcrMissing { index: u32, have: usize },
+    PcrMissing {
+        /// The PCR.
+        index: u32,
+        /// How many values are given.
+        have: usize,
+    },
+    /// A selected PCR's value is not 32 bytes.
     #[error("PCR {index} value is {len} bytes, not 32 (SHA-256)")]
-    PcrLength { index: u32, len: usize },
+    PcrLength {
+        /// The PCR.
+        index: u32,
+        /// Its value's length.
+        len: usize,
+    },
+    /// The JSON is larger than [`MAX_TPM_QUOTE_JSON_LEN`]; nothing was parsed.
     #[error("tpm_quote.json is {len} bytes, more than the {max} accepted")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// [`MAX_TPM_QUOTE_JSON_LEN`].
+        max: usize,
+    },
     /// A failure of the shared reader that the variants above do not cover (none does today:
     /// the `TPMS_ATTEST` layout only truncates, overflows its selection count or trails).
     #[error("TPMS_ATTEST is malformed")]
@@ -107,13 +154,17 @@ pub const MAX_TPM_QUOTE_JSON_LEN: usize = 64 << 10;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpmsAttest {
     raw: Vec<u8>,
+    /// `magic`: always [`TPM_GENERATED_VALUE`] once parsed.
     pub magic: u32,
+    /// `type`: always [`TPM_ST_ATTEST_QUOTE`] once parsed.
     pub attest_type: u16,
     /// `TPM2B_NAME` of the signing key: name algorithm ‖ digest of its `TPMT_PUBLIC`.
     pub qualified_signer: Vec<u8>,
     /// `TPM2B_DATA`: the qualifying data given to `TPM2_Quote`, the verifier's nonce.
     pub extra_data: Vec<u8>,
+    /// `clockInfo`: the TPM's clock, reset and restart counts.
     pub clock_info: ClockInfo,
+    /// `firmwareVersion`: the TPM vendor's firmware version (vendor-defined).
     pub firmware_version: u64,
     /// `TPMS_QUOTE_INFO.pcrSelect`.
     pub pcr_select: Vec<PcrSelection>,
@@ -228,6 +279,8 @@ pub struct TpmQuote {
     pub signature: Vec<u8>,
     /// The marshalled `TPMS_ATTEST`.
     pub message: Vec<u8>,
+    /// The PCR values as given, indexed by PCR number (not authenticated: only the quote's
+    /// `pcrDigest` over the selected ones is).
     pub pcrs: Vec<Vec<u8>>,
 }
 
@@ -305,17 +358,22 @@ impl TpmQuote {
     }
 }
 
-/// What a verified quote says, for output: the PCRs it covers, its nonce and its clock.
+/// What a quote says, for output once it is verified: the PCRs it covers, its nonce and its
+/// clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuoteClaims {
+    /// Always `sha256`, the only bank accepted.
     pub pcr_bank: &'static str,
     /// The values of the PCRs the quote selects (and only those: values it does not cover are
     /// unauthenticated), by PCR number, lower-case hex.
     pub pcrs: BTreeMap<u32, String>,
     /// The quote's qualifying data (the nonce), hex.
     pub extra_data: String,
+    /// `qualifiedSigner`, hex.
     pub qualified_signer: String,
+    /// `clockInfo`.
     pub clock_info: ClockInfo,
+    /// `firmwareVersion` as 16 hex digits.
     pub firmware_version: String,
 }
 

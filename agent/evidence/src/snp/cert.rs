@@ -24,15 +24,25 @@ use crate::snp::{Product, TcbVersion};
 pub enum SigAlg {
     /// RSASSA-PSS; `hash` and `mgf1_hash` are "sha256"/"sha384"/"sha512".
     RsaPss {
+        /// The message digest.
         hash: &'static str,
+        /// The digest MGF1 uses.
         mgf1_hash: &'static str,
+        /// The salt length in bytes, as the parameters give it (20 when absent, per RFC 4055).
         salt_len: u32,
     },
+    /// `sha256WithRSAEncryption` (PKCS#1 v1.5).
     RsaPkcs1Sha256,
+    /// `sha384WithRSAEncryption` (PKCS#1 v1.5).
     RsaPkcs1Sha384,
+    /// `ecdsa-with-SHA256`; the signature is a DER `Ecdsa-Sig-Value`.
     EcdsaSha256,
+    /// `ecdsa-with-SHA384`; the signature is a DER `Ecdsa-Sig-Value`.
     EcdsaSha384,
+    /// Anything else, including RSASSA-PSS with parameters thimble does not support. No verifier
+    /// accepts it.
     Other {
+        /// The algorithm's OID in dotted form (with a note for unsupported PSS parameters).
         oid: String,
     },
 }
@@ -43,10 +53,14 @@ pub enum SigAlg {
 pub enum KeyAlg {
     /// `rsaEncryption` or `id-RSASSA-PSS`; the key is a PKCS#1 RSAPublicKey.
     Rsa,
-    /// EC key on P-256 or P-384; the key is an uncompressed SEC1 point.
+    /// EC key on P-256; the key is an uncompressed SEC1 point.
     EcP256,
+    /// EC key on P-384; the key is an uncompressed SEC1 point.
     EcP384,
+    /// Any other key algorithm or curve.
     Other {
+        /// The algorithm's OID in dotted form; for an EC key on another curve, `ec:` and the
+        /// curve's OID (`ec:?` when absent).
         oid: String,
     },
 }
@@ -54,15 +68,25 @@ pub enum KeyAlg {
 /// The AMD extensions of a VCEK or VLEK.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AmdExtensions {
+    /// `.1` structVersion.
     pub struct_version: Option<u64>,
+    /// `.2` productName, e.g. `Milan-B0` (see [`Product::from_name`]).
     pub product_name: Option<String>,
+    /// `.3.1` blSPL: the boot loader SPL the key was derived for.
     pub bl_spl: Option<u8>,
+    /// `.3.2` teeSPL.
     pub tee_spl: Option<u8>,
+    /// `.3.3` snpSPL.
     pub snp_spl: Option<u8>,
+    /// `.3.8` ucodeSPL.
     pub ucode_spl: Option<u8>,
+    /// `.3.9` fmcSPL (Turin).
     pub fmc_spl: Option<u8>,
+    /// `.4` hwID: the CHIP_ID the VCEK belongs to (64 bytes; 8 on Turin), unwrapped from an
+    /// OCTET STRING when a certificate wraps it. Its length is not checked here.
     #[serde(serialize_with = "crate::bundle::hex_opt")]
     pub hw_id: Option<Vec<u8>>,
+    /// `.5` cspID: the cloud provider a VLEK was issued to.
     pub csp_id: Option<String>,
 }
 
@@ -71,38 +95,62 @@ pub struct AmdExtensions {
 pub struct AmdCert {
     der: Vec<u8>,
     tbs: (usize, usize),
+    /// The algorithm the issuer signed with.
     pub signature_alg: SigAlg,
+    /// The signature value (the BIT STRING's bytes).
     pub signature: Vec<u8>,
+    /// The subject's public key algorithm.
     pub key_alg: KeyAlg,
     /// RSAPublicKey DER for RSA, the SEC1 point for EC.
     pub public_key: Vec<u8>,
+    /// The subject name, rendered as text (for messages and matching by string).
     pub subject: String,
+    /// The issuer name, rendered as text.
     pub issuer: String,
+    /// The subject's first common name, or empty.
     pub subject_cn: String,
+    /// The issuer's first common name, or empty.
     pub issuer_cn: String,
     subject_raw: Vec<u8>,
     issuer_raw: Vec<u8>,
+    /// The serial number's content bytes in lowercase hex, as encoded (big-endian).
     pub serial_hex: String,
-    /// Validity bounds in seconds since the Unix epoch.
+    /// Start of validity (notBefore), seconds since the Unix epoch.
     pub not_before: i64,
+    /// End of validity (notAfter), seconds since the Unix epoch; inclusive.
     pub not_after: i64,
+    /// Whether basicConstraints says cA.
     pub is_ca: bool,
     /// The subjectKeyIdentifier extension, when present.
     pub subject_key_id: Option<Vec<u8>>,
     /// The keyIdentifier of the authorityKeyIdentifier extension, when present.
     pub authority_key_id: Option<Vec<u8>>,
+    /// The AMD extensions (all `None` on a certificate without them).
     pub amd: AmdExtensions,
 }
 
+/// Why a certificate could not be parsed.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AmdCertError {
+    /// Not a DER X.509 certificate.
     #[error("not a DER X.509 certificate: {reason}")]
-    Der { reason: String },
+    Der {
+        /// The DER parser's message.
+        reason: String,
+    },
+    /// Bytes follow the certificate's outer SEQUENCE.
     #[error("{len} trailing bytes after the certificate")]
-    Trailing { len: usize },
+    Trailing {
+        /// How many.
+        len: usize,
+    },
+    /// An AMD extension (structVersion, productName or an SPL) does not decode.
     #[error("AMD extension {oid} is malformed")]
-    Extension { oid: String },
+    Extension {
+        /// The extension's OID in dotted form.
+        oid: String,
+    },
 }
 
 const AMD_ARC: &str = "1.3.6.1.4.1.3704.1";
@@ -111,10 +159,16 @@ const AMD_ARC: &str = "1.3.6.1.4.1.3704.1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AmdRole {
+    /// AMD Root Key, self-signed, one per product (CN `ARK-<product>`).
     Ark,
+    /// AMD SEV Key, signed by the ARK, signs VCEKs (CN `SEV-<product>`).
     Ask,
+    /// AMD SEV VLEK Key, signed by the ARK, signs VLEKs (CN `SEV-VLEK-<product>`).
     Asvk,
+    /// Versioned Chip Endorsement Key: per chip and TCB (hwID extension or CN `SEV-VCEK`).
     Vcek,
+    /// Versioned Loaded Endorsement Key: per cloud provider and TCB (cspID extension or CN
+    /// `SEV-VLEK`).
     Vlek,
 }
 

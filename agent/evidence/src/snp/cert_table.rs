@@ -14,10 +14,15 @@ use thiserror::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CertKind {
+    /// The VCEK (GUID 63da758d-e664-4564-adc5-f4b93be8accd).
     Vcek,
+    /// The VLEK (GUID a8074bc2-a25a-483e-aae6-39c045a0b8a1).
     Vlek,
+    /// The ASK (GUID 4ab7b379-bbac-4fe4-a02f-05aef327c782).
     Ask,
+    /// The ARK (GUID c0b406a4-a803-4952-9743-3fb6014cd0ae).
     Ark,
+    /// A CRL (GUID 92f81bc3-5811-4d3d-97ff-d19f88dc67ea).
     Crl,
     /// A GUID thimble does not know; kept, not interpreted.
     Unknown,
@@ -116,37 +121,65 @@ impl CertKind {
 /// One certificate from the table, with its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertTableEntry {
+    /// The role its GUID names; both GUID byte orders are recognised.
     pub kind: CertKind,
+    /// The GUID as the host wrote it.
     pub guid: [u8; 16],
+    /// The bytes the entry points at, copied out (not parsed).
     pub data: Vec<u8>,
 }
 
 /// The parsed table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CertTable {
+    /// The entries in table order, terminator excluded.
     pub entries: Vec<CertTableEntry>,
 }
 
+/// Why a certificate table was refused. Entries are numbered from 0 in table order.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CertTableError {
+    /// The buffer ends before an all-zero entry.
     #[error("certificate table has no terminating all-zero entry within its {len} bytes")]
-    Unterminated { len: usize },
+    Unterminated {
+        /// Length of the buffer.
+        len: usize,
+    },
+    /// An entry's `offset + length` runs past the end of the buffer.
     #[error(
         "certificate table entry {index} points at bytes {offset}..{end}, outside the {len}-byte table"
     )]
     OutOfBounds {
+        /// The entry.
         index: usize,
+        /// Its offset.
         offset: u32,
+        /// Its offset plus its length.
         end: u64,
+        /// Length of the buffer.
         len: usize,
     },
+    /// A non-empty entry starts inside the entry headers (terminator included).
     #[error("certificate table entry {index} overlaps the table header")]
-    OverlapsHeader { index: usize },
+    OverlapsHeader {
+        /// The entry.
+        index: usize,
+    },
+    /// Two non-empty entries share bytes.
     #[error("certificate table entries {first} and {second} overlap")]
-    Overlap { first: usize, second: usize },
+    Overlap {
+        /// The lower-numbered entry.
+        first: usize,
+        /// The higher-numbered entry.
+        second: usize,
+    },
+    /// More than [`MAX_ENTRIES`] entries before the terminator.
     #[error("certificate table has more than {max} entries")]
-    TooManyEntries { max: usize },
+    TooManyEntries {
+        /// [`MAX_ENTRIES`].
+        max: usize,
+    },
 }
 
 const ENTRY_LEN: usize = 24;

@@ -6,17 +6,30 @@ use serde::Serialize;
 /// A decoded guest policy; `raw` is the 64-bit word from the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct GuestPolicy {
+    /// The 64-bit POLICY word as it appears in the report.
     pub raw: u64,
+    /// Bits 7:0, ABI_MINOR: the lowest firmware ABI minor version the guest accepts.
     pub abi_minor: u8,
+    /// Bits 15:8, ABI_MAJOR: the lowest firmware ABI major version the guest accepts.
     pub abi_major: u8,
+    /// Bit 16, SMT: the guest may run on a host with simultaneous multithreading enabled.
     pub smt_allowed: bool,
+    /// Bit 18, MIGRATE_MA: the guest may be associated with a migration agent.
     pub migrate_ma_allowed: bool,
+    /// Bit 19, DEBUG: the hypervisor may debug the guest (see [`GuestPolicy::DEBUG_BIT`]).
     pub debug_allowed: bool,
+    /// Bit 20, SINGLE_SOCKET: the guest may run on one socket only.
     pub single_socket_required: bool,
+    /// Bit 21, CXL_ALLOW: CXL may be populated with devices or memory.
     pub cxl_allowed: bool,
+    /// Bit 22, MEM_AES_256_XTS: AES-256-XTS memory encryption is required.
     pub mem_aes_256_xts_required: bool,
+    /// Bit 23, RAPL_DIS: Running Average Power Limit must be disabled.
     pub rapl_disabled: bool,
+    /// Bit 24, CIPHERTEXT_HIDING: ciphertext hiding must be enabled.
     pub ciphertext_hiding_required: bool,
+    /// Bit 25, PAGE_SWAP_DISABLE: the firmware's page swap and move commands are disabled for
+    /// the guest.
     pub page_swap_disabled: bool,
 }
 
@@ -28,6 +41,9 @@ impl GuestPolicy {
     /// Bits 63:26, reserved, must be zero (bit 25, PAGE_SWAP_DISABLE, is the highest defined).
     pub const RESERVED_MUST_BE_ZERO: u64 = !((1 << 26) - 1);
 
+    /// Splits the POLICY word into its fields. Reserved bits are not checked here;
+    /// [`SnpReport::parse`](crate::snp::SnpReport::parse) refuses a report whose reserved bits are
+    /// wrong.
     pub fn decode(raw: u64) -> GuestPolicy {
         let bit = |n: u32| raw & (1u64 << n) != 0;
         GuestPolicy {

@@ -7,8 +7,11 @@ use std::fmt;
 /// A product line with its own ARK/ASK and KDS path segment. Siena and Bergamo share Genoa's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Product {
+    /// EPYC 7003 (Zen 3, family 19h).
     Milan,
+    /// EPYC 9004 (Zen 4, family 19h), with Siena and Bergamo.
     Genoa,
+    /// EPYC 9005 (Zen 5, family 1Ah).
     Turin,
 }
 

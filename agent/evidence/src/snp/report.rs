@@ -77,51 +77,91 @@ impl<const N: usize> Field<N> {
 pub mod layout {
     use super::Field;
 
+    /// VERSION (0x000): the report format version; the parser accepts 2 to 5.
     pub const VERSION: Field<4> = Field::at(0x000);
+    /// GUEST_SVN (0x004): the guest's security version number, from its ID block.
     pub const GUEST_SVN: Field<4> = Field::at(0x004);
+    /// POLICY (0x008): the guest policy word ([`GuestPolicy`](crate::snp::GuestPolicy)).
     pub const POLICY: Field<8> = Field::at(0x008);
+    /// FAMILY_ID (0x010): the family ID from the ID block given at launch.
     pub const FAMILY_ID: Field<16> = Field::at(0x010);
+    /// IMAGE_ID (0x020): the image ID from the ID block given at launch.
     pub const IMAGE_ID: Field<16> = Field::at(0x020);
+    /// VMPL (0x030): the VMPL the report was requested for.
     pub const VMPL: Field<4> = Field::at(0x030);
+    /// SIGNATURE_ALGO (0x034): 1 is ECDSA P-384 with SHA-384.
     pub const SIGNATURE_ALGO: Field<4> = Field::at(0x034);
+    /// CURRENT_TCB (0x038): the TCB_VERSION the platform runs now.
     pub const CURRENT_TCB: Field<8> = Field::at(0x038);
+    /// PLATFORM_INFO (0x040): platform flags, named in
+    /// [`PLATFORM_INFO_BITS`](super::PLATFORM_INFO_BITS).
     pub const PLATFORM_INFO: Field<8> = Field::at(0x040);
     /// AUTHOR_KEY_EN (bit 0), MASK_CHIP_KEY (bit 1), SIGNING_KEY (bits 4:2); bits 31:5 are
     /// reserved.
     pub const KEY_INFO: Field<4> = Field::at(0x048);
+    /// Reserved (0x04C).
     pub const RESERVED_04C: Field<4> = Field::at(0x04C);
+    /// REPORT_DATA (0x050): the 64 bytes the guest supplied in its request.
     pub const REPORT_DATA: Field<64> = Field::at(0x050);
+    /// MEASUREMENT (0x090): the SHA-384 launch digest of the guest.
     pub const MEASUREMENT: Field<48> = Field::at(0x090);
+    /// HOST_DATA (0x0C0): data the hypervisor supplied at launch.
     pub const HOST_DATA: Field<32> = Field::at(0x0C0);
+    /// ID_KEY_DIGEST (0x0E0): SHA-384 digest of the public key that signed the ID block.
     pub const ID_KEY_DIGEST: Field<48> = Field::at(0x0E0);
+    /// AUTHOR_KEY_DIGEST (0x110): SHA-384 digest of the author key that certified the ID key
+    /// (zero unless AUTHOR_KEY_EN).
     pub const AUTHOR_KEY_DIGEST: Field<48> = Field::at(0x110);
+    /// REPORT_ID (0x140): the guest's report ID.
     pub const REPORT_ID: Field<32> = Field::at(0x140);
+    /// REPORT_ID_MA (0x160): the report ID of the guest's migration agent.
     pub const REPORT_ID_MA: Field<32> = Field::at(0x160);
+    /// REPORTED_TCB (0x180): the TCB_VERSION the signing VCEK was derived from.
     pub const REPORTED_TCB: Field<8> = Field::at(0x180);
-    /// CPUID_FAM_ID, CPUID_MOD_ID and CPUID_STEP: version 3 and later, reserved before.
+    /// CPUID_FAM_ID (0x188): the chip's family (extended and base combined). It, CPUID_MOD_ID and
+    /// CPUID_STEP are version 3 and later, reserved before.
     pub const CPUID_FAM_ID: Field<1> = Field::at(0x188);
+    /// CPUID_MOD_ID (0x189): the chip's model (extended and base combined; version 3+).
     pub const CPUID_MOD_ID: Field<1> = Field::at(0x189);
+    /// CPUID_STEP (0x18A): the stepping of the chip (version 3+).
     pub const CPUID_STEP: Field<1> = Field::at(0x18A);
+    /// Reserved (0x18B..0x1A0).
     pub const RESERVED_18B: Field<0x15> = Field::at(0x18B);
+    /// CHIP_ID (0x1A0): the chip's unique identifier, zero when masked.
     pub const CHIP_ID: Field<64> = Field::at(0x1A0);
+    /// COMMITTED_TCB (0x1E0): the committed TCB_VERSION (the lowest the platform may roll back to).
     pub const COMMITTED_TCB: Field<8> = Field::at(0x1E0);
+    /// CURRENT_BUILD (0x1E8): build number of the running firmware.
     pub const CURRENT_BUILD: Field<1> = Field::at(0x1E8);
+    /// CURRENT_MINOR (0x1E9): minor version of the running firmware.
     pub const CURRENT_MINOR: Field<1> = Field::at(0x1E9);
+    /// CURRENT_MAJOR (0x1EA): major version of the running firmware.
     pub const CURRENT_MAJOR: Field<1> = Field::at(0x1EA);
+    /// Reserved (0x1EB).
     pub const RESERVED_1EB: Field<1> = Field::at(0x1EB);
+    /// COMMITTED_BUILD (0x1EC): build number of the committed firmware.
     pub const COMMITTED_BUILD: Field<1> = Field::at(0x1EC);
+    /// COMMITTED_MINOR (0x1ED): minor version of the committed firmware.
     pub const COMMITTED_MINOR: Field<1> = Field::at(0x1ED);
+    /// COMMITTED_MAJOR (0x1EE): major version of the committed firmware.
     pub const COMMITTED_MAJOR: Field<1> = Field::at(0x1EE);
+    /// Reserved (0x1EF).
     pub const RESERVED_1EF: Field<1> = Field::at(0x1EF);
+    /// LAUNCH_TCB (0x1F0): the CURRENT_TCB when the guest was launched or imported.
     pub const LAUNCH_TCB: Field<8> = Field::at(0x1F0);
-    /// LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR: version 5 and later, reserved before.
+    /// LAUNCH_MIT_VECTOR (0x1F8): the mitigations applied when the guest was launched. It and
+    /// CURRENT_MIT_VECTOR are version 5 and later, reserved before.
     pub const LAUNCH_MIT_VECTOR: Field<8> = Field::at(0x1F8);
+    /// CURRENT_MIT_VECTOR (0x200): the mitigations the platform applies now (version 5+).
     pub const CURRENT_MIT_VECTOR: Field<8> = Field::at(0x200);
+    /// Reserved (0x208..0x2A0).
     pub const RESERVED_208: Field<0x98> = Field::at(0x208);
     /// SIGNATURE (0x2A0, 0x200 bytes) in the spec's ECDSA P-384 with SHA-384 signature format:
     /// R and S as 72-byte little-endian integers, then reserved.
     pub const SIGNATURE_R: Field<72> = Field::at(0x2A0);
+    /// S of SIGNATURE (0x2E8), 72 bytes little-endian.
     pub const SIGNATURE_S: Field<72> = Field::at(0x2E8);
+    /// The reserved rest of SIGNATURE (0x330..0x4A0).
     pub const SIGNATURE_RESERVED: Field<0x170> = Field::at(0x330);
 }
 
@@ -172,7 +212,9 @@ pub fn platform_info_names(value: u64) -> Vec<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SigningKey {
+    /// 0: the chip's VCEK.
     Vcek,
+    /// 1: the VLEK, a key AMD provisions to a cloud provider.
     Vlek,
     /// Value 7: the report is not signed.
     None,
@@ -206,16 +248,41 @@ impl SigningKey {
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReportError {
+    /// The input is not exactly [`SNP_REPORT_LEN`] bytes.
     #[error("SEV-SNP report is {actual} bytes, expected {expected}")]
-    Length { expected: usize, actual: usize },
+    Length {
+        /// Always [`SNP_REPORT_LEN`].
+        expected: usize,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// VERSION is outside 2..=5.
     #[error("SEV-SNP report version {version} is not supported (thimble knows versions 2 to 5)")]
-    UnsupportedVersion { version: u32 },
+    UnsupportedVersion {
+        /// VERSION as read.
+        version: u32,
+    },
+    /// SIGNATURE_ALGO is not [`SIG_ALGO_ECDSA_P384_SHA384`].
     #[error("SEV-SNP report signature_algo is {algo}, expected 1 (ECDSA P-384 with SHA-384)")]
-    SignatureAlgorithm { algo: u32 },
+    SignatureAlgorithm {
+        /// SIGNATURE_ALGO as read.
+        algo: u32,
+    },
+    /// A reserved range (or reserved bits of KEY_INFO, POLICY or the signature) is not zero.
     #[error("SEV-SNP report field {field} at offset {offset:#x} must be zero")]
-    ReservedNotZero { field: &'static str, offset: usize },
+    ReservedNotZero {
+        /// Which reserved range or bits.
+        field: &'static str,
+        /// The first non-zero byte of a reserved range; for reserved bits, and for the high bytes
+        /// of a signature component, where they start.
+        offset: usize,
+    },
+    /// POLICY bit 17, which must be one, is clear.
     #[error("SEV-SNP report POLICY {policy:#x} has bit 17 clear, which the firmware requires set")]
-    PolicyReservedBit { policy: u64 },
+    PolicyReservedBit {
+        /// POLICY as read.
+        policy: u64,
+    },
 }
 
 /// A range that must be zero: a report with data there is not one the firmware produced.
@@ -318,40 +385,66 @@ fn check_reserved(b: &[u8; SNP_REPORT_LEN], version: u32) -> Result<(), ReportEr
 /// does not know, another `signature_algo`), so that tests can build such reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnpReportFields {
+    /// VERSION.
     pub version: u32,
+    /// GUEST_SVN, from the ID block.
     pub guest_svn: u32,
+    /// POLICY, decoded.
     pub policy: GuestPolicy,
+    /// FAMILY_ID, from the ID block.
     pub family_id: [u8; 16],
+    /// IMAGE_ID, from the ID block.
     pub image_id: [u8; 16],
+    /// VMPL the report was requested for (0-3).
     pub vmpl: u32,
+    /// SIGNATURE_ALGO; parsed reports always hold [`SIG_ALGO_ECDSA_P384_SHA384`].
     pub signature_algo: u32,
+    /// CURRENT_TCB, raw; decode with [`TcbVersion::decode`] and the product.
     pub current_tcb: [u8; 8],
+    /// PLATFORM_INFO (see [`PLATFORM_INFO_BITS`]).
     pub platform_info: u64,
+    /// KEY_INFO bit 0, AUTHOR_KEY_EN: AUTHOR_KEY_DIGEST is present.
     pub author_key_en: bool,
+    /// KEY_INFO bit 1, MASK_CHIP_KEY: the platform's MaskChipKey setting.
     pub mask_chip_key: bool,
+    /// KEY_INFO bits 4:2, SIGNING_KEY: which key signed the report.
     pub signing_key: SigningKey,
+    /// REPORT_DATA: the 64 bytes the guest supplied (see [`crate::report_data`]).
     pub report_data: [u8; 64],
+    /// MEASUREMENT: the SHA-384 launch digest.
     pub measurement: [u8; 48],
+    /// HOST_DATA: supplied by the hypervisor at launch.
     pub host_data: [u8; 32],
+    /// ID_KEY_DIGEST: SHA-384 of the ID block's signing key (zero without an ID block).
     pub id_key_digest: [u8; 48],
+    /// AUTHOR_KEY_DIGEST: SHA-384 of the author key (zero unless `author_key_en`).
     pub author_key_digest: [u8; 48],
+    /// REPORT_ID.
     pub report_id: [u8; 32],
+    /// REPORT_ID_MA: the migration agent's report ID.
     pub report_id_ma: [u8; 32],
+    /// REPORTED_TCB, raw: the TCB the VCEK was derived from (see [`SnpReport::reported_tcb`]).
     pub reported_tcb: [u8; 8],
     /// Version 3+: CPUID family, model and stepping of the chip.
     pub cpuid: Option<(u8, u8, u8)>,
+    /// CHIP_ID; all zero when masked. Turin chips fill only the first 8 bytes.
     pub chip_id: [u8; 64],
+    /// COMMITTED_TCB, raw.
     pub committed_tcb: [u8; 8],
     /// (build, minor, major) of the running firmware.
     pub current_version: (u8, u8, u8),
+    /// (build, minor, major) of the committed firmware.
     pub committed_version: (u8, u8, u8),
+    /// LAUNCH_TCB, raw.
     pub launch_tcb: [u8; 8],
-    /// Version 5+.
+    /// LAUNCH_MIT_VECTOR; version 5+.
     pub launch_mit_vector: Option<u64>,
+    /// CURRENT_MIT_VECTOR; version 5+.
     pub current_mit_vector: Option<u64>,
     /// `r` and `s` as big-endian 48-byte integers (the report stores them little-endian in
     /// 72-byte fields).
     pub signature_r: [u8; 48],
+    /// `s`, big-endian (see `signature_r`).
     pub signature_s: [u8; 48],
 }
 

@@ -15,11 +15,15 @@ pub struct TcbVersion {
     /// The raw 8 bytes as they appear in the report.
     #[serde(skip)]
     pub raw: [u8; 8],
+    /// BOOT_LOADER SPL.
     pub bootloader: u8,
+    /// TEE SPL (the PSP operating system).
     pub tee: u8,
+    /// SNP firmware SPL.
     pub snp: u8,
+    /// MICROCODE SPL.
     pub microcode: u8,
-    /// Turin only.
+    /// FMC SPL; present on Turin only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fmc: Option<u8>,
 }

@@ -23,28 +23,51 @@ use crate::time_fmt::parse_rfc3339;
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CollateralError {
+    /// The body is not a JSON object with the inner object and a `signature` string (or has a
+    /// key twice).
     #[error(
         "{what} body is not JSON of the form {{\"{key}\":{{…}},\"signature\":\"…\"}}: {reason}"
     )]
     Envelope {
+        /// `TCB info` or `QE identity`.
         what: &'static str,
+        /// The key of the inner object.
         key: &'static str,
+        /// The JSON parser's message.
         reason: String,
     },
+    /// `signature` is not 128 hex digits.
     #[error("{what} signature is not 64 bytes of hex (r ‖ s)")]
-    Signature { what: &'static str },
+    Signature {
+        /// `TCB info` or `QE identity`.
+        what: &'static str,
+    },
+    /// The inner object does not decode into `dcap-qvl`'s type.
     #[error("{what} content does not decode: {reason}")]
-    Content { what: &'static str, reason: String },
+    Content {
+        /// `TCB info` or `QE identity`.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `issueDate` or `nextUpdate` is not an RFC 3339 time.
     #[error("{what} {field} {value:?} is not an RFC 3339 time")]
     Date {
+        /// `TCB info` or `QE identity`.
         what: &'static str,
+        /// The JSON key.
         field: &'static str,
+        /// The value as given.
         value: String,
     },
+    /// The body is larger than [`MAX_COLLATERAL_LEN`]; nothing was decoded.
     #[error("{what} body is {len} bytes, more than the {max} accepted")]
     TooLarge {
+        /// `TCB info` or `QE identity`.
         what: &'static str,
+        /// Its length.
         len: usize,
+        /// [`MAX_COLLATERAL_LEN`].
         max: usize,
     },
 }
@@ -72,6 +95,7 @@ pub struct SignedCollateral<T> {
     signed: Range<usize>,
     /// `r ‖ s`, big-endian.
     pub signature: [u8; 64],
+    /// The inner object, decoded (`dcap-qvl`'s `TcbInfo` or `QeIdentity`).
     pub content: T,
     /// `issueDate`, seconds since the epoch.
     pub issue_date: i64,
@@ -143,7 +167,9 @@ impl<T> SignedCollateral<T> {
 }
 
 impl TcbInfoBody {
-    /// Parses a TCB info body, keeping its bytes.
+    /// Parses a TCB info body, keeping its bytes. Checks the size, the envelope, the content's
+    /// shape, the signature's length and the dates' syntax; not the signature, the dates'
+    /// currency, nor whether it is TDX's or SGX's TCB info.
     pub fn parse(raw: &[u8]) -> Result<TcbInfoBody, CollateralError> {
         const WHAT: &str = "TCB info";
         check_len(raw, WHAT)?;
@@ -171,7 +197,8 @@ impl TcbInfoBody {
 }
 
 impl QeIdentityBody {
-    /// Parses a QE identity body, keeping its bytes.
+    /// Parses a QE identity body (`enclaveIdentity`, or v1's `qeIdentity`), keeping its bytes.
+    /// Checks what [`TcbInfoBody::parse`] checks, and verifies as little.
     pub fn parse(raw: &[u8]) -> Result<QeIdentityBody, CollateralError> {
         const WHAT: &str = "QE identity";
         check_len(raw, WHAT)?;

@@ -12,8 +12,11 @@ use std::ops::Range;
 /// Where a named field sits in a structure, from the structure's first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldSpan {
+    /// The field's name as the table spells it.
     pub name: &'static str,
+    /// Offset of its first byte.
     pub offset: usize,
+    /// Its size in bytes.
     pub len: usize,
 }
 

@@ -6,6 +6,8 @@
 pub mod collateral;
 pub mod layout;
 pub mod pck;
+pub mod pcs;
+pub mod qcnl;
 pub mod quote;
 pub mod td_report;
 
@@ -25,14 +27,20 @@ pub use td_report::{TdReport, TdReportError, TdReportFields};
 /// The platform a quote's PCK certificate was issued for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PckClaims {
+    /// FMSPC, hex.
     pub fmspc: String,
+    /// PCE-ID, hex.
     pub pce_id: String,
+    /// CPUSVN, hex.
     pub cpusvn: String,
+    /// PCESVN.
     pub pcesvn: u16,
+    /// Which PCK CA issued the certificate.
     pub ca: PckCaType,
 }
 
 impl PckClaims {
+    /// The claims of a decoded PCK certificate.
     pub fn from_info(info: &PckInfo) -> PckClaims {
         PckClaims {
             fmspc: hex::encode(info.fmspc),
@@ -49,29 +57,46 @@ impl PckClaims {
 /// reported here and only enforced when a policy asks for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TdxClaims {
+    /// The quote's header version, 4 or 5.
     pub quote_version: u16,
     /// v5 body type: 2 (TDX 1.0) or 3 (TDX 1.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_type: Option<u16>,
+    /// The quoting enclave's vendor ID.
     pub qe_vendor_id: String,
+    /// TEE_TCB_SVN.
     pub tee_tcb_svn: String,
+    /// MRSEAM: the TDX module's measurement.
     pub mrseam: String,
+    /// MRSIGNERSEAM.
     pub mrsignerseam: String,
+    /// SEAMATTRIBUTES.
     pub seam_attributes: String,
+    /// TDATTRIBUTES, decoded.
     pub td_attributes: TdAttributes,
+    /// XFAM.
     pub xfam: String,
+    /// MRTD: the TD's build-time measurement.
     pub mrtd: String,
+    /// MRCONFIGID.
     pub mrconfigid: String,
+    /// MROWNER.
     pub mrowner: String,
+    /// MROWNERCONFIG.
     pub mrownerconfig: String,
+    /// RTMR0 to RTMR3.
     pub rtmr: [String; 4],
+    /// REPORT_DATA.
     pub report_data: String,
+    /// TEE_TCB_SVN_2 (TDX 1.5 body only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tee_tcb_svn_2: Option<String>,
+    /// MRSERVICETD (TDX 1.5 body only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mrservicetd: Option<String>,
     /// Bytes after the quote's signature data (padding), ignored.
     pub trailing_bytes: usize,
+    /// The platform the PCK certificate names, when the caller had it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pck: Option<PckClaims>,
 }

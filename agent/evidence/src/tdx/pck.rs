@@ -37,24 +37,42 @@ impl PckCaType {
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PckError {
+    /// Not a DER X.509 certificate.
     #[error("PCK certificate is not DER X.509: {reason}")]
-    Der { reason: String },
+    Der {
+        /// The DER parser's message.
+        reason: String,
+    },
+    /// The SGX extension is absent or does not decode (or its PCE-ID is not 2 bytes).
     #[error("PCK certificate SGX extension is missing or malformed: {reason}")]
-    Extension { reason: String },
+    Extension {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The issuer's common name is not one of the two PCK CAs.
     #[error(
         "PCK certificate issuer {issuer_cn:?} is neither the Intel PCK Platform CA nor the Processor CA"
     )]
-    UnknownCa { issuer_cn: String },
+    UnknownCa {
+        /// The issuer's first common name, or empty.
+        issuer_cn: String,
+    },
 }
 
 /// The platform identity and TCB a PCK certificate was issued for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PckInfo {
+    /// FMSPC: the platform's family, model, stepping and platform type; selects the TCB info.
     pub fmspc: [u8; 6],
+    /// PCE-ID: the provisioning certification enclave's ID.
     pub pce_id: [u8; 2],
+    /// CPUSVN of the TCB the certificate was issued for.
     pub cpusvn: [u8; 16],
+    /// PCESVN of the TCB the certificate was issued for.
     pub pcesvn: u16,
+    /// The CA that issued the certificate, from its issuer common name.
     pub ca_type: PckCaType,
+    /// PPID: the platform provisioning ID (encrypted for Intel's use).
     pub ppid: Vec<u8>,
     /// 0 Standard, 1 Scalable, 2 ScalableWithIntegrity.
     pub sgx_type: u64,

@@ -65,43 +65,87 @@ pub const CERT_DATA_QE_REPORT: u16 = 6;
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QuoteError {
+    /// A part, or a length field's content, runs past the end of the quote (or of the part
+    /// that holds it). Offsets are from the start of the quote.
     #[error("TDX quote is truncated: {what} needs bytes {start}..{end} but there are {len}")]
     Truncated {
+        /// The part or field that is cut.
         what: &'static str,
+        /// Where it starts.
         start: usize,
+        /// Where it would end.
         end: usize,
+        /// Where the enclosing data ends.
         len: usize,
     },
+    /// The header's `version` is not 4 or 5.
     #[error("quote version {version} is not a TDX quote version (4 or 5)")]
-    UnsupportedVersion { version: u16 },
+    UnsupportedVersion {
+        /// As read.
+        version: u16,
+    },
+    /// The header's `tee_type` is not [`TEE_TYPE_TDX`] (an SGX quote, say).
     #[error("quote tee_type {tee_type:#x} is not TDX (0x81)")]
-    NotTdx { tee_type: u32 },
+    NotTdx {
+        /// As read.
+        tee_type: u32,
+    },
+    /// The header's `att_key_type` is not [`ATT_KEY_TYPE_ECDSA_P256`].
     #[error("quote att_key_type {att_key_type} is not 2 (ECDSA-256 with P-256)")]
-    AttestationKeyType { att_key_type: u16 },
+    AttestationKeyType {
+        /// As read.
+        att_key_type: u16,
+    },
+    /// A v5 body descriptor names a body type other than 2 or 3.
     #[error("v5 quote body type {body_type} is not supported (2 = TDX 1.0, 3 = TDX 1.5)")]
-    UnsupportedBodyType { body_type: u16 },
+    UnsupportedBodyType {
+        /// As read.
+        body_type: u16,
+    },
+    /// A v5 body descriptor's size does not match its body type.
     #[error("v5 quote body type {body_type} has size {size}, expected {expected}")]
     BodySize {
+        /// As read.
         body_type: u16,
+        /// As read.
         size: u32,
+        /// The size of that body type.
         expected: usize,
     },
+    /// The signature data or the QE report certification data is longer than its content.
     #[error("{what} has {len} unused bytes after its content")]
-    Unconsumed { what: &'static str, len: usize },
+    Unconsumed {
+        /// Which of the two.
+        what: &'static str,
+        /// How many bytes are left over.
+        len: usize,
+    },
+    /// The outer certification data is not type 6 ([`CERT_DATA_QE_REPORT`]).
     #[error("certification data type {cert_type} is not supported (TDX quotes carry type 6)")]
-    CertificationDataType { cert_type: u16 },
+    CertificationDataType {
+        /// As read.
+        cert_type: u16,
+    },
+    /// Nested certification data of type 5 is not UTF-8 PEM with at least one certificate.
     #[error("PCK certificate chain in the quote is not PEM: {reason}")]
-    PckChain { reason: String },
+    PckChain {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Why a quote could not be laid out.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QuoteEncodeError {
+    /// A variable-length part does not fit its length field.
     #[error("{what} is {len} bytes, more than its length field can count ({max})")]
     TooLong {
+        /// The part.
         what: &'static str,
+        /// Its length.
         len: usize,
+        /// The most its length field can hold.
         max: usize,
     },
 }
@@ -109,13 +153,18 @@ pub enum QuoteEncodeError {
 layout! {
     /// The quote header (48 bytes; Intel `sgx_quote_4.h` `sgx_quote_header_t`, the same in v5).
     pub struct QuoteHeader[QUOTE_HEADER_LEN] {
+        /// 4 or 5.
         [0x00] version: u16,
+        /// The attestation key type; 2 ([`ATT_KEY_TYPE_ECDSA_P256`]) is the only one TDX uses.
         [0x02] att_key_type: u16,
+        /// 0x81 ([`TEE_TYPE_TDX`]) for TDX, 0 for SGX.
         [0x04] tee_type: u32,
         /// Bytes 8..12: reserved in the v4/v5 layouts (QE SVN and PCE SVN in the SGX v3
         /// layout). Kept, not checked: they are under the quote signature either way.
         [0x08] reserved: [u8; 4],
+        /// The quoting enclave's vendor UUID ([`INTEL_QE_VENDOR_ID`] for Intel's).
         [0x0c] qe_vendor_id: [u8; 16],
+        /// Data the quoting enclave chose; Intel's puts a QE identifier in the first 16 bytes.
         [0x1c] user_data: [u8; 20],
     }
 }
@@ -141,6 +190,7 @@ layout! {
     pub struct QuoteBodyDescriptor[V5_BODY_DESCRIPTOR_LEN] {
         /// 2: TDX 1.0 body, 3: TDX 1.5 body.
         [0x0] body_type: u16,
+        /// Size of the body in bytes: 584 for type 2, 648 for type 3.
         [0x2] body_size: u32,
     }
 }
@@ -153,17 +203,30 @@ layout! {
     /// [`TdxBody::decode`] reads a whole 1.5 body; [`TdxBody::to_bytes`] writes 584 or 648 bytes
     /// as the body is 1.0 or 1.5 (`encode` always writes 648).
     pub struct TdxBody[TD_REPORT15_BODY_LEN] {
+        /// TEE_TCB_SVN: the TDX module's security version numbers, matched against TCB info.
         [0x000] tee_tcb_svn: [u8; 16],
+        /// MRSEAM: SHA-384 measurement of the TDX module.
         [0x010] mrseam: [u8; 48],
+        /// MRSIGNERSEAM: measurement of the TDX module's signer (zero for Intel's modules).
         [0x040] mrsignerseam: [u8; 48],
+        /// SEAMATTRIBUTES: the TDX module's attributes (zero for production modules).
         [0x070] seam_attributes: [u8; 8],
+        /// TDATTRIBUTES, little-endian; see [`TdAttributes`].
         [0x078] td_attributes: [u8; 8],
+        /// XFAM: the extended CPU features (XCR0/IA32_XSS bits) the TD may use.
         [0x080] xfam: [u8; 8],
+        /// MRTD: SHA-384 measurement of the TD's initial contents, as built by the host.
         [0x088] mrtd: [u8; 48],
+        /// MRCONFIGID: an ID of the TD's configuration, set by the host at creation and not
+        /// interpreted by the TDX module.
         [0x0b8] mrconfigid: [u8; 48],
+        /// MROWNER: an ID of the TD's owner, set by the host at creation.
         [0x0e8] mrowner: [u8; 48],
+        /// MROWNERCONFIG: an ID of the owner's configuration, set by the host at creation.
         [0x118] mrownerconfig: [u8; 48],
+        /// RTMR0 to RTMR3: the runtime-extendable measurement registers.
         [0x148] rtmr: [[u8; 48]; 4],
+        /// REPORT_DATA: the 64 bytes the TD supplied (see [`crate::report_data`]).
         [0x208] report_data: [u8; 64],
         /// TDX 1.5 body only: the current TCB after a TD-preserving module update.
         [0x248] tee_tcb_svn_2: Option<[u8; 16]>,
@@ -229,9 +292,11 @@ pub struct TdxQuote {
     signed_len: usize,
     signature_data_range: Range<usize>,
     certification_range: Range<usize>,
+    /// The header as read.
     pub header: QuoteHeader,
     /// v5 only: 2 (TDX 1.0 body) or 3 (TDX 1.5 body).
     pub body_type: Option<u16>,
+    /// The TD report body; a v4 quote always has a TDX 1.0 body.
     pub body: TdxBody,
     /// `r ‖ s`, big-endian, by the attestation key over [`TdxQuote::signed_bytes`].
     pub signature: [u8; 64],
@@ -239,6 +304,7 @@ pub struct TdxQuote {
     pub attestation_key: [u8; 64],
     /// Type of the outer certification data (6 for TDX).
     pub certification_type: u16,
+    /// The QE report certification data (type 6).
     pub qe: QeCertification,
     /// The PCK chain (leaf first) as DER, when the nested certification data is type 5.
     pub pck_chain: Option<Vec<Vec<u8>>>,
@@ -494,7 +560,9 @@ impl TdxQuote {
 /// a v4 quote), so that tests can build such quotes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsignedQuote {
+    /// The header; its `version` decides whether a body descriptor is written.
     pub header: QuoteHeader,
+    /// The body; a TDX 1.5 body (a 1.5 field `Some`) is written as body type 3.
     pub body: TdxBody,
 }
 
@@ -535,6 +603,7 @@ pub struct SignatureData {
     pub signature: [u8; 64],
     /// `x ‖ y` of the attestation key.
     pub attestation_key: [u8; 64],
+    /// The QE report certification data; its signature over the QE report is the caller's.
     pub qe: QeCertification,
 }
 
@@ -593,14 +662,22 @@ layout! {
     /// CONFIGID, CONFIGSVN, ISVFAMILYID and the reserved ranges) are not read, and are zero
     /// when encoded.
     pub struct EnclaveReport[ENCLAVE_REPORT_LEN] {
+        /// CPUSVN of the platform.
         [0x000] cpu_svn: [u8; 16],
+        /// MISCSELECT: the extended features of the enclave's SSA frames.
         [0x010] miscselect: u32,
         /// ATTRIBUTES in report byte order (byte 0 bit 1 is DEBUG).
         [0x030] attributes: [u8; 16],
+        /// MRENCLAVE: SHA-256 measurement of the enclave.
         [0x040] mrenclave: [u8; 32],
+        /// MRSIGNER: SHA-256 of the modulus of the key that signed the enclave.
         [0x080] mrsigner: [u8; 32],
+        /// ISVPRODID: the enclave's product ID.
         [0x100] isv_prod_id: u16,
+        /// ISVSVN: the enclave's security version number.
         [0x102] isv_svn: u16,
+        /// REPORT_DATA; in the QE report, SHA-256(attestation key ‖ QE authentication data)
+        /// followed by 32 zero bytes.
         [0x140] report_data: [u8; 64],
     }
 }
@@ -610,6 +687,7 @@ layout! {
 /// untrusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TdAttributes {
+    /// The 64-bit TD_ATTRIBUTES word (serialised as `0x` and 16 hex digits).
     #[serde(serialize_with = "hex_u64")]
     pub raw: u64,
     /// Bit 0: the host VMM can read and write the TD's CPU state and private memory.

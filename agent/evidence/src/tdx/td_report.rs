@@ -46,10 +46,20 @@ pub const MAC_INPUT_RANGE: Range<usize> = MAC..match TdReportFields::field("mac"
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TdReportError {
+    /// The input is not exactly [`TD_REPORT_LEN`] bytes.
     #[error("TD report is {actual} bytes, expected {expected}")]
-    Length { expected: usize, actual: usize },
+    Length {
+        /// Always [`TD_REPORT_LEN`].
+        expected: usize,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// REPORTTYPE.TYPE is not [`REPORT_TYPE_TDX`].
     #[error("TD report type is {report_type:#x}, expected 0x81 (TDX)")]
-    ReportType { report_type: u8 },
+    ReportType {
+        /// As read.
+        report_type: u8,
+    },
 }
 
 layout! {
@@ -59,29 +69,42 @@ layout! {
     pub struct TdReportFields[TD_REPORT_LEN] {
         /// REPORTMACSTRUCT.REPORTTYPE: type, subtype, version, reserved.
         [MAC] report_type: [u8; 4],
+        /// REPORTMACSTRUCT.CPUSVN of the platform.
         [MAC + 0x10] cpu_svn: [u8; 16],
         /// SHA-384 of TEE_TCB_INFO ([`TEE_TCB_INFO_RANGE`]).
         [MAC + 0x20] tee_tcb_info_hash: [u8; 48],
         /// SHA-384 of TDINFO_STRUCT ([`TD_INFO_RANGE`]).
         [MAC + 0x50] tee_info_hash: [u8; 48],
+        /// REPORTMACSTRUCT.REPORTDATA: the 64 bytes the TD supplied to TDG.MR.REPORT.
         [MAC + 0x80] report_data: [u8; 64],
-        /// Over [`MAC_INPUT_RANGE`].
+        /// REPORTMACSTRUCT.MAC, over [`MAC_INPUT_RANGE`] with a key only the platform has (not
+        /// checkable outside it).
         [MAC + 0xe0] mac: [u8; 32],
         /// TEE_TCB_INFO.VALID: which of the following fields are valid.
         [TEE_TCB_INFO] tee_tcb_info_valid: [u8; 8],
+        /// TEE_TCB_INFO.TEE_TCB_SVN: the TDX module's security version numbers.
         [TEE_TCB_INFO + 0x08] tee_tcb_svn: [u8; 16],
+        /// TEE_TCB_INFO.MRSEAM: the TDX module's measurement.
         [TEE_TCB_INFO + 0x18] mrseam: [u8; 48],
+        /// TEE_TCB_INFO.MRSIGNERSEAM: the measurement of the TDX module's signer.
         [TEE_TCB_INFO + 0x48] mrsignerseam: [u8; 48],
+        /// TEE_TCB_INFO.ATTRIBUTES of the TDX module.
         [TEE_TCB_INFO + 0x78] seam_attributes: [u8; 8],
         /// TDX 1.5 (zero on 1.0 modules).
         [TEE_TCB_INFO + 0x80] tee_tcb_svn_2: [u8; 16],
         /// TDINFO_STRUCT.ATTRIBUTES (see [`crate::tdx::TdAttributes`]).
         [TD_INFO] td_attributes: [u8; 8],
+        /// TDINFO_STRUCT.XFAM.
         [TD_INFO + 0x008] xfam: [u8; 8],
+        /// TDINFO_STRUCT.MRTD: the TD's build-time measurement.
         [TD_INFO + 0x010] mrtd: [u8; 48],
+        /// TDINFO_STRUCT.MRCONFIGID.
         [TD_INFO + 0x040] mrconfigid: [u8; 48],
+        /// TDINFO_STRUCT.MROWNER.
         [TD_INFO + 0x070] mrowner: [u8; 48],
+        /// TDINFO_STRUCT.MROWNERCONFIG.
         [TD_INFO + 0x0a0] mrownerconfig: [u8; 48],
+        /// TDINFO_STRUCT.RTMR[0..4].
         [TD_INFO + 0x0d0] rtmr: [[u8; 48]; 4],
         /// TDX 1.5: SERVTD_HASH (zero on 1.0 modules).
         [TD_INFO + 0x190] servtd_hash: [u8; 48],

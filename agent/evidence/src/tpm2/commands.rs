@@ -19,9 +19,11 @@ use super::{cap, structures::MAX_TPM_PROPERTIES};
 /// `TPM2_GetCapability` command parameters (Part 3 §30.2). No handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GetCapabilityCommand {
+    /// The capability (`TPM_CAP`, [`cap`]).
     pub capability: u32,
     /// The first property wanted; the TPM lists from there on.
     pub property: u32,
+    /// The most properties wanted.
     pub property_count: u32,
 }
 
@@ -49,7 +51,9 @@ impl Marshal for GetCapabilityCommand {
 /// when unmarshalled (thimble asks for none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GetCapabilityResponse {
+    /// `moreData`: the TPM has properties after the last one listed.
     pub more_data: bool,
+    /// The properties listed (at most [`MAX_TPM_PROPERTIES`]).
     pub tpm_properties: Vec<TpmsTaggedProperty>,
 }
 
@@ -119,7 +123,9 @@ impl Marshal for NvReadPublicResponse {
 /// platform or the index), `nvIndex`; one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NvReadCommand {
+    /// How many bytes to read.
     pub size: u16,
+    /// Where to start reading, in bytes from the start of the index.
     pub offset: u16,
 }
 
@@ -167,6 +173,7 @@ impl Marshal for NvReadResponse {
 pub struct NvWriteCommand {
     /// `TPM2B_MAX_NV_BUFFER`.
     pub data: Vec<u8>,
+    /// Where to start writing, in bytes from the start of the index.
     pub offset: u16,
 }
 
@@ -216,6 +223,7 @@ impl Marshal for NvDefineSpaceCommand {
 /// `TPM2_PCR_Read` command parameters (Part 3 §22.4). No handles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PcrReadCommand {
+    /// `pcrSelectionIn`: the PCRs to read.
     pub pcr_selection_in: TpmlPcrSelection,
 }
 
@@ -238,8 +246,11 @@ impl Marshal for PcrReadCommand {
 /// each bitmap ascending, at most [`super::MAX_DIGESTS`] of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PcrReadResponse {
+    /// `pcrUpdateCounter`: the TPM's PCR update counter when it read them.
     pub pcr_update_counter: u32,
+    /// `pcrSelectionOut`: the PCRs whose values follow (may be fewer than asked for).
     pub pcr_selection_out: TpmlPcrSelection,
+    /// `pcrValues`: their values, in selection order.
     pub pcr_values: TpmlDigest,
 }
 
@@ -267,6 +278,7 @@ impl Marshal for PcrReadResponse {
 pub struct QuoteCommand {
     /// `TPM2B_DATA`: becomes the quote's `extraData`.
     pub qualifying_data: Vec<u8>,
+    /// `inScheme`: the signing scheme, `TPM_ALG_NULL` for the key's own.
     pub in_scheme: TpmtSigScheme,
     /// `PCRselect`.
     pub pcr_select: TpmlPcrSelection,
@@ -297,6 +309,7 @@ pub struct QuoteResponse {
     /// The inside of the `TPM2B_ATTEST`: the marshalled `TPMS_ATTEST` the key signed, as
     /// received (`crate::azure::TpmsAttest` parses it).
     pub quoted: Vec<u8>,
+    /// The signature over `quoted`.
     pub signature: TpmtSignature,
 }
 
@@ -322,7 +335,9 @@ pub struct ReadPublicResponse {
     /// The inside of the `TPM2B_PUBLIC`: the marshalled `TPMT_PUBLIC` as received, which
     /// `name` is the hash of ([`super::TpmtPublic`] parses it).
     pub out_public: Vec<u8>,
+    /// `TPM2B_NAME`: the object's name (`nameAlg` ‖ hash of `out_public`).
     pub name: Vec<u8>,
+    /// `TPM2B_NAME`: the object's qualified name.
     pub qualified_name: Vec<u8>,
 }
 

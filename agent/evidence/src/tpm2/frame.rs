@@ -19,8 +19,11 @@ use super::{HEADER_LEN, st};
 /// `commandCode`/`responseCode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// `TPM_ST_NO_SESSIONS` or `TPM_ST_SESSIONS` ([`st`]).
     pub tag: u16,
+    /// Size of the whole command or response in bytes, header included.
     pub size: u32,
+    /// `TPM_CC` of a command ([`cc`](super::cc)), `TPM_RC` of a response ([`rc`](super::rc)).
     pub code: u32,
 }
 
@@ -70,9 +73,13 @@ fn size_u32(what: &'static str, len: usize) -> Result<u32, MarshalError> {
 /// sessions: `TPM_ST_SESSIONS` exactly when there is at least one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
+    /// `TPM_CC` ([`cc`](super::cc)).
     pub code: u32,
+    /// The handle area, in order.
     pub handles: Vec<u32>,
+    /// The authorization area's sessions, as sent (nothing here checks what they authorize).
     pub sessions: Vec<TpmsAuthCommand>,
+    /// The parameter area, marshalled.
     pub params: Vec<u8>,
 }
 
@@ -81,18 +88,36 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum CommandError {
+    /// Shorter than the header.
     #[error("the command is shorter than its 10-byte header")]
     Header(#[source] Malformed),
+    /// `commandSize` is not the number of bytes received.
     #[error("the header declares {declared} bytes but the command is {actual}")]
-    Size { declared: u32, actual: usize },
+    Size {
+        /// `commandSize`.
+        declared: u32,
+        /// Bytes received.
+        actual: usize,
+    },
+    /// The tag is neither `TPM_ST_NO_SESSIONS` nor `TPM_ST_SESSIONS`.
     #[error("tag {tag:#06x} is neither TPM_ST_NO_SESSIONS nor TPM_ST_SESSIONS")]
-    Tag { tag: u16 },
+    Tag {
+        /// As read.
+        tag: u16,
+    },
+    /// A command code the caller's `handle_count` does not know.
     #[error("command code {code:#010x} is not one whose handle area is known")]
-    CommandCode { code: u32 },
+    CommandCode {
+        /// As read.
+        code: u32,
+    },
+    /// The handle area is cut short.
     #[error("the handle area is truncated")]
     Handles(#[source] Malformed),
+    /// `authorizationSize` or a session does not fit, or the sessions do not fill the area.
     #[error("the authorization area is malformed")]
     AuthArea(#[source] Malformed),
+    /// `TPM_ST_SESSIONS` with an empty authorization area.
     #[error("TPM_ST_SESSIONS with no session in the authorization area")]
     NoSessions,
 }
@@ -199,7 +224,9 @@ pub fn encode_command(
 /// A successful response's handle area and parameter area.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseBody {
+    /// The response handle area (a handle the command created or loaded).
     pub handles: Vec<u32>,
+    /// The parameter area, marshalled.
     pub params: Vec<u8>,
 }
 
@@ -208,8 +235,10 @@ pub struct ResponseBody {
 /// of the two to their own error.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ResponseError {
+    /// The bytes are not a well-formed response.
     #[error("the response is malformed")]
     Malformed(#[source] Malformed),
+    /// The TPM answered with a response code other than `TPM_RC_SUCCESS`.
     #[error("the TPM answered {0}")]
     Tpm(ResponseCode),
 }

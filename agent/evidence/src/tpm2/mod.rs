@@ -57,23 +57,37 @@ pub const TPM_GENERATED_VALUE: u32 = 0xff54_4347;
 
 /// Command codes (Part 2 §6.5.2, `TPM_CC`).
 pub mod cc {
+    /// `TPM_CC_EvictControl`: make a key persistent, or evict a persistent one.
     pub const EVICT_CONTROL: u32 = 0x0000_0120;
+    /// `TPM_CC_NV_UndefineSpace`: delete an NV index.
     pub const NV_UNDEFINE_SPACE: u32 = 0x0000_0122;
+    /// `TPM_CC_NV_DefineSpace`: create an NV index.
     pub const NV_DEFINE_SPACE: u32 = 0x0000_012A;
+    /// `TPM_CC_CreatePrimary`: create a primary key under a hierarchy.
     pub const CREATE_PRIMARY: u32 = 0x0000_0131;
+    /// `TPM_CC_NV_Write`: write bytes of an NV index.
     pub const NV_WRITE: u32 = 0x0000_0137;
+    /// `TPM_CC_NV_Read`: read bytes of an NV index.
     pub const NV_READ: u32 = 0x0000_014E;
+    /// `TPM_CC_Quote`: sign a `TPMS_ATTEST` over PCR values and qualifying data.
     pub const QUOTE: u32 = 0x0000_0158;
+    /// `TPM_CC_NV_ReadPublic`: an NV index's public area and name.
     pub const NV_READ_PUBLIC: u32 = 0x0000_0169;
+    /// `TPM_CC_ReadPublic`: a loaded object's public area and names.
     pub const READ_PUBLIC: u32 = 0x0000_0173;
+    /// `TPM_CC_GetCapability`: TPM properties and other capabilities.
     pub const GET_CAPABILITY: u32 = 0x0000_017A;
+    /// `TPM_CC_PCR_Read`: PCR values.
     pub const PCR_READ: u32 = 0x0000_017E;
+    /// `TPM_CC_PCR_Extend`: extend a PCR.
     pub const PCR_EXTEND: u32 = 0x0000_0182;
 }
 
 /// Structure tags (Part 2 §6.9, `TPM_ST`).
 pub mod st {
+    /// `TPM_ST_NO_SESSIONS`: a command or response without an authorization area.
     pub const NO_SESSIONS: u16 = 0x8001;
+    /// `TPM_ST_SESSIONS`: a command or response with an authorization area.
     pub const SESSIONS: u16 = 0x8002;
     /// The `type` of a quote's `TPMS_ATTEST`.
     pub const ATTEST_QUOTE: u16 = 0x8018;
@@ -81,66 +95,102 @@ pub mod st {
 
 /// Permanent handles (Part 2 §7.4, `TPM_RH` / `TPM_RS`).
 pub mod rh {
+    /// `TPM_RH_OWNER`: the owner (storage) hierarchy.
     pub const OWNER: u32 = 0x4000_0001;
+    /// `TPM_RH_NULL`: no hierarchy or handle.
     pub const NULL: u32 = 0x4000_0007;
     /// `TPM_RS_PW`: the password session.
     pub const PW: u32 = 0x4000_0009;
+    /// `TPM_RH_PLATFORM`: the platform hierarchy.
     pub const PLATFORM: u32 = 0x4000_000C;
 }
 
 /// Handle types (Part 2 §7.2, `TPM_HT`): the top byte of a handle.
 pub mod ht {
+    /// `TPM_HT_NV_INDEX`.
     pub const NV_INDEX: u8 = 0x01;
+    /// `TPM_HT_PERSISTENT`: persistent objects (keys).
     pub const PERSISTENT: u8 = 0x81;
 }
 
 /// Algorithm identifiers (TCG Algorithm Registry, `TPM_ALG`).
 pub mod alg {
+    /// `TPM_ALG_RSA`.
     pub const RSA: u16 = 0x0001;
+    /// `TPM_ALG_SHA256`.
     pub const SHA256: u16 = 0x000B;
+    /// `TPM_ALG_NULL`: no algorithm (for example, no scheme).
     pub const NULL: u16 = 0x0010;
+    /// `TPM_ALG_RSASSA`: RSASSA-PKCS1-v1_5 signatures.
     pub const RSASSA: u16 = 0x0014;
+    /// `TPM_ALG_RSAPSS`: RSASSA-PSS signatures.
     pub const RSAPSS: u16 = 0x0016;
+    /// `TPM_ALG_ECDSA`.
     pub const ECDSA: u16 = 0x0018;
 }
 
 /// `TPMA_NV` bits (Part 2 §13.4).
 pub mod tpma_nv {
+    /// `TPMA_NV_PPWRITE`: platform authorization may write the index.
     pub const PPWRITE: u32 = 1 << 0;
+    /// `TPMA_NV_OWNERWRITE`: owner authorization may write the index.
     pub const OWNERWRITE: u32 = 1 << 1;
+    /// `TPMA_NV_AUTHWRITE`: the index's authValue may authorize writes.
     pub const AUTHWRITE: u32 = 1 << 2;
+    /// `TPMA_NV_POLICYWRITE`: the index's authPolicy may authorize writes.
     pub const POLICYWRITE: u32 = 1 << 3;
+    /// `TPMA_NV_PPREAD`: platform authorization may read the index.
     pub const PPREAD: u32 = 1 << 16;
+    /// `TPMA_NV_OWNERREAD`: owner authorization may read the index.
     pub const OWNERREAD: u32 = 1 << 17;
+    /// `TPMA_NV_AUTHREAD`: the index's authValue may authorize reads.
     pub const AUTHREAD: u32 = 1 << 18;
+    /// `TPMA_NV_POLICYREAD`: the index's authPolicy may authorize reads.
     pub const POLICYREAD: u32 = 1 << 19;
+    /// `TPMA_NV_NO_DA`: failed authorizations do not count toward dictionary-attack lockout.
     pub const NO_DA: u32 = 1 << 25;
+    /// `TPMA_NV_WRITTEN`: the index has been written since it was defined.
     pub const WRITTEN: u32 = 1 << 29;
+    /// `TPMA_NV_PLATFORMCREATE`: the index was defined with platform authorization.
     pub const PLATFORMCREATE: u32 = 1 << 30;
 }
 
 /// `TPMA_OBJECT` bits (Part 2 §8.3).
 pub mod tpma_object {
+    /// `fixedTPM`: the object cannot be duplicated to another TPM.
     pub const FIXED_TPM: u32 = 1 << 1;
+    /// `stClear`: saved contexts of the object do not survive a TPM Restart.
     pub const ST_CLEAR: u32 = 1 << 2;
+    /// `fixedParent`: the object's parent cannot change.
     pub const FIXED_PARENT: u32 = 1 << 4;
+    /// `sensitiveDataOrigin`: the TPM generated the object's secret.
     pub const SENSITIVE_DATA_ORIGIN: u32 = 1 << 5;
+    /// `userWithAuth`: the object's authValue may authorize its USER role.
     pub const USER_WITH_AUTH: u32 = 1 << 6;
+    /// `adminWithPolicy`: its ADMIN role needs a policy session.
     pub const ADMIN_WITH_POLICY: u32 = 1 << 7;
+    /// `noDA`: not subject to dictionary-attack protection.
     pub const NO_DA: u32 = 1 << 10;
+    /// `encryptedDuplication`: duplication needs an inner wrapper.
     pub const ENCRYPTED_DUPLICATION: u32 = 1 << 11;
+    /// `restricted`: a signing key signs only digests the TPM made itself, so never outside data
+    /// that starts with [`TPM_GENERATED_VALUE`](super::TPM_GENERATED_VALUE).
     pub const RESTRICTED: u32 = 1 << 16;
+    /// `decrypt`: a decryption key.
     pub const DECRYPT: u32 = 1 << 17;
+    /// `sign`: a signing key (`encrypt` for a symmetric key).
     pub const SIGN_ENCRYPT: u32 = 1 << 18;
 }
 
 /// `TPMA_SESSION` bits (Part 2 §8.4).
 pub mod tpma_session {
+    /// `continueSession`: the session stays open after the command.
     pub const CONTINUE_SESSION: u8 = 1 << 0;
 }
 
 /// Capabilities (Part 2 §6.12, `TPM_CAP`).
 pub mod cap {
+    /// `TPM_CAP_TPM_PROPERTIES`: `TPM_PT` properties.
     pub const TPM_PROPERTIES: u32 = 6;
 }
 

@@ -21,53 +21,95 @@ pub const WARN: u32 = 0x900;
 pub const BAD_TAG: u32 = 0x01E;
 
 // Format-one base codes, without their handle, parameter or session number.
+/// `TPM_RC_ASYMMETRIC`: an asymmetric algorithm is not supported or not correct.
 pub const ASYMMETRIC: u32 = FMT1 + 0x001;
+/// `TPM_RC_ATTRIBUTES`: inconsistent attributes.
 pub const ATTRIBUTES: u32 = FMT1 + 0x002;
+/// `TPM_RC_HASH`: a hash algorithm is not supported or not appropriate.
 pub const HASH: u32 = FMT1 + 0x003;
+/// `TPM_RC_VALUE`: a value is out of range or not correct for the context.
 pub const VALUE: u32 = FMT1 + 0x004;
+/// `TPM_RC_HIERARCHY`: the hierarchy is not enabled or not correct for the use.
 pub const HIERARCHY: u32 = FMT1 + 0x005;
+/// `TPM_RC_KEY_SIZE`: the key size is not supported.
 pub const KEY_SIZE: u32 = FMT1 + 0x007;
+/// `TPM_RC_TYPE`: the type of a value is not appropriate for the use.
 pub const TYPE: u32 = FMT1 + 0x00A;
+/// `TPM_RC_HANDLE`: the handle is not correct for the use.
 pub const HANDLE: u32 = FMT1 + 0x00B;
+/// `TPM_RC_RANGE`: a value is out of the allowed range.
 pub const RANGE: u32 = FMT1 + 0x00D;
+/// `TPM_RC_AUTH_FAIL`: an authorization check failed and the dictionary-attack counter went up.
 pub const AUTH_FAIL: u32 = FMT1 + 0x00E;
+/// `TPM_RC_SCHEME`: an unsupported or incompatible scheme.
 pub const SCHEME: u32 = FMT1 + 0x012;
+/// `TPM_RC_SIZE`: a structure is the wrong size.
 pub const SIZE: u32 = FMT1 + 0x015;
+/// `TPM_RC_TAG`: an incorrect structure tag.
 pub const TAG: u32 = FMT1 + 0x017;
+/// `TPM_RC_SELECTOR`: a union selector is incorrect.
 pub const SELECTOR: u32 = FMT1 + 0x018;
+/// `TPM_RC_INSUFFICIENT`: the input ran out while a value was unmarshalled.
 pub const INSUFFICIENT: u32 = FMT1 + 0x01A;
+/// `TPM_RC_KEY`: the key's fields do not fit the use.
 pub const KEY: u32 = FMT1 + 0x01C;
+/// `TPM_RC_POLICY_FAIL`: a policy check failed.
 pub const POLICY_FAIL: u32 = FMT1 + 0x01D;
+/// `TPM_RC_BAD_AUTH`: an authorization failed without dictionary-attack consequences.
 pub const BAD_AUTH: u32 = FMT1 + 0x022;
 
 // Format-zero errors.
+/// `TPM_RC_INITIALIZE`: the TPM has not been initialized by `TPM2_Startup` (or already was).
 pub const INITIALIZE: u32 = VER1;
+/// `TPM_RC_FAILURE`: the TPM is in failure mode and accepts few commands.
 pub const FAILURE: u32 = VER1 + 0x001;
+/// `TPM_RC_DISABLED`: the command is disabled.
 pub const DISABLED: u32 = VER1 + 0x020;
+/// `TPM_RC_AUTH_MISSING`: a handle needs an authorization session and there is none.
 pub const AUTH_MISSING: u32 = VER1 + 0x025;
+/// `TPM_RC_COMMAND_SIZE`: `commandSize` does not match the command.
 pub const COMMAND_SIZE: u32 = VER1 + 0x042;
+/// `TPM_RC_COMMAND_CODE`: the command code is not supported.
 pub const COMMAND_CODE: u32 = VER1 + 0x043;
+/// `TPM_RC_AUTHSIZE`: `authorizationSize` is out of range or larger than the sessions need.
 pub const AUTHSIZE: u32 = VER1 + 0x044;
 /// `TPM_RC_AUTH_CONTEXT`: a session on a command that takes none.
 pub const AUTH_CONTEXT: u32 = VER1 + 0x045;
+/// `TPM_RC_NV_RANGE`: the NV offset plus size is out of range.
 pub const NV_RANGE: u32 = VER1 + 0x046;
+/// `TPM_RC_NV_SIZE`: the requested NV size is larger than allowed.
 pub const NV_SIZE: u32 = VER1 + 0x047;
+/// `TPM_RC_NV_LOCKED`: the NV index is locked for this access.
 pub const NV_LOCKED: u32 = VER1 + 0x048;
+/// `TPM_RC_NV_AUTHORIZATION`: the authorization given may not access the NV index this way.
 pub const NV_AUTHORIZATION: u32 = VER1 + 0x049;
+/// `TPM_RC_NV_UNINITIALIZED`: the NV index is read before it was written.
 pub const NV_UNINITIALIZED: u32 = VER1 + 0x04A;
+/// `TPM_RC_NV_SPACE`: not enough NV space for the allocation.
 pub const NV_SPACE: u32 = VER1 + 0x04B;
+/// `TPM_RC_NV_DEFINED`: the NV index or persistent object is already defined.
 pub const NV_DEFINED: u32 = VER1 + 0x04C;
 
 // Format-zero warnings.
+/// `TPM_RC_OBJECT_MEMORY`: out of memory for object contexts.
 pub const OBJECT_MEMORY: u32 = WARN + 0x002;
+/// `TPM_RC_SESSION_MEMORY`: out of memory for session contexts.
 pub const SESSION_MEMORY: u32 = WARN + 0x003;
+/// `TPM_RC_MEMORY`: out of memory for objects, sessions or internal operations.
 pub const MEMORY: u32 = WARN + 0x004;
+/// `TPM_RC_YIELDED`: the TPM suspended the command; it may be sent again.
 pub const YIELDED: u32 = WARN + 0x008;
+/// `TPM_RC_CANCELED`: the command was canceled.
 pub const CANCELED: u32 = WARN + 0x009;
+/// `TPM_RC_TESTING`: the TPM is running self-tests.
 pub const TESTING: u32 = WARN + 0x00A;
+/// `TPM_RC_NV_RATE`: the TPM is rate-limiting NV writes to prevent wear.
 pub const NV_RATE: u32 = WARN + 0x020;
+/// `TPM_RC_LOCKOUT`: the TPM is in dictionary-attack lockout.
 pub const LOCKOUT: u32 = WARN + 0x021;
+/// `TPM_RC_RETRY`: the TPM could not start the command; send it again.
 pub const RETRY: u32 = WARN + 0x022;
+/// `TPM_RC_NV_UNAVAILABLE`: NV is not accessible at the moment.
 pub const NV_UNAVAILABLE: u32 = WARN + 0x023;
 
 /// `TPM_RC_P`: the number in a format-one code is a parameter's.
@@ -79,8 +121,11 @@ const S: u32 = 0x800;
 /// from 1 as the specification numbers handles, parameters and sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RcPosition {
+    /// The handle area's handle number `n`.
     Handle(u8),
+    /// The parameter area's parameter number `n`.
     Parameter(u8),
+    /// The authorization area's session number `n`.
     Session(u8),
 }
 
@@ -111,6 +156,7 @@ pub const fn format_one(base: u32, position: RcPosition) -> u32 {
 pub struct ResponseCode(pub u32);
 
 impl ResponseCode {
+    /// The code as the TPM sent it.
     pub fn raw(self) -> u32 {
         self.0
     }

@@ -24,9 +24,9 @@ pub const MAX_DIGESTS: u32 = 8;
 /// Upper bound on the properties in one `TPM2_GetCapability` answer; real TPMs send far fewer.
 pub const MAX_TPM_PROPERTIES: u32 = 64;
 
-/// Number of PCRs in a bank on the TPMs thimble talks to (`IMPLEMENTATION_PCR`), and the bytes
-/// of a bitmap that covers them (`PCR_SELECT_MIN`).
+/// Number of PCRs in a bank on the TPMs thimble talks to (`IMPLEMENTATION_PCR`).
 pub const PCR_COUNT: u32 = 24;
+/// Bytes of a PCR bitmap that covers [`PCR_COUNT`] PCRs (`PCR_SELECT_MIN`).
 pub const PCR_SELECT_LEN: usize = 3;
 
 /// `TPMS_CLOCK_INFO` (Part 2 §10.11.1).
@@ -34,8 +34,11 @@ pub const PCR_SELECT_LEN: usize = 3;
 pub struct ClockInfo {
     /// Milliseconds the TPM has been running (since its last clear).
     pub clock: u64,
+    /// `resetCount`: TPM Resets since the last `TPM2_Clear`.
     pub reset_count: u32,
+    /// `restartCount`: TPM Restarts and Resumes since the last TPM Reset.
     pub restart_count: u32,
+    /// `safe`: `clock` has not gone backwards since it was last reported.
     pub safe: bool,
 }
 
@@ -65,7 +68,9 @@ impl Marshal for ClockInfo {
 /// `8j + i`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PcrSelection {
+    /// The bank's hash algorithm (`TPM_ALG_ID`).
     pub hash: u16,
+    /// `pcrSelect`, the bitmap (its length is `sizeofSelect`).
     pub select: Vec<u8>,
 }
 
@@ -126,6 +131,7 @@ impl Marshal for PcrSelection {
 /// `TPML_PCR_SELECTION` (Part 2 §10.9.7).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TpmlPcrSelection {
+    /// The selections, one per bank (at most [`MAX_PCR_SELECTIONS`]).
     pub pcr_selections: Vec<PcrSelection>,
 }
 
@@ -163,6 +169,7 @@ impl Marshal for TpmlPcrSelection {
 /// `TPML_DIGEST` (Part 2 §10.9.2): the PCR values `TPM2_PCR_Read` returns.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TpmlDigest {
+    /// The digests, in order (at most [`MAX_DIGESTS`]).
     pub digests: Vec<Vec<u8>>,
 }
 
@@ -190,7 +197,9 @@ impl Marshal for TpmlDigest {
 /// `TPMS_TAGGED_PROPERTY` (Part 2 §10.8.2): a `TPM_PT` and its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TpmsTaggedProperty {
+    /// The property (`TPM_PT`, [`pt`](super::pt)).
     pub property: u32,
+    /// Its value.
     pub value: u32,
 }
 
@@ -214,11 +223,15 @@ impl Marshal for TpmsTaggedProperty {
 /// this structure marshalled ([`super::sha256_name`] for SHA-256).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpmsNvPublic {
+    /// `nvIndex`: the index's handle.
     pub nv_index: u32,
+    /// `nameAlg`: the hash of the index's name.
     pub name_alg: u16,
     /// `TPMA_NV` bits ([`super::tpma_nv`]).
     pub attributes: u32,
+    /// `authPolicy`: the policy digest that may authorize access (empty for none).
     pub auth_policy: Vec<u8>,
+    /// `dataSize`: the index's size in bytes.
     pub data_size: u16,
 }
 
@@ -247,8 +260,11 @@ impl Marshal for TpmsNvPublic {
 /// algorithm; for `TPM_ALG_NULL` they are 0 here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TpmtSymDefObject {
+    /// The symmetric algorithm (`TPM_ALG_NULL` for none).
     pub algorithm: u16,
+    /// `keyBits`; 0 for `TPM_ALG_NULL`.
     pub key_bits: u16,
+    /// `mode`; 0 for `TPM_ALG_NULL`.
     pub mode: u16,
 }
 
@@ -291,7 +307,9 @@ impl Marshal for TpmtSymDefObject {
 /// with the hash; only ECDAA adds a count, and thimble never meets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TpmtSigScheme {
+    /// The scheme (`TPM_ALG_RSASSA`, …, or `TPM_ALG_NULL`).
     pub scheme: u16,
+    /// The scheme's hash (`TPM_ALG_NULL` when the scheme is).
     pub hash_alg: u16,
 }
 
@@ -336,8 +354,11 @@ impl Marshal for TpmtSigScheme {
 /// `TPMS_RSA_PARMS` (Part 2 §12.2.3.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TpmsRsaParms {
+    /// `symmetric`: for a signing key, `TPM_ALG_NULL`.
     pub symmetric: TpmtSymDefObject,
+    /// `scheme`: the key's signing scheme, or `TPM_ALG_NULL` for any.
     pub scheme: TpmtSigScheme,
+    /// `keyBits`: the modulus size in bits.
     pub key_bits: u16,
     /// 0 stands for 65537.
     pub exponent: u32,
@@ -383,12 +404,19 @@ impl Marshal for TpmsRsaParms {
 pub enum PublicDetail {
     /// `TPM_ALG_RSA`: `TPMS_RSA_PARMS` and the modulus (`TPM2B_PUBLIC_KEY_RSA`).
     Rsa {
+        /// `parameters.rsaDetail`.
         parameters: TpmsRsaParms,
+        /// `unique.rsa`: the modulus, big-endian (empty in a creation template).
         unique: Vec<u8>,
     },
     /// Any other type, with `parameters` and `unique` as marshalled: the rest of the
     /// `TPM2B_PUBLIC` that carries it.
-    Undecoded { object_type: u16, rest: Vec<u8> },
+    Undecoded {
+        /// The `type` field (`TPMI_ALG_PUBLIC`).
+        object_type: u16,
+        /// The bytes after `authPolicy`.
+        rest: Vec<u8>,
+    },
 }
 
 /// `TPMT_PUBLIC` (Part 2 §12.2.4): the public area of a key. RSA keys are decoded; other types
@@ -396,10 +424,13 @@ pub enum PublicDetail {
 /// (it always travels in a `TPM2B_PUBLIC`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpmtPublic {
+    /// `nameAlg`: the hash of the key's name.
     pub name_alg: u16,
     /// `TPMA_OBJECT` bits ([`super::tpma_object`]).
     pub object_attributes: u32,
+    /// `authPolicy`: the policy digest for the key's ADMIN role and policy sessions.
     pub auth_policy: Vec<u8>,
+    /// The type and the type-dependent `parameters` and `unique`.
     pub detail: PublicDetail,
 }
 
@@ -486,20 +517,38 @@ impl Marshal for TpmtPublic {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TpmtSignature {
     /// `TPMS_SIGNATURE_RSASSA`: PKCS#1 v1.5.
-    Rsassa { hash: u16, sig: Vec<u8> },
+    Rsassa {
+        /// The digest's `TPM_ALG_ID`.
+        hash: u16,
+        /// The signature, big-endian, as long as the modulus.
+        sig: Vec<u8>,
+    },
     /// `TPMS_SIGNATURE_RSAPSS`.
-    Rsapss { hash: u16, sig: Vec<u8> },
+    Rsapss {
+        /// The digest's `TPM_ALG_ID`.
+        hash: u16,
+        /// The signature, big-endian, as long as the modulus.
+        sig: Vec<u8>,
+    },
     /// `TPMS_SIGNATURE_ECDSA`.
     Ecdsa {
+        /// The digest's `TPM_ALG_ID`.
         hash: u16,
+        /// `r`, big-endian.
         signature_r: Vec<u8>,
+        /// `s`, big-endian.
         signature_s: Vec<u8>,
     },
     /// `TPM_ALG_NULL`: no signature.
     Null,
     /// Another algorithm, whose layout is not decoded: the rest of the buffer. A
     /// `TPMT_SIGNATURE` is the last parameter of every response thimble reads one from.
-    Undecoded { sig_alg: u16, rest: Vec<u8> },
+    Undecoded {
+        /// The `sigAlg` field.
+        sig_alg: u16,
+        /// The bytes after it.
+        rest: Vec<u8>,
+    },
 }
 
 impl TpmtSignature {
@@ -569,10 +618,13 @@ impl Marshal for TpmtSignature {
 /// `TPMS_AUTH_COMMAND` (Part 2 §10.13.2): one session of a command's authorization area.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpmsAuthCommand {
+    /// `sessionHandle`: [`TPM_RS_PW`](super::rh::PW) for a password session.
     pub session_handle: u32,
+    /// `nonce`: the caller's nonce (empty for a password session).
     pub nonce: Vec<u8>,
     /// `TPMA_SESSION` bits ([`tpma_session`]).
     pub session_attributes: u8,
+    /// `hmac`: the HMAC, or the password of a password session.
     pub hmac: Vec<u8>,
 }
 
@@ -613,8 +665,11 @@ impl Marshal for TpmsAuthCommand {
 /// `TPMS_AUTH_RESPONSE` (Part 2 §10.13.3): one session of a response's authorization area.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpmsAuthResponse {
+    /// `nonce`: the TPM's nonce (empty for a password session).
     pub nonce: Vec<u8>,
+    /// `sessionAttributes`: `TPMA_SESSION` bits ([`tpma_session`]).
     pub session_attributes: u8,
+    /// `hmac`: the response HMAC (empty for a password session).
     pub hmac: Vec<u8>,
 }
 

@@ -15,29 +15,58 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum Malformed {
+    /// A response shorter than its header.
     #[error("{len} bytes is shorter than the 10-byte response header")]
-    ShortHeader { len: usize },
+    ShortHeader {
+        /// Bytes received.
+        len: usize,
+    },
+    /// A response whose `responseSize` is not the number of bytes received.
     #[error("the header declares {declared} bytes but {actual} arrived")]
-    SizeMismatch { declared: u32, actual: usize },
+    SizeMismatch {
+        /// `responseSize`.
+        declared: u32,
+        /// Bytes received.
+        actual: usize,
+    },
+    /// A field runs past the end of the bytes.
     #[error("{what} needs {needed} bytes at offset {offset} but {available} remain")]
     Truncated {
+        /// The field.
         what: &'static str,
+        /// Where it starts, from the start of the reader's bytes.
         offset: usize,
+        /// Its size.
         needed: usize,
+        /// Bytes left at `offset`.
         available: usize,
     },
+    /// Bytes left after a structure that must fill its input.
     #[error("{len} unexpected bytes after {what}")]
-    Trailing { what: &'static str, len: usize },
+    Trailing {
+        /// The structure.
+        what: &'static str,
+        /// How many bytes are left.
+        len: usize,
+    },
+    /// A list count above the bound the reader applies.
     #[error("{what} count {count} is above {max}")]
     Count {
+        /// The list.
         what: &'static str,
+        /// As read.
         count: u32,
+        /// The bound.
         max: u32,
     },
+    /// A field that must hold one value holds another (a tag, an algorithm, a selector).
     #[error("{what} is {found:#x}, expected {expected:#x}")]
     Unexpected {
+        /// The field.
         what: &'static str,
+        /// As read.
         found: u64,
+        /// What it must be.
         expected: u64,
     },
     /// A `TPM2B` that carries a structure (`TPM2B_NV_PUBLIC`, …) whose contents do not unmarshal
@@ -45,7 +74,9 @@ pub enum Malformed {
     /// differently (the reference implementation's `TPM_RC_SIZE` on the parameter).
     #[error("{what} does not hold a well-formed structure")]
     Inner {
+        /// The `TPM2B`.
         what: &'static str,
+        /// Why its contents do not unmarshal.
         #[source]
         reason: Box<Malformed>,
     },
@@ -56,20 +87,32 @@ pub enum Malformed {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum MarshalError {
+    /// A buffer longer than its size field (or a TPM's limit) allows.
     #[error("{what} is {len} bytes, above the {max}-byte limit")]
     TooLarge {
+        /// The buffer.
         what: &'static str,
+        /// Its length.
         len: usize,
+        /// The limit.
         max: usize,
     },
+    /// A list longer than the reader on the other side accepts.
     #[error("{what} has {count} entries, more than the {max} a TPM accepts")]
     TooMany {
+        /// The list.
         what: &'static str,
+        /// Its length.
         count: usize,
+        /// The bound.
         max: u32,
     },
+    /// A PCR index of 24 or more.
     #[error("PCR {index} does not exist (PCRs 0-23)")]
-    PcrIndex { index: u32 },
+    PcrIndex {
+        /// The index.
+        index: u32,
+    },
 }
 
 /// A TPM 2.0 structure with both directions of its encoding. `unmarshal(marshal(v)) == v` for
@@ -108,30 +151,36 @@ pub struct TpmWriter {
 }
 
 impl TpmWriter {
+    /// An empty writer.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Appends a byte.
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);
         self
     }
 
+    /// Appends a big-endian `u16`.
     pub fn u16(&mut self, v: u16) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends a big-endian `u32`.
     pub fn u32(&mut self, v: u32) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends a big-endian `u64`.
     pub fn u64(&mut self, v: u64) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends bytes as they are, without a size.
     pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(b);
         self
@@ -183,18 +232,22 @@ impl TpmWriter {
         self.marshal(&super::TpmlPcrSelection::sha256(pcrs)?)
     }
 
+    /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()
     }
 
+    /// Whether nothing has been written.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
+    /// The bytes written so far.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
     }
 
+    /// The bytes written.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
@@ -209,18 +262,22 @@ pub struct TpmReader<'a> {
 }
 
 impl<'a> TpmReader<'a> {
+    /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
 
+    /// Bytes read so far (the offset of the next read).
     pub fn position(&self) -> usize {
         self.pos
     }
 
+    /// Bytes not read yet.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
+    /// The next `n` bytes; [`Malformed::Truncated`] (and nothing read) when fewer remain.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Malformed> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         match end {
@@ -251,18 +308,22 @@ impl<'a> TpmReader<'a> {
         Ok(a)
     }
 
+    /// Reads a byte.
     pub fn u8(&mut self, what: &'static str) -> Result<u8, Malformed> {
         Ok(self.array::<1>(what)?[0])
     }
 
+    /// Reads a big-endian `u16`.
     pub fn u16(&mut self, what: &'static str) -> Result<u16, Malformed> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
 
+    /// Reads a big-endian `u32`.
     pub fn u32(&mut self, what: &'static str) -> Result<u32, Malformed> {
         Ok(u32::from_be_bytes(self.array(what)?))
     }
 
+    /// Reads a big-endian `u64`.
     pub fn u64(&mut self, what: &'static str) -> Result<u64, Malformed> {
         Ok(u64::from_be_bytes(self.array(what)?))
     }
