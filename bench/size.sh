@@ -6,7 +6,7 @@
 set -euo pipefail
 bin=${1:-target/x86_64-unknown-linux-musl/release/thimble}
 budget=${THIMBLE_SIZE_BUDGET:-4194304}
-[ -f "$bin" ] || { echo "size: $bin not found; build it with: cargo build --release --target x86_64-unknown-linux-musl -p thimble" >&2; exit 2; }
+[ -f "$bin" ] || { echo "size: $bin not found; build it with: cargo build --release --target x86_64-unknown-linux-musl -p thimble --no-default-features" >&2; exit 2; }
 size=$(stat -c %s "$bin")
 awk -v s="$size" -v b="$budget" -v f="$bin" 'BEGIN { printf "size: %s is %d bytes (%.2f MiB), budget %.2f MiB\n", f, s, s/1048576, b/1048576 }'
 if [ "$size" -gt "$budget" ]; then

@@ -168,6 +168,7 @@ pub struct CollectArgs {
     /// Trust the simulation test roots when checking fetched endorsements (for test guests whose
     /// evidence is signed by thimble's test keys, e.g. a swtpm provisioned with a simulated HCL
     /// report). Never in production.
+    #[cfg(feature = "simulate")]
     #[arg(long)]
     pub insecure_allow_simulated: bool,
     /// Keep running: collect again every SECONDS, replacing the bundle atomically (a failed
@@ -176,6 +177,7 @@ pub struct CollectArgs {
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub every: Option<u64>,
     /// Use a simulated guest and THIM emulator on loopback instead of real hardware.
+    #[cfg(feature = "simulate")]
     #[arg(long, value_enum, value_name = "TEE")]
     pub simulate: Option<SimulateArg>,
 }
@@ -209,7 +211,8 @@ pub struct PolicyArgs {
     #[arg(long)]
     pub allow_debug: bool,
     /// Trust the simulation test root (for bundles made with --simulate). Never in production.
-    #[arg(long)]
+    #[cfg_attr(feature = "simulate", arg(long))]
+    #[cfg_attr(not(feature = "simulate"), arg(skip))]
     pub insecure_allow_simulated: bool,
     /// Require revocation data for every vendor: an AMD CRL that is current, and Intel's PCK
     /// and root CA CRLs.
@@ -444,7 +447,8 @@ pub struct ShowArgs {
     pub max_bundle_size: usize,
     /// Also trust the simulation test roots when computing a TDX TCB status. Never in
     /// production.
-    #[arg(long)]
+    #[cfg_attr(feature = "simulate", arg(long))]
+    #[cfg_attr(not(feature = "simulate"), arg(skip))]
     pub insecure_allow_simulated: bool,
 }
 
@@ -475,7 +479,8 @@ pub struct VerifyChainArgs {
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
     /// Trust the simulation test root.
-    #[arg(long)]
+    #[cfg_attr(feature = "simulate", arg(long))]
+    #[cfg_attr(not(feature = "simulate"), arg(skip))]
     pub insecure_allow_simulated: bool,
     /// Print JSON.
     #[arg(long)]

@@ -9,7 +9,6 @@ use thimble_evidence::bundle::Bundle;
 use thimble_evidence::cert_file::{FileContent, recognise};
 use thimble_evidence::snp::{AmdCert, Product};
 use thimble_evidence::time_fmt::parse_rfc3339;
-use thimble_sim::azure_sim::{SIM_PARAVISOR_ID_KEY_DIGEST, SIM_PARAVISOR_MRTD};
 use thimble_verify::TrustedRoots;
 use thimble_verify::azure::{ParavisorPolicy, TrustedParavisor};
 use thimble_verify::bundle::VerifyOptions;
@@ -98,14 +97,52 @@ pub fn load_cert_file(path: &Path) -> Result<LoadedFile, CliError> {
     Ok(LoadedFile { content })
 }
 
-/// The trusted roots, with the simulation root when asked for.
+/// The trusted roots, with the simulation root when asked for (only a build with the
+/// `simulate` feature has one, and only such a build has the flag that asks).
 pub fn roots(insecure_allow_simulated: bool) -> TrustedRoots {
     let roots = TrustedRoots::amd();
-    if insecure_allow_simulated {
-        let chain = thimble_sim::signer::sim_chain();
-        roots.insecure_add_simulated(Product::Milan, chain.ark_der)
-    } else {
-        roots
+    match test_identities::amd_root() {
+        Some(ark_der) if insecure_allow_simulated => {
+            roots.insecure_add_simulated(Product::Milan, ark_der)
+        }
+        _ => roots,
+    }
+}
+
+/// The simulator's test identities, which `--insecure-allow-simulated` adds to what a
+/// verification trusts. A production build (`--no-default-features`) has none of them: its
+/// functions return nothing, and the flag does not exist there.
+mod test_identities {
+    #[cfg(feature = "simulate")]
+    pub fn amd_root() -> Option<&'static [u8]> {
+        Some(thimble_sim::signer::sim_chain().ark_der)
+    }
+
+    #[cfg(feature = "simulate")]
+    pub fn intel_root() -> Option<&'static [u8]> {
+        Some(thimble_sim::tdx_signer::sim_tdx_pki().root_ca_der)
+    }
+
+    /// The simulated paravisor's SEV-SNP ID key digest and TDX MRTD.
+    #[cfg(feature = "simulate")]
+    pub fn paravisor() -> Option<([u8; 48], [u8; 48])> {
+        use thimble_sim::azure_sim::{SIM_PARAVISOR_ID_KEY_DIGEST, SIM_PARAVISOR_MRTD};
+        Some((SIM_PARAVISOR_ID_KEY_DIGEST, SIM_PARAVISOR_MRTD))
+    }
+
+    #[cfg(not(feature = "simulate"))]
+    pub fn amd_root() -> Option<&'static [u8]> {
+        None
+    }
+
+    #[cfg(not(feature = "simulate"))]
+    pub fn intel_root() -> Option<&'static [u8]> {
+        None
+    }
+
+    #[cfg(not(feature = "simulate"))]
+    pub fn paravisor() -> Option<([u8; 48], [u8; 48])> {
+        None
     }
 }
 
@@ -167,13 +204,15 @@ pub fn verify_options(at: i64, a: &PolicyArgs) -> Result<VerifyOptions, CliError
         .tdx_mrtds
         .extend(settings.paravisor_mrtds.iter().copied().map(given));
     paravisor.allow_unknown = settings.allow_unknown_paravisor;
-    if a.insecure_allow_simulated {
+    if let (true, Some((snp_key, tdx_mrtd))) =
+        (a.insecure_allow_simulated, test_identities::paravisor())
+    {
         let test = |v: [u8; 48]| TrustedParavisor {
             value: v,
             label: "thimble simulation (test identity)".into(),
         };
-        paravisor.snp_keys.push(test(SIM_PARAVISOR_ID_KEY_DIGEST));
-        paravisor.tdx_mrtds.push(test(SIM_PARAVISOR_MRTD));
+        paravisor.snp_keys.push(test(snp_key));
+        paravisor.tdx_mrtds.push(test(tdx_mrtd));
     }
     Ok(VerifyOptions {
         nonce,
@@ -193,6 +232,7 @@ pub fn verify_options(at: i64, a: &PolicyArgs) -> Result<VerifyOptions, CliError
 
 /// The Intel simulation root, when asked for.
 pub fn intel_simulated_roots(insecure_allow_simulated: bool) -> Option<IntelRoots> {
-    insecure_allow_simulated
-        .then(|| IntelRoots::insecure_custom(thimble_sim::tdx_signer::sim_tdx_pki().root_ca_der))
+    test_identities::intel_root()
+        .filter(|_| insecure_allow_simulated)
+        .map(IntelRoots::insecure_custom)
 }

@@ -361,7 +361,10 @@ fn assemble(version: u32, report_type: u32, hw_report: &[u8], runtime: &[u8]) ->
 pub enum SimTpmError {
     /// `TPM2_Quote` answers `TPM_RC_SIZE` for qualifying data longer than a `TPM2B_DATA`.
     #[error("quote nonce is {len} bytes; a TPM takes at most {MAX_NONCE_LEN}")]
-    NonceTooLong { len: usize },
+    NonceTooLong {
+        /// Bytes given.
+        len: usize,
+    },
     /// The quote did not marshal; after the nonce check this cannot happen, but the codec is
     /// fallible and the simulator does not hide it.
     #[error("marshalling the quote: {0}")]
@@ -372,6 +375,8 @@ pub enum SimTpmError {
 /// [`SimAk`], in the `tpm_quote.json` shape (`thimble_evidence::azure::TpmQuote`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimTpmQuote {
+    /// `TPMS_CLOCK_INFO` in the attestation: `clock` in milliseconds, reset and restart counts,
+    /// and `safe`.
     pub clock_info: ClockInfo,
     /// `firmwareVersion` of the TPM.
     pub firmware_version: u64,

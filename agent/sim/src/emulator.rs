@@ -87,7 +87,10 @@ pub enum Fault {
     /// Answer with this status and a small JSON error body.
     Status(u16),
     /// Answer 429 with `Retry-After: {retry_after_secs}`.
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// The `Retry-After` value, in seconds.
+        retry_after_secs: u64,
+    },
     /// Read the request and never answer; the connection is held until the client goes away or
     /// the emulator stops.
     Hang,
@@ -100,8 +103,14 @@ pub enum Fault {
     Body(Vec<u8>),
     /// Read the request and close the connection without a response.
     CloseWithoutResponse,
-    /// Answer with a redirect `status` (e.g. 302) to `location`.
-    Redirect { status: u16, location: String },
+    /// Answer with a redirect `status` (e.g. 302) to `location` (thimble's HTTP client
+    /// follows no redirect; tests check that it does not).
+    Redirect {
+        /// The status sent, normally a 3xx.
+        status: u16,
+        /// The `Location` header sent.
+        location: String,
+    },
     /// Answer as normal after this delay (slow but healthy service, or concurrency tests).
     Delay(Duration),
 }
@@ -118,9 +127,12 @@ pub trait Routes: std::fmt::Debug + Send + Sync + 'static {
 /// A normal answer of a [`Routes`] service, sent with `Content-Length`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// HTTP status code.
     pub status: u16,
     /// Header names are static: every service's header set is known in advance.
+    /// `Connection: close` and `Content-Length` are added when the reply is written.
     pub headers: Vec<(&'static str, String)>,
+    /// The body, sent as is.
     pub body: Vec<u8>,
 }
 

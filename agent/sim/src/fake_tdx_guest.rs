@@ -27,17 +27,31 @@ fn sha384(label: &str) -> [u8; 48] {
 /// What the simulated TDX module reports besides the caller's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TdReportTemplate {
+    /// REPORTMACSTRUCT.CPUSVN: the platform's CPU security version, 16 bytes as the report
+    /// carries them.
     pub cpu_svn: [u8; 16],
+    /// TEE_TCB_INFO.TEE_TCB_SVN of the TDX module (byte 0 its SVN, byte 1 its major version);
+    /// a quote of the report carries it, and TCB info levels are matched against it.
     pub tee_tcb_svn: [u8; 16],
+    /// TEE_TCB_INFO.MRSEAM: SHA-384 measurement of the TDX module.
     pub mr_seam: [u8; 48],
+    /// TEE_TCB_INFO.MRSIGNERSEAM: measurement of the module's signer (all zero for Intel's).
     pub mr_signer_seam: [u8; 48],
+    /// TEE_TCB_INFO.ATTRIBUTES of the TDX module (zero for a production module).
     pub seam_attributes: [u8; 8],
+    /// TDINFO_STRUCT.ATTRIBUTES, little-endian: bit 0 DEBUG, bit 28 SEPT_VE_DISABLE, …
     pub td_attributes: [u8; 8],
+    /// TDINFO_STRUCT.XFAM: the XCR0/IA32_XSS feature bits the TD may use.
     pub xfam: [u8; 8],
+    /// TDINFO_STRUCT.MRTD: SHA-384 build-time measurement of the TD.
     pub mr_td: [u8; 48],
+    /// TDINFO_STRUCT.MRCONFIGID, set by the host when it creates the TD.
     pub mr_config_id: [u8; 48],
+    /// TDINFO_STRUCT.MROWNER, set by the host when it creates the TD.
     pub mr_owner: [u8; 48],
+    /// TDINFO_STRUCT.MROWNERCONFIG, set by the host when it creates the TD.
     pub mr_owner_config: [u8; 48],
+    /// TDINFO_STRUCT.RTMR\[0..4\]: the runtime measurement registers the guest extends.
     pub rtmr: [[u8; 48]; 4],
 }
 

@@ -127,7 +127,11 @@ pub type Paravisor = Box<dyn FnMut(&[u8; USER_DATA_LEN]) -> Vec<u8> + Send>;
 pub enum ReportRefresh {
     /// On an `NV_Read` of `0x01400001` at offset 0, unless it did so less than this long ago
     /// (openvmm: 2 s).
-    OnRead { min_interval: Duration },
+    OnRead {
+        /// The rate limit: a read within this time of the last rebuild gets the previous
+        /// report.
+        min_interval: Duration,
+    },
     /// Never: the boot-time report stays (a paravisor without fresh-report support).
     Never,
 }
@@ -164,8 +168,11 @@ impl NvIndex {
 /// One `NV_Read` the fake answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NvReadRecord {
+    /// The NV index handle read (`nvIndex`).
     pub index: u32,
+    /// Bytes asked for (`size`), before any check against the index or `TPM_PT_NV_BUFFER_MAX`.
     pub size: u16,
+    /// Byte offset into the index (`offset`).
     pub offset: u16,
 }
 
@@ -208,7 +215,8 @@ impl Default for FakeVtpm {
 
 impl FakeVtpm {
     /// An Azure SEV-SNP CVM's vTPM right after boot: the HCL report index defined by the
-    /// platform, no user-data index, the AK persisted, PCRs 0-15 measured, the paravisor
+    /// platform, no user-data index, the AK persisted, PCRs as
+    /// [`SimTpmQuote::default_pcrs`] (a PCR update counter of 16), the paravisor
     /// regenerating reports on read with openvmm's 2 s rate limit, a 1024-byte NV buffer.
     pub fn new() -> Self {
         let paravisor: Paravisor = Box::new(|user_data: &[u8; USER_DATA_LEN]| {
@@ -268,6 +276,8 @@ impl FakeVtpm {
         self
     }
 
+    /// When the paravisor rebuilds the HCL report (default: on read, at most every 2 s);
+    /// [`ReportRefresh::Never`] models a paravisor that only writes the boot-time report.
     pub fn with_report_refresh(mut self, refresh: ReportRefresh) -> Self {
         self.refresh = refresh;
         self
@@ -329,8 +339,8 @@ impl FakeVtpm {
         self.faults.push((code, fault));
     }
 
-    /// After each of the next quotes, extend `pcr` (something measuring between the quote and
-    /// the PCR read).
+    /// Right after the next quote not already claimed by an earlier call, extend `pcr`
+    /// (something measuring between the quote and the PCR read). Calls queue up, one quote each.
     pub fn extend_after_next_quote(&mut self, pcr: u32) {
         self.extend_after_quote.push_back(pcr);
     }
@@ -345,6 +355,8 @@ impl FakeVtpm {
         }
     }
 
+    /// The SHA-256 bank as it stands, PCR 0 first: what a test compares a collected quote's
+    /// PCR values with.
     pub fn pcrs(&self) -> &[[u8; 32]; 24] {
         &self.pcrs
     }

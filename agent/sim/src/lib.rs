@@ -3,10 +3,14 @@
 //! `thimble_collect::Environment` ([`SimEnvironment`]), built from kernel-faithful fakes (a
 //! configfs-tsm fake, `/dev/sev-guest`, `/dev/tdx_guest`, the host's Quote Generation Service, a
 //! vTPM with a paravisor), test signers, and HTTP emulators of Azure THIM and IMDS, AMD KDS and
-//! Intel's collateral services with fault injection. Shipped in the binary for `thimble collect
-//! --simulate snp|tdx|azure-snp|azure-tdx`, and used by the tests of every other crate. Nothing
+//! Intel's collateral services with fault injection. Compiled into development builds of the
+//! binary (the CLI's `simulate` feature, on by default) for `thimble collect --simulate
+//! snp|tdx|azure-snp|azure-tdx`, absent from the production build (`--no-default-features`), and
+//! used by the tests of every other crate. Nothing
 //! here is trusted by a real verification: the test roots it signs under are accepted only with
 //! `--insecure-allow-simulated` ([`insecure_trust_test_roots`] for a collection request).
+
+#![warn(missing_docs)]
 
 pub mod azure_sim;
 pub mod emulator;

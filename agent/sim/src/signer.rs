@@ -94,13 +94,19 @@ pub fn sim_chain() -> SimChain {
 pub struct ReportTemplate {
     /// `VERSION` (2, 3 or 5). Fields introduced by later versions are written only when present.
     pub version: u32,
+    /// `GUEST_SVN`: the guest's security version number, from its ID block.
     pub guest_svn: u32,
     /// `POLICY`: bits 7:0 ABI minor, 15:8 ABI major, 16 SMT allowed, 17 reserved (must be one),
     /// 18 migration agent allowed, 19 debug allowed, 20 single socket.
     pub policy: u64,
+    /// `FAMILY_ID` from the ID block given at launch.
     pub family_id: [u8; 16],
+    /// `IMAGE_ID` from the ID block given at launch.
     pub image_id: [u8; 16],
+    /// `VMPL` the report was requested for (0-3). [`crate::fake_sev_guest::FakeSevGuest`] and
+    /// the simulated configfs-tsm guest replace it with the request's (`vmpl` or `privlevel`).
     pub vmpl: u32,
+    /// `CURRENT_TCB`: the `TCB_VERSION` the platform runs now.
     pub current_tcb: [u8; 8],
     /// `PLATFORM_INFO`: bit 0 SMT enabled, 1 TSME enabled, 2 ECC enabled, 3 RAPL disabled,
     /// 4 ciphertext hiding enabled, 5 alias check complete.
@@ -112,13 +118,21 @@ pub struct ReportTemplate {
     pub mask_chip_key: bool,
     /// `SIGNING_KEY` (key info bits 4:2): 0 VCEK, 1 VLEK, 7 none.
     pub signing_key: u8,
+    /// `MEASUREMENT`: the SHA-384 launch digest of the guest.
     pub measurement: [u8; 48],
+    /// `HOST_DATA`: 32 bytes the hypervisor supplied at launch.
     pub host_data: [u8; 32],
+    /// `ID_KEY_DIGEST`: SHA-384 of the public key that signed the ID block (zero without one).
     pub id_key_digest: [u8; 48],
+    /// `AUTHOR_KEY_DIGEST`: SHA-384 of the key that certified the ID key (zero unless
+    /// `author_key_en`).
     pub author_key_digest: [u8; 48],
+    /// `REPORT_ID`: the guest context's report ID.
     pub report_id: [u8; 32],
     /// `REPORT_ID_MA`: all ones when the guest has no migration agent.
     pub report_id_ma: [u8; 32],
+    /// `REPORTED_TCB`: the `TCB_VERSION` the signing VCEK is derived from, and so the one its
+    /// certificate must carry (see [`SIM_REPORTED_TCB`]).
     pub reported_tcb: [u8; 8],
     /// CPUID family (version 3 and later; reserved in version 2).
     pub cpuid_fam_id: u8,
@@ -126,16 +140,24 @@ pub struct ReportTemplate {
     pub cpuid_mod_id: u8,
     /// CPUID stepping (version 3 and later).
     pub cpuid_step: u8,
+    /// `CHIP_ID`: the chip's unique identifier, which the VCEK's `hwID` extension must match
+    /// (written as zeros when `mask_chip_key` is set).
     pub chip_id: [u8; 64],
+    /// `COMMITTED_TCB`: the committed `TCB_VERSION`, the lowest the platform may roll back to.
     pub committed_tcb: [u8; 8],
-    /// Firmware `CURRENT_BUILD`, `CURRENT_MINOR`, `CURRENT_MAJOR`.
+    /// Firmware `CURRENT_BUILD`: build number of the running firmware.
     pub current_build: u8,
+    /// Firmware `CURRENT_MINOR`: minor version of the running firmware.
     pub current_minor: u8,
+    /// Firmware `CURRENT_MAJOR`: major version of the running firmware.
     pub current_major: u8,
-    /// Firmware `COMMITTED_BUILD`, `COMMITTED_MINOR`, `COMMITTED_MAJOR`.
+    /// Firmware `COMMITTED_BUILD`: build number of the committed firmware.
     pub committed_build: u8,
+    /// Firmware `COMMITTED_MINOR`: minor version of the committed firmware.
     pub committed_minor: u8,
+    /// Firmware `COMMITTED_MAJOR`: major version of the committed firmware.
     pub committed_major: u8,
+    /// `LAUNCH_TCB`: the `CURRENT_TCB` when the guest was launched or imported.
     pub launch_tcb: [u8; 8],
     /// `LAUNCH_MIT_VECTOR` (version 5 and later).
     pub launch_mit_vector: u64,

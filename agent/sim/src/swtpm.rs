@@ -59,31 +59,50 @@ const CC_FLUSH_CONTEXT: u32 = 0x0000_0165;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SwtpmError {
+    /// No `swtpm` on `PATH`; the message names the package to install.
     #[error(
         "swtpm is not installed (no `swtpm` on PATH): the vTPM tests run against a real TPM 2.0; \
          install it with `apt-get install -y {DEBIAN_PACKAGES}`"
     )]
     NotInstalled,
+    /// The fresh state directory, or the log file in it, could not be created.
     #[error("cannot create the swtpm state directory {}", path.display())]
     StateDir {
+        /// The directory or log file that could not be created.
         path: PathBuf,
+        /// Why.
         #[source]
         source: io::Error,
     },
+    /// The `swtpm` process could not be spawned.
     #[error("cannot spawn {}", binary.display())]
     Spawn {
+        /// The binary found on `PATH`.
         binary: PathBuf,
+        /// Why.
         #[source]
         source: io::Error,
     },
+    /// swtpm exited before it accepted a connection (or the accepted connection could not be
+    /// configured), on every port tried; most likely another process took each port first.
     #[error("swtpm exited during start-up ({status}) after {attempts} attempts; its log: {log}")]
     Exited {
+        /// The exit status of the last attempt (or why its connection failed), as text.
         status: String,
+        /// Ports tried.
         attempts: u32,
+        /// swtpm's stderr log of the last attempt.
         log: String,
     },
+    /// swtpm kept running but did not accept a connection in time.
     #[error("swtpm did not accept connections on 127.0.0.1:{port} within {}s", waited.as_secs())]
-    NotListening { port: u16, waited: Duration },
+    NotListening {
+        /// The loopback port swtpm was told to listen on.
+        port: u16,
+        /// How long the start-up waited.
+        waited: Duration,
+    },
+    /// No free loopback port could be bound to pick one.
     #[error("cannot pick a free loopback port")]
     Port(#[source] io::Error),
 }
@@ -219,10 +238,13 @@ impl Swtpm {
         Err(None)
     }
 
+    /// The loopback TCP port of swtpm's server. Its one connection is already taken by the
+    /// [`TcpTransport`] returned with this handle.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The process id of the spawned swtpm, which dropping the [`Swtpm`] ends.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -270,6 +292,8 @@ pub struct TcpTransport {
 }
 
 impl TcpTransport {
+    /// Wraps a connected stream, with 30 s read and write timeouts and Nagle's algorithm off
+    /// (every command is one small write answered before the next).
     pub fn new(stream: TcpStream) -> io::Result<TcpTransport> {
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -380,7 +404,8 @@ pub fn provision_ak<T: TpmTransport>(client: &mut VtpmClient<T>) -> Result<TpmPu
     client.read_public(VTPM_AK_HANDLE)
 }
 
-/// `TPM2_PCR_Extend` (Part 3 §22.2) of the SHA-256 bank of `pcr` with `digest`.
+/// `TPM2_PCR_Extend` (Part 3 §22.2) of the SHA-256 bank of `pcr` with `value`, under an empty
+/// password session (a PCR's authValue is empty unless someone set one).
 pub fn extend_pcr<T: TpmTransport>(
     client: &mut VtpmClient<T>,
     pcr: u32,

@@ -149,13 +149,20 @@ pub fn sim_tdx_pki() -> SimTdxPki {
 /// looks at it. The defaults match the simulated QE identity's UpToDate level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QeReportTemplate {
+    /// CPUSVN of the platform the QE ran on.
     pub cpu_svn: [u8; 16],
+    /// MISCSELECT, compared under the QE identity's `miscselectMask`.
     pub miscselect: u32,
     /// ATTRIBUTES in report byte order (flags, then XFRM).
     pub attributes: [u8; 16],
+    /// MRENCLAVE: the QE's measurement (QE identity appraisal does not look at it).
     pub mrenclave: [u8; 32],
+    /// MRSIGNER: hash of the QE's signing key; must equal the QE identity's `mrsigner`.
     pub mrsigner: [u8; 32],
+    /// ISVPRODID; must equal the QE identity's `isvprodid`.
     pub isv_prod_id: u16,
+    /// ISVSVN: picks the QE identity's TCB level, the first one it reaches (4 UpToDate and 2
+    /// OutOfDate in the simulated identity).
     pub isv_svn: u16,
 }
 
@@ -198,17 +205,34 @@ impl QeReportTemplate {
 pub struct TdQuoteTemplate {
     /// Quote header `user_data`: the QE ID (16 bytes) and 4 zero bytes, as Intel's QE fills it.
     pub user_data: [u8; 20],
+    /// TEE_TCB_SVN of the TDX module, matched against the TCB info's `tdxtcbcomponents` and
+    /// module identities ([`SIM_TEE_TCB_SVN`] is UpToDate, [`SIM_OUT_OF_DATE_TEE_TCB_SVN`]
+    /// OutOfDate).
     pub tee_tcb_svn: [u8; 16],
+    /// MRSEAM: measurement of the TDX module.
     pub mr_seam: [u8; 48],
+    /// MRSIGNERSEAM: the module signer's measurement, matched against the TDX module `mrsigner`
+    /// of the TCB info (all zero, as for Intel's modules).
     pub mr_signer_seam: [u8; 48],
+    /// SEAMATTRIBUTES of the TDX module, matched against the TCB info's TDX module attributes
+    /// under their mask (all zero).
     pub seam_attributes: [u8; 8],
+    /// TD_ATTRIBUTES, little-endian (see [`TD_ATTRIBUTES_DEBUG`] and
+    /// [`TD_ATTRIBUTES_SEPT_VE_DISABLE`]).
     pub td_attributes: [u8; 8],
+    /// XFAM: the XCR0/IA32_XSS feature bits the TD may use.
     pub xfam: [u8; 8],
+    /// MRTD: the TD's build-time measurement.
     pub mr_td: [u8; 48],
+    /// MRCONFIGID, set by the host when it creates the TD.
     pub mr_config_id: [u8; 48],
+    /// MROWNER, set by the host when it creates the TD.
     pub mr_owner: [u8; 48],
+    /// MROWNERCONFIG, set by the host when it creates the TD.
     pub mr_owner_config: [u8; 48],
+    /// RTMR\[0..4\]: the runtime measurement registers.
     pub rtmr: [[u8; 48]; 4],
+    /// The quoting enclave's report, which the PCK key signs.
     pub qe: QeReportTemplate,
     /// QE authentication data; the QE report binds SHA-256(attestation key ‖ this).
     pub qe_auth_data: Vec<u8>,

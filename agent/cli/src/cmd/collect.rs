@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-//! `thimble collect`: the flags become a `thimble_collect::CollectRequest`, `--simulate` chooses a
-//! `thimble_sim::SimEnvironment` instead of the real machine, and the library collects; this
+//! `thimble collect`: the flags become a `thimble_collect::CollectRequest`, `--simulate` (in builds
+//! with the `simulate` feature) chooses a `thimble_sim::SimEnvironment` instead of the real
+//! machine, and the library collects; this
 //! module only warns about flags that do not apply to the TEE found, prints, and writes the
 //! bundle atomically. `--every` repeats it.
 
@@ -12,9 +13,12 @@ use thimble_collect::{
     Binding, CacheChoice, CollectError, CollectRequest, Devices, Environment, Fetching,
     IntelService, NoSource, Plan, SourceChoice, SystemEnvironment,
 };
+#[cfg(feature = "simulate")]
 use thimble_sim::{SimEnvironment, SimMachine, insecure_trust_test_roots};
 
-use crate::args::{CollectArgs, IntelServiceArg, SimulateArg, SourceArg};
+#[cfg(feature = "simulate")]
+use crate::args::SimulateArg;
+use crate::args::{CollectArgs, IntelServiceArg, SourceArg};
 use crate::error::CliError;
 use crate::exit;
 use crate::io::{parse_hex, write_output};
@@ -56,7 +60,7 @@ fn request(a: &CollectArgs) -> Result<CollectRequest, CliError> {
     let mut amd_sources = AmdSource::ALL.to_vec();
     amd_sources
         .retain(|s| !(a.no_thim && *s == AmdSource::Thim || a.no_kds && *s == AmdSource::Kds));
-    let mut request = CollectRequest {
+    let request = CollectRequest {
         binding: binding(a)?,
         source: match a.source {
             SourceArg::Auto => SourceChoice::Auto,
@@ -96,9 +100,14 @@ fn request(a: &CollectArgs) -> Result<CollectRequest, CliError> {
         },
         ..CollectRequest::default()
     };
-    if a.simulate.is_some() || a.insecure_allow_simulated {
-        insecure_trust_test_roots(&mut request);
-    }
+    #[cfg(feature = "simulate")]
+    let request = {
+        let mut request = request;
+        if a.simulate.is_some() || a.insecure_allow_simulated {
+            insecure_trust_test_roots(&mut request);
+        }
+        request
+    };
     Ok(request)
 }
 
@@ -139,9 +148,21 @@ fn run_once(a: &CollectArgs) -> Result<u8, CliError> {
     // Checked before anything touches a device, so a usage error costs no guest request.
     let output = output_path(a)?;
     let request = request(a)?;
-    let Some(simulate) = a.simulate else {
-        return collect_in(&SystemEnvironment::new(), a, &request, &output);
-    };
+    #[cfg(feature = "simulate")]
+    if let Some(simulate) = a.simulate {
+        return simulated(simulate, a, &request, &output);
+    }
+    collect_in(&SystemEnvironment::new(), a, &request, &output)
+}
+
+/// Collects in the simulated machine `--simulate` and `--source` name.
+#[cfg(feature = "simulate")]
+fn simulated(
+    simulate: SimulateArg,
+    a: &CollectArgs,
+    request: &CollectRequest,
+    output: &std::path::Path,
+) -> Result<u8, CliError> {
     // A simulation is of one TEE; a source of another is a contradiction, not a hint.
     let machine = match (simulate, a.source) {
         (SimulateArg::Snp, SourceArg::ConfigfsTsm) => Some(SimMachine::SnpConfigfs),
@@ -161,7 +182,7 @@ fn run_once(a: &CollectArgs) -> Result<u8, CliError> {
             "--source {name} is not a source of the simulated TEE"
         )));
     };
-    collect_in(&SimEnvironment::new(machine), a, &request, &output)
+    collect_in(&SimEnvironment::new(machine), a, request, output)
 }
 
 /// Collects in `env`, warns, writes the bundle and prints the summary line.
@@ -209,12 +230,19 @@ fn collect_in<E: Environment>(
     Ok(exit::OK)
 }
 
+/// What to try on a machine without a TEE: the simulation, in a build that has one.
+#[cfg(feature = "simulate")]
+const NO_TEE_HINT: &str =
+    "; on a machine without a TEE, `--simulate snp|tdx|azure-snp|azure-tdx` runs a simulated guest";
+#[cfg(not(feature = "simulate"))]
+const NO_TEE_HINT: &str = "";
+
 /// The CLI's error for a failed collection: the library's, except that "no source" carries the
 /// CLI's hints.
 fn cli_error(e: CollectError) -> CliError {
     match e {
         CollectError::NoSource(n @ NoSource::Nothing { .. }) => CliError::NoTee(format!(
-            "{n} (run `thimble detect` for details; on a machine without a TEE, `--simulate snp|tdx|azure-snp|azure-tdx` runs a simulated guest)"
+            "{n} (run `thimble detect` for details{NO_TEE_HINT})"
         )),
         CollectError::NoSource(n) => {
             CliError::NoTee(format!("{n} (run `thimble detect` for details)"))
