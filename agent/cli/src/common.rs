@@ -64,7 +64,7 @@ pub fn read_bundle(path: &Path, max_len: usize) -> Result<Bundle, CliError> {
     }
     Bundle::parse_limited(&bytes, max_len).map_err(|e| CliError::MalformedFile {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason: crate::error::with_causes(&e),
     })
 }
 

@@ -55,3 +55,16 @@ impl CliError {
         }
     }
 }
+
+/// `e`'s message and its causes', joined by `: `, for an error that becomes a one-line reason
+/// (such as [`CliError::MalformedFile`]'s).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

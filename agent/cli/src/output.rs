@@ -35,7 +35,7 @@ pub fn collected(bundle: &thimble_evidence::bundle::Bundle, path: &std::path::Pa
     let mut origins: Vec<&str> = Vec::new();
     for e in &bundle.endorsements {
         if !origins.contains(&e.origin.kind.as_str()) {
-            origins.push(&e.origin.kind);
+            origins.push(e.origin.kind.as_str());
         }
     }
     let endorsements = if origins.is_empty() {
@@ -51,7 +51,7 @@ pub fn collected(bundle: &thimble_evidence::bundle::Bundle, path: &std::path::Pa
         } else {
             path.display().to_string()
         },
-        bundle.tee.as_str(),
+        bundle.tee(),
         if bundle.simulated { " (simulated)" } else { "" },
         bundle.collection.source,
     );

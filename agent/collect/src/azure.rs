@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use thimble_evidence::azure::{HclReport, HclReportType};
 use thimble_evidence::bundle::{
-    Bundle, Collection, Endorsement, EndorsementKind, Evidence, Origin, RawJson, Tee, b64,
+    AzureSevSnpEvidence, AzureTdxEvidence, Bundle, Collection, CollectionSource, Endorsement,
+    EndorsementKind, Origin, OriginKind, TpmQuoteEvidence,
 };
 use thimble_evidence::kds::DEFAULT_KDS_BASE;
 use thimble_evidence::report_data;
@@ -126,24 +127,12 @@ fn snp_endorsements<E: Environment>(
 /// The TPM quote as the bundle keeps it, with the attestation key as the TPM reports it
 /// (TPMT_PUBLIC) and its qualified name: a verifier compares them with the runtime data's
 /// `HCLAkPub` and the quote's `qualifiedSigner`.
-fn tpm_quote_json(vq: &VtpmQuote) -> Option<RawJson> {
-    serde_json::from_slice::<serde_json::Value>(&vq.to_tpm_quote().to_json())
-        .ok()
-        .map(|mut q| {
-            if let Some(o) = q.as_object_mut() {
-                o.insert(
-                    "ak_public".into(),
-                    serde_json::Value::String(hex::encode(&vq.ak_public.public_area)),
-                );
-                o.insert(
-                    "ak_qualified_name".into(),
-                    serde_json::Value::String(hex::encode(&vq.ak_public.qualified_name)),
-                );
-            }
-            q
-        })
-        .and_then(|q| serde_json::to_string(&q).ok())
-        .and_then(|text| RawJson::from_json(text).ok())
+fn tpm_quote_evidence(vq: &VtpmQuote) -> TpmQuoteEvidence {
+    TpmQuoteEvidence {
+        quote: vq.to_tpm_quote(),
+        ak_public: Some(vq.ak_public.public_area.clone()),
+        ak_qualified_name: Some(vq.ak_public.qualified_name.clone()),
+    }
 }
 
 /// Collects from the vTPM into a bundle.
@@ -202,11 +191,7 @@ fn collect_from<E: Environment, T: TpmTransport>(
     }
     let mut endorsements = Vec::new();
     if let Some(cert) = &vq.ak_cert {
-        let origin = Origin {
-            kind: "vtpm".into(),
-            url: None,
-            path: Some(format!("nv:{AK_CERT_NV_INDEX:#010x}")),
-        };
+        let origin = Origin::path(OriginKind::Vtpm, format!("nv:{AK_CERT_NV_INDEX:#010x}"));
         endorsements.push(Endorsement::der(
             EndorsementKind::Certificate,
             cert,
@@ -215,11 +200,13 @@ fn collect_from<E: Environment, T: TpmTransport>(
         ));
     }
 
-    let mut evidence = Evidence {
-        hcl_report: Some(b64(&fresh.bytes)),
-        ..Evidence::default()
+    let collection = Collection {
+        path: Some(path),
+        hcl_user_data_echoed: Some(fresh.echoed),
+        ..Collection::new(CollectionSource::Vtpm)
     };
-    let (tee, hardware_claims) = match hcl.report_type() {
+    let tpm_quote = Some(tpm_quote_evidence(&vq));
+    let builder = match hcl.report_type() {
         HclReportType::Snp => {
             let Some(Ok(report)) = hcl.snp_report() else {
                 return Err(vtpm_failed(SourceError::HclWithoutSnpReport));
@@ -227,7 +214,12 @@ fn collect_from<E: Environment, T: TpmTransport>(
             endorsements.extend(snp_endorsements(
                 ctx, &report, deadline, &mut log, warnings,
             )?);
-            (Tee::AzureSevSnp, snp_claims(&report, &[]))
+            let claims = azure_claims(&hcl, Some(snp_claims(&report, &[])));
+            let evidence = AzureSevSnpEvidence {
+                hcl_report: fresh.bytes,
+                tpm_quote,
+            };
+            BundleBuilder::azure_sev_snp(now, collection, evidence, claims)
         }
         HclReportType::Tdx => {
             let td_report: [u8; 1024] = hcl
@@ -245,7 +237,6 @@ fn collect_from<E: Environment, T: TpmTransport>(
                 .map_err(|e| CollectError::source_failed(SourceName::ImdsTdQuote, e))?;
             let quote = TdxQuote::parse(&quote_bytes)
                 .map_err(|e| CollectError::source_failed(SourceName::ImdsTdQuote, e))?;
-            evidence.tdx_quote = Some(b64(&quote_bytes));
             let pck = if fetching.offline {
                 log.push("offline: no collateral fetched".into());
                 None
@@ -256,22 +247,19 @@ fn collect_from<E: Environment, T: TpmTransport>(
                 warnings.extend(g.warnings);
                 g.pck
             };
-            (Tee::AzureTdx, tdx_claims(&quote, pck.as_ref()))
+            let claims = azure_claims(&hcl, Some(tdx_claims(&quote, pck.as_ref())));
+            let evidence = AzureTdxEvidence {
+                hcl_report: fresh.bytes,
+                tdx_quote: quote_bytes,
+                tpm_quote,
+            };
+            BundleBuilder::azure_tdx(now, collection, evidence, claims)
         }
     };
-    evidence.tpm_quote = tpm_quote_json(&vq);
-    Ok(BundleBuilder::new(tee, now)
+    Ok(builder
         .simulated(ctx.env.simulated())
         .kernel_release(ctx.env.kernel_release())
-        .collection(Collection {
-            source: SourceName::Vtpm.as_str().into(),
-            path: Some(path),
-            hcl_user_data_echoed: Some(fresh.echoed),
-            ..Collection::default()
-        })
         .nonce(Some(ctx.bound.nonce.clone()))
-        .evidence(evidence)
         .endorsements(endorsements, log)
-        .claims(azure_claims(&hcl, hardware_claims))
         .build())
 }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The one place a [`Bundle`] is assembled: every collector (SEV-SNP, TDX, Azure) and `thimble
 //! import` go through [`BundleBuilder`], which fills in what every bundle shares (format, version,
-//! the agent, the creation time) so that no caller can get it wrong, and the claims helpers,
-//! which decode the evidence for people. Claims are informational: `verify` never reads them.
+//! the agent, the creation time) so that no caller can get it wrong, and starts from evidence and
+//! claims typed per TEE, so that no caller can pair them wrongly; and the claims helpers, which
+//! decode the evidence for people. Claims are informational: `verify` never reads them.
 
-use thimble_evidence::azure::{HclReport, HclReportType};
+use thimble_evidence::azure::HclReport;
 use thimble_evidence::bundle::{
-    Agent, Bundle, Claims, Collection, Endorsement, Evidence, FORMAT, Nonce, Tee, VERSION,
+    Agent, AzureClaims, AzureSevSnpEvidence, AzureTdxEvidence, Bundle, Claims, Collection,
+    Endorsement, Evidence, FORMAT, Nonce, SevSnpEvidence, SnpClaims, TdxEvidence, VERSION,
 };
 use thimble_evidence::snp::{AmdCert, SnpReport};
 use thimble_evidence::tdx::{PckInfo, TdxClaims, TdxQuote};
@@ -23,33 +25,98 @@ pub fn agent() -> Agent {
     }
 }
 
-/// Builds a [`Bundle`] of one TEE, member by member; what is not set stays empty.
+/// Builds a [`Bundle`] of one TEE. It starts from the evidence, its claims and how it was
+/// collected, typed per TEE so that they always fit each other; the rest is set member by
+/// member, and what is not set stays empty.
 #[derive(Debug, Clone)]
 pub struct BundleBuilder {
     bundle: Bundle,
 }
 
 impl BundleBuilder {
-    /// A bundle of `tee` created at `created_at` (seconds since the Unix epoch), with this
-    /// format, version and agent.
-    pub fn new(tee: Tee, created_at: i64) -> BundleBuilder {
+    fn new(
+        created_at: i64,
+        collection: Collection,
+        evidence: Evidence,
+        claims: Claims,
+    ) -> BundleBuilder {
         BundleBuilder {
             bundle: Bundle {
                 format: FORMAT.into(),
                 version: VERSION,
-                tee,
                 simulated: false,
                 agent: agent(),
                 created_at: format_unix(created_at),
                 kernel_release: None,
-                collection: Collection::default(),
+                collection,
                 nonce: None,
-                evidence: Evidence::default(),
+                evidence,
                 endorsements: Vec::new(),
                 endorsement_log: Vec::new(),
-                claims: serde_json::Value::Null,
+                claims: Some(claims),
             },
         }
+    }
+
+    /// An SEV-SNP bundle created at `created_at` (seconds since the Unix epoch), with this
+    /// format, version and agent.
+    pub fn sev_snp(
+        created_at: i64,
+        collection: Collection,
+        evidence: SevSnpEvidence,
+        claims: SnpClaims,
+    ) -> BundleBuilder {
+        BundleBuilder::new(
+            created_at,
+            collection,
+            Evidence::SevSnp(evidence),
+            Claims::SevSnp(claims),
+        )
+    }
+
+    /// A TDX bundle, as [`BundleBuilder::sev_snp`].
+    pub fn tdx(
+        created_at: i64,
+        collection: Collection,
+        evidence: TdxEvidence,
+        claims: TdxClaims,
+    ) -> BundleBuilder {
+        BundleBuilder::new(
+            created_at,
+            collection,
+            Evidence::Tdx(evidence),
+            Claims::Tdx(claims),
+        )
+    }
+
+    /// An Azure SEV-SNP bundle, as [`BundleBuilder::sev_snp`].
+    pub fn azure_sev_snp(
+        created_at: i64,
+        collection: Collection,
+        evidence: AzureSevSnpEvidence,
+        claims: AzureClaims<SnpClaims>,
+    ) -> BundleBuilder {
+        BundleBuilder::new(
+            created_at,
+            collection,
+            Evidence::AzureSevSnp(evidence),
+            Claims::AzureSevSnp(claims),
+        )
+    }
+
+    /// An Azure TDX bundle, as [`BundleBuilder::sev_snp`].
+    pub fn azure_tdx(
+        created_at: i64,
+        collection: Collection,
+        evidence: AzureTdxEvidence,
+        claims: AzureClaims<TdxClaims>,
+    ) -> BundleBuilder {
+        BundleBuilder::new(
+            created_at,
+            collection,
+            Evidence::AzureTdx(evidence),
+            Claims::AzureTdx(claims),
+        )
     }
 
     /// Marks the evidence as simulated (informational, like everything unsigned).
@@ -64,21 +131,9 @@ impl BundleBuilder {
         self
     }
 
-    /// How the evidence was collected.
-    pub fn collection(mut self, collection: Collection) -> BundleBuilder {
-        self.bundle.collection = collection;
-        self
-    }
-
     /// The nonce and how REPORT_DATA was derived from it.
     pub fn nonce(mut self, nonce: Option<Nonce>) -> BundleBuilder {
         self.bundle.nonce = nonce;
-        self
-    }
-
-    /// The raw evidence.
-    pub fn evidence(mut self, evidence: Evidence) -> BundleBuilder {
-        self.bundle.evidence = evidence;
         self
     }
 
@@ -93,12 +148,6 @@ impl BundleBuilder {
         self
     }
 
-    /// The claims decoded for people.
-    pub fn claims(mut self, claims: serde_json::Value) -> BundleBuilder {
-        self.bundle.claims = claims;
-        self
-    }
-
     /// The bundle.
     pub fn build(self) -> Bundle {
         self.bundle
@@ -107,16 +156,16 @@ impl BundleBuilder {
 
 /// Claims of an SEV-SNP report, with its TCB decoded for the product the report names, or else
 /// the product of one of `certs`.
-pub fn snp_claims(report: &SnpReport, certs: &[AmdCert]) -> serde_json::Value {
+pub fn snp_claims(report: &SnpReport, certs: &[AmdCert]) -> SnpClaims {
     let product = report
         .product_hint()
         .or_else(|| certs.iter().find_map(|c| c.product()));
-    serde_json::to_value(Claims::from_report(report, product)).unwrap_or_default()
+    SnpClaims::from_report(report, product)
 }
 
 /// Claims of a TDX quote, with the platform of its PCK certificate when it is known (`pck`, or
 /// else the quote's own chain).
-pub fn tdx_claims(quote: &TdxQuote, pck: Option<&PckInfo>) -> serde_json::Value {
+pub fn tdx_claims(quote: &TdxQuote, pck: Option<&PckInfo>) -> TdxClaims {
     let own = || {
         quote
             .pck_chain
@@ -125,16 +174,11 @@ pub fn tdx_claims(quote: &TdxQuote, pck: Option<&PckInfo>) -> serde_json::Value 
             .and_then(|d| PckInfo::from_der(d).ok())
     };
     let pck = pck.cloned().or_else(own);
-    serde_json::to_value(TdxClaims::from_quote(quote, pck.as_ref())).unwrap_or_default()
+    TdxClaims::from_quote(quote, pck.as_ref())
 }
 
-/// Claims of an Azure HCL report: its type, the claims of the hardware report inside
-/// (`hardware`), and the runtime data as JSON.
-pub fn azure_claims(hcl: &HclReport, hardware: serde_json::Value) -> serde_json::Value {
-    let runtime: Option<serde_json::Value> = serde_json::from_slice(hcl.runtime_data_bytes()).ok();
-    serde_json::json!({
-        "hcl_report_type": match hcl.report_type() { HclReportType::Snp => "snp", HclReportType::Tdx => "tdx" },
-        "hardware": hardware,
-        "runtime_data": runtime,
-    })
+/// Claims of an Azure HCL report: its type, `hardware` (the claims of the hardware report
+/// inside, from [`snp_claims`] or [`tdx_claims`]), and the runtime data as JSON.
+pub fn azure_claims<H>(hcl: &HclReport, hardware: Option<H>) -> AzureClaims<H> {
+    AzureClaims::new(hcl, hardware)
 }

@@ -148,7 +148,7 @@ impl EndorsementCache {
         let entry = CacheEntry {
             stored_at: now,
             expires_at,
-            source: crl.origin.kind.clone(),
+            source: crl.origin.kind.to_string(),
             endorsements: vec![crl.clone()],
         };
         self.write_entry(&path, &entry)?;
@@ -346,7 +346,7 @@ pub fn tdx_hit_line(entry: &CacheEntry, path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use thimble_evidence::bundle::Origin;
+    use thimble_evidence::bundle::{Origin, OriginKind};
 
     use super::*;
 
@@ -357,11 +357,7 @@ mod tests {
         let mut e = Endorsement::der(
             EndorsementKind::PckCrl,
             b"x",
-            Origin {
-                kind: "thim".into(),
-                url: None,
-                path: None,
-            },
+            Origin::kind(OriginKind::Thim),
             None,
         );
         e.next_update = next_update.map(format_unix);
@@ -401,5 +397,43 @@ mod tests {
             ]),
             NOW + DAY
         );
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn entries_are_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = EndorsementCache::new(dir.path());
+        let service = CollateralService::thim("http://127.0.0.1:9");
+        let fmspc = [0x90, 0xc0, 0x6f, 0, 0, 0];
+        let items = [item(Some(NOW + DAY), None)];
+        let path = cache
+            .store_tdx_collateral(&service, &fmspc, PckCa::Platform, &items, NOW + DAY, NOW)
+            .unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(names(dir.path()), std::slice::from_ref(&name));
+        let entry = cache
+            .lookup_tdx_collateral(&service, &fmspc, PckCa::Platform, NOW)
+            .unwrap();
+        assert_eq!(entry.endorsements.len(), 1);
+
+        // The rename fails (a directory stands where the entry goes) after the temporary file
+        // was written: the error names the entry, and no temporary file is left behind.
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("keep"), b"x").unwrap();
+        let err = cache
+            .store_tdx_collateral(&service, &fmspc, PckCa::Platform, &items, NOW + DAY, NOW)
+            .unwrap_err();
+        assert_eq!(err.path, path);
+        assert_eq!(names(dir.path()), [name]);
     }
 }

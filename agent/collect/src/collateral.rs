@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use thimble_evidence::bundle::{Endorsement, EndorsementKind, Origin};
+use thimble_evidence::bundle::{Endorsement, EndorsementKind, Origin, OriginKind};
 use thimble_evidence::tdx::{PckInfo, TdxQuote};
 use thimble_evidence::time_fmt::format_unix;
 use thimble_verify::bundle::tdx_collateral_from;
@@ -150,11 +150,7 @@ pub fn pck_cert_id(quote: &TdxQuote) -> Option<PckCertId> {
 /// An item as it goes into the bundle: JSON bodies byte for byte, CRLs as DER whatever the
 /// service sent.
 fn endorsement(kind: EndorsementKind, item: &FetchedItem) -> Endorsement {
-    let origin = Origin {
-        kind: item.source.as_str().into(),
-        url: Some(item.url.clone()),
-        path: None,
-    };
+    let origin = Origin::url(item.source.into(), item.url.clone());
     let mut e = match &item.der {
         Some(der) => Endorsement::der(kind, der, origin, Some(item.retrieved_at.clone())),
         None => Endorsement::bytes_as(
@@ -253,11 +249,7 @@ pub fn gather_tdx_collateral(
         let resp = fetch_pck_cert(g.config, g.http, &id)
             .map_err(|e| EndorseError::one(EndorseFailure::PckCert(e)))?;
         out.pck = PckInfo::from_der(&resp.pck_cert_der).ok();
-        let origin = Origin {
-            kind: "thim".into(),
-            url: Some(resp.item.url.clone()),
-            path: None,
-        };
+        let origin = Origin::url(OriginKind::Thim, resp.item.url.clone());
         let at = Some(resp.item.retrieved_at.clone());
         let mut e = Endorsement::der(
             EndorsementKind::Certificate,

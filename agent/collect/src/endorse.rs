@@ -27,7 +27,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use thimble_evidence::bundle::{Endorsement, EndorsementKind, Origin};
+use thimble_evidence::bundle::{Endorsement, EndorsementKind, Origin, OriginKind};
 use thimble_evidence::cert_file::{FileError, pem_certificates};
 use thimble_evidence::crl::Crl;
 use thimble_evidence::kds;
@@ -496,11 +496,7 @@ fn thim_attempt(
     }
     check_certs(report, &certs, roots, now).map_err(ThimFailure::Rejected)?;
     let at = rfc3339(resp.fetched_at);
-    let origin = Origin {
-        kind: "thim".into(),
-        url: Some(url.to_string()),
-        path: None,
-    };
+    let origin = Origin::url(OriginKind::Thim, url);
     let endorsements = certs
         .iter()
         .map(|c| {
@@ -557,11 +553,7 @@ fn kds_attempt(
         } else {
             (&chain_url, &chain_resp)
         };
-        let origin = Origin {
-            kind: "kds".into(),
-            url: Some(url.clone()),
-            path: None,
-        };
+        let origin = Origin::url(OriginKind::Kds, url.clone());
         let mut e = Endorsement::der(
             role_kind(c),
             c.der(),
@@ -770,11 +762,7 @@ pub fn settle_amd_crl(
     let mut e = Endorsement::der(
         EndorsementKind::Crl,
         crl.der(),
-        Origin {
-            kind: "kds".into(),
-            url: Some(url.clone()),
-            path: None,
-        },
+        Origin::url(OriginKind::Kds, url.clone()),
         Some(rfc3339(resp.fetched_at)),
     );
     e.cache_max_age_secs = cache_secs(&resp);

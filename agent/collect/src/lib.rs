@@ -31,6 +31,8 @@
 //! crates `thimble-evidence` and `thimble-verify`.
 
 #![warn(missing_docs)]
+// Libraries return what they found; only the binary prints (agent/cli/src/output.rs).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod acc;
 mod azure;

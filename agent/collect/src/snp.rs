@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use thimble_evidence::bundle::{Bundle, Collection, Endorsement, Evidence, Origin, Tee, b64};
+use thimble_evidence::bundle::{
+    Bundle, Collection, CollectionSource, Endorsement, Origin, OriginKind, SevSnpEvidence,
+};
 use thimble_evidence::kds::DEFAULT_KDS_BASE;
 use thimble_evidence::snp::{AmdCert, CertKind, CertTable, SnpReport};
 use thimble_evidence::time_fmt::format_unix;
@@ -46,12 +48,11 @@ fn via_tsm<E: Environment>(ctx: &Context<'_, E>) -> Result<Option<Raw>, CollectE
             report: r.outblob,
             auxblob: r.auxblob.filter(|a| !a.is_empty()),
             collection: Collection {
-                source: SourceName::ConfigfsTsm.as_str().into(),
                 provider: Some(r.provider.as_str().to_string()),
                 privlevel: r.privlevel,
                 generation: Some(r.generation),
                 path: Some(tsm_path(&client)),
-                ..Collection::default()
+                ..Collection::new(CollectionSource::ConfigfsTsm)
             },
             source_name: SourceName::ConfigfsTsm,
         })),
@@ -80,10 +81,9 @@ fn via_device<E: Environment>(ctx: &Context<'_, E>) -> Result<Raw, CollectError>
         report,
         auxblob: (!certs.is_empty()).then_some(certs),
         collection: Collection {
-            source: SourceName::SevGuest.as_str().into(),
             privlevel: Some(vmpl),
             path: Some(opened.path),
-            ..Collection::default()
+            ..Collection::new(CollectionSource::SevGuest)
         },
         source_name: SourceName::SevGuest,
     })
@@ -137,8 +137,8 @@ fn host_table(raw: &Raw, now: i64, warnings: &mut Vec<Warning>) -> HostTable {
         }
     };
     let origin_kind = match raw.source_name {
-        SourceName::ConfigfsTsm => "auxblob",
-        _ => "ext-report",
+        SourceName::ConfigfsTsm => OriginKind::Auxblob,
+        _ => OriginKind::ExtReport,
     };
     for entry in table.entries {
         if entry.kind == CertKind::Crl {
@@ -147,11 +147,7 @@ fn host_table(raw: &Raw, now: i64, warnings: &mut Vec<Warning>) -> HostTable {
         out.endorsements.push(Endorsement::der(
             entry.kind.into(),
             &entry.data,
-            Origin {
-                kind: origin_kind.into(),
-                url: None,
-                path: None,
-            },
+            Origin::kind(origin_kind.clone()),
             Some(format_unix(now)),
         ));
         if let Ok(c) = AmdCert::parse_der(&entry.data) {
@@ -263,17 +259,17 @@ pub(crate) fn collect<E: Environment>(
     )
     .add_to(&mut endorsements, &mut log, warnings);
 
-    Ok(BundleBuilder::new(Tee::SevSnp, now)
-        .simulated(ctx.env.simulated())
-        .kernel_release(ctx.env.kernel_release())
-        .collection(raw.collection)
-        .nonce(Some(ctx.bound.nonce.clone()))
-        .evidence(Evidence {
-            snp_report: Some(b64(&raw.report)),
-            auxblob: raw.auxblob.as_deref().map(b64),
-            ..Evidence::default()
-        })
-        .endorsements(endorsements, log)
-        .claims(snp_claims(&report, &certs))
-        .build())
+    let claims = snp_claims(&report, &certs);
+    let evidence = SevSnpEvidence {
+        report: raw.report,
+        auxblob: raw.auxblob,
+    };
+    Ok(
+        BundleBuilder::sev_snp(now, raw.collection, evidence, claims)
+            .simulated(ctx.env.simulated())
+            .kernel_release(ctx.env.kernel_release())
+            .nonce(Some(ctx.bound.nonce.clone()))
+            .endorsements(endorsements, log)
+            .build(),
+    )
 }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use thimble_evidence::bundle::{Bundle, Collection, Evidence, Tee, b64};
+use thimble_evidence::bundle::{Bundle, Collection, CollectionSource, TdxEvidence};
 use thimble_evidence::tdx::TdxQuote;
 
 use crate::bundle::{BundleBuilder, tdx_claims};
@@ -46,11 +46,10 @@ fn via_tsm<E: Environment>(ctx: &Context<'_, E>) -> Result<Raw, CollectError> {
         quote: r.outblob,
         td_report: None,
         collection: Collection {
-            source: SourceName::ConfigfsTsm.as_str().into(),
             provider: Some(r.provider.as_str().to_string()),
             generation: Some(r.generation),
             path: Some(tsm_path(&client)),
-            ..Collection::default()
+            ..Collection::new(CollectionSource::ConfigfsTsm)
         },
         source_name: SourceName::ConfigfsTsm,
     })
@@ -84,9 +83,8 @@ fn via_device_qgs<E: Environment>(ctx: &Context<'_, E>) -> Result<Raw, CollectEr
         quote,
         td_report: Some(td_report),
         collection: Collection {
-            source: SourceName::TdxGuestQgs.as_str().into(),
             path: Some(opened.path),
-            ..Collection::default()
+            ..Collection::new(CollectionSource::TdxGuestQgs)
         },
         source_name: SourceName::TdxGuestQgs,
     })
@@ -163,17 +161,17 @@ pub(crate) fn collect<E: Environment>(
         collateral(ctx, &raw.quote, &quote, Some(rd), true)?
     };
     warnings.extend(gathered.warnings);
-    Ok(BundleBuilder::new(Tee::Tdx, ctx.now)
-        .simulated(ctx.env.simulated())
-        .kernel_release(ctx.env.kernel_release())
-        .collection(raw.collection)
-        .nonce(Some(ctx.bound.nonce.clone()))
-        .evidence(Evidence {
-            tdx_quote: Some(b64(&raw.quote)),
-            td_report: raw.td_report.as_deref().map(b64),
-            ..Evidence::default()
-        })
-        .endorsements(gathered.endorsements, gathered.log)
-        .claims(tdx_claims(&quote, gathered.pck.as_ref()))
-        .build())
+    let claims = tdx_claims(&quote, gathered.pck.as_ref());
+    let evidence = TdxEvidence {
+        quote: raw.quote,
+        td_report: raw.td_report,
+    };
+    Ok(
+        BundleBuilder::tdx(ctx.now, raw.collection, evidence, claims)
+            .simulated(ctx.env.simulated())
+            .kernel_release(ctx.env.kernel_release())
+            .nonce(Some(ctx.bound.nonce.clone()))
+            .endorsements(gathered.endorsements, gathered.log)
+            .build(),
+    )
 }

@@ -15,7 +15,7 @@ use thimble_collect::{
     Binding, CacheChoice, CollectError, CollectRequest, Environment, NoSource, Plan, SourceChoice,
     SourceError, SourceName, SystemEnvironment, TdxSource, Warning, collect, plan,
 };
-use thimble_evidence::bundle::EndorsementKind;
+use thimble_evidence::bundle::{Claims, EndorsementKind};
 use thimble_evidence::report_data::{self, Derivation};
 use thimble_sim::emulator::unused_loopback_port;
 use thimble_sim::{SimEnvironment, SimMachine, insecure_trust_test_roots};
@@ -172,7 +172,10 @@ fn report_data_binds_the_nonce_or_is_given_or_is_drawn() {
     assert!(nonce.generated);
     assert_eq!(hex::decode(&nonce.value).unwrap().len(), 32);
     let rd = report_data::from_nonce(&hex::decode(&nonce.value).unwrap());
-    assert_eq!(b.claims["report_data"], hex::encode(rd));
+    let Some(Claims::SevSnp(claims)) = &b.claims else {
+        panic!("{:?}", b.claims)
+    };
+    assert_eq!(claims.report_data, hex::encode(rd));
 }
 
 #[test]
@@ -299,4 +302,28 @@ fn tdx_collateral_from_pcs_does_not_answer_for_thim() {
         collect(&env, &r, env.now()),
         Err(CollectError::Endorsements(_))
     ));
+}
+
+#[test]
+fn the_simulated_td_is_one_td_whichever_interface_asks() {
+    // configfs-tsm and /dev/tdx_guest with the QGS must show the same measurements and
+    // attributes, or a policy would pass or fail depending on `--source`.
+    let quote_of = |source| {
+        let env = SimEnvironment::new(SimMachine::Tdx);
+        let mut r = request(b"one TD");
+        r.source = source;
+        r.fetching.offline = true;
+        let bundle = collect(&env, &r, env.now()).unwrap().bundle;
+        let json: serde_json::Value = serde_json::from_slice(&bundle.to_json()).unwrap();
+        let b64 = json["evidence"]["tdx_quote"].as_str().unwrap().to_string();
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+        thimble_evidence::tdx::TdxQuote::parse(&raw).unwrap()
+    };
+    let tsm = quote_of(SourceChoice::ConfigfsTsm);
+    let qgs = quote_of(SourceChoice::TdxGuest);
+    assert_eq!(tsm.body.mrtd, qgs.body.mrtd);
+    assert_eq!(tsm.body.td_attributes, qgs.body.td_attributes);
+    assert_eq!(tsm.body.xfam, qgs.body.xfam);
+    assert_eq!(tsm.body.mrconfigid, qgs.body.mrconfigid);
+    assert_eq!(tsm.body.rtmr, qgs.body.rtmr);
 }

@@ -4,17 +4,36 @@
 //!
 //! This is the project's public contract; `docs/bundle-format.md` specifies it and
 //! `docs/bundle.schema.json` is its JSON Schema. Readers reject a `format` or major `version` they
-//! do not know and ignore fields they do not know, so that fields can be added without a new
+//! do not know and ignore members they do not know, so that members can be added without a new
 //! version. A verifier trusts nothing here but bytes it checks: `claims` are a convenience for
-//! readers and are recomputed from the report during verification.
+//! readers, written and never read back.
+//!
+//! The types follow the TEE: [`Evidence`] has one variant per [`Tee`], holding exactly the members
+//! that TEE carries, decoded ([`SevSnpEvidence`], [`TdxEvidence`], [`AzureSevSnpEvidence`],
+//! [`AzureTdxEvidence`]), and [`Claims`] likewise. The JSON keeps `tee` beside `evidence`, so
+//! reading checks that they fit ([`BundleError::Missing`], [`BundleError::Unexpected`]) and
+//! writing derives `tee` from the evidence: a bundle whose members do not fit its TEE cannot be
+//! represented. Writing gives the bytes thimble has always written (member names, order and
+//! encodings). `Bundle` implements `Serialize` and `Deserialize` by hand, through private structs
+//! that mirror the JSON, so that serde users get the same checks as [`Bundle::parse`].
+//! `collection.source` and `origin.kind` are open sets ([`CollectionSource`], [`OriginKind`]):
+//! values this version does not know are kept, as the format requires of readers.
+
+use std::fmt;
 
 use base64::Engine;
+use base64::display::Base64Display;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::azure::{HclReport, HclReportType, TpmError, TpmQuote};
 use crate::report_data::Derivation;
 use crate::snp::{CertKind, GuestPolicy, Product, SigningKey, SnpReport, TcbVersion};
+use crate::tdx::TdxClaims;
+use crate::tdx::pcs::ServiceKind;
 
 /// The value of the `format` field.
 pub const FORMAT: &str = "thimble-evidence-bundle";
@@ -58,15 +77,22 @@ impl Tee {
     }
 }
 
+impl fmt::Display for Tee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The whole bundle.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its TEE is the evidence's ([`Bundle::tee`]); the JSON's `tee` member is written from it and
+/// checked against the evidence members when read.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Bundle {
     /// Always [`FORMAT`].
     pub format: String,
     /// The major version; [`VERSION`] for this code.
     pub version: u32,
-    /// Which TEE; decides the `evidence` members, the endorsements and the `claims` shape.
-    pub tee: Tee,
     /// True when produced by `--simulate`: signed by test keys, never trusted by default.
     pub simulated: bool,
     /// The program that wrote the bundle.
@@ -74,67 +100,35 @@ pub struct Bundle {
     /// RFC 3339, UTC.
     pub created_at: String,
     /// `uname -r` of the guest that collected (absent for imports).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_release: Option<String>,
     /// How the evidence was obtained.
     pub collection: Collection,
     /// The nonce, when known. Absent for imported evidence whose nonce was not given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<Nonce>,
-    /// The raw evidence.
+    /// The raw evidence, of one TEE; decides `tee`.
     pub evidence: Evidence,
     /// Certificates, CRLs and Intel collateral, each with its bytes and provenance (at most
     /// [`MAX_ENDORSEMENTS`] when parsed).
     pub endorsements: Vec<Endorsement>,
     /// Why endorsements came from where they came from (fallbacks, rejected responses).
-    #[serde(default)]
     pub endorsement_log: Vec<String>,
-    /// Claims parsed from the evidence, in the TEE's own shape ([`Claims`] for SEV-SNP,
-    /// `tdx::TdxClaims` for TDX). Written for readers; never read back: [`Bundle::parse`] skips
-    /// the member without building it (it is `Null` in a parsed bundle), because nothing a
-    /// verifier decides may rest on it and a hostile bundle could make it arbitrarily costly.
-    /// `verify` recomputes the claims from the verified bytes.
-    #[serde(default, deserialize_with = "skip_value")]
-    pub claims: serde_json::Value,
+    /// Claims decoded from the evidence, for readers; of the evidence's TEE. Written, never read
+    /// back: reading skips the member without building it (this is `None` in a parsed bundle,
+    /// and `None` is written as `null`), because nothing a verifier decides may rest on it and a
+    /// hostile bundle could make it arbitrarily costly. `verify` decodes the claims again from
+    /// the verified bytes.
+    pub claims: Option<Claims>,
 }
 
-/// A JSON value kept as the text received.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RawJson(pub Box<serde_json::value::RawValue>);
-
-impl RawJson {
-    /// Wraps JSON text; fails if it is not one JSON value.
-    pub fn from_json(text: String) -> Result<RawJson, BundleError> {
-        serde_json::value::RawValue::from_string(text)
-            .map(RawJson)
-            .map_err(|e| BundleError::Json {
-                reason: e.to_string(),
-            })
+impl Bundle {
+    /// The TEE of the evidence, written as the bundle's `tee`.
+    pub fn tee(&self) -> Tee {
+        self.evidence.tee()
     }
-
-    /// The JSON text.
-    pub fn get(&self) -> &str {
-        self.0.get()
-    }
-}
-
-impl PartialEq for RawJson {
-    fn eq(&self, other: &RawJson) -> bool {
-        self.get() == other.get()
-    }
-}
-
-impl Eq for RawJson {}
-
-/// Consumes any JSON value without materialising it.
-fn skip_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<serde_json::Value, D::Error> {
-    serde::de::IgnoredAny::deserialize(d)?;
-    Ok(serde_json::Value::Null)
 }
 
 /// The program that wrote a bundle.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {
     /// `thimble`.
     pub name: String,
@@ -142,11 +136,133 @@ pub struct Agent {
     pub version: String,
 }
 
+/// Declares an open set of names (`collection.source`, `origin.kind`): an enum of the values this
+/// version knows, plus `Other` for the ones it does not, which readers must accept (a writer may
+/// add values within a version). Serialised as the name; any name reads as its known variant.
+macro_rules! open_set {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+            /// A value this version does not know, as read. The set is open, so readers accept
+            /// it; a known value always reads as its own variant (build values with `From<&str>`
+            /// to get the same).
+            Other(String),
+        }
+
+        impl $name {
+            /// The value as the bundle writes it.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $text, )*
+                    $name::Other(other) => other,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            /// The known variant `name` names, else [`Other`](Self::Other).
+            fn from(name: &str) -> $name {
+                match name {
+                    $( $text => $name::$variant, )*
+                    other => $name::Other(other.to_owned()),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let name = String::deserialize(d)?;
+                Ok($name::from(name.as_str()))
+            }
+        }
+    };
+}
+
+open_set! {
+    /// How the evidence was obtained: the bundle's `collection.source`.
+    pub enum CollectionSource {
+        /// `configfs-tsm`: the Linux configfs-tsm report interface (SEV-SNP or TDX).
+        ConfigfsTsm = "configfs-tsm",
+        /// `sev-guest`: the `/dev/sev-guest` ioctl (SNP_GET_EXT_REPORT).
+        SevGuest = "sev-guest",
+        /// `tdx-guest+qgs`: a TDREPORT from `/dev/tdx_guest`, quoted by the host's Quote
+        /// Generation Service over vsock.
+        TdxGuestQgs = "tdx-guest+qgs",
+        /// `vtpm`: Azure, the HCL report and a TPM quote from the vTPM.
+        Vtpm = "vtpm",
+        /// `import`: `thimble import`, from files.
+        Import = "import",
+    }
+}
+
+open_set! {
+    /// Where an endorsement came from: its `origin.kind`.
+    pub enum OriginKind {
+        /// `auxblob`: an entry of the configfs-tsm `auxblob` certificate table.
+        Auxblob = "auxblob",
+        /// `ext-report`: an entry of the certificate table `SNP_GET_EXT_REPORT` returned.
+        ExtReport = "ext-report",
+        /// `thim`: Azure THIM (AMD certificates, Intel collateral, or the local PCK endpoint).
+        Thim = "thim",
+        /// `kds`: AMD KDS.
+        Kds = "kds",
+        /// `pcs`: Intel PCS, or a PCCS.
+        Pcs = "pcs",
+        /// `file`: a file given to `thimble import --add`.
+        File = "file",
+        /// `vtpm`: Azure, the vTPM attestation key's certificate from NV.
+        Vtpm = "vtpm",
+    }
+}
+
+impl From<ServiceKind> for OriginKind {
+    /// The origin of an item from an Intel collateral service: THIM (the collateral cache or the
+    /// local PCK endpoint behind IMDS) or PCS.
+    fn from(kind: ServiceKind) -> OriginKind {
+        match kind {
+            ServiceKind::Thim | ServiceKind::LocalThim => OriginKind::Thim,
+            ServiceKind::Pcs => OriginKind::Pcs,
+        }
+    }
+}
+
 /// How the evidence was obtained.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Collection {
-    /// `configfs-tsm`, `sev-guest`, `tdx-guest+qgs`, `vtpm` or `import` (an open set).
-    pub source: String,
+    /// The interface the evidence came from.
+    pub source: CollectionSource,
     /// configfs-tsm `provider` (`sev_guest`), when collected through configfs-tsm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
@@ -165,6 +281,20 @@ pub struct Collection {
     pub hcl_user_data_echoed: Option<bool>,
 }
 
+impl Collection {
+    /// A collection from `source`, with nothing else recorded.
+    pub fn new(source: CollectionSource) -> Collection {
+        Collection {
+            source,
+            provider: None,
+            privlevel: None,
+            generation: None,
+            path: None,
+            hcl_user_data_echoed: None,
+        }
+    }
+}
+
 /// The nonce and how REPORT_DATA was derived from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Nonce {
@@ -177,31 +307,348 @@ pub struct Nonce {
     pub report_data_derivation: Derivation,
 }
 
-/// The raw evidence, base64; which fields are present depends on `tee`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// SEV-SNP: the 1184-byte ATTESTATION_REPORT.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snp_report: Option<String>,
-    /// SEV-SNP: the configfs-tsm `auxblob` or SNP_GET_EXT_REPORT certificate table, when any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auxblob: Option<String>,
-    /// TDX: the quote as received (trailing padding included).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tdx_quote: Option<String>,
-    /// TDX: the 1024-byte TDREPORT the quote was made from, when thimble asked for it itself
-    /// (`/dev/tdx_guest` and the Quote Generation Service).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub td_report: Option<String>,
-    /// Azure: the vTPM NV index 0x01400001 contents (the HCL report), base64.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hcl_report: Option<String>,
-    /// Azure: the TPM quote over PCRs 0-23 by the attestation key, as `{signature, message,
-    /// pcrs}` in hex (`message` is the TPMS_ATTEST, `signature` the RSASSA signature). Kept as
-    /// the JSON text received, which `azure::TpmQuote::parse_json` decodes, so that reading a
-    /// bundle never builds a generic JSON tree of it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tpm_quote: Option<RawJson>,
+/// The raw evidence, of one TEE: exactly the members that TEE carries, as the bytes received
+/// (the bundle encodes them in base64, the TPM quote's members in hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evidence {
+    /// `sev-snp`.
+    SevSnp(SevSnpEvidence),
+    /// `tdx`.
+    Tdx(TdxEvidence),
+    /// `azure-sev-snp`.
+    AzureSevSnp(AzureSevSnpEvidence),
+    /// `azure-tdx`.
+    AzureTdx(AzureTdxEvidence),
+}
+
+/// SEV-SNP evidence: `evidence.snp_report` and `evidence.auxblob`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SevSnpEvidence {
+    /// The 1184-byte ATTESTATION_REPORT, as the interface returned it.
+    pub report: Vec<u8>,
+    /// The host's certificate table (configfs-tsm `auxblob` or the SNP_GET_EXT_REPORT
+    /// certificate buffer), when it attached one; kept even when it does not parse.
+    pub auxblob: Option<Vec<u8>>,
+}
+
+/// TDX evidence: `evidence.tdx_quote` and `evidence.td_report`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TdxEvidence {
+    /// The quote as received, trailing padding included.
+    pub quote: Vec<u8>,
+    /// The 1024-byte TDREPORT the quote was made from, when thimble asked for it itself
+    /// (`/dev/tdx_guest` and the Quote Generation Service). MAC-ed, not signed: verification
+    /// does not read it.
+    pub td_report: Option<Vec<u8>>,
+}
+
+/// Azure evidence on SEV-SNP: `evidence.hcl_report` and `evidence.tpm_quote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureSevSnpEvidence {
+    /// The vTPM NV index 0x01400001 contents (the HCL report, with the SEV-SNP report inside).
+    pub hcl_report: Vec<u8>,
+    /// The vTPM quote; always written by `collect`, by `import` only when given one.
+    pub tpm_quote: Option<TpmQuoteEvidence>,
+}
+
+/// Azure evidence on TDX: `evidence.hcl_report`, `evidence.tdx_quote` and `evidence.tpm_quote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureTdxEvidence {
+    /// The vTPM NV index 0x01400001 contents (the HCL report, with the TD report inside).
+    pub hcl_report: Vec<u8>,
+    /// The quote IMDS made from the HCL report's TD report, as received.
+    pub tdx_quote: Vec<u8>,
+    /// The vTPM quote; always written by `collect`, by `import` only when given one.
+    pub tpm_quote: Option<TpmQuoteEvidence>,
+}
+
+/// `evidence.tpm_quote`: the vTPM quote by the attestation key (`{signature, message, pcrs}`,
+/// each in hex) and, from `collect`, the key as the TPM reported it. The quote's `message` is the
+/// signed `TPMS_ATTEST`, kept as received; the JSON around it is not signed.
+///
+/// Written as one compact JSON object inside the pretty-printed bundle, as thimble has always
+/// written it (the object is a serde_json raw value, so other serializers see serde_json's
+/// raw-value token). Read through [`TpmQuote::parse_json`], which caps its size
+/// ([`MAX_TPM_QUOTE_JSON_LEN`](crate::azure::tpm::MAX_TPM_QUOTE_JSON_LEN)) and also accepts
+/// byte arrays for the three members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TpmQuoteEvidence {
+    /// The signature, the `TPMS_ATTEST` it covers and the PCR values.
+    pub quote: TpmQuote,
+    /// `ak_public`: the attestation key's `TPMT_PUBLIC` as `TPM2_ReadPublic` returned it
+    /// (`collect` only; not read by `verify`).
+    pub ak_public: Option<Vec<u8>>,
+    /// `ak_qualified_name`: the key's qualified name, which the quote's `qualifiedSigner`
+    /// matched at collection (`collect` only; not read by `verify`).
+    pub ak_qualified_name: Option<Vec<u8>>,
+}
+
+impl TpmQuoteEvidence {
+    /// A quote without the attestation key's details (as `import` writes it).
+    pub fn new(quote: TpmQuote) -> TpmQuoteEvidence {
+        TpmQuoteEvidence {
+            quote,
+            ak_public: None,
+            ak_qualified_name: None,
+        }
+    }
+
+    /// Reads the member's JSON text: the quote through [`TpmQuote::parse_json`] (size cap
+    /// included), then the attestation key's hex members.
+    fn parse_json(text: &str) -> Result<TpmQuoteEvidence, TpmError> {
+        let quote = TpmQuote::parse_json(text.as_bytes())?;
+        #[derive(Deserialize)]
+        struct Ak {
+            #[serde(default)]
+            ak_public: Option<String>,
+            #[serde(default)]
+            ak_qualified_name: Option<String>,
+        }
+        let ak: Ak = serde_json::from_str(text).map_err(|e| TpmError::Json {
+            reason: e.to_string(),
+        })?;
+        let unhex = |v: Option<String>, what: &str| {
+            v.map(|h| {
+                hex::decode(h).map_err(|_| TpmError::Json {
+                    reason: format!("{what} is not hex"),
+                })
+            })
+            .transpose()
+        };
+        Ok(TpmQuoteEvidence {
+            quote,
+            ak_public: unhex(ak.ak_public, "ak_public")?,
+            ak_qualified_name: unhex(ak.ak_qualified_name, "ak_qualified_name")?,
+        })
+    }
+}
+
+impl Serialize for TpmQuoteEvidence {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Hex {
+            signature: String,
+            message: String,
+            pcrs: Vec<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ak_public: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ak_qualified_name: Option<String>,
+        }
+        let q = &self.quote;
+        let hex = Hex {
+            signature: hex::encode(&q.signature),
+            message: hex::encode(&q.message),
+            pcrs: q.pcrs.iter().map(hex::encode).collect(),
+            ak_public: self.ak_public.as_ref().map(hex::encode),
+            ak_qualified_name: self.ak_qualified_name.as_ref().map(hex::encode),
+        };
+        let text = serde_json::to_string(&hex).map_err(serde::ser::Error::custom)?;
+        RawValue::from_string(text)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s)
+    }
+}
+
+impl Evidence {
+    /// The TEE this evidence is of.
+    pub fn tee(&self) -> Tee {
+        match self {
+            Evidence::SevSnp(_) => Tee::SevSnp,
+            Evidence::Tdx(_) => Tee::Tdx,
+            Evidence::AzureSevSnp(_) => Tee::AzureSevSnp,
+            Evidence::AzureTdx(_) => Tee::AzureTdx,
+        }
+    }
+
+    /// The TDX quote (`tdx` and `azure-tdx`).
+    pub fn tdx_quote(&self) -> Option<&[u8]> {
+        match self {
+            Evidence::Tdx(e) => Some(&e.quote),
+            Evidence::AzureTdx(e) => Some(&e.tdx_quote),
+            Evidence::SevSnp(_) | Evidence::AzureSevSnp(_) => None,
+        }
+    }
+
+    /// The HCL report (Azure).
+    pub fn hcl_report(&self) -> Option<&[u8]> {
+        match self {
+            Evidence::AzureSevSnp(e) => Some(&e.hcl_report),
+            Evidence::AzureTdx(e) => Some(&e.hcl_report),
+            Evidence::SevSnp(_) | Evidence::Tdx(_) => None,
+        }
+    }
+
+    /// The TPM quote (Azure), when the bundle has one.
+    pub fn tpm_quote(&self) -> Option<&TpmQuoteEvidence> {
+        match self {
+            Evidence::AzureSevSnp(e) => e.tpm_quote.as_ref(),
+            Evidence::AzureTdx(e) => e.tpm_quote.as_ref(),
+            Evidence::SevSnp(_) | Evidence::Tdx(_) => None,
+        }
+    }
+}
+
+impl From<SevSnpEvidence> for Evidence {
+    fn from(e: SevSnpEvidence) -> Evidence {
+        Evidence::SevSnp(e)
+    }
+}
+
+impl From<TdxEvidence> for Evidence {
+    fn from(e: TdxEvidence) -> Evidence {
+        Evidence::Tdx(e)
+    }
+}
+
+impl From<AzureSevSnpEvidence> for Evidence {
+    fn from(e: AzureSevSnpEvidence) -> Evidence {
+        Evidence::AzureSevSnp(e)
+    }
+}
+
+impl From<AzureTdxEvidence> for Evidence {
+    fn from(e: AzureTdxEvidence) -> Evidence {
+        Evidence::AzureTdx(e)
+    }
+}
+
+/// Bytes written as standard base64, without an intermediate string.
+struct B64<'a>(&'a [u8]);
+
+impl Serialize for B64<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&Base64Display::new(
+            self.0,
+            &base64::engine::general_purpose::STANDARD,
+        ))
+    }
+}
+
+/// `evidence` as written: every member of every TEE, in the order thimble has always written
+/// them, each left out when absent.
+#[derive(Default, Serialize)]
+struct EvidenceOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snp_report: Option<B64<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auxblob: Option<B64<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tdx_quote: Option<B64<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    td_report: Option<B64<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hcl_report: Option<B64<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tpm_quote: Option<&'a TpmQuoteEvidence>,
+}
+
+impl Serialize for Evidence {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let out = match self {
+            Evidence::SevSnp(e) => EvidenceOut {
+                snp_report: Some(B64(&e.report)),
+                auxblob: e.auxblob.as_deref().map(B64),
+                ..EvidenceOut::default()
+            },
+            Evidence::Tdx(e) => EvidenceOut {
+                tdx_quote: Some(B64(&e.quote)),
+                td_report: e.td_report.as_deref().map(B64),
+                ..EvidenceOut::default()
+            },
+            Evidence::AzureSevSnp(e) => EvidenceOut {
+                hcl_report: Some(B64(&e.hcl_report)),
+                tpm_quote: e.tpm_quote.as_ref(),
+                ..EvidenceOut::default()
+            },
+            Evidence::AzureTdx(e) => EvidenceOut {
+                tdx_quote: Some(B64(&e.tdx_quote)),
+                hcl_report: Some(B64(&e.hcl_report)),
+                tpm_quote: e.tpm_quote.as_ref(),
+                ..EvidenceOut::default()
+            },
+        };
+        out.serialize(s)
+    }
+}
+
+/// `evidence` as read: every member any TEE has, undecoded, until `tee` says which belong.
+#[derive(Deserialize)]
+struct EvidenceIn {
+    #[serde(default)]
+    snp_report: Option<String>,
+    #[serde(default)]
+    auxblob: Option<String>,
+    #[serde(default)]
+    tdx_quote: Option<String>,
+    #[serde(default)]
+    td_report: Option<String>,
+    #[serde(default)]
+    hcl_report: Option<String>,
+    /// The text as received: its size is checked before anything is decoded from it.
+    #[serde(default)]
+    tpm_quote: Option<Box<RawValue>>,
+}
+
+impl EvidenceIn {
+    /// The evidence of `tee`: its members decoded, an absent required one or a present one of
+    /// another TEE refused.
+    fn into_evidence(self, tee: Tee) -> Result<Evidence, BundleError> {
+        let present = [
+            ("evidence.snp_report", self.snp_report.is_some()),
+            ("evidence.auxblob", self.auxblob.is_some()),
+            ("evidence.tdx_quote", self.tdx_quote.is_some()),
+            ("evidence.td_report", self.td_report.is_some()),
+            ("evidence.hcl_report", self.hcl_report.is_some()),
+            ("evidence.tpm_quote", self.tpm_quote.is_some()),
+        ];
+        let carried: &[&str] = match tee {
+            Tee::SevSnp => &["evidence.snp_report", "evidence.auxblob"],
+            Tee::Tdx => &["evidence.tdx_quote", "evidence.td_report"],
+            Tee::AzureSevSnp => &["evidence.hcl_report", "evidence.tpm_quote"],
+            Tee::AzureTdx => &[
+                "evidence.hcl_report",
+                "evidence.tdx_quote",
+                "evidence.tpm_quote",
+            ],
+        };
+        if let Some((field, _)) = present
+            .iter()
+            .find(|(field, is)| *is && !carried.contains(field))
+        {
+            return Err(BundleError::Unexpected { field, tee });
+        }
+        let required = |v: Option<String>, field: &'static str| match v {
+            Some(text) => unb64(&text, field),
+            None => Err(BundleError::Missing { field, tee }),
+        };
+        let optional =
+            |v: Option<String>, field: &'static str| v.map(|text| unb64(&text, field)).transpose();
+        let tpm_quote = self
+            .tpm_quote
+            .map(|raw| TpmQuoteEvidence::parse_json(raw.get()))
+            .transpose()
+            .map_err(|source| BundleError::TpmQuote { source });
+        Ok(match tee {
+            Tee::SevSnp => Evidence::SevSnp(SevSnpEvidence {
+                report: required(self.snp_report, "evidence.snp_report")?,
+                auxblob: optional(self.auxblob, "evidence.auxblob")?,
+            }),
+            Tee::Tdx => Evidence::Tdx(TdxEvidence {
+                quote: required(self.tdx_quote, "evidence.tdx_quote")?,
+                td_report: optional(self.td_report, "evidence.td_report")?,
+            }),
+            Tee::AzureSevSnp => Evidence::AzureSevSnp(AzureSevSnpEvidence {
+                hcl_report: required(self.hcl_report, "evidence.hcl_report")?,
+                tpm_quote: tpm_quote?,
+            }),
+            Tee::AzureTdx => Evidence::AzureTdx(AzureTdxEvidence {
+                hcl_report: required(self.hcl_report, "evidence.hcl_report")?,
+                tdx_quote: required(self.tdx_quote, "evidence.tdx_quote")?,
+                tpm_quote: tpm_quote?,
+            }),
+        })
+    }
 }
 
 /// The role of an endorsement.
@@ -233,6 +680,31 @@ pub enum EndorsementKind {
     RootCaCrl,
 }
 
+impl EndorsementKind {
+    /// The name the bundle uses (`vcek`, `tcb-info`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndorsementKind::Vcek => "vcek",
+            EndorsementKind::Vlek => "vlek",
+            EndorsementKind::Ask => "ask",
+            EndorsementKind::Asvk => "asvk",
+            EndorsementKind::Ark => "ark",
+            EndorsementKind::Crl => "crl",
+            EndorsementKind::Certificate => "certificate",
+            EndorsementKind::TcbInfo => "tcb-info",
+            EndorsementKind::QeIdentity => "qe-identity",
+            EndorsementKind::PckCrl => "pck-crl",
+            EndorsementKind::RootCaCrl => "root-ca-crl",
+        }
+    }
+}
+
+impl fmt::Display for EndorsementKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl From<CertKind> for EndorsementKind {
     fn from(k: CertKind) -> Self {
         match k {
@@ -249,14 +721,43 @@ impl From<CertKind> for EndorsementKind {
 /// Where an endorsement came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    /// `auxblob`, `ext-report`, `thim`, `kds`, `pcs`, `file` or `vtpm` (an open set).
-    pub kind: String,
+    /// The kind of source (an open set).
+    pub kind: OriginKind,
     /// The URL fetched (`thim`, `kds`, `pcs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// The file read (`file`), or the NV index read (`vtpm`, as `nv:0x01c101d0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+}
+
+impl Origin {
+    /// An origin of `kind` with the URL it was fetched from.
+    pub fn url(kind: OriginKind, url: impl Into<String>) -> Origin {
+        Origin {
+            kind,
+            url: Some(url.into()),
+            path: None,
+        }
+    }
+
+    /// An origin of `kind` with the path it was read from.
+    pub fn path(kind: OriginKind, path: impl Into<String>) -> Origin {
+        Origin {
+            kind,
+            url: None,
+            path: Some(path.into()),
+        }
+    }
+
+    /// An origin of `kind` with neither.
+    pub fn kind(kind: OriginKind) -> Origin {
+        Origin {
+            kind,
+            url: None,
+            path: None,
+        }
+    }
 }
 
 /// One endorsement with its exact bytes.
@@ -325,13 +826,41 @@ impl Endorsement {
     }
 }
 
-/// Claims parsed from the report, for readers. Never trusted by `verify`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Claims {
+/// The bundle's `claims`: the evidence's fields decoded for readers, in the shape of its TEE
+/// (`docs/bundle-format.md` §9). Never read back, never trusted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Claims {
+    /// `sev-snp`: the report's fields.
+    SevSnp(SnpClaims),
+    /// `tdx`: the quote's fields.
+    Tdx(TdxClaims),
+    /// `azure-sev-snp`: the HCL report's, with the SEV-SNP report's as `hardware`.
+    AzureSevSnp(AzureClaims<SnpClaims>),
+    /// `azure-tdx`: the HCL report's, with the TDX quote's as `hardware`.
+    AzureTdx(AzureClaims<TdxClaims>),
+}
+
+impl Claims {
+    /// The TEE these claims are shaped for.
+    pub fn tee(&self) -> Tee {
+        match self {
+            Claims::SevSnp(_) => Tee::SevSnp,
+            Claims::Tdx(_) => Tee::Tdx,
+            Claims::AzureSevSnp(_) => Tee::AzureSevSnp,
+            Claims::AzureTdx(_) => Tee::AzureTdx,
+        }
+    }
+}
+
+/// Claims of an SEV-SNP report, for readers (`claims` of an SEV-SNP bundle, `claims.hardware` of
+/// an Azure SEV-SNP one, and `verify`'s claims). Never trusted by `verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnpClaims {
     /// VERSION.
     pub report_version: u32,
     /// The product, when the report or the certificates tell it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub product: Option<Product>,
     /// MEASUREMENT, hex.
     pub measurement: String,
@@ -339,8 +868,8 @@ pub struct Claims {
     pub report_data: String,
     /// HOST_DATA, hex.
     pub host_data: String,
-    /// The guest POLICY: [`GuestPolicy`]'s fields, with `raw` as a `0x` hex string.
-    pub policy: serde_json::Value,
+    /// The guest POLICY (its `raw` word written as a `0x` hex string).
+    pub policy: GuestPolicy,
     /// VMPL.
     pub vmpl: u32,
     /// GUEST_SVN.
@@ -358,53 +887,32 @@ pub struct Claims {
     /// CHIP_ID, hex (all zero when masked).
     pub chip_id: String,
     /// SIGNING_KEY: `vcek`, `vlek`, `none` or `reserved-N`.
-    pub signing_key: String,
-    /// REPORTED_TCB: `tcbm`, and the decoded SPLs when the product is known.
-    pub reported_tcb: serde_json::Value,
-    /// CURRENT_TCB, as `reported_tcb`.
-    pub current_tcb: serde_json::Value,
-    /// COMMITTED_TCB, as `reported_tcb`.
-    pub committed_tcb: serde_json::Value,
-    /// LAUNCH_TCB, as `reported_tcb`.
-    pub launch_tcb: serde_json::Value,
+    pub signing_key: SigningKey,
+    /// REPORTED_TCB.
+    pub reported_tcb: TcbClaims,
+    /// CURRENT_TCB.
+    pub current_tcb: TcbClaims,
+    /// COMMITTED_TCB.
+    pub committed_tcb: TcbClaims,
+    /// LAUNCH_TCB.
+    pub launch_tcb: TcbClaims,
     /// PLATFORM_INFO.
     pub platform_info: u64,
     /// `major.minor.build` of the running firmware (CURRENT_MAJOR, _MINOR, _BUILD).
     pub firmware_version: String,
 }
 
-fn tcb_json(raw: [u8; 8], product: Option<Product>) -> serde_json::Value {
-    let t = TcbVersion::decode(raw, product.unwrap_or(Product::Milan));
-    let mut v = serde_json::json!({ "tcbm": t.tcbm() });
-    if product.is_some() {
-        if let (Some(o), Ok(serde_json::Value::Object(d))) =
-            (v.as_object_mut(), serde_json::to_value(t))
-        {
-            o.extend(d);
-        }
-    }
-    v
-}
-
-impl Claims {
+impl SnpClaims {
     /// Claims of `report`; `product` decides how TCB bytes are decoded (omitted when unknown).
-    pub fn from_report(report: &SnpReport, product: Option<Product>) -> Claims {
-        let policy: GuestPolicy = report.policy;
-        let mut policy_json = serde_json::to_value(policy).unwrap_or(serde_json::Value::Null);
-        if let Some(o) = policy_json.as_object_mut() {
-            o.insert(
-                "raw".into(),
-                serde_json::Value::String(format!("{:#x}", policy.raw)),
-            );
-        }
+    pub fn from_report(report: &SnpReport, product: Option<Product>) -> SnpClaims {
         let (b, mi, ma) = report.current_version;
-        Claims {
+        SnpClaims {
             report_version: report.version,
             product,
             measurement: hex::encode(report.measurement),
             report_data: hex::encode(report.report_data),
             host_data: hex::encode(report.host_data),
-            policy: policy_json,
+            policy: report.policy,
             vmpl: report.vmpl,
             guest_svn: report.guest_svn,
             family_id: hex::encode(report.family_id),
@@ -413,18 +921,61 @@ impl Claims {
             author_key_digest: hex::encode(report.author_key_digest),
             report_id: hex::encode(report.report_id),
             chip_id: hex::encode(report.chip_id),
-            signing_key: match report.signing_key {
-                SigningKey::Vcek => "vcek".into(),
-                SigningKey::Vlek => "vlek".into(),
-                SigningKey::None => "none".into(),
-                SigningKey::Reserved(v) => format!("reserved-{v}"),
-            },
-            reported_tcb: tcb_json(report.reported_tcb, product),
-            current_tcb: tcb_json(report.current_tcb, product),
-            committed_tcb: tcb_json(report.committed_tcb, product),
-            launch_tcb: tcb_json(report.launch_tcb, product),
+            signing_key: report.signing_key,
+            reported_tcb: TcbClaims::new(report.reported_tcb, product),
+            current_tcb: TcbClaims::new(report.current_tcb, product),
+            committed_tcb: TcbClaims::new(report.committed_tcb, product),
+            launch_tcb: TcbClaims::new(report.launch_tcb, product),
             platform_info: report.platform_info,
             firmware_version: format!("{ma}.{mi}.{b}"),
+        }
+    }
+}
+
+/// A TCB_VERSION in the claims: `tcbm` always, and the decoded SPLs (`bootloader`, `tee`, `snp`,
+/// `microcode`, and `fmc` on Turin) when the product, which decides the byte layout, is known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TcbClaims {
+    /// The 8 bytes as a little-endian u64, 16 hex digits (THIM's form).
+    pub tcbm: String,
+    /// The SPLs, written beside `tcbm`; `None` when the product is not known.
+    #[serde(flatten)]
+    pub spls: Option<TcbVersion>,
+}
+
+impl TcbClaims {
+    /// The claims of the TCB_VERSION bytes `raw` of a report of `product`.
+    pub fn new(raw: [u8; 8], product: Option<Product>) -> TcbClaims {
+        let decoded = TcbVersion::decode(raw, product.unwrap_or(Product::Milan));
+        TcbClaims {
+            tcbm: decoded.tcbm(),
+            spls: product.map(|_| decoded),
+        }
+    }
+}
+
+/// Claims of an Azure HCL report: the hardware report's type, its claims (`hardware`: SEV-SNP
+/// [`SnpClaims`] or TDX [`TdxClaims`]), and the runtime data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AzureClaims<H> {
+    /// `snp` or `tdx`: the hardware report inside the HCL report.
+    pub hcl_report_type: HclReportType,
+    /// The claims of that hardware report (TDX: of the quote made from it); `null` when there
+    /// are none.
+    pub hardware: Option<H>,
+    /// The runtime data JSON as the paravisor wrote it (`keys`, `vm-configuration`,
+    /// `user-data`, …); `null` when it is not JSON. Its members are Azure's, an open set, so it
+    /// stays a JSON value (written with its members in the paravisor's order).
+    pub runtime_data: Option<serde_json::Value>,
+}
+
+impl<H> AzureClaims<H> {
+    /// The claims of `hcl`, with `hardware` as the claims of its hardware report.
+    pub fn new(hcl: &HclReport, hardware: Option<H>) -> AzureClaims<H> {
+        AzureClaims {
+            hcl_report_type: hcl.report_type(),
+            hardware,
+            runtime_data: serde_json::from_slice(hcl.runtime_data_bytes()).ok(),
         }
     }
 }
@@ -458,13 +1009,29 @@ pub enum BundleError {
         /// Its path in the bundle.
         field: &'static str,
     },
-    /// A member the bundle's `tee` needs is absent.
-    #[error("bundle has no {field}, which a {tee} bundle needs")]
+    /// An evidence member the bundle's `tee` needs is absent.
+    #[error("bundle of tee {tee} has no {field}, which that TEE needs")]
     Missing {
         /// Its path in the bundle.
         field: &'static str,
-        /// The TEE that needs it.
-        tee: &'static str,
+        /// The bundle's TEE.
+        tee: Tee,
+    },
+    /// An evidence member of another TEE is present: the evidence does not fit `tee`.
+    #[error("bundle of tee {tee} has {field}, which that TEE does not carry")]
+    Unexpected {
+        /// Its path in the bundle.
+        field: &'static str,
+        /// The bundle's TEE.
+        tee: Tee,
+    },
+    /// `evidence.tpm_quote` is not `{signature, message, pcrs}` in hex (or byte arrays), one of
+    /// its attestation key members is not hex, or it is too large.
+    #[error("bundle field evidence.tpm_quote is not a TPM quote")]
+    TpmQuote {
+        /// What is wrong with it.
+        #[source]
+        source: TpmError,
     },
     /// The input is larger than the limit; nothing was parsed.
     #[error("bundle is {len} bytes, more than the {max} bytes accepted")]
@@ -486,6 +1053,112 @@ pub enum BundleError {
     },
 }
 
+/// The bundle as written: [`Bundle`]'s members by reference, with `tee` from the evidence.
+#[derive(Serialize)]
+struct BundleOut<'a> {
+    format: &'a str,
+    version: u32,
+    tee: Tee,
+    simulated: bool,
+    agent: &'a Agent,
+    created_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel_release: Option<&'a str>,
+    collection: &'a Collection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a Nonce>,
+    evidence: &'a Evidence,
+    endorsements: &'a [Endorsement],
+    endorsement_log: &'a [String],
+    claims: Option<&'a Claims>,
+}
+
+impl Serialize for Bundle {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        BundleOut {
+            format: &self.format,
+            version: self.version,
+            tee: self.tee(),
+            simulated: self.simulated,
+            agent: &self.agent,
+            created_at: &self.created_at,
+            kernel_release: self.kernel_release.as_deref(),
+            collection: &self.collection,
+            nonce: self.nonce.as_ref(),
+            evidence: &self.evidence,
+            endorsements: &self.endorsements,
+            endorsement_log: &self.endorsement_log,
+            claims: self.claims.as_ref(),
+        }
+        .serialize(s)
+    }
+}
+
+/// The bundle as read, before `tee` and the evidence are checked against each other.
+#[derive(Deserialize)]
+struct BundleIn {
+    format: String,
+    version: u32,
+    tee: Tee,
+    simulated: bool,
+    agent: Agent,
+    created_at: String,
+    #[serde(default)]
+    kernel_release: Option<String>,
+    collection: Collection,
+    #[serde(default)]
+    nonce: Option<Nonce>,
+    evidence: EvidenceIn,
+    endorsements: Vec<Endorsement>,
+    #[serde(default)]
+    endorsement_log: Vec<String>,
+    /// Skipped without being built (see [`Bundle::claims`]).
+    #[serde(default, rename = "claims")]
+    _claims: IgnoredAny,
+}
+
+impl TryFrom<BundleIn> for Bundle {
+    type Error = BundleError;
+
+    fn try_from(b: BundleIn) -> Result<Bundle, BundleError> {
+        if b.format != FORMAT {
+            return Err(BundleError::Format { found: b.format });
+        }
+        if b.version != VERSION {
+            return Err(BundleError::Version { found: b.version });
+        }
+        if b.endorsements.len() > MAX_ENDORSEMENTS {
+            return Err(BundleError::TooMany {
+                field: "endorsements",
+                count: b.endorsements.len(),
+                max: MAX_ENDORSEMENTS,
+            });
+        }
+        Ok(Bundle {
+            format: b.format,
+            version: b.version,
+            simulated: b.simulated,
+            agent: b.agent,
+            created_at: b.created_at,
+            kernel_release: b.kernel_release,
+            collection: b.collection,
+            nonce: b.nonce,
+            evidence: b.evidence.into_evidence(b.tee)?,
+            endorsements: b.endorsements,
+            endorsement_log: b.endorsement_log,
+            claims: None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Bundle {
+    /// Reads a bundle as [`Bundle::parse`] does (without its size limit, and with its errors as
+    /// messages).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Bundle, D::Error> {
+        Bundle::try_from(BundleIn::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 impl Bundle {
     /// Parses a bundle of at most [`DEFAULT_MAX_BUNDLE_LEN`] bytes and checks `format` and
     /// `version`.
@@ -495,7 +1168,11 @@ impl Bundle {
 
     /// [`Bundle::parse`] with another size limit. The cost of reading a bundle (memory and
     /// time) grows linearly with its size and is bounded by the limit: no member is expanded
-    /// into a generic JSON tree, and the number of endorsements is capped.
+    /// into a generic JSON tree, the TPM quote's size is capped before it is decoded, and the
+    /// number of endorsements is capped.
+    ///
+    /// After `format` and `version`, the rest is checked: known `tee`, `kind` and derivation
+    /// values, the evidence members of `tee` present and decoded, none of another TEE's.
     pub fn parse_limited(bytes: &[u8], max_len: usize) -> Result<Bundle, BundleError> {
         if bytes.len() > max_len {
             return Err(BundleError::TooLarge {
@@ -524,17 +1201,10 @@ impl Bundle {
                 });
             }
         }
-        let bundle: Bundle = serde_json::from_slice(bytes).map_err(|e| BundleError::Json {
+        let read: BundleIn = serde_json::from_slice(bytes).map_err(|e| BundleError::Json {
             reason: e.to_string(),
         })?;
-        if bundle.endorsements.len() > MAX_ENDORSEMENTS {
-            return Err(BundleError::TooMany {
-                field: "endorsements",
-                count: bundle.endorsements.len(),
-                max: MAX_ENDORSEMENTS,
-            });
-        }
-        Ok(bundle)
+        Bundle::try_from(read)
     }
 
     /// Pretty JSON with a trailing newline.
@@ -542,54 +1212,6 @@ impl Bundle {
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
         v
-    }
-
-    /// The SEV-SNP report bytes.
-    pub fn report_bytes(&self) -> Result<Vec<u8>, BundleError> {
-        let s = self
-            .evidence
-            .snp_report
-            .as_deref()
-            .ok_or(BundleError::Missing {
-                field: "evidence.snp_report",
-                tee: "sev-snp",
-            })?;
-        unb64(s, "evidence.snp_report")
-    }
-
-    /// The HCL report bytes (Azure).
-    pub fn hcl_report_bytes(&self) -> Result<Vec<u8>, BundleError> {
-        let s = self
-            .evidence
-            .hcl_report
-            .as_deref()
-            .ok_or(BundleError::Missing {
-                field: "evidence.hcl_report",
-                tee: self.tee.as_str(),
-            })?;
-        unb64(s, "evidence.hcl_report")
-    }
-
-    /// The TDX quote bytes.
-    pub fn tdx_quote_bytes(&self) -> Result<Vec<u8>, BundleError> {
-        let s = self
-            .evidence
-            .tdx_quote
-            .as_deref()
-            .ok_or(BundleError::Missing {
-                field: "evidence.tdx_quote",
-                tee: "tdx",
-            })?;
-        unb64(s, "evidence.tdx_quote")
-    }
-
-    /// The auxblob bytes, if any.
-    pub fn auxblob_bytes(&self) -> Result<Option<Vec<u8>>, BundleError> {
-        self.evidence
-            .auxblob
-            .as_deref()
-            .map(|a| unb64(a, "evidence.auxblob"))
-            .transpose()
     }
 }
 
@@ -635,16 +1257,20 @@ mod tests {
         ));
     }
 
-    fn sample() -> Bundle {
+    fn report_bytes() -> Vec<u8> {
         let mut raw = vec![0u8; crate::snp::report::SNP_REPORT_LEN];
         raw[0] = 3;
         raw[0x0a] = 0x03; // POLICY 0x30000: SMT allowed, reserved bit 17 set
         raw[0x34] = 1;
+        raw
+    }
+
+    fn sample() -> Bundle {
+        let raw = report_bytes();
         let report = SnpReport::parse(&raw).unwrap();
         Bundle {
             format: FORMAT.into(),
             version: VERSION,
-            tee: Tee::SevSnp,
             simulated: false,
             agent: Agent {
                 name: "thimble".into(),
@@ -653,36 +1279,40 @@ mod tests {
             created_at: "2026-06-01T00:00:00Z".into(),
             kernel_release: Some("6.12.0".into()),
             collection: Collection {
-                source: "configfs-tsm".into(),
                 provider: Some("sev_guest".into()),
                 privlevel: Some(0),
                 generation: Some(1),
-                path: None,
-                ..Collection::default()
+                ..Collection::new(CollectionSource::ConfigfsTsm)
             },
             nonce: Some(Nonce {
                 value: "aa".into(),
                 generated: false,
                 report_data_derivation: Derivation::Sha512,
             }),
-            evidence: Evidence {
-                snp_report: Some(b64(&raw)),
-                ..Evidence::default()
-            },
+            evidence: Evidence::SevSnp(SevSnpEvidence {
+                report: raw,
+                auxblob: None,
+            }),
             endorsements: vec![Endorsement::der(
                 EndorsementKind::Vcek,
                 b"der",
-                Origin {
-                    kind: "thim".into(),
-                    url: Some("http://x".into()),
-                    path: None,
-                },
+                Origin::url(OriginKind::Thim, "http://x"),
                 None,
             )],
             endorsement_log: vec!["thim: ok".into()],
-            claims: serde_json::to_value(Claims::from_report(&report, Some(Product::Milan)))
-                .unwrap(),
+            claims: Some(Claims::SevSnp(SnpClaims::from_report(
+                &report,
+                Some(Product::Milan),
+            ))),
         }
+    }
+
+    fn json_of(b: &Bundle) -> serde_json::Value {
+        serde_json::from_slice(&b.to_json()).unwrap()
+    }
+
+    fn parse_value(v: &serde_json::Value) -> Result<Bundle, BundleError> {
+        Bundle::parse(&serde_json::to_vec(v).unwrap())
     }
 
     #[test]
@@ -690,46 +1320,351 @@ mod tests {
         let mut b = sample();
         let parsed = Bundle::parse(&b.to_json()).unwrap();
         // Claims are written, never read back.
-        assert_eq!(parsed.claims, serde_json::Value::Null);
-        b.claims = serde_json::Value::Null;
+        assert_eq!(parsed.claims, None);
+        b.claims = None;
         assert_eq!(parsed, b);
-        assert_eq!(parsed.report_bytes().unwrap().len(), 0x4a0);
+        assert_eq!(parsed.tee(), Tee::SevSnp);
+        let Evidence::SevSnp(e) = &parsed.evidence else {
+            panic!("{:?}", parsed.evidence)
+        };
+        assert_eq!(e.report, report_bytes());
         assert_eq!(parsed.endorsements[0].bytes().unwrap(), b"der");
+        // A parsed bundle writes `claims` as null, and reads back the same.
+        assert!(b.to_json().windows(14).any(|w| w == b"\"claims\": null"));
+        assert_eq!(Bundle::parse(&parsed.to_json()).unwrap(), parsed);
+        // serde's way in reads the same.
+        assert_eq!(serde_json::from_slice::<Bundle>(&b.to_json()).unwrap(), b);
     }
 
     #[test]
     fn old_reader_accepts_additive_fields_and_rejects_a_new_major_version() {
-        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        let mut v = json_of(&sample());
         v["a_field_from_the_future"] = serde_json::json!({"x": 1});
         v["evidence"]["another"] = serde_json::json!("y");
-        assert!(Bundle::parse(&serde_json::to_vec(&v).unwrap()).is_ok());
-        v["version"] = serde_json::json!(2);
+        v["collection"]["source"] = serde_json::json!("a-future-source");
+        v["endorsements"][0]["origin"]["kind"] = serde_json::json!("a-future-origin");
+        let b = parse_value(&v).unwrap();
         assert_eq!(
-            Bundle::parse(&serde_json::to_vec(&v).unwrap()),
-            Err(BundleError::Version { found: 2 })
+            b.collection.source,
+            CollectionSource::Other("a-future-source".into())
         );
+        assert_eq!(b.endorsements[0].origin.kind, "a-future-origin");
+        // Unknown values are written back as read.
+        let again = json_of(&b);
+        assert_eq!(again["collection"]["source"], "a-future-source");
+        assert_eq!(
+            again["endorsements"][0]["origin"]["kind"],
+            "a-future-origin"
+        );
+        v["version"] = serde_json::json!(2);
+        assert_eq!(parse_value(&v), Err(BundleError::Version { found: 2 }));
     }
 
     #[test]
     fn new_reader_accepts_a_minimal_old_bundle() {
         // Optional fields absent, as an older or foreign writer may leave them.
-        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        let mut v = json_of(&sample());
         let o = v.as_object_mut().unwrap();
         o.remove("kernel_release");
         o.remove("nonce");
         o.remove("endorsement_log");
         o.remove("claims");
-        let b = Bundle::parse(&serde_json::to_vec(&v).unwrap()).unwrap();
+        let b = parse_value(&v).unwrap();
         assert!(b.nonce.is_none() && b.endorsement_log.is_empty());
         let mut bad = v.clone();
         bad["evidence"]["snp_report"] = serde_json::json!("***");
         assert_eq!(
-            Bundle::parse(&serde_json::to_vec(&bad).unwrap())
-                .unwrap()
-                .report_bytes(),
+            parse_value(&bad),
             Err(BundleError::Base64 {
                 field: "evidence.snp_report"
             })
+        );
+    }
+
+    #[test]
+    fn open_sets_read_known_values_as_their_variants() {
+        for (name, source) in [
+            ("configfs-tsm", CollectionSource::ConfigfsTsm),
+            ("sev-guest", CollectionSource::SevGuest),
+            ("tdx-guest+qgs", CollectionSource::TdxGuestQgs),
+            ("vtpm", CollectionSource::Vtpm),
+            ("import", CollectionSource::Import),
+        ] {
+            assert_eq!(CollectionSource::from(name), source);
+            assert_eq!(source.as_str(), name);
+            assert_eq!(
+                serde_json::from_str::<CollectionSource>(&format!("{name:?}")).unwrap(),
+                source
+            );
+        }
+        for (name, kind) in [
+            ("auxblob", OriginKind::Auxblob),
+            ("ext-report", OriginKind::ExtReport),
+            ("thim", OriginKind::Thim),
+            ("kds", OriginKind::Kds),
+            ("pcs", OriginKind::Pcs),
+            ("file", OriginKind::File),
+            ("vtpm", OriginKind::Vtpm),
+        ] {
+            assert_eq!(OriginKind::from(name), kind);
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("{name:?}"));
+        }
+        assert_eq!(OriginKind::from(ServiceKind::Pcs), OriginKind::Pcs);
+        assert_eq!(OriginKind::from(ServiceKind::LocalThim), OriginKind::Thim);
+    }
+
+    #[test]
+    fn names_are_the_serialised_names() {
+        for d in [Derivation::Sha512, Derivation::Raw] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
+        for k in [
+            EndorsementKind::Vcek,
+            EndorsementKind::Vlek,
+            EndorsementKind::Ask,
+            EndorsementKind::Asvk,
+            EndorsementKind::Ark,
+            EndorsementKind::Crl,
+            EndorsementKind::Certificate,
+            EndorsementKind::TcbInfo,
+            EndorsementKind::QeIdentity,
+            EndorsementKind::PckCrl,
+            EndorsementKind::RootCaCrl,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for t in [Tee::SevSnp, Tee::Tdx, Tee::AzureSevSnp, Tee::AzureTdx] {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+    }
+
+    fn tpm_quote() -> TpmQuoteEvidence {
+        TpmQuoteEvidence {
+            quote: TpmQuote {
+                signature: vec![1, 2],
+                message: vec![0xff, 0x54],
+                pcrs: vec![vec![0; 2], vec![0xab]],
+            },
+            ak_public: Some(vec![0, 1]),
+            ak_qualified_name: Some(vec![0, 0x0b]),
+        }
+    }
+
+    fn with_evidence(evidence: Evidence) -> Bundle {
+        Bundle {
+            evidence,
+            claims: None,
+            ..sample()
+        }
+    }
+
+    /// The `evidence` member of `b` as written, from its opening brace to its closing one.
+    fn evidence_text(b: &Bundle) -> String {
+        let text = String::from_utf8(b.to_json()).unwrap();
+        let start = text.find("\"evidence\": ").unwrap();
+        let end = start + text[start..].find("\n  },\n").unwrap();
+        text[start..end + 4].to_string()
+    }
+
+    #[test]
+    fn evidence_is_written_as_thimble_always_wrote_it() {
+        // Member names, order and encodings of the struct of optional members this enum
+        // replaced: base64 blobs, and the TPM quote as one compact object.
+        let azure_tdx = with_evidence(Evidence::AzureTdx(AzureTdxEvidence {
+            hcl_report: vec![1, 2, 3],
+            tdx_quote: vec![4, 5],
+            tpm_quote: Some(tpm_quote()),
+        }));
+        assert_eq!(
+            evidence_text(&azure_tdx),
+            "\"evidence\": {\n    \"tdx_quote\": \"BAU=\",\n    \"hcl_report\": \"AQID\",\n    \
+             \"tpm_quote\": {\"signature\":\"0102\",\"message\":\"ff54\",\"pcrs\":[\"0000\",\"ab\"],\
+             \"ak_public\":\"0001\",\"ak_qualified_name\":\"000b\"}\n  }"
+        );
+        let imported = with_evidence(Evidence::AzureSevSnp(AzureSevSnpEvidence {
+            hcl_report: vec![1, 2, 3],
+            tpm_quote: Some(TpmQuoteEvidence::new(tpm_quote().quote)),
+        }));
+        assert_eq!(
+            evidence_text(&imported),
+            "\"evidence\": {\n    \"hcl_report\": \"AQID\",\n    \"tpm_quote\": \
+             {\"signature\":\"0102\",\"message\":\"ff54\",\"pcrs\":[\"0000\",\"ab\"]}\n  }"
+        );
+        let snp = with_evidence(Evidence::SevSnp(SevSnpEvidence {
+            report: vec![0; 3],
+            auxblob: Some(vec![0xff]),
+        }));
+        assert_eq!(
+            evidence_text(&snp),
+            "\"evidence\": {\n    \"snp_report\": \"AAAA\",\n    \"auxblob\": \"/w==\"\n  }"
+        );
+        let tdx = with_evidence(Evidence::Tdx(TdxEvidence {
+            quote: vec![7],
+            td_report: Some(vec![8]),
+        }));
+        assert_eq!(
+            evidence_text(&tdx),
+            "\"evidence\": {\n    \"tdx_quote\": \"Bw==\",\n    \"td_report\": \"CA==\"\n  }"
+        );
+        // Each reads back as written, `tee` and all.
+        for b in [azure_tdx, imported, snp, tdx] {
+            let parsed = Bundle::parse(&b.to_json()).unwrap();
+            assert_eq!(parsed, b);
+            assert_eq!(json_of(&parsed)["tee"], b.tee().as_str());
+        }
+    }
+
+    #[test]
+    fn evidence_that_does_not_fit_the_tee_is_refused_by_name() {
+        let snp = json_of(&sample());
+        let mut tdx_quote = snp.clone();
+        tdx_quote["evidence"]["tdx_quote"] = "AAAA".into();
+        assert_eq!(
+            parse_value(&tdx_quote),
+            Err(BundleError::Unexpected {
+                field: "evidence.tdx_quote",
+                tee: Tee::SevSnp
+            })
+        );
+        let mut relabelled = snp.clone();
+        relabelled["tee"] = "tdx".into();
+        assert_eq!(
+            parse_value(&relabelled),
+            Err(BundleError::Unexpected {
+                field: "evidence.snp_report",
+                tee: Tee::Tdx
+            })
+        );
+        let mut empty = snp.clone();
+        empty["evidence"] = serde_json::json!({});
+        assert_eq!(
+            parse_value(&empty),
+            Err(BundleError::Missing {
+                field: "evidence.snp_report",
+                tee: Tee::SevSnp
+            })
+        );
+        let mut azure_tdx = snp.clone();
+        azure_tdx["tee"] = "azure-tdx".into();
+        azure_tdx["evidence"] = serde_json::json!({"hcl_report": "AQID"});
+        assert_eq!(
+            parse_value(&azure_tdx),
+            Err(BundleError::Missing {
+                field: "evidence.tdx_quote",
+                tee: Tee::AzureTdx
+            })
+        );
+        azure_tdx["evidence"]["tdx_quote"] = "BAU=".into();
+        azure_tdx["evidence"]["td_report"] = "BAU=".into();
+        assert_eq!(
+            parse_value(&azure_tdx),
+            Err(BundleError::Unexpected {
+                field: "evidence.td_report",
+                tee: Tee::AzureTdx
+            })
+        );
+        // Through serde, the same errors as messages.
+        let e = serde_json::from_value::<Bundle>(relabelled).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "bundle of tee tdx has evidence.snp_report, which that TEE does not carry"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tpm_quote_is_read_typed_and_bounded() {
+        let b = with_evidence(Evidence::AzureSevSnp(AzureSevSnpEvidence {
+            hcl_report: vec![1],
+            tpm_quote: Some(tpm_quote()),
+        }));
+        let v = json_of(&b);
+        for (bad, reason) in [
+            (
+                serde_json::json!({"signature": "zz", "message": "", "pcrs": []}),
+                "signature is not hex",
+            ),
+            (
+                serde_json::json!({"message": "", "pcrs": []}),
+                "missing field",
+            ),
+            (
+                serde_json::json!({"signature": "", "message": "", "pcrs": [], "ak_public": "x"}),
+                "ak_public is not hex",
+            ),
+        ] {
+            let mut broken = v.clone();
+            broken["evidence"]["tpm_quote"] = bad;
+            match parse_value(&broken) {
+                Err(BundleError::TpmQuote {
+                    source: TpmError::Json { reason: r },
+                }) => assert!(r.contains(reason), "{r}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Byte arrays, which Azure tooling also writes, are the same quote.
+        let mut arrays = v.clone();
+        arrays["evidence"]["tpm_quote"] =
+            serde_json::json!({"signature": [1, 2], "message": [255, 84], "pcrs": [[0, 0], [171]]});
+        let parsed = parse_value(&arrays).unwrap();
+        assert_eq!(
+            parsed.evidence.tpm_quote().map(|q| &q.quote),
+            Some(&tpm_quote().quote)
+        );
+        // The size is checked before anything is decoded.
+        let mut huge = v.clone();
+        huge["evidence"]["tpm_quote"] = serde_json::json!({
+            "signature": "", "message": "", "pcrs": [], "padding": "x".repeat(64 << 10)
+        });
+        assert!(matches!(
+            parse_value(&huge),
+            Err(BundleError::TpmQuote {
+                source: TpmError::TooLarge { .. }
+            })
+        ));
+        // `null` is no quote.
+        let mut none = v;
+        none["evidence"]["tpm_quote"] = serde_json::Value::Null;
+        assert_eq!(parse_value(&none).unwrap().evidence.tpm_quote(), None);
+    }
+
+    #[test]
+    fn snp_claims_are_written_in_the_documented_shape() {
+        let report = SnpReport::parse(&report_bytes()).unwrap();
+        let known =
+            serde_json::to_string(&SnpClaims::from_report(&report, Some(Product::Milan))).unwrap();
+        assert!(
+            known.contains(
+                r#""policy":{"raw":"0x30000","abi_minor":0,"abi_major":0,"smt_allowed":true,"#
+            ),
+            "{known}"
+        );
+        assert!(
+            known.contains(
+                r#""reported_tcb":{"tcbm":"0000000000000000","bootloader":0,"tee":0,"snp":0,"microcode":0},"#
+            ),
+            "{known}"
+        );
+        assert!(known.contains(r#""signing_key":"vcek""#), "{known}");
+        let unknown = serde_json::to_value(SnpClaims::from_report(&report, None)).unwrap();
+        assert_eq!(
+            unknown["launch_tcb"],
+            serde_json::json!({"tcbm": "0000000000000000"})
+        );
+        assert!(unknown.get("product").is_none());
+        let turin = serde_json::to_value(TcbClaims::new(
+            [1, 2, 3, 4, 0, 0, 0, 9],
+            Some(Product::Turin),
+        ))
+        .unwrap();
+        assert_eq!(
+            turin,
+            serde_json::json!({"tcbm": "0900000004030201", "bootloader": 2, "tee": 3, "snp": 4, "microcode": 9, "fmc": 1})
+        );
+        assert_eq!(
+            serde_json::to_value(SigningKey::Reserved(5)).unwrap(),
+            "reserved-5"
         );
     }
 
@@ -755,8 +1690,8 @@ mod tests {
             })
         );
         // Claims of any shape are skipped, not built.
-        let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let mut v = json_of(&sample());
         v["claims"] = serde_json::json!([[[[{"a": [1, 2, 3]}]]], "x", {"y": null}]);
-        assert!(Bundle::parse(&serde_json::to_vec(&v).unwrap()).is_ok());
+        assert!(parse_value(&v).is_ok());
     }
 }

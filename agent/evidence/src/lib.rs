@@ -11,10 +11,9 @@
 //!
 //! - [`Bundle::parse_limited`](bundle::Bundle::parse_limited) (or
 //!   [`Bundle::parse`](bundle::Bundle::parse), with [`bundle::DEFAULT_MAX_BUNDLE_LEN`]) reads an
-//!   evidence bundle, the JSON document `thimble collect` writes (`docs/bundle-format.md`);
-//!   [`Bundle::report_bytes`](bundle::Bundle::report_bytes),
-//!   [`tdx_quote_bytes`](bundle::Bundle::tdx_quote_bytes) and
-//!   [`hcl_report_bytes`](bundle::Bundle::hcl_report_bytes) give its raw evidence.
+//!   evidence bundle, the JSON document `thimble collect` writes (`docs/bundle-format.md`); its
+//!   [`Evidence`](bundle::Evidence) has one variant per TEE, holding the raw evidence bytes that
+//!   TEE carries.
 //! - [`SnpReport::parse`](snp::SnpReport::parse), [`TdxQuote::parse`](tdx::TdxQuote::parse),
 //!   [`HclReport::parse`](azure::HclReport::parse) and
 //!   [`TpmQuote::parse_json`](azure::TpmQuote::parse_json) parse raw evidence.
@@ -41,7 +40,8 @@
 //! - [`crl`]: X.509 CRLs, AMD's (KDS, issued by the ARK) and Intel's (PCK and root CA).
 //! - [`report_data`]: how REPORT_DATA is derived from a nonce.
 //! - [`tpm2`]: TPM 2.0 marshalling and unmarshalling, shared by the vTPM client and its fake.
-//! - [`bundle`]: the versioned evidence bundle, the one public contract of the project.
+//! - [`bundle`]: the versioned evidence bundle, the one public contract of the project: its
+//!   evidence, collection source, origins and claims as types per TEE.
 //! - [`time_fmt`]: RFC 3339 times as the bundle writes them.
 //!
 //! Every parsed value keeps the bytes it was parsed from, so that signatures are verified over the
@@ -50,19 +50,27 @@
 //! # Example
 //!
 //! ```
-//! use thimble_evidence::bundle::{Bundle, BundleError, DEFAULT_MAX_BUNDLE_LEN, Tee};
+//! use thimble_evidence::bundle::{Bundle, BundleError, DEFAULT_MAX_BUNDLE_LEN, Evidence, Tee};
 //! use thimble_evidence::report_data::{self, Derivation};
 //! use thimble_evidence::snp::{ReportError, SnpReport};
 //!
-//! // The smallest SEV-SNP bundle a reader accepts; it carries no report.
+//! // The smallest SEV-SNP bundle a reader accepts (its "report" is three zero bytes).
 //! let json = br#"{
 //!     "format": "thimble-evidence-bundle", "version": 1, "tee": "sev-snp", "simulated": false,
 //!     "agent": {"name": "thimble", "version": "0.1.0"}, "created_at": "2026-06-01T00:00:00Z",
-//!     "collection": {"source": "import"}, "evidence": {}, "endorsements": []
+//!     "collection": {"source": "import"}, "evidence": {"snp_report": "AAAA"}, "endorsements": []
 //! }"#;
 //! let bundle = Bundle::parse_limited(json, DEFAULT_MAX_BUNDLE_LEN)?;
-//! assert_eq!(bundle.tee, Tee::SevSnp);
-//! assert!(matches!(bundle.report_bytes(), Err(BundleError::Missing { .. })));
+//! assert_eq!(bundle.tee(), Tee::SevSnp);
+//! let Evidence::SevSnp(evidence) = &bundle.evidence else { unreachable!() };
+//! assert_eq!(evidence.report, [0, 0, 0]);
+//!
+//! // Evidence that does not fit the bundle's TEE is refused by name.
+//! let tdx = String::from_utf8_lossy(json).replace(r#""sev-snp""#, r#""tdx""#);
+//! assert_eq!(
+//!     Bundle::parse_limited(tdx.as_bytes(), DEFAULT_MAX_BUNDLE_LEN),
+//!     Err(BundleError::Unexpected { field: "evidence.snp_report", tee: Tee::Tdx })
+//! );
 //!
 //! // Parsers take exactly the bytes of their structure; anything else is a typed error.
 //! assert_eq!(
@@ -77,6 +85,8 @@
 //! ```
 
 #![warn(missing_docs)]
+// Libraries return what they found; only the binary prints (agent/cli/src/output.rs).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod azure;
 pub mod bundle;

@@ -21,6 +21,22 @@ pub enum Derivation {
     Raw,
 }
 
+impl Derivation {
+    /// The name the bundle uses: `sha512` or `raw`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Derivation::Sha512 => "sha512",
+            Derivation::Raw => "raw",
+        }
+    }
+}
+
+impl std::fmt::Display for Derivation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `SHA-512(nonce)`.
 pub fn from_nonce(nonce: &[u8]) -> [u8; REPORT_DATA_LEN] {
     let mut out = [0u8; REPORT_DATA_LEN];

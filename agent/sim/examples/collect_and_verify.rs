@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (bundle, outcome) = collect_and_verify(machine, b"a verifier's nonce")?;
     println!(
         "{} bundle from {}, {} endorsement(s): {:?}",
-        bundle.tee.as_str(),
+        bundle.tee(),
         bundle.collection.source,
         bundle.endorsements.len(),
         outcome.verdict

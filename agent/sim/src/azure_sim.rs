@@ -31,9 +31,7 @@ use thimble_evidence::azure::hcl::{
     REQUEST_DATA_OFFSET, RUNTIME_DATA_OFFSET,
 };
 use thimble_evidence::azure::{ClockInfo, PcrSelection, TpmQuote, TpmsAttest};
-use thimble_evidence::tpm2::{
-    Marshal, MarshalError, TpmtPublic, TpmtSigScheme, sha256_name, tpma_object,
-};
+use thimble_evidence::tpm2::{Marshal, MarshalError, TpmtPublic, TpmtSigScheme, sha256_name};
 
 use crate::emulator::{Emulator, FaultRule, MISSING_METADATA_BODY, RecordedRequest, Reply, Routes};
 use crate::fake_tdx_guest::{TdReportTemplate, build_td_report};
@@ -100,14 +98,9 @@ pub fn paravisor_td_template() -> TdReportTemplate {
 /// longer down to that.
 pub const MAX_NONCE_LEN: usize = 64;
 
-/// `TPMA_OBJECT` of the attestation key: fixedTPM, fixedParent, sensitiveDataOrigin,
-/// userWithAuth, restricted, sign (the usual AK template).
-const AK_OBJECT_ATTRIBUTES: u32 = tpma_object::FIXED_TPM
-    | tpma_object::FIXED_PARENT
-    | tpma_object::SENSITIVE_DATA_ORIGIN
-    | tpma_object::USER_WITH_AUTH
-    | tpma_object::RESTRICTED
-    | tpma_object::SIGN_ENCRYPT;
+/// `TPMA_OBJECT` of the attestation key: Azure's (fixedTPM, fixedParent, sensitiveDataOrigin,
+/// userWithAuth, noDA, restricted, sign), the attributes the swtpm harness provisions too.
+const AK_OBJECT_ATTRIBUTES: u32 = crate::swtpm::AZURE_AK_ATTRIBUTES;
 
 /// The simulated vTPM attestation key (`HCLAkPub`): `keys/azure/ak.pk8`, RSA-2048.
 pub struct SimAk {

@@ -50,6 +50,7 @@ pub const SIM_TPM_PATH: &str = "simulated:/dev/tpmrm0";
 
 /// The kind of simulated guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SimMachine {
     /// An SEV-SNP guest with `/dev/sev-guest` and no configfs-tsm, whose host attaches no
     /// certificates (as on Azure), so that the VCEK chain comes from the THIM and KDS emulator.
@@ -240,8 +241,11 @@ impl Environment for SimEnvironment {
                 source: absent(path),
             });
         }
+        // The same TD whichever interface asks: the TD report the QGS quotes carries the
+        // measurements and attributes the configfs-tsm path's quotes carry.
         Ok(Opened {
-            device: FakeTdxGuest::new(),
+            device: FakeTdxGuest::new()
+                .with_template(TdQuoteTemplate::default().td_report_template()),
             path: SIM_TDX_GUEST_PATH.into(),
         })
     }

@@ -905,8 +905,18 @@ mod tests {
 
         let ak = SimAk::get();
         let area = TpmtPublic::parse(&ak.tpmt_public()).unwrap();
-        assert_ne!(area.object_attributes & tpma_object::RESTRICTED, 0);
-        assert_ne!(area.object_attributes & tpma_object::SIGN_ENCRYPT, 0);
+        for bit in [
+            tpma_object::FIXED_TPM,
+            tpma_object::FIXED_PARENT,
+            tpma_object::SENSITIVE_DATA_ORIGIN,
+            tpma_object::USER_WITH_AUTH,
+            tpma_object::NO_DA,
+            tpma_object::RESTRICTED,
+            tpma_object::SIGN_ENCRYPT,
+        ] {
+            assert_ne!(area.object_attributes & bit, 0, "{bit:#x}");
+        }
+        assert_eq!(area.object_attributes & tpma_object::DECRYPT, 0);
         let PublicDetail::Rsa { parameters, unique } = &area.detail else {
             panic!("{area:?}");
         };

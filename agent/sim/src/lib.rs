@@ -11,6 +11,8 @@
 //! `--insecure-allow-simulated` ([`insecure_trust_test_roots`] for a collection request).
 
 #![warn(missing_docs)]
+// Libraries return what they found; only the binary prints (agent/cli/src/output.rs).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod azure_sim;
 pub mod emulator;

@@ -746,8 +746,8 @@ impl SimTdx {
             tcb_evaluation_data_number: SIM_TCB_EVALUATION_DATA_NUMBER,
             miscselect: hex::encode_upper(qe.miscselect.to_le_bytes()),
             miscselect_mask: "FFFFFFFF",
-            // INIT and MODE64BIT must be set, DEBUG (bit 1) clear; PROVISIONKEY (bit 2) and XFRM
-            // are free, as in Intel's identity.
+            // INIT (bit 0) and PROVISIONKEY (bit 4) must be set and DEBUG (bit 1) clear;
+            // MODE64BIT (bit 2) and XFRM are free, as in Intel's TD_QE identity.
             attributes: "11000000000000000000000000000000",
             attributes_mask: "FBFFFFFFFFFFFFFF0000000000000000",
             mrsigner: hex::encode_upper(qe.mrsigner),

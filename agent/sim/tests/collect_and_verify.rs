@@ -22,7 +22,7 @@ fn every_simulated_machine_collects_a_bundle_that_verifies_in_process() {
         (SimMachine::AzureTdx, Tee::AzureTdx, "vtpm"),
     ] {
         let (bundle, outcome) = example::collect_and_verify(machine, b"example nonce").unwrap();
-        assert_eq!(bundle.tee, tee, "{machine:?}");
+        assert_eq!(bundle.tee(), tee, "{machine:?}");
         assert_eq!(bundle.collection.source, source, "{machine:?}");
         assert!(bundle.simulated, "{machine:?}");
         assert!(!bundle.endorsements.is_empty(), "{machine:?}");

@@ -1,18 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Verifying a whole bundle: picks the TEE's verifier by the bundle's `tee`, gathers the
+//! Verifying a whole bundle: picks the TEE's verifier by the bundle's evidence (one variant per
+//! TEE, which the bundle's `tee` was checked against when it was read), gathers the
 //! endorsements it needs from the bundle, and applies the bundle's own nonce when the caller gave
 //! no expected REPORT_DATA. Nothing in the bundle but bytes that get checked is believed, and no
 //! check depends on an unsigned member: the `simulated` flag only explains a failure, the
 //! `collection` member is never read, and the bundle's own nonce can only add a consistency
 //! check (a verifier that wants freshness passes its own).
 
-use thimble_evidence::bundle::{Bundle, Endorsement, EndorsementKind, Tee};
+use thimble_evidence::bundle::{Bundle, Endorsement, EndorsementKind, Evidence, Tee};
 use thimble_evidence::cert_file::pem_certificates;
 use thimble_evidence::report_data;
 use thimble_evidence::snp::AmdCert;
 use thimble_evidence::time_fmt::format_unix;
-
-use thimble_evidence::azure::TpmQuote;
 
 use crate::azure::{
     AzurePolicy, AzureRoots, ExpectedUserData, HardwareEndorsements, ParavisorPolicy, verify_hcl,
@@ -82,8 +81,8 @@ impl VerifyOptions {
 
 /// Verifies `bundle` with the verifier of its TEE.
 pub fn verify_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
-    match bundle.tee {
-        Tee::SevSnp => crate::snp::verify_bundle(
+    match &bundle.evidence {
+        Evidence::SevSnp(_) => crate::snp::verify_bundle(
             bundle,
             &Options {
                 at: o.at,
@@ -92,41 +91,35 @@ pub fn verify_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
             },
             o.allow_simulated,
         ),
-        Tee::Tdx => verify_tdx_bundle(bundle, o),
-        Tee::AzureSevSnp | Tee::AzureTdx => verify_azure_bundle(bundle, o),
+        Evidence::Tdx(e) => verify_tdx_bundle(bundle, &e.quote, o),
+        Evidence::AzureSevSnp(e) => {
+            let tpm_quote = e.tpm_quote.as_ref().map(|q| &q.quote);
+            verify_azure_bundle(bundle, &e.hcl_report, tpm_quote, None, o)
+        }
+        Evidence::AzureTdx(e) => {
+            let tpm_quote = e.tpm_quote.as_ref().map(|q| &q.quote);
+            verify_azure_bundle(bundle, &e.hcl_report, tpm_quote, Some(&e.tdx_quote), o)
+        }
     }
 }
 
-fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
-    let tee = bundle.tee.as_str();
+/// An Azure bundle: its HCL report, its TPM quote if any, and on TDX the quote IMDS made.
+fn verify_azure_bundle(
+    bundle: &Bundle,
+    hcl: &[u8],
+    tpm_quote: Option<&thimble_evidence::azure::TpmQuote>,
+    tdx_quote: Option<&[u8]>,
+    o: &VerifyOptions,
+) -> Outcome {
+    let tee = bundle.tee().as_str();
     let fail_with = |e: VerifyError| fail(tee, o.at, e);
     let mut warnings = Vec::new();
-    let malformed = |e: thimble_evidence::bundle::BundleError| {
-        VerifyError::new(Code::MalformedBundle, e.to_string())
-    };
-    let hcl = match bundle.hcl_report_bytes() {
-        Ok(h) => h,
-        Err(e) => return fail_with(malformed(e)),
-    };
-    let tpm_quote = match &bundle.evidence.tpm_quote {
-        None => None,
-        Some(v) => match TpmQuote::parse_json(v.get().as_bytes()).ok() {
-            Some(q) => Some(q),
-            None => {
-                return fail_with(VerifyError::new(
-                    Code::MalformedTpmQuote,
-                    "evidence.tpm_quote is not {signature, message, pcrs} in hex",
-                ));
-            }
-        },
-    };
-    let hardware = if bundle.tee == Tee::AzureTdx {
-        let quote = match bundle.tdx_quote_bytes() {
-            Ok(q) => q,
-            Err(e) => return fail_with(malformed(e)),
-        };
+    let hardware = if let Some(quote) = tdx_quote {
         match tdx_collateral(bundle) {
-            Ok(collateral) => HardwareEndorsements::Tdx { quote, collateral },
+            Ok(collateral) => HardwareEndorsements::Tdx {
+                quote: quote.to_vec(),
+                collateral,
+            },
             Err(e) => return fail_with(e),
         }
     } else {
@@ -175,14 +168,14 @@ fn verify_azure_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
         amd: o.amd_roots.clone(),
         intel: o.intel_roots.clone(),
     };
-    let mut out = verify_hcl(&hcl, tpm_quote.as_ref(), &hardware, o.at, &roots, &policy);
+    let mut out = verify_hcl(hcl, tpm_quote, &hardware, o.at, &roots, &policy);
     if let Some(sim) = &o.intel_simulated_roots {
-        if bundle.tee == Tee::AzureTdx && out.errors.iter().any(|e| e.code == "chain") {
+        if bundle.tee() == Tee::AzureTdx && out.errors.iter().any(|e| e.code == "chain") {
             let roots = AzureRoots {
                 amd: o.amd_roots.clone(),
                 intel: sim.clone(),
             };
-            let alt = verify_hcl(&hcl, tpm_quote.as_ref(), &hardware, o.at, &roots, &policy);
+            let alt = verify_hcl(hcl, tpm_quote, &hardware, o.at, &roots, &policy);
             if !alt.errors.iter().any(|e| e.code == "chain") {
                 out = alt;
             }
@@ -362,17 +355,7 @@ pub fn tdx_collateral_from(endorsements: &[Endorsement]) -> Result<TdxCollateral
     Ok(c)
 }
 
-fn verify_tdx_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
-    let quote = match bundle.tdx_quote_bytes() {
-        Ok(q) => q,
-        Err(e) => {
-            return fail(
-                "tdx",
-                o.at,
-                VerifyError::new(Code::MalformedBundle, e.to_string()),
-            );
-        }
-    };
+fn verify_tdx_bundle(bundle: &Bundle, quote: &[u8], o: &VerifyOptions) -> Outcome {
     let collateral = match tdx_collateral(bundle) {
         Ok(c) => c,
         Err(e) => return fail("tdx", o.at, e),
@@ -384,10 +367,10 @@ fn verify_tdx_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
     // Intel's root first; the test root only when the caller allowed it and Intel's did not
     // chain, so that real evidence is never labelled simulated.
     let policy = &tdx_policy(o);
-    let mut out = verify_quote(&quote, &collateral, o.at, &o.intel_roots, policy);
+    let mut out = verify_quote(quote, &collateral, o.at, &o.intel_roots, policy);
     if let Some(sim) = &o.intel_simulated_roots {
         if out.errors.iter().any(|e| e.code == Code::Chain) {
-            let alt = verify_quote(&quote, &collateral, o.at, sim, policy);
+            let alt = verify_quote(quote, &collateral, o.at, sim, policy);
             if !alt.errors.iter().any(|e| e.code == Code::Chain) {
                 out = alt;
             }
@@ -395,7 +378,7 @@ fn verify_tdx_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
     }
     // Without the caller's expected value, the bundle's own nonce, by the rule every TEE shares.
     if policy.report_data.is_none() && out.worst_class().is_none_or(|c| c == ErrorClass::Policy) {
-        if let Some(rd) = tdx_report_data(&quote) {
+        if let Some(rd) = tdx_report_data(quote) {
             out.errors
                 .extend(check_report_data(&rd, None, claimed.as_ref()));
         }

@@ -34,11 +34,11 @@
 //! use thimble_verify::bundle::{VerifyOptions, verify_bundle};
 //! use thimble_verify::{Code, ErrorClass, Verdict};
 //!
-//! // A bundle as `thimble collect` writes it, except that this one lacks its report.
+//! // A bundle as `thimble collect` writes it, except that its "report" is three zero bytes.
 //! let json = br#"{
 //!     "format": "thimble-evidence-bundle", "version": 1, "tee": "sev-snp", "simulated": false,
 //!     "agent": {"name": "thimble", "version": "0.1.0"}, "created_at": "2026-06-01T00:00:00Z",
-//!     "collection": {"source": "import"}, "evidence": {}, "endorsements": []
+//!     "collection": {"source": "import"}, "evidence": {"snp_report": "AAAA"}, "endorsements": []
 //! }"#;
 //! let bundle = Bundle::parse_limited(json, DEFAULT_MAX_BUNDLE_LEN)?;
 //!
@@ -47,7 +47,7 @@
 //! let outcome = verify_bundle(&bundle, &VerifyOptions::strict(at));
 //!
 //! assert_eq!(outcome.verdict, Verdict::Invalid);
-//! assert_eq!(outcome.errors[0].code, Code::MalformedBundle);
+//! assert_eq!(outcome.errors[0].code, Code::MalformedReport);
 //! // The worst class decides the exit code, as the CLI does it.
 //! let exit_code = match outcome.worst_class() {
 //!     None => 0,
@@ -60,6 +60,8 @@
 //! ```
 
 #![warn(missing_docs)]
+// Libraries return what they found; only the binary prints (agent/cli/src/output.rs).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod amd_crl;
 pub mod azure;

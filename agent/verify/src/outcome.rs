@@ -280,7 +280,7 @@ pub struct Outcome {
     /// The certificate chain that verified, leaf first (empty when none did).
     pub chain: Vec<ChainLink>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    /// The claims of the evidence (TEE-specific shape: `thimble_evidence::bundle::Claims` for
+    /// The claims of the evidence (TEE-specific shape: `thimble_evidence::bundle::SnpClaims` for
     /// SEV-SNP, `thimble_evidence::tdx::TdxClaims` for TDX), recomputed from the verified bytes.
     pub claims: Option<serde_json::Value>,
     /// TDX: the TCB status Intel's collateral gives the platform, QE and TDX module

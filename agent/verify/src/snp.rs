@@ -11,7 +11,7 @@
 //! whose hwID and SPLs already match the report are tried first, and at most [`MAX_LEAVES`] are
 //! tried at all, so a hostile bundle costs at most a few dozen signature checks.
 
-use thimble_evidence::bundle::{Bundle, Claims};
+use thimble_evidence::bundle::{Bundle, Evidence, SnpClaims};
 use thimble_evidence::snp::cert::AmdRole;
 use thimble_evidence::snp::{AmdCert, CertKind, CertTable, SigningKey, SnpReport};
 use thimble_evidence::time_fmt::format_unix;
@@ -27,7 +27,7 @@ fn claims_json(
     report: &SnpReport,
     product: Option<thimble_evidence::snp::Product>,
 ) -> Option<serde_json::Value> {
-    serde_json::to_value(Claims::from_report(report, product)).ok()
+    serde_json::to_value(SnpClaims::from_report(report, product)).ok()
 }
 
 /// The most distinct VCEK (or VLEK) certificates tried for one report.
@@ -375,13 +375,14 @@ pub fn bundle_certificates(bundle: &Bundle) -> Result<AmdEndorsements, VerifyErr
         })?;
         certs.push(cert);
     }
-    if let Some(aux) = bundle
-        .auxblob_bytes()
-        .map_err(|e| VerifyError::new(Code::MalformedBundle, e.to_string()))?
-    {
+    let auxblob = match &bundle.evidence {
+        Evidence::SevSnp(e) => e.auxblob.as_deref(),
+        Evidence::Tdx(_) | Evidence::AzureSevSnp(_) | Evidence::AzureTdx(_) => None,
+    };
+    if let Some(aux) = auxblob {
         // The host wrote this table: a malformed one is ignored (the endorsements may come from
         // elsewhere), not a reason to reject evidence that verifies without it.
-        let table = CertTable::parse(&aux).unwrap_or_else(|e| {
+        let table = CertTable::parse(aux).unwrap_or_else(|e| {
             warnings.push(format!("auxblob certificate table ignored: {e}"));
             CertTable::default()
         });
@@ -415,17 +416,23 @@ pub struct AmdEndorsements {
     pub warnings: Vec<String>,
 }
 
-/// Verifies a bundle. `allow_simulated` says whether the caller trusts the simulation root
-/// (it only changes how a failure of a simulated bundle is explained).
+/// Verifies an SEV-SNP bundle (another TEE's is `malformed-bundle`: it has no SEV-SNP report).
+/// `allow_simulated` says whether the caller trusts the simulation root (it only changes how a
+/// failure of a simulated bundle is explained).
 pub fn verify_bundle(bundle: &Bundle, opts: &Options, allow_simulated: bool) -> Outcome {
     let fail = |e: VerifyError| {
         let mut o = Outcome::new("sev-snp", format_unix(opts.at));
         o.errors.push(e);
         o.finish()
     };
-    let report = match bundle.report_bytes() {
-        Ok(r) => r,
-        Err(e) => return fail(VerifyError::new(Code::MalformedBundle, e.to_string())),
+    let report = match &bundle.evidence {
+        Evidence::SevSnp(e) => &e.report,
+        other => {
+            return fail(VerifyError::new(
+                Code::MalformedBundle,
+                format!("a {} bundle has no SEV-SNP report", other.tee()),
+            ));
+        }
     };
     let AmdEndorsements {
         certs,
@@ -440,7 +447,7 @@ pub fn verify_bundle(bundle: &Bundle, opts: &Options, allow_simulated: bool) -> 
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let mut out = verify_report_with_crls(&report, &certs, &crls, claimed.as_ref(), opts);
+    let mut out = verify_report_with_crls(report, &certs, &crls, claimed.as_ref(), opts);
     out.warnings.extend(warnings);
     crate::outcome::explain_simulated(out, bundle.simulated, allow_simulated)
 }

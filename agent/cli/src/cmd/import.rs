@@ -10,7 +10,8 @@ use thimble_collect::bundle::{BundleBuilder, azure_claims, snp_claims, tdx_claim
 use thimble_collect::endorse::role_kind;
 use thimble_evidence::azure::{HclReport, HclReportType, TpmQuote};
 use thimble_evidence::bundle::{
-    Collection, Endorsement, EndorsementKind, Evidence, Nonce, Origin, Tee, b64,
+    AzureSevSnpEvidence, AzureTdxEvidence, Collection, CollectionSource, Endorsement,
+    EndorsementKind, Nonce, Origin, OriginKind, SevSnpEvidence, TdxEvidence, Tee, TpmQuoteEvidence,
 };
 use thimble_evidence::cert_file::FileContent;
 use thimble_evidence::report_data::Derivation;
@@ -66,11 +67,7 @@ fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCe
     let mut certs = Vec::new();
     for path in &a.add {
         let f = common::load_cert_file(path)?;
-        let origin = Origin {
-            kind: "file".into(),
-            url: None,
-            path: Some(path.display().to_string()),
-        };
+        let origin = Origin::path(OriginKind::File, path.display().to_string());
         let mut push_certs = |ders: Vec<Vec<u8>>, cache: Option<u64>| -> Result<(), CliError> {
             for der in ders {
                 let cert = AmdCert::parse_der(&der).map_err(|e| CliError::MalformedFile {
@@ -171,8 +168,12 @@ fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCe
 
 pub fn run(a: ImportArgs) -> Result<u8, CliError> {
     let nonce = nonce(&a)?;
-    let mut tpm_quote = None;
-    let (tee, path, evidence, claims) = match (&a.snp_report, &a.tdx_quote, &a.hcl_report) {
+    let now = common::now();
+    let collection = |path: &Path| Collection {
+        path: Some(path.display().to_string()),
+        ..Collection::new(CollectionSource::Import)
+    };
+    let (tee, builder) = match (&a.snp_report, &a.tdx_quote, &a.hcl_report) {
         (Some(path), None, None) => {
             let bytes = read_input(path)?;
             let report = SnpReport::parse(&bytes).map_err(|e| CliError::MalformedFile {
@@ -180,11 +181,13 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                 reason: e.to_string(),
             })?;
             let (_, certs) = endorsements(&a, Tee::SevSnp)?;
-            let evidence = Evidence {
-                snp_report: Some(b64(&bytes)),
-                ..Evidence::default()
+            let claims = snp_claims(&report, &certs);
+            let evidence = SevSnpEvidence {
+                report: bytes,
+                auxblob: None,
             };
-            (Tee::SevSnp, path, evidence, snp_claims(&report, &certs))
+            let builder = BundleBuilder::sev_snp(now, collection(path), evidence, claims);
+            (Tee::SevSnp, builder)
         }
         (None, Some(path), None) => {
             let bytes = read_input(path)?;
@@ -192,11 +195,15 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-            let evidence = Evidence {
-                tdx_quote: Some(b64(&bytes)),
-                ..Evidence::default()
+            let claims = tdx_claims(&quote, None);
+            let evidence = TdxEvidence {
+                quote: bytes,
+                td_report: None,
             };
-            (Tee::Tdx, path, evidence, tdx_claims(&quote, None))
+            (
+                Tee::Tdx,
+                BundleBuilder::tdx(now, collection(path), evidence, claims),
+            )
         }
         (None, quote_path, Some(path)) => {
             let bytes = read_input(path)?;
@@ -205,33 +212,37 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                 reason,
             };
             let hcl = HclReport::parse(&bytes).map_err(|e| malformed(e.to_string()))?;
-            if let Some(q) = &a.tpm_quote {
-                let raw = read_input(q)?;
-                let parsed = TpmQuote::parse_json(&raw).map_err(|e| CliError::MalformedFile {
-                    path: q.clone(),
-                    reason: e.to_string(),
-                })?;
-                let text = String::from_utf8_lossy(&parsed.to_json()).into_owned();
-                tpm_quote = Some(
-                    thimble_evidence::bundle::RawJson::from_json(text)
-                        .map_err(|e| malformed(e.to_string()))?,
-                );
-            }
-            let mut evidence = Evidence {
-                hcl_report: Some(b64(&bytes)),
-                ..Evidence::default()
+            let tpm_quote = match &a.tpm_quote {
+                Some(q) => {
+                    let raw = read_input(q)?;
+                    let parsed =
+                        TpmQuote::parse_json(&raw).map_err(|e| CliError::MalformedFile {
+                            path: q.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    Some(TpmQuoteEvidence::new(parsed))
+                }
+                None => None,
             };
             match (hcl.report_type(), quote_path) {
                 (HclReportType::Snp, None) => {
-                    let hw = match hcl.snp_report() {
+                    let hardware = match hcl.snp_report() {
                         Some(Ok(r)) => {
                             let (_, certs) = endorsements(&a, Tee::SevSnp)?;
-                            snp_claims(&r, &certs)
+                            Some(snp_claims(&r, &certs))
                         }
                         Some(Err(e)) => return Err(malformed(e.to_string())),
-                        None => serde_json::Value::Null,
+                        None => None,
                     };
-                    (Tee::AzureSevSnp, path, evidence, azure_claims(&hcl, hw))
+                    let claims = azure_claims(&hcl, hardware);
+                    let evidence = AzureSevSnpEvidence {
+                        hcl_report: bytes,
+                        tpm_quote,
+                    };
+                    (
+                        Tee::AzureSevSnp,
+                        BundleBuilder::azure_sev_snp(now, collection(path), evidence, claims),
+                    )
                 }
                 (HclReportType::Snp, Some(q)) => {
                     return Err(CliError::MalformedFile {
@@ -245,12 +256,15 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                         path: q.clone(),
                         reason: e.to_string(),
                     })?;
-                    evidence.tdx_quote = Some(b64(&qb));
+                    let claims = azure_claims(&hcl, Some(tdx_claims(&quote, None)));
+                    let evidence = AzureTdxEvidence {
+                        hcl_report: bytes,
+                        tdx_quote: qb,
+                        tpm_quote,
+                    };
                     (
                         Tee::AzureTdx,
-                        path,
-                        evidence,
-                        azure_claims(&hcl, tdx_claims(&quote, None)),
+                        BundleBuilder::azure_tdx(now, collection(path), evidence, claims),
                     )
                 }
                 (HclReportType::Tdx, None) => {
@@ -277,22 +291,12 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
     // Issuer chains given as separate files repeat the root; keep each item once.
     let mut seen = std::collections::HashSet::new();
     endorsements.retain(|e| seen.insert((e.sha256.clone(), e.format.clone())));
-    let bundle = BundleBuilder::new(tee, common::now())
-        .collection(Collection {
-            source: "import".into(),
-            path: Some(path.display().to_string()),
-            ..Collection::default()
-        })
+    let bundle = builder
         .nonce(nonce)
-        .evidence(Evidence {
-            tpm_quote,
-            ..evidence
-        })
         .endorsements(
             endorsements,
             vec![format!("imported from {} file(s)", a.add.len())],
         )
-        .claims(claims)
         .build();
     write_output(&a.output, &bundle.to_json())?;
     Ok(crate::exit::OK)

@@ -26,7 +26,7 @@ pub fn run(a: VerifyArgs) -> Result<u8, CliError> {
     let at = common::verification_time(a.at.as_deref())?;
     let opts = common::verify_options(at, &a.policy)?;
     let bundle = common::read_bundle(&a.bundle, a.max_bundle_size)?;
-    check_flags_fit(&a, bundle.tee)?;
+    check_flags_fit(&a, bundle.tee())?;
     let outcome = verify_bundle(&bundle, &opts);
     if a.json {
         let mut s =

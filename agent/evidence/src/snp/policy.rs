@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The guest POLICY word (SEV-SNP ABI spec, "Guest Policy Structure", Table 9 in rev 1.55).
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 /// A decoded guest policy; `raw` is the 64-bit word from the report.
+///
+/// Serialised as the bundle's `claims.policy` has it: `raw` as a `0x`-prefixed hex string, then
+/// the fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct GuestPolicy {
     /// The 64-bit POLICY word as it appears in the report.
+    #[serde(serialize_with = "prefixed_hex")]
     pub raw: u64,
     /// Bits 7:0, ABI_MINOR: the lowest firmware ABI minor version the guest accepts.
     pub abi_minor: u8,
@@ -31,6 +35,11 @@ pub struct GuestPolicy {
     /// Bit 25, PAGE_SWAP_DISABLE: the firmware's page swap and move commands are disabled for
     /// the guest.
     pub page_swap_disabled: bool,
+}
+
+/// `0x` and lowercase hex digits without leading zeros (`0x30000`).
+fn prefixed_hex<S: Serializer>(raw: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{raw:#x}"))
 }
 
 impl GuestPolicy {

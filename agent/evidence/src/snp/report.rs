@@ -8,6 +8,7 @@
 //! the signature is checked over what the firmware produced, never over a re-encoding. The
 //! encoder exists to build reports (the simulator, tests); a verifier has no use for it.
 
+use std::fmt;
 use std::ops::{Deref, Range};
 
 use serde::Serialize;
@@ -209,8 +210,10 @@ pub fn platform_info_names(value: u64) -> Vec<String> {
 }
 
 /// Which key signed the report (KEY_INFO bits 4:2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// Serialised (and displayed) as the bundle's `claims.signing_key` has it: `vcek`, `vlek`, `none`
+/// or `reserved-N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigningKey {
     /// 0: the chip's VCEK.
     Vcek,
@@ -241,6 +244,23 @@ impl SigningKey {
             SigningKey::None => 7,
             SigningKey::Reserved(bits) => bits & 0x7,
         }
+    }
+}
+
+impl fmt::Display for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SigningKey::Vcek => f.write_str("vcek"),
+            SigningKey::Vlek => f.write_str("vlek"),
+            SigningKey::None => f.write_str("none"),
+            SigningKey::Reserved(v) => write!(f, "reserved-{v}"),
+        }
+    }
+}
+
+impl Serialize for SigningKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

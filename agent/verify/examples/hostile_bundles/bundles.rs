@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use thimble_evidence::bundle::{
-    Agent, Bundle, Collection, DEFAULT_MAX_BUNDLE_LEN, Endorsement, EndorsementKind, Evidence,
-    FORMAT, MAX_ENDORSEMENTS, Origin, Tee, VERSION, b64,
+    Agent, Bundle, Collection, CollectionSource, DEFAULT_MAX_BUNDLE_LEN, Endorsement,
+    EndorsementKind, Evidence, FORMAT, MAX_ENDORSEMENTS, Origin, OriginKind, SevSnpEvidence,
+    TdxEvidence, VERSION,
 };
 use thimble_evidence::cert_file::pem_certificates;
 use thimble_evidence::snp::{CertKind, CertTable};
@@ -64,11 +65,10 @@ pub fn snp() -> Snp {
     }
 }
 
-pub fn bundle(tee: Tee, evidence: Evidence, endorsements: Vec<Endorsement>) -> Bundle {
+pub fn bundle(evidence: Evidence, endorsements: Vec<Endorsement>) -> Bundle {
     Bundle {
         format: FORMAT.into(),
         version: VERSION,
-        tee,
         simulated: false,
         agent: Agent {
             name: "hostile".into(),
@@ -76,12 +76,12 @@ pub fn bundle(tee: Tee, evidence: Evidence, endorsements: Vec<Endorsement>) -> B
         },
         created_at: "2026-06-01T00:00:00Z".into(),
         kernel_release: None,
-        collection: Collection::default(),
+        collection: Collection::new(CollectionSource::Import),
         nonce: None,
         evidence,
         endorsements,
         endorsement_log: Vec::new(),
-        claims: serde_json::Value::Null,
+        claims: None,
     }
 }
 
@@ -94,11 +94,7 @@ pub fn endorsement(kind: EndorsementKind, der: &[u8]) -> Endorsement {
             "der"
         },
         der,
-        Origin {
-            kind: "file".into(),
-            url: None,
-            path: None,
-        },
+        Origin::kind(OriginKind::File),
         None,
     )
 }
@@ -119,13 +115,11 @@ pub fn overlapping_table(s: &Snp) -> Vec<u8> {
         h[16..20].copy_from_slice(&data_at.to_le_bytes());
     }
     table.extend_from_slice(&blob);
-    let evidence = Evidence {
-        snp_report: Some(b64(&s.report)),
-        auxblob: Some(b64(&table)),
-        ..Evidence::default()
-    };
+    let evidence = Evidence::SevSnp(SevSnpEvidence {
+        report: s.report.clone(),
+        auxblob: Some(table),
+    });
     bundle(
-        Tee::SevSnp,
         evidence,
         vec![
             endorsement(EndorsementKind::Vcek, &s.vcek),
@@ -139,11 +133,10 @@ pub fn overlapping_table(s: &Snp) -> Vec<u8> {
 /// The review's claims case: about 7 MiB of small nested arrays as `claims`.
 pub fn huge_claims(s: &Snp) -> Vec<u8> {
     let b = bundle(
-        Tee::SevSnp,
-        Evidence {
-            snp_report: Some(b64(&s.report)),
-            ..Evidence::default()
-        },
+        Evidence::SevSnp(SevSnpEvidence {
+            report: s.report.clone(),
+            auxblob: None,
+        }),
         vec![endorsement(EndorsementKind::Vcek, &s.vcek)],
     );
     let arrays = "[0,[1],{\"a\":[2]}],".repeat(7 * MIB / 20);
@@ -173,12 +166,10 @@ pub fn full_sev_snp(s: &Snp) -> Vec<u8> {
         .map(|d| (CertKind::Vcek, d.as_slice()))
         .collect();
     let mut b = bundle(
-        Tee::SevSnp,
-        Evidence {
-            snp_report: Some(b64(&s.report)),
-            auxblob: Some(b64(&CertTable::build(&refs))),
-            ..Evidence::default()
-        },
+        Evidence::SevSnp(SevSnpEvidence {
+            report: s.report.clone(),
+            auxblob: Some(CertTable::build(&refs)),
+        }),
         endorsements,
     );
     let room = DEFAULT_MAX_BUNDLE_LEN - b.to_json().len() - 64 * 1024;
@@ -218,11 +209,10 @@ pub fn intel_look_alikes() -> (Vec<u8>, i64) {
     endorsements.push(endorsement(EndorsementKind::Certificate, &tcb_chain[0]));
     endorsements.push(endorsement(EndorsementKind::Certificate, &tcb_chain[1]));
     let b = bundle(
-        Tee::Tdx,
-        Evidence {
-            tdx_quote: Some(b64(&read(&dir.join("quote.bin")))),
-            ..Evidence::default()
-        },
+        Evidence::Tdx(TdxEvidence {
+            quote: read(&dir.join("quote.bin")),
+            td_report: None,
+        }),
         endorsements,
     );
     (b.to_json(), time("2025-07-01T00:00:00Z"))
