@@ -24,6 +24,8 @@
 //!   ([`intel_chain`] for the Intel chains and CRLs).
 //! - [`azure`]: Azure paravisor evidence: the hardware report in the HCL report, its binding to
 //!   the runtime data, the paravisor's identity and the vTPM quote.
+//! - [`eventlog`]: replays a measured-boot event log against the RTMRs or PCRs of verified
+//!   evidence.
 //! - [`bundle`]: a whole bundle, whichever its TEE; [`outcome`]: the result and the error codes.
 //!
 //! # Example
@@ -67,6 +69,7 @@ pub mod amd_crl;
 pub mod azure;
 pub mod bundle;
 pub mod chain;
+pub mod eventlog;
 pub mod intel_chain;
 pub mod options;
 pub mod outcome;

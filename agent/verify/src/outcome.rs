@@ -54,6 +54,8 @@ codes! {
     MalformedCertificate = "malformed-certificate", Malformed;
     /// TCB info, QE identity or a CRL does not parse, or carries values it may not.
     MalformedCollateral = "malformed-collateral", Malformed;
+    /// A measured-boot event log does not parse, or cannot be replayed against the evidence.
+    MalformedEventLog = "malformed-event-log", Malformed;
     /// The HCL report does not parse.
     MalformedHclReport = "malformed-hcl-report", Malformed;
     /// The TDX quote does not parse.
@@ -80,6 +82,8 @@ codes! {
     CollateralSignature = "collateral-signature", Authenticity;
     /// A certificate is listed in a CRL.
     CrlRevoked = "crl-revoked", Authenticity;
+    /// A measured-boot event log does not replay to the registers the evidence signs.
+    EventLogMismatch = "event-log-mismatch", Authenticity;
     /// REPORT_DATA is not the hash of the HCL report's runtime data.
     HclBinding = "hcl-binding", Authenticity;
     /// An endorsement the verification needs is not in the bundle.
