@@ -155,6 +155,20 @@ pub struct CollectArgs {
     /// (recorded in the bundle); the default is to fail.
     #[arg(long)]
     pub allow_stale_report: bool,
+    /// Carry no measured-boot event log (by default the TD's CCEL log and the TPM's log are
+    /// carried when the guest has them).
+    #[arg(long, conflicts_with = "ima_log")]
+    pub no_event_logs: bool,
+    /// Also carry the kernel's IMA log (up to 4 MiB; carried, not replayed by verify).
+    #[arg(long)]
+    pub ima_log: bool,
+    /// The TPM's event log [default: /sys/kernel/security/tpm0/binary_bios_measurements].
+    #[arg(long, value_name = "PATH")]
+    pub tpm_event_log: Option<PathBuf>,
+    /// The TD's CCEL log area [default: /sys/firmware/acpi/tables/data/CCEL]; its ACPI table is
+    /// read from `../CCEL` beside the `data` directory, as sysfs lays them out.
+    #[arg(long, value_name = "PATH")]
+    pub ccel_log: Option<PathBuf>,
     /// vsock port of the host's Quote Generation Service [default: from /etc/tdx-attest.conf,
     /// else 4050].
     #[arg(long, value_name = "PORT")]
@@ -387,6 +401,20 @@ pub struct PolicyArgs {
     /// Azure: accept a paravisor that is not trusted, with a warning.
     #[arg(long, help_heading = "Azure")]
     pub allow_unknown_paravisor: bool,
+    /// Require a measured-boot event log that replays to the registers the evidence signs.
+    #[arg(long, help_heading = "Measured boot")]
+    pub require_event_log: bool,
+    /// The event log must have measured Secure Boot as on (implies --require-event-log).
+    #[arg(long, help_heading = "Measured boot")]
+    pub expect_secure_boot: bool,
+    /// The kernel command line the boot loader measured: the whole text, or the text after the
+    /// kernel's path (implies --require-event-log).
+    #[arg(long, value_name = "TEXT", help_heading = "Measured boot")]
+    pub expect_kernel_cmdline: Option<String>,
+    /// A boot application, kernel or initrd the event log must have measured with this digest
+    /// (hex, of one of the log's banks); repeatable (implies --require-event-log).
+    #[arg(long, value_name = "HEX", help_heading = "Measured boot")]
+    pub expect_boot_digest: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -427,6 +455,13 @@ pub struct ImportArgs {
     /// a CRL (DER or PEM) or certificates (a PEM issuer chain).
     #[arg(long = "add", value_name = "FILE")]
     pub add: Vec<PathBuf>,
+    /// A TD's CC event log (the CCEL log area, as read from
+    /// /sys/firmware/acpi/tables/data/CCEL); trimmed after its last event.
+    #[arg(long, value_name = "FILE")]
+    pub ccel_log: Option<PathBuf>,
+    /// A TPM's event log (binary_bios_measurements).
+    #[arg(long, value_name = "FILE")]
+    pub tpm_event_log: Option<PathBuf>,
     /// The nonce the report was requested with (hex), if known.
     #[arg(long, value_name = "HEX", conflicts_with = "report_data")]
     pub nonce: Option<String>,

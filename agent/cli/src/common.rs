@@ -75,8 +75,13 @@ pub struct LoadedFile {
 
 /// Reads and recognises a certificate or THIM file; an unrecognised file is an error naming it.
 pub fn load_cert_file(path: &Path) -> Result<LoadedFile, CliError> {
-    let bytes = read_input(path)?;
-    let content = recognise(&bytes).map_err(|e| CliError::MalformedFile {
+    load_cert_bytes(path, &read_input(path)?)
+}
+
+/// [`load_cert_file`] for bytes already read, named `path` in errors (a file inside another
+/// tool's output, `import --from`).
+pub fn load_cert_bytes(path: &Path, bytes: &[u8]) -> Result<LoadedFile, CliError> {
+    let content = recognise(bytes).map_err(|e| CliError::MalformedFile {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
@@ -227,6 +232,7 @@ pub fn verify_options(at: i64, a: &PolicyArgs) -> Result<VerifyOptions, CliError
         tdx: settings.tdx,
         paravisor,
         require_revocation: settings.require_revocation,
+        event_log: settings.event_log,
     })
 }
 

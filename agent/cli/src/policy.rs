@@ -15,6 +15,7 @@ use std::path::Path;
 use serde::Deserialize;
 use thimble_evidence::snp::{Product, TcbVersion, platform_info_bit};
 use thimble_verify::Policy;
+use thimble_verify::eventlog::EventLogPolicy;
 use thimble_verify::options::{GuestPolicyRule, KeyPolicy, MinTcb, PlatformInfoRule};
 use thimble_verify::tdx::{TcbStatus, TdxPolicy};
 
@@ -96,6 +97,17 @@ pub struct AzureSection {
     pub allow_unknown_paravisor: Option<bool>,
 }
 
+/// `[event_log]`: what measured boot must show, judged on event logs that replay to signed
+/// registers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventLogSection {
+    pub require: Option<bool>,
+    pub secure_boot: Option<bool>,
+    pub kernel_cmdline: Option<String>,
+    pub boot_digests: Option<Vec<String>>,
+}
+
 /// A policy file, or the flags in the same shape.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +119,8 @@ pub struct PolicyFile {
     pub tdx: TdxSection,
     #[serde(default)]
     pub azure: AzureSection,
+    #[serde(default)]
+    pub event_log: EventLogSection,
 }
 
 /// The largest policy file read: reference values fit in a few kilobytes.
@@ -210,6 +224,12 @@ impl PolicyFile {
                 pinned_paravisors: a.no_pinned_paravisors.then_some(false),
                 allow_unknown_paravisor: flag(a.allow_unknown_paravisor),
             },
+            event_log: EventLogSection {
+                require: flag(a.require_event_log),
+                secure_boot: flag(a.expect_secure_boot),
+                kernel_cmdline: a.expect_kernel_cmdline.clone(),
+                boot_digests: list(&a.expect_boot_digest),
+            },
         })
     }
 }
@@ -243,6 +263,7 @@ pub struct Settings {
     pub paravisor_mrtds: Vec<[u8; 48]>,
     pub no_pinned_paravisors: bool,
     pub allow_unknown_paravisor: bool,
+    pub event_log: EventLogPolicy,
 }
 
 fn usage(name: &str, what: &str, got: &str) -> CliError {
@@ -275,6 +296,24 @@ fn opt_fixed(name: &str, s: &Option<String>, len: usize) -> Result<Option<Vec<u8
 
 fn list48(name: &str, v: &Option<Vec<String>>) -> Result<Vec<[u8; 48]>, CliError> {
     v.iter().flatten().map(|s| array::<48>(name, s)).collect()
+}
+
+/// Digests of a boot component: SHA-256, SHA-384 or SHA-512, hex.
+fn boot_digests(name: &str, v: &Option<Vec<String>>) -> Result<Vec<Vec<u8>>, CliError> {
+    v.iter()
+        .flatten()
+        .map(|s| {
+            let d = parse_hex(name, s)?;
+            if ![32, 48, 64].contains(&d.len()) {
+                return Err(usage(
+                    name,
+                    "a SHA-256, SHA-384 or SHA-512 digest (64, 96 or 128 hex digits)",
+                    s,
+                ));
+            }
+            Ok(d)
+        })
+        .collect()
 }
 
 /// `MAJOR.MINOR`, each 0 to 255.
@@ -504,6 +543,15 @@ impl Settings {
             )?,
             no_pinned_paravisors: az.pinned_paravisors == Some(false),
             allow_unknown_paravisor: yes(az.allow_unknown_paravisor),
+            event_log: EventLogPolicy {
+                require: yes(f.event_log.require),
+                secure_boot: f.event_log.secure_boot,
+                kernel_cmdline: f.event_log.kernel_cmdline.clone(),
+                boot_digests: boot_digests(
+                    &n("event_log.boot_digests", "--expect-boot-digest"),
+                    &f.event_log.boot_digests,
+                )?,
+            },
         })
     }
 
@@ -598,6 +646,15 @@ impl Settings {
             paravisor_mrtds: list(self.paravisor_mrtds, file.paravisor_mrtds),
             no_pinned_paravisors: self.no_pinned_paravisors || file.no_pinned_paravisors,
             allow_unknown_paravisor: self.allow_unknown_paravisor || file.allow_unknown_paravisor,
+            event_log: EventLogPolicy {
+                require: self.event_log.require || file.event_log.require,
+                secure_boot: self.event_log.secure_boot.or(file.event_log.secure_boot),
+                kernel_cmdline: self
+                    .event_log
+                    .kernel_cmdline
+                    .or(file.event_log.kernel_cmdline),
+                boot_digests: list(self.event_log.boot_digests, file.event_log.boot_digests),
+            },
         }
     }
 }

@@ -8,7 +8,8 @@
 use thimble_evidence::azure::HclReport;
 use thimble_evidence::bundle::{
     Agent, AzureClaims, AzureSevSnpEvidence, AzureTdxEvidence, Bundle, Claims, Collection,
-    Endorsement, Evidence, FORMAT, Nonce, SevSnpEvidence, SnpClaims, TdxEvidence, VERSION,
+    Endorsement, EventLogEvidence, Evidence, FORMAT, Nonce, SevSnpEvidence, SnpClaims, TdxEvidence,
+    VERSION,
 };
 use thimble_evidence::snp::{AmdCert, SnpReport};
 use thimble_evidence::tdx::{PckInfo, TdxClaims, TdxQuote};
@@ -53,6 +54,7 @@ impl BundleBuilder {
                 evidence,
                 endorsements: Vec::new(),
                 endorsement_log: Vec::new(),
+                event_logs: Vec::new(),
                 claims: Some(claims),
             },
         }
@@ -145,6 +147,12 @@ impl BundleBuilder {
     ) -> BundleBuilder {
         self.bundle.endorsements = endorsements;
         self.bundle.endorsement_log = log;
+        self
+    }
+
+    /// The measured-boot event logs read from the guest.
+    pub fn event_logs(mut self, logs: Vec<EventLogEvidence>) -> BundleBuilder {
+        self.bundle.event_logs = logs;
         self
     }
 

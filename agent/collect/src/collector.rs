@@ -90,11 +90,17 @@ impl Plan {
             now,
             bound: Bound::new(env, &request.binding)?,
         };
-        match self {
+        let mut bundle = match self {
             Plan::SevSnp(source) => crate::snp::collect(&ctx, source, warnings),
             Plan::Tdx(source) => crate::tdx::collect(&ctx, source, warnings),
             Plan::Azure => crate::azure::collect(&ctx, warnings),
-        }
+        }?;
+        // After the evidence: a log read later than the quote can only hold more events, which
+        // verify reports as a mismatch rather than silently missing them.
+        let logs = crate::eventlog::gather(env, &request.event_logs, bundle.tee());
+        bundle.event_logs = logs.logs;
+        bundle.collection.log.extend(logs.notes);
+        Ok(bundle)
     }
 }
 

@@ -35,6 +35,21 @@ pub enum Endpoint {
     IntelCollateral,
 }
 
+/// A measured-boot log file the collection reads ([`Environment::read_log_file`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LogFile {
+    /// The ACPI CCEL table (`/sys/firmware/acpi/tables/CCEL`): where a TD's log area is and how
+    /// long.
+    CcelTable,
+    /// A TD's CCEL log area (`/sys/firmware/acpi/tables/data/CCEL`).
+    CcelData,
+    /// A TPM's TCG2 log (`/sys/kernel/security/tpm0/binary_bios_measurements`).
+    Tcg2,
+    /// The IMA log (`/sys/kernel/security/ima/binary_runtime_measurements`).
+    Ima,
+}
+
 /// A device the environment opened, with the name the bundle records for it
 /// (`collection.path`).
 #[derive(Debug)]
@@ -136,6 +151,39 @@ pub trait Environment {
 
     /// The kernel release (`uname -r`), recorded in the bundle.
     fn kernel_release(&self) -> Option<String>;
+
+    /// Reads the measured-boot log file `which`, found at `path` on a real guest, with the path
+    /// the bundle records for it: `Ok(None)` when the guest has none (the file does not exist),
+    /// an error when it exists but cannot be read or holds more than `max_len` bytes (a read
+    /// never takes more than `max_len + 1` bytes into memory).
+    fn read_log_file(
+        &self,
+        which: LogFile,
+        path: &Path,
+        max_len: usize,
+    ) -> Result<Option<(Vec<u8>, String)>, std::io::Error>;
+}
+
+/// Reads at most `max_len` bytes of the file at `path`: `Ok(None)` when it does not exist, an
+/// error of kind `FileTooLarge` when it holds more. sysfs files report a size of 4096 or 0
+/// whatever they hold, so the read, not the metadata, decides.
+pub fn read_bounded(path: &Path, max_len: usize) -> Result<Option<Vec<u8>>, std::io::Error> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
+    let mut out = Vec::new();
+    file.take(limit).read_to_end(&mut out)?;
+    if out.len() > max_len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("more than {max_len} bytes"),
+        ));
+    }
+    Ok(Some(out))
 }
 
 /// Real Linux: the kernel's devices and configfs, vsock to the host, the network, the system
@@ -240,5 +288,14 @@ impl Environment for SystemEnvironment {
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .ok()
             .map(|s| s.trim().to_string())
+    }
+
+    fn read_log_file(
+        &self,
+        _: LogFile,
+        path: &Path,
+        max_len: usize,
+    ) -> Result<Option<(Vec<u8>, String)>, std::io::Error> {
+        Ok(read_bounded(path, max_len)?.map(|data| (data, path.display().to_string())))
     }
 }

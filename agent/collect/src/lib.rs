@@ -44,6 +44,7 @@ mod context;
 pub mod endorse;
 pub mod env;
 pub mod error;
+pub mod eventlog;
 pub mod http;
 pub mod intel;
 pub mod qgs;
@@ -59,6 +60,7 @@ pub use collector::{Collected, Plan, collect, plan};
 pub use env::{Environment, SystemEnvironment};
 pub use error::{CollectError, NoSource, SourceError, SourceName, Warning};
 pub use request::{
-    Binding, CacheChoice, CollectRequest, Devices, Fetching, IntelService, QcnlSource, SourceChoice,
+    Binding, CacheChoice, CollectRequest, Devices, EventLogs, Fetching, IntelService, QcnlSource,
+    SourceChoice,
 };
 pub use tdx::TdxSource;

@@ -189,6 +189,50 @@ pub struct CollectRequest {
     /// A test Intel root, tried only when `intel_roots` does not chain (simulations and test
     /// guests signed by a test PKI); `None` in production.
     pub intel_test_roots: Option<IntelRoots>,
+    /// The measured-boot event logs to carry.
+    pub event_logs: EventLogs,
+}
+
+/// Which measured-boot event logs a collection reads, and where they are. A log the guest does
+/// not have, or that cannot be read or does not parse, is noted in the bundle's
+/// `collection.log` and left out: it never fails the collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLogs {
+    /// Read the firmware logs: a TD's CCEL log (TDX) and a TPM's TCG2 log (any TEE whose guest
+    /// has one). On by default.
+    pub firmware: bool,
+    /// Also read the kernel's IMA log (large, and growing while the guest runs). Off by default.
+    pub ima: bool,
+    /// The ACPI CCEL table.
+    pub ccel_table: PathBuf,
+    /// The CCEL log area.
+    pub ccel_data: PathBuf,
+    /// The TPM's TCG2 log.
+    pub tcg2: PathBuf,
+    /// The IMA log.
+    pub ima_log: PathBuf,
+}
+
+/// Where Linux exposes the ACPI CCEL table.
+pub const DEFAULT_CCEL_TABLE: &str = "/sys/firmware/acpi/tables/CCEL";
+/// Where Linux exposes the CCEL log area.
+pub const DEFAULT_CCEL_DATA: &str = "/sys/firmware/acpi/tables/data/CCEL";
+/// Where Linux exposes the first TPM's firmware event log.
+pub const DEFAULT_TCG2_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
+/// Where Linux exposes the IMA log, in its binary form.
+pub const DEFAULT_IMA_LOG: &str = "/sys/kernel/security/ima/binary_runtime_measurements";
+
+impl Default for EventLogs {
+    fn default() -> Self {
+        EventLogs {
+            firmware: true,
+            ima: false,
+            ccel_table: PathBuf::from(DEFAULT_CCEL_TABLE),
+            ccel_data: PathBuf::from(DEFAULT_CCEL_DATA),
+            tcg2: PathBuf::from(DEFAULT_TCG2_LOG),
+            ima_log: PathBuf::from(DEFAULT_IMA_LOG),
+        }
+    }
 }
 
 impl Default for CollectRequest {
@@ -204,6 +248,7 @@ impl Default for CollectRequest {
             amd_roots: TrustedRoots::amd(),
             intel_roots: IntelRoots::intel(),
             intel_test_roots: None,
+            event_logs: EventLogs::default(),
         }
     }
 }

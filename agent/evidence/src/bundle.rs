@@ -49,6 +49,10 @@ pub const DEFAULT_MAX_BUNDLE_LEN: usize = 8 << 20;
 /// costs a parse (and for certificates, possibly a signature check), so the count is bounded.
 pub const MAX_ENDORSEMENTS: usize = 256;
 
+/// The most event logs a bundle may carry (a TD's CC log, a TPM's log, the IMA log, and one to
+/// spare): a reader refuses more before decoding any.
+pub const MAX_EVENT_LOGS: usize = 4;
+
 /// The trusted execution environment the evidence comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -112,6 +116,10 @@ pub struct Bundle {
     pub endorsements: Vec<Endorsement>,
     /// Why endorsements came from where they came from (fallbacks, rejected responses).
     pub endorsement_log: Vec<String>,
+    /// Measured-boot event logs, as read from the guest (at most [`MAX_EVENT_LOGS`] when
+    /// parsed). Not signed: `verify` believes a log only as far as it replays to registers that
+    /// signed evidence holds.
+    pub event_logs: Vec<EventLogEvidence>,
     /// Claims decoded from the evidence, for readers; of the evidence's TEE. Written, never read
     /// back: reading skips the member without building it (this is `None` in a parsed bundle,
     /// and `None` is written as `null`), because nothing a verifier decides may rest on it and a
@@ -279,6 +287,10 @@ pub struct Collection {
     /// collection (`false` only when a stale report was accepted with `--allow-stale-report`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hcl_user_data_echoed: Option<bool>,
+    /// What the collection noted that is not an endorsement's story: an event log that is
+    /// absent, unreadable or does not parse (not fatal; the bundle simply does not carry it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
 }
 
 impl Collection {
@@ -291,6 +303,7 @@ impl Collection {
             generation: None,
             path: None,
             hcl_user_data_echoed: None,
+            log: Vec::new(),
         }
     }
 }
@@ -647,6 +660,80 @@ impl EvidenceIn {
                 tdx_quote: required(self.tdx_quote, "evidence.tdx_quote")?,
                 tpm_quote: tpm_quote?,
             }),
+        })
+    }
+}
+
+open_set! {
+    /// The format and origin of a measured-boot event log: its `kind`.
+    pub enum EventLogKind {
+        /// `tcg2`: a TPM's TCG PC Client crypto-agile log
+        /// (`/sys/kernel/security/tpm0/binary_bios_measurements`); its registers are PCRs.
+        Tcg2 = "tcg2",
+        /// `ccel`: a TD's confidential-computing event log, the log area the ACPI CCEL table
+        /// names, trimmed after its last event; the same crypto-agile format, its registers CC
+        /// measurement register indices (1 to 4 for RTMR0 to RTMR3).
+        Ccel = "ccel",
+        /// `ima`: the kernel's IMA log (`binary_runtime_measurements`), carried for verifiers
+        /// that read it; thimble does not replay it.
+        Ima = "ima",
+    }
+}
+
+/// A measured-boot event log (`event_logs[]`): its kind, where it was read and its bytes
+/// (`data`, base64, with its `size`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLogEvidence {
+    /// The log's format and origin.
+    pub kind: EventLogKind,
+    /// The file it was read from (`simulated:` in a simulation); information only.
+    pub source: String,
+    /// The log as read (a CCEL log area trimmed after its last event).
+    pub data: Vec<u8>,
+}
+
+impl Serialize for EventLogEvidence {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            kind: &'a EventLogKind,
+            source: &'a str,
+            size: usize,
+            data: B64<'a>,
+        }
+        Out {
+            kind: &self.kind,
+            source: &self.source,
+            size: self.data.len(),
+            data: B64(&self.data),
+        }
+        .serialize(s)
+    }
+}
+
+/// `event_logs[]` as read, before its data is decoded.
+#[derive(Deserialize)]
+struct EventLogIn {
+    kind: EventLogKind,
+    source: String,
+    size: u64,
+    data: String,
+}
+
+impl EventLogIn {
+    fn decode(self) -> Result<EventLogEvidence, BundleError> {
+        let data = unb64(&self.data, "event_logs[].data")?;
+        if u64::try_from(data.len()).ok() != Some(self.size) {
+            return Err(BundleError::EventLogSize {
+                kind: self.kind.to_string(),
+                size: self.size,
+                len: data.len(),
+            });
+        }
+        Ok(EventLogEvidence {
+            kind: self.kind,
+            source: self.source,
+            data,
         })
     }
 }
@@ -1033,6 +1120,16 @@ pub enum BundleError {
         #[source]
         source: TpmError,
     },
+    /// An event log's `size` is not the length of its decoded `data`.
+    #[error("bundle event log {kind} says it is {size} bytes but its data is {len} bytes")]
+    EventLogSize {
+        /// The log's kind.
+        kind: String,
+        /// Its `size`.
+        size: u64,
+        /// The length of its decoded data.
+        len: usize,
+    },
     /// The input is larger than the limit; nothing was parsed.
     #[error("bundle is {len} bytes, more than the {max} bytes accepted")]
     TooLarge {
@@ -1070,6 +1167,8 @@ struct BundleOut<'a> {
     evidence: &'a Evidence,
     endorsements: &'a [Endorsement],
     endorsement_log: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    event_logs: &'a [EventLogEvidence],
     claims: Option<&'a Claims>,
 }
 
@@ -1088,6 +1187,7 @@ impl Serialize for Bundle {
             evidence: &self.evidence,
             endorsements: &self.endorsements,
             endorsement_log: &self.endorsement_log,
+            event_logs: &self.event_logs,
             claims: self.claims.as_ref(),
         }
         .serialize(s)
@@ -1112,6 +1212,9 @@ struct BundleIn {
     endorsements: Vec<Endorsement>,
     #[serde(default)]
     endorsement_log: Vec<String>,
+    /// Each log's members undecoded, so that their number is checked before any is decoded.
+    #[serde(default)]
+    event_logs: Vec<EventLogIn>,
     /// Skipped without being built (see [`Bundle::claims`]).
     #[serde(default, rename = "claims")]
     _claims: IgnoredAny,
@@ -1134,6 +1237,18 @@ impl TryFrom<BundleIn> for Bundle {
                 max: MAX_ENDORSEMENTS,
             });
         }
+        if b.event_logs.len() > MAX_EVENT_LOGS {
+            return Err(BundleError::TooMany {
+                field: "event_logs",
+                count: b.event_logs.len(),
+                max: MAX_EVENT_LOGS,
+            });
+        }
+        let event_logs = b
+            .event_logs
+            .into_iter()
+            .map(EventLogIn::decode)
+            .collect::<Result<_, _>>()?;
         Ok(Bundle {
             format: b.format,
             version: b.version,
@@ -1146,6 +1261,7 @@ impl TryFrom<BundleIn> for Bundle {
             evidence: b.evidence.into_evidence(b.tee)?,
             endorsements: b.endorsements,
             endorsement_log: b.endorsement_log,
+            event_logs,
             claims: None,
         })
     }
@@ -1300,6 +1416,7 @@ mod tests {
                 None,
             )],
             endorsement_log: vec!["thim: ok".into()],
+            event_logs: Vec::new(),
             claims: Some(Claims::SevSnp(SnpClaims::from_report(
                 &report,
                 Some(Product::Milan),
@@ -1693,5 +1810,64 @@ mod tests {
         let mut v = json_of(&sample());
         v["claims"] = serde_json::json!([[[[{"a": [1, 2, 3]}]]], "x", {"y": null}]);
         assert!(parse_value(&v).is_ok());
+    }
+
+    #[test]
+    fn event_logs_round_trip_and_are_bounded() {
+        // Without logs, the member is not written (bundles read as before).
+        let plain = json_of(&sample());
+        assert!(plain.get("event_logs").is_none());
+        let mut b = sample();
+        b.event_logs = vec![EventLogEvidence {
+            kind: EventLogKind::Ccel,
+            source: "/sys/firmware/acpi/tables/data/CCEL".into(),
+            data: vec![1, 2, 3, 4],
+        }];
+        b.collection.log = vec!["event log: no TPM log at /x".into()];
+        let v = json_of(&b);
+        assert_eq!(v["event_logs"][0]["kind"], "ccel");
+        assert_eq!(v["event_logs"][0]["size"], 4);
+        assert_eq!(v["event_logs"][0]["data"], "AQIDBA==");
+        assert_eq!(v["collection"]["log"][0], "event log: no TPM log at /x");
+        let back = parse_value(&v).unwrap();
+        assert_eq!(back.event_logs, b.event_logs);
+        assert_eq!(back.collection.log, b.collection.log);
+
+        // An unknown kind is carried as read.
+        let mut w = v.clone();
+        w["event_logs"][0]["kind"] = "future-log".into();
+        assert_eq!(
+            parse_value(&w).unwrap().event_logs[0].kind,
+            EventLogKind::Other("future-log".into())
+        );
+        // A size that is not the data's, data that is not base64, too many logs.
+        let mut w = v.clone();
+        w["event_logs"][0]["size"] = 5.into();
+        assert!(matches!(
+            parse_value(&w),
+            Err(BundleError::EventLogSize {
+                size: 5,
+                len: 4,
+                ..
+            })
+        ));
+        let mut w = v.clone();
+        w["event_logs"][0]["data"] = "!!".into();
+        assert!(matches!(
+            parse_value(&w),
+            Err(BundleError::Base64 {
+                field: "event_logs[].data"
+            })
+        ));
+        let mut w = v.clone();
+        w["event_logs"] = serde_json::Value::Array(vec![v["event_logs"][0].clone(); 5]);
+        assert!(matches!(
+            parse_value(&w),
+            Err(BundleError::TooMany {
+                field: "event_logs",
+                count: 5,
+                max: MAX_EVENT_LOGS
+            })
+        ));
     }
 }

@@ -428,14 +428,20 @@ impl SimTpmQuote {
         )?)
     }
 
-    /// PCR values shaped like a booted Azure CVM's: 0-7, 9, 10, 12 and 14 extended (SHA-256 of
-    /// `thimble simulated PCR {i}`), 17-22 all ones (never reset by a locality-4 event), the rest
-    /// zero.
+    /// PCR values shaped like a booted Azure CVM's: 0-9 and 14 as the simulated guest's TCG2
+    /// log replays them ([`crate::boot_log::vtpm_boot`]), 10 and 12 extended by what that log
+    /// does not record (IMA, systemd-stub: SHA-256 of `thimble simulated PCR {i}`), 17-22 all
+    /// ones (never reset by a locality-4 event), the rest zero.
     pub fn default_pcrs() -> [[u8; 32]; 24] {
+        let logged = &crate::boot_log::vtpm_boot().pcrs;
         let mut pcrs = [[0u8; 32]; 24];
         for (i, pcr) in pcrs.iter_mut().enumerate() {
+            if let Some(value) = u32::try_from(i).ok().and_then(|i| logged.get(&i)) {
+                *pcr = *value;
+                continue;
+            }
             match i {
-                0..=7 | 9 | 10 | 12 | 14 => {
+                10 | 12 => {
                     let label = format!("thimble simulated PCR {i}");
                     pcr.copy_from_slice(digest(&SHA256, label.as_bytes()).as_ref());
                 }
@@ -711,7 +717,9 @@ mod tests {
         assert_eq!(a.clock_info, SimTpmQuote::default().clock_info);
         assert_eq!(q.signature.len(), 256);
         assert_eq!(pcrs[17], [0xff; 32]);
-        assert_eq!(pcrs[8], [0; 32]);
+        // PCR 8 holds GRUB's strings, as the simulated boot log replays them; 11 nothing.
+        assert_eq!(Some(&pcrs[8]), crate::boot_log::vtpm_boot().pcrs.get(&8));
+        assert_eq!(pcrs[11], [0; 32]);
 
         assert!(SimTpmQuote::quote(&[0; 64], &pcrs).is_ok());
         assert_eq!(

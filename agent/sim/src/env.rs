@@ -9,7 +9,8 @@
 //! request names explicitly always wins over the emulator (tests aim a simulated guest at an
 //! emulator with faults that way). The simulation reads no QCNL file, uses no cache unless the
 //! request names a directory, and never goes through a proxy. The clock, the random generator and
-//! the kernel release are the host's.
+//! the kernel release are the host's. Its measured-boot logs are those of [`crate::boot_log`]:
+//! a TD's CCEL log, an Azure CVM's vTPM log, none for an SEV-SNP guest.
 //!
 //! Trust is not the environment's business: the test roots the simulated evidence chains to are
 //! trusted only when the caller puts them in the request ([`insecure_trust_test_roots`]).
@@ -17,10 +18,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use thimble_collect::env::{EnvError, Environment, Opened, SystemEnvironment};
+use thimble_collect::env::{EnvError, Environment, LogFile, Opened, SystemEnvironment};
 use thimble_collect::http::{HttpClient, HttpConfig};
 use thimble_collect::intel::qcnl::{QcnlConfig, QcnlError};
 use thimble_collect::qgs::{QgsEndpoint, QgsError};
+use thimble_collect::request::{DEFAULT_CCEL_DATA, DEFAULT_CCEL_TABLE, DEFAULT_TCG2_LOG};
 use thimble_collect::sev_guest::SevGuestError;
 use thimble_collect::tdx_guest::TdxGuestError;
 use thimble_collect::tsm::Provider;
@@ -30,6 +32,7 @@ use thimble_evidence::snp::Product;
 use thimble_verify::IntelRoots;
 
 use crate::azure_sim::{AzureImds, SimHcl};
+use crate::boot_log;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::fake_qgs::FakeQgs;
 use crate::fake_sev_guest::{FakeSevGuest, sim_cert_table};
@@ -333,6 +336,37 @@ impl Environment for SimEnvironment {
 
     fn kernel_release(&self) -> Option<String> {
         self.host.kernel_release()
+    }
+
+    fn read_log_file(
+        &self,
+        which: LogFile,
+        _path: &Path,
+        max_len: usize,
+    ) -> Result<Option<(Vec<u8>, String)>, std::io::Error> {
+        // The logs of the simulated boot, which the simulated RTMRs and PCRs hold. Like the
+        // devices, a file is answered for whatever path is asked and named by its Linux path.
+        // A TD publishes its CCEL log; an Azure CVM's TDX guest does not (its RTMRs are the
+        // paravisor's), and both Azure guests have the vTPM's log.
+        let (bytes, path) = match (self.machine, which) {
+            (SimMachine::Tdx, LogFile::CcelTable) => {
+                (&boot_log::td_boot().ccel_table, DEFAULT_CCEL_TABLE)
+            }
+            (SimMachine::Tdx, LogFile::CcelData) => {
+                (&boot_log::td_boot().log_area, DEFAULT_CCEL_DATA)
+            }
+            (SimMachine::AzureSnp | SimMachine::AzureTdx, LogFile::Tcg2) => {
+                (&boot_log::vtpm_boot().log, DEFAULT_TCG2_LOG)
+            }
+            _ => return Ok(None),
+        };
+        if bytes.len() > max_len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!("more than {max_len} bytes"),
+            ));
+        }
+        Ok(Some((bytes.clone(), format!("simulated:{path}"))))
     }
 }
 

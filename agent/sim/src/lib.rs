@@ -15,6 +15,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod azure_sim;
+pub mod boot_log;
 pub mod emulator;
 pub mod env;
 pub mod fake_qgs;

@@ -240,8 +240,9 @@ pub struct TdQuoteTemplate {
 
 impl Default for TdQuoteTemplate {
     /// A production TD on the simulated platform at the TCB info's UpToDate level:
-    /// SEPT_VE_DISABLE set and DEBUG clear; `mr_td` is `sha384("thimble simulated TD")`, RTMR0..2
-    /// `sha384("thimble simulated RTMRn")`, RTMR3 and the owner/config measurements zero;
+    /// SEPT_VE_DISABLE set and DEBUG clear; `mr_td` is `sha384("thimble simulated TD")`, RTMR0..3
+    /// the values the simulated TD's event log replays to ([`crate::boot_log::td_boot`]: RTMR3
+    /// zero), the owner/config measurements zero;
     /// `mr_seam` `sha384("thimble simulated TDX module")` and `mr_signer_seam` zero (Intel signs
     /// its own TDX module with an all-zero MRSIGNERSEAM, and so does the simulated TCB info);
     /// `xfam` 0x602e7 (x87, SSE, AVX, AVX-512 state, PKRU); `user_data` starts with
@@ -262,12 +263,9 @@ impl Default for TdQuoteTemplate {
             mr_config_id: [0; 48],
             mr_owner: [0; 48],
             mr_owner_config: [0; 48],
-            rtmr: [
-                sha384("thimble simulated RTMR0"),
-                sha384("thimble simulated RTMR1"),
-                sha384("thimble simulated RTMR2"),
-                [0; 48],
-            ],
+            // The registers the simulated TD's CCEL log replays to, so that the log a
+            // simulated collection carries is the record of the quoted boot.
+            rtmr: crate::boot_log::td_boot().rtmr,
             qe: QeReportTemplate::default(),
             qe_auth_data: (0u8..32).collect(),
         }

@@ -16,6 +16,7 @@ use thimble_evidence::time_fmt::format_unix;
 use crate::azure::{
     AzurePolicy, AzureRoots, ExpectedUserData, HardwareEndorsements, ParavisorPolicy, verify_hcl,
 };
+use crate::eventlog::{EventLogPolicy, SignedRegisters, check_bundle_logs, check_policy};
 use crate::options::{Options, Policy};
 use crate::outcome::{Code, ErrorClass, Outcome, VerifyError};
 use crate::policy::{ClaimedNonce, check_report_data};
@@ -57,6 +58,8 @@ pub struct VerifyOptions {
     /// Revocation data is mandatory for every vendor: for SEV-SNP a current AMD CRL (without
     /// it, a warning), for TDX the PCK and root CA CRLs (mandatory by default anyway).
     pub require_revocation: bool,
+    /// What the verifier pins about measured boot, judged on the bundle's event logs.
+    pub event_log: EventLogPolicy,
 }
 
 impl VerifyOptions {
@@ -75,12 +78,45 @@ impl VerifyOptions {
             allow_stale_report: false,
             paravisor: ParavisorPolicy::pinned(),
             require_revocation: false,
+            event_log: EventLogPolicy::default(),
         }
     }
 }
 
-/// Verifies `bundle` with the verifier of its TEE.
+/// Verifies `bundle` with the verifier of its TEE, then judges its event logs against the
+/// registers the verified evidence signs (see [`with_event_logs`]).
 pub fn verify_bundle(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
+    let out = verify_evidence(bundle, o);
+    with_event_logs(bundle, out, &o.event_log)
+}
+
+/// The event-log step of a verification: once the evidence verified (no malformed or
+/// authenticity error: a TEE verifier stops at the first of those, so every signature, chain and
+/// `pcrDigest` held), every log of the bundle is replayed against the registers that evidence
+/// signs, a TDX quote's RTMRs and a vTPM quote's selected PCRs, and `policy` is judged on the
+/// claims of the logs that matched. Evidence that did not verify has nothing to replay against:
+/// its logs are neither judged nor reported.
+pub fn with_event_logs(bundle: &Bundle, mut out: Outcome, policy: &EventLogPolicy) -> Outcome {
+    let verified = out.worst_class().is_none_or(|c| c == ErrorClass::Policy);
+    if !verified {
+        return out;
+    }
+    let signed = SignedRegisters {
+        rtmrs: bundle
+            .evidence
+            .tdx_quote()
+            .and_then(|q| thimble_evidence::tdx::TdxQuote::parse(q).ok())
+            .map(|q| q.body.rtmr),
+        tpm_quote: bundle.evidence.tpm_quote().map(|q| q.quote.clone()),
+    };
+    let (logs, errors) = check_bundle_logs(&bundle.event_logs, &signed);
+    out.errors.extend(errors);
+    out.errors.extend(check_policy(policy, &logs));
+    out.event_logs = logs;
+    out.finish()
+}
+
+fn verify_evidence(bundle: &Bundle, o: &VerifyOptions) -> Outcome {
     match &bundle.evidence {
         Evidence::SevSnp(_) => crate::snp::verify_bundle(
             bundle,

@@ -24,8 +24,9 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 use thimble_evidence::azure::{TpmError, TpmQuote};
+use thimble_evidence::bundle::{EventLogEvidence, EventLogKind};
 use thimble_evidence::eventlog::claims::hash;
-use thimble_evidence::eventlog::{EventLog, HashAlg, ccel};
+use thimble_evidence::eventlog::{EventLog, EventLogClaims, HashAlg, ccel};
 use thimble_evidence::tdx::TdxQuote;
 use thiserror::Error;
 
@@ -434,6 +435,278 @@ pub fn check_tpm_quote(log: &EventLog, quote: &TpmQuote) -> Result<ReplayReport,
         pcrs.insert(i, v.clone());
     }
     check_tpm_pcrs(log, HashAlg::SHA256, &pcrs)
+}
+
+/// The registers verified evidence signs, which a bundle's logs are replayed against. Only
+/// values the caller verified go here: a TD's RTMRs from a quote whose signature and chain
+/// held, the PCRs a vTPM quote covers once its signature and `pcrDigest` held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignedRegisters {
+    /// RTMR0 to RTMR3 of a verified TDX quote.
+    pub rtmrs: Option<[[u8; RTMR_LEN]; 4]>,
+    /// A verified vTPM quote, whose selected SHA-256 PCRs a TPM log is compared with.
+    pub tpm_quote: Option<TpmQuote>,
+}
+
+/// What a verification concluded about one event log of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum LogStatus {
+    /// Replayed: every register of the evidence the log extends matches.
+    Replayed,
+    /// Replayed, and at least one register mismatches ([`Code::EventLogMismatch`]).
+    Mismatch,
+    /// Does not parse, or cannot be replayed against the evidence
+    /// ([`Code::MalformedEventLog`]).
+    Malformed,
+    /// Not replayed: nothing signed to compare it with, or a kind thimble does not replay. The
+    /// log is carried but vouches for nothing.
+    NotReplayed,
+}
+
+/// One event log of a bundle as the verification judged it (`event_logs[]` of the result).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogOutcome {
+    /// The log's kind (`ccel`, `tcg2`, `ima`).
+    pub kind: String,
+    /// Where the collector says it read it (information only).
+    pub source: String,
+    /// Its size in bytes.
+    pub size: usize,
+    /// The verdict on this log.
+    pub status: LogStatus,
+    /// Why it was not replayed, or why it is malformed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The register-by-register comparison, when it was replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayReport>,
+    /// What the log says, decoded only from the events of registers that matched signed values
+    /// (absent unless the log replayed without a mismatch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims: Option<EventLogClaims>,
+}
+
+/// Judges every event log of a bundle against `signed`: each is parsed, replayed against the
+/// registers of its kind and compared. Returns one [`LogOutcome`] per log, in the bundle's
+/// order, and the errors: [`Code::MalformedEventLog`] for a log that does not parse or names a
+/// register the evidence cannot have, [`Code::EventLogMismatch`] per mismatching register. A
+/// log with nothing signed to compare it with is reported, never an error and never a claim.
+pub fn check_bundle_logs(
+    logs: &[EventLogEvidence],
+    signed: &SignedRegisters,
+) -> (Vec<LogOutcome>, Vec<VerifyError>) {
+    let mut outcomes = Vec::with_capacity(logs.len());
+    let mut errors = Vec::new();
+    for l in logs {
+        let mut out = LogOutcome {
+            kind: l.kind.to_string(),
+            source: l.source.clone(),
+            size: l.data.len(),
+            status: LogStatus::NotReplayed,
+            reason: None,
+            replay: None,
+            claims: None,
+        };
+        let not_replayed = |out: &mut LogOutcome, why: &str| {
+            out.reason = Some(why.to_string());
+        };
+        match &l.kind {
+            EventLogKind::Ccel if signed.rtmrs.is_none() => not_replayed(
+                &mut out,
+                "the evidence has no verified TDX quote whose RTMRs it could replay to",
+            ),
+            EventLogKind::Tcg2 if signed.tpm_quote.is_none() => not_replayed(
+                &mut out,
+                "the evidence has no verified TPM quote whose PCRs it could replay to",
+            ),
+            EventLogKind::Ccel | EventLogKind::Tcg2 => {
+                let checked = EventLog::parse(&l.data)
+                    .map_err(|e| format!("the {} event log does not parse: {e}", l.kind))
+                    .and_then(|log| {
+                        let report = match (&l.kind, &signed.rtmrs, &signed.tpm_quote) {
+                            (EventLogKind::Ccel, Some(rtmrs), _) => check_tdx_rtmrs(&log, rtmrs),
+                            (_, _, Some(quote)) => check_tpm_quote(&log, quote),
+                            // Both absences were handled above.
+                            _ => return Err("nothing to replay against".to_string()),
+                        };
+                        report
+                            .map(|r| (log, r))
+                            .map_err(|e| format!("the {} event log: {e}", l.kind))
+                    });
+                match checked {
+                    Err(reason) => {
+                        errors.push(VerifyError::new(Code::MalformedEventLog, reason.clone()));
+                        out.status = LogStatus::Malformed;
+                        out.reason = Some(reason);
+                    }
+                    Ok((log, report)) => {
+                        if report.matches() {
+                            out.status = LogStatus::Replayed;
+                            let matched: Vec<u32> = report
+                                .checks
+                                .iter()
+                                .filter(|c| matches!(c.status, RegisterStatus::Matches { .. }))
+                                .filter_map(|c| log_register(&l.kind, c.register))
+                                .collect();
+                            out.claims = Some(EventLogClaims::from_log_where(&log, |r| {
+                                matched.contains(&r)
+                            }));
+                        } else {
+                            out.status = LogStatus::Mismatch;
+                            errors.extend(report.errors().into_iter().map(|mut e| {
+                                e.message = format!("{} log: {}", l.kind, e.message);
+                                e
+                            }));
+                        }
+                        out.replay = Some(report);
+                    }
+                }
+            }
+            EventLogKind::Ima => not_replayed(&mut out, "thimble does not replay IMA logs"),
+            other => not_replayed(
+                &mut out,
+                &format!("event log kind {other:?} is not one this version knows"),
+            ),
+        }
+        outcomes.push(out);
+    }
+    (outcomes, errors)
+}
+
+/// What a verifier pins about measured boot (`--require-event-log`, `--expect-secure-boot`,
+/// `--expect-kernel-cmdline`, `--expect-boot-digest`, and the policy file's `[event_log]`).
+/// Every rule is judged only on claims of logs that replayed to signed registers; any rule
+/// set requires such a log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventLogPolicy {
+    /// A log must replay to signed registers.
+    pub require: bool,
+    /// The `SecureBoot` variable must have been measured with this value.
+    pub secure_boot: Option<bool>,
+    /// A kernel command line the boot loader measured must be this one: the whole measured text,
+    /// or the text after its first word (GRUB puts the kernel's path first).
+    pub kernel_cmdline: Option<String>,
+    /// Each digest must be that of a boot application, kernel or initrd the log measured, in
+    /// any of its banks.
+    pub boot_digests: Vec<Vec<u8>>,
+}
+
+impl EventLogPolicy {
+    /// Whether any rule is set.
+    pub fn is_set(&self) -> bool {
+        self.require
+            || self.secure_boot.is_some()
+            || self.kernel_cmdline.is_some()
+            || !self.boot_digests.is_empty()
+    }
+}
+
+/// Applies `policy` to the logs a verification judged: the errors, all of class policy.
+pub fn check_policy(policy: &EventLogPolicy, logs: &[LogOutcome]) -> Vec<VerifyError> {
+    if !policy.is_set() {
+        return Vec::new();
+    }
+    let claims: Vec<&EventLogClaims> = logs.iter().filter_map(|l| l.claims.as_ref()).collect();
+    if claims.is_empty() {
+        let why = if logs.is_empty() {
+            "the bundle carries no event log".to_string()
+        } else {
+            let seen: Vec<String> = logs
+                .iter()
+                .map(|l| match &l.reason {
+                    Some(r) => format!("{}: {r}", l.kind),
+                    None => format!("{}: {:?}", l.kind, l.status),
+                })
+                .collect();
+            format!(
+                "no event log replayed to signed registers ({})",
+                seen.join("; ")
+            )
+        };
+        return vec![VerifyError::new(
+            Code::PolicyEventLog,
+            format!("the policy needs a measured-boot event log, but {why}"),
+        )];
+    }
+    let mut errors = Vec::new();
+    if let Some(want) = policy.secure_boot {
+        let seen: Vec<bool> = claims.iter().filter_map(|c| c.secure_boot).collect();
+        if seen.is_empty() || seen.iter().any(|s| *s != want) {
+            let found = match seen.first() {
+                Some(true) => "on",
+                Some(false) => "off",
+                None => "not measured",
+            };
+            errors.push(VerifyError::new(
+                Code::PolicySecureBoot,
+                format!(
+                    "Secure Boot must be {} but the event log says it is {found}",
+                    if want { "on" } else { "off" }
+                ),
+            ));
+        }
+    }
+    if let Some(want) = &policy.kernel_cmdline {
+        let lines: Vec<&str> = claims
+            .iter()
+            .flat_map(|c| &c.kernel_cmdlines)
+            .filter(|l| l.data_verified == Some(true))
+            .map(|l| l.text.as_str())
+            .collect();
+        let fits = |text: &str| {
+            text == want
+                || text
+                    .split_once(' ')
+                    .is_some_and(|(_, args)| args.trim_start() == want)
+        };
+        if !lines.iter().any(|t| fits(t)) {
+            let found = if lines.is_empty() {
+                "no kernel command line is measured (only GRUB's are read)".to_string()
+            } else {
+                format!("the measured command line is {:?}", lines.join(" | "))
+            };
+            errors.push(VerifyError::new(
+                Code::PolicyKernelCmdline,
+                format!("the kernel command line must be {want:?}, but {found}"),
+            ));
+        }
+    }
+    if !policy.boot_digests.is_empty() {
+        let measured: Vec<&str> = claims
+            .iter()
+            .flat_map(|c| {
+                c.boot_applications
+                    .iter()
+                    .map(|a| &a.digests)
+                    .chain(c.kernels.iter().map(|f| &f.digests))
+                    .chain(c.initrds.iter().map(|f| &f.digests))
+            })
+            .flat_map(|d| d.values().map(String::as_str))
+            .collect();
+        for want in &policy.boot_digests {
+            let hex = hex::encode(want);
+            if !measured.contains(&hex.as_str()) {
+                errors.push(VerifyError::new(
+                    Code::PolicyBootDigest,
+                    format!(
+                        "no boot application, kernel or initrd in the event log has digest {hex}"
+                    ),
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// The register field events of a `kind` log carry for `register`.
+fn log_register(kind: &EventLogKind, register: Register) -> Option<u32> {
+    match (kind, register) {
+        (EventLogKind::Tcg2, Register::Pcr(i)) => Some(i),
+        (EventLogKind::Ccel, Register::Rtmr(i)) => Some(u32::from(i) + 1),
+        _ => None,
+    }
 }
 
 fn hex_bytes<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -124,10 +124,14 @@ codes! {
     ParavisorVmpl = "paravisor-vmpl", Policy;
     /// SEV-SNP: AUTHOR_KEY_DIGEST is not a trusted author key, or none was required and absent.
     PolicyAuthorKey = "policy-author-key", Policy;
+    /// A pinned boot component digest is not among those the event log measured.
+    PolicyBootDigest = "policy-boot-digest", Policy;
     /// SEV-SNP: CHIP_ID is not the expected one.
     PolicyChipId = "policy-chip-id", Policy;
     /// A debug guest or TD.
     PolicyDebug = "policy-debug", Policy;
+    /// The policy pins measured boot, but no event log replayed to signed registers.
+    PolicyEventLog = "policy-event-log", Policy;
     /// SEV-SNP: FAMILY_ID is not the expected one.
     PolicyFamilyId = "policy-family-id", Policy;
     /// SEV-SNP: the firmware build or version is below the minimum.
@@ -142,6 +146,8 @@ codes! {
     PolicyIdKey = "policy-id-key", Policy;
     /// SEV-SNP: IMAGE_ID is not the expected one.
     PolicyImageId = "policy-image-id", Policy;
+    /// The measured kernel command line is not the expected one.
+    PolicyKernelCmdline = "policy-kernel-cmdline", Policy;
     /// SEV-SNP: LAUNCH_TCB is below the minimum.
     PolicyLaunchTcb = "policy-launch-tcb", Policy;
     /// SEV-SNP: MEASUREMENT is not the expected one.
@@ -164,6 +170,8 @@ codes! {
     PolicyReportId = "policy-report-id", Policy;
     /// TDX: an RTMR is not the expected value.
     PolicyRtmr = "policy-rtmr", Policy;
+    /// The measured Secure Boot state is not the expected one.
+    PolicySecureBoot = "policy-secure-boot", Policy;
     /// TDX: SEPT_VE_DISABLE is clear and required.
     PolicySeptVeDisable = "policy-sept-ve-disable", Policy;
     /// SEV-SNP: REPORTED_TCB is below the minimum.
@@ -294,6 +302,10 @@ pub struct Outcome {
     /// TDX: the Intel security advisories that apply to that TCB (`INTEL-SA-…`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advisory_ids: Vec<String>,
+    /// The bundle's measured-boot event logs as judged against the verified registers (absent
+    /// when the bundle carries none, or when the evidence itself did not verify).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub event_logs: Vec<crate::eventlog::LogOutcome>,
 }
 
 impl Outcome {
@@ -313,6 +325,7 @@ impl Outcome {
             claims: None,
             tcb_status: None,
             advisory_ids: Vec::new(),
+            event_logs: Vec::new(),
         }
     }
 

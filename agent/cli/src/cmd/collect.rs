@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use thimble_collect::endorse::AmdSource;
 use thimble_collect::{
-    Binding, CacheChoice, CollectError, CollectRequest, Devices, Environment, Fetching,
+    Binding, CacheChoice, CollectError, CollectRequest, Devices, Environment, EventLogs, Fetching,
     IntelService, NoSource, Plan, SourceChoice, SystemEnvironment,
 };
 #[cfg(feature = "simulate")]
@@ -98,6 +98,7 @@ fn request(a: &CollectArgs) -> Result<CollectRequest, CliError> {
             (Some(dir), false) => CacheChoice::Dir(dir.clone()),
             (None, false) => CacheChoice::Default,
         },
+        event_logs: event_logs(a),
         ..CollectRequest::default()
     };
     #[cfg(feature = "simulate")]
@@ -109,6 +110,24 @@ fn request(a: &CollectArgs) -> Result<CollectRequest, CliError> {
         request
     };
     Ok(request)
+}
+
+/// The event logs to carry: the firmware logs unless `--no-event-logs`, IMA with `--ima-log`.
+fn event_logs(a: &CollectArgs) -> EventLogs {
+    let defaults = EventLogs::default();
+    EventLogs {
+        firmware: !a.no_event_logs,
+        ima: a.ima_log,
+        tcg2: a.tpm_event_log.clone().unwrap_or(defaults.tcg2),
+        // The table sits where sysfs puts it, `../CCEL` beside the `data` directory.
+        ccel_table: a
+            .ccel_log
+            .as_deref()
+            .and_then(|p| p.parent()?.parent())
+            .map_or(defaults.ccel_table, |dir| dir.join("CCEL")),
+        ccel_data: a.ccel_log.clone().unwrap_or(defaults.ccel_data),
+        ..EventLogs::default()
+    }
 }
 
 pub fn run(a: CollectArgs) -> Result<u8, CliError> {

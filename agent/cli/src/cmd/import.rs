@@ -9,11 +9,15 @@ use std::path::Path;
 use thimble_collect::bundle::{BundleBuilder, azure_claims, snp_claims, tdx_claims};
 use thimble_collect::endorse::role_kind;
 use thimble_evidence::azure::{HclReport, HclReportType, TpmQuote};
+use thimble_evidence::bundle::Evidence;
 use thimble_evidence::bundle::{
     AzureSevSnpEvidence, AzureTdxEvidence, Collection, CollectionSource, Endorsement,
-    EndorsementKind, Nonce, Origin, OriginKind, SevSnpEvidence, TdxEvidence, Tee, TpmQuoteEvidence,
+    EndorsementKind, EventLogEvidence, EventLogKind, Nonce, Origin, OriginKind, SevSnpEvidence,
+    TdxEvidence, Tee, TpmQuoteEvidence,
 };
 use thimble_evidence::cert_file::FileContent;
+use thimble_evidence::eventlog::EventLog;
+use thimble_evidence::eventlog::log::DEFAULT_MAX_LOG_LEN;
 use thimble_evidence::report_data::Derivation;
 use thimble_evidence::snp::{AmdCert, SnpReport};
 use thimble_evidence::tdx::quote::TdxQuote;
@@ -21,7 +25,7 @@ use thimble_evidence::tdx::quote::TdxQuote;
 use crate::args::ImportArgs;
 use crate::common;
 use crate::error::CliError;
-use crate::io::{parse_hex, read_input, write_output};
+use crate::io::{parse_hex, read_input, read_input_limited, write_output};
 
 fn nonce(a: &ImportArgs) -> Result<Option<Nonce>, CliError> {
     Ok(match (&a.nonce, &a.report_data) {
@@ -55,8 +59,9 @@ fn wrong_kind(path: &Path, what: &str, tee: &str) -> CliError {
     }
 }
 
-/// The endorsements of `--add` files for a `tee` bundle, and the certificates among them.
-fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCert>), CliError> {
+/// The endorsements among `files` (the `--add` files, and the files beside evidence read with
+/// `--from`) for a `tee` bundle, and the certificates among them.
+fn endorsements(files: &[AddFile], tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCert>), CliError> {
     // Azure evidence is endorsed like the hardware underneath it.
     let tee = match tee {
         Tee::AzureSevSnp => Tee::SevSnp,
@@ -65,8 +70,8 @@ fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCe
     };
     let mut out = Vec::new();
     let mut certs = Vec::new();
-    for path in &a.add {
-        let f = common::load_cert_file(path)?;
+    for AddFile { path, bytes } in files {
+        let f = common::load_cert_bytes(path, bytes)?;
         let origin = Origin::path(OriginKind::File, path.display().to_string());
         let mut push_certs = |ders: Vec<Vec<u8>>, cache: Option<u64>| -> Result<(), CliError> {
             for der in ders {
@@ -166,52 +171,88 @@ fn endorsements(a: &ImportArgs, tee: Tee) -> Result<(Vec<Endorsement>, Vec<AmdCe
     Ok((out, certs))
 }
 
+/// A file that may hold endorsements: where it came from and its bytes.
+struct AddFile {
+    path: std::path::PathBuf,
+    bytes: Vec<u8>,
+}
+
+/// The evidence to import, as read, with the path each part is named by in errors and in the
+/// bundle's `collection.path`.
+struct Read {
+    evidence: Evidence,
+    path: std::path::PathBuf,
+    /// The TD quote's own file (Azure TDX given as two files), for its parse errors.
+    quote_path: Option<std::path::PathBuf>,
+    event_logs: Vec<EventLogEvidence>,
+}
+
 pub fn run(a: ImportArgs) -> Result<u8, CliError> {
     let nonce = nonce(&a)?;
     let now = common::now();
-    let collection = |path: &Path| Collection {
-        path: Some(path.display().to_string()),
-        ..Collection::new(CollectionSource::Import)
+    let files = a
+        .add
+        .iter()
+        .map(|p| {
+            Ok(AddFile {
+                path: p.clone(),
+                bytes: read_input(p)?,
+            })
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+    let read = read_flags(&a)?;
+    let (tee, builder) = builder_for(&read, &files, now)?;
+    let endorse_tee = match tee {
+        Tee::AzureSevSnp => Tee::SevSnp,
+        Tee::AzureTdx => Tee::Tdx,
+        t => t,
     };
-    let (tee, builder) = match (&a.snp_report, &a.tdx_quote, &a.hcl_report) {
-        (Some(path), None, None) => {
-            let bytes = read_input(path)?;
-            let report = SnpReport::parse(&bytes).map_err(|e| CliError::MalformedFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            let (_, certs) = endorsements(&a, Tee::SevSnp)?;
-            let claims = snp_claims(&report, &certs);
-            let evidence = SevSnpEvidence {
-                report: bytes,
+    let (mut endorsements, _) = endorsements(&files, endorse_tee)?;
+    // Issuer chains given as separate files repeat the root; keep each item once.
+    let mut seen = std::collections::HashSet::new();
+    endorsements.retain(|e| seen.insert((e.sha256.clone(), e.format.clone())));
+    let mut event_logs = read.event_logs;
+    event_logs.extend(event_logs_of(&a)?);
+    let bundle = builder
+        .event_logs(event_logs)
+        .nonce(nonce)
+        .endorsements(
+            endorsements,
+            vec![format!("imported from {} file(s)", files.len())],
+        )
+        .build();
+    write_output(&a.output, &bundle.to_json())?;
+    Ok(crate::exit::OK)
+}
+
+/// The evidence files given with `--snp-report`, `--tdx-quote`, `--hcl-report` and
+/// `--tpm-quote`.
+fn read_flags(a: &ImportArgs) -> Result<Read, CliError> {
+    let read = |evidence, path: &std::path::PathBuf, quote_path| Read {
+        evidence,
+        path: path.clone(),
+        quote_path,
+        event_logs: Vec::new(),
+    };
+    match (&a.snp_report, &a.tdx_quote, &a.hcl_report) {
+        (Some(path), None, None) => Ok(read(
+            Evidence::SevSnp(SevSnpEvidence {
+                report: read_input(path)?,
                 auxblob: None,
-            };
-            let builder = BundleBuilder::sev_snp(now, collection(path), evidence, claims);
-            (Tee::SevSnp, builder)
-        }
-        (None, Some(path), None) => {
-            let bytes = read_input(path)?;
-            let quote = TdxQuote::parse(&bytes).map_err(|e| CliError::MalformedFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            let claims = tdx_claims(&quote, None);
-            let evidence = TdxEvidence {
-                quote: bytes,
+            }),
+            path,
+            None,
+        )),
+        (None, Some(path), None) => Ok(read(
+            Evidence::Tdx(TdxEvidence {
+                quote: read_input(path)?,
                 td_report: None,
-            };
-            (
-                Tee::Tdx,
-                BundleBuilder::tdx(now, collection(path), evidence, claims),
-            )
-        }
+            }),
+            path,
+            None,
+        )),
         (None, quote_path, Some(path)) => {
-            let bytes = read_input(path)?;
-            let malformed = |reason: String| CliError::MalformedFile {
-                path: path.clone(),
-                reason,
-            };
-            let hcl = HclReport::parse(&bytes).map_err(|e| malformed(e.to_string()))?;
+            let hcl_report = read_input(path)?;
             let tpm_quote = match &a.tpm_quote {
                 Some(q) => {
                     let raw = read_input(q)?;
@@ -224,80 +265,122 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
                 }
                 None => None,
             };
-            match (hcl.report_type(), quote_path) {
-                (HclReportType::Snp, None) => {
-                    let hardware = match hcl.snp_report() {
-                        Some(Ok(r)) => {
-                            let (_, certs) = endorsements(&a, Tee::SevSnp)?;
-                            Some(snp_claims(&r, &certs))
-                        }
-                        Some(Err(e)) => return Err(malformed(e.to_string())),
-                        None => None,
-                    };
-                    let claims = azure_claims(&hcl, hardware);
-                    let evidence = AzureSevSnpEvidence {
-                        hcl_report: bytes,
-                        tpm_quote,
-                    };
-                    (
-                        Tee::AzureSevSnp,
-                        BundleBuilder::azure_sev_snp(now, collection(path), evidence, claims),
-                    )
-                }
-                (HclReportType::Snp, Some(q)) => {
-                    return Err(CliError::MalformedFile {
-                        path: q.clone(),
-                        reason: "an SEV-SNP HCL report has no TD quote; drop --tdx-quote".into(),
-                    });
-                }
-                (HclReportType::Tdx, Some(q)) => {
-                    let qb = read_input(q)?;
-                    let quote = TdxQuote::parse(&qb).map_err(|e| CliError::MalformedFile {
-                        path: q.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    let claims = azure_claims(&hcl, Some(tdx_claims(&quote, None)));
-                    let evidence = AzureTdxEvidence {
-                        hcl_report: bytes,
-                        tdx_quote: qb,
-                        tpm_quote,
-                    };
-                    (
-                        Tee::AzureTdx,
-                        BundleBuilder::azure_tdx(now, collection(path), evidence, claims),
-                    )
-                }
-                (HclReportType::Tdx, None) => {
-                    return Err(malformed(
-                        "a TDX HCL report needs the TD quote IMDS made from it (--tdx-quote FILE)"
-                            .into(),
-                    ));
-                }
-            }
+            let evidence = match quote_path {
+                Some(q) => Evidence::AzureTdx(AzureTdxEvidence {
+                    hcl_report,
+                    tdx_quote: read_input(q)?,
+                    tpm_quote,
+                }),
+                None => Evidence::AzureSevSnp(AzureSevSnpEvidence {
+                    hcl_report,
+                    tpm_quote,
+                }),
+            };
+            Ok(read(evidence, path, quote_path.clone()))
         }
         // clap's argument group and conflicts leave only these combinations.
-        _ => {
-            return Err(CliError::Usage(
-                "give --snp-report, --tdx-quote, or --hcl-report [--tdx-quote]".into(),
-            ));
+        _ => Err(CliError::Usage(
+            "give --snp-report, --tdx-quote, or --hcl-report [--tdx-quote]".into(),
+        )),
+    }
+}
+
+/// Checks the evidence and starts its bundle, with its claims.
+fn builder_for(read: &Read, files: &[AddFile], now: i64) -> Result<(Tee, BundleBuilder), CliError> {
+    let path = &read.path;
+    let malformed = |reason: String| CliError::MalformedFile {
+        path: path.clone(),
+        reason,
+    };
+    let collection = Collection {
+        path: Some(path.display().to_string()),
+        ..Collection::new(CollectionSource::Import)
+    };
+    Ok(match read.evidence.clone() {
+        Evidence::SevSnp(evidence) => {
+            let report =
+                SnpReport::parse(&evidence.report).map_err(|e| malformed(e.to_string()))?;
+            let (_, certs) = endorsements(files, Tee::SevSnp)?;
+            let claims = snp_claims(&report, &certs);
+            (
+                Tee::SevSnp,
+                BundleBuilder::sev_snp(now, collection, evidence, claims),
+            )
         }
-    };
-    let endorse_tee = match tee {
-        Tee::AzureSevSnp => Tee::SevSnp,
-        Tee::AzureTdx => Tee::Tdx,
-        t => t,
-    };
-    let (mut endorsements, _) = endorsements(&a, endorse_tee)?;
-    // Issuer chains given as separate files repeat the root; keep each item once.
-    let mut seen = std::collections::HashSet::new();
-    endorsements.retain(|e| seen.insert((e.sha256.clone(), e.format.clone())));
-    let bundle = builder
-        .nonce(nonce)
-        .endorsements(
-            endorsements,
-            vec![format!("imported from {} file(s)", a.add.len())],
-        )
-        .build();
-    write_output(&a.output, &bundle.to_json())?;
-    Ok(crate::exit::OK)
+        Evidence::Tdx(evidence) => {
+            let quote = TdxQuote::parse(&evidence.quote).map_err(|e| malformed(e.to_string()))?;
+            let claims = tdx_claims(&quote, None);
+            (
+                Tee::Tdx,
+                BundleBuilder::tdx(now, collection, evidence, claims),
+            )
+        }
+        Evidence::AzureSevSnp(evidence) => {
+            let hcl =
+                HclReport::parse(&evidence.hcl_report).map_err(|e| malformed(e.to_string()))?;
+            if hcl.report_type() != HclReportType::Snp {
+                return Err(malformed(
+                    "a TDX HCL report needs the TD quote IMDS made from it (--tdx-quote FILE)"
+                        .into(),
+                ));
+            }
+            let hardware = match hcl.snp_report() {
+                Some(Ok(r)) => {
+                    let (_, certs) = endorsements(files, Tee::SevSnp)?;
+                    Some(snp_claims(&r, &certs))
+                }
+                Some(Err(e)) => return Err(malformed(e.to_string())),
+                None => None,
+            };
+            let claims = azure_claims(&hcl, hardware);
+            (
+                Tee::AzureSevSnp,
+                BundleBuilder::azure_sev_snp(now, collection, evidence, claims),
+            )
+        }
+        Evidence::AzureTdx(evidence) => {
+            let hcl =
+                HclReport::parse(&evidence.hcl_report).map_err(|e| malformed(e.to_string()))?;
+            let quote_path = read.quote_path.clone().unwrap_or_else(|| path.clone());
+            if hcl.report_type() != HclReportType::Tdx {
+                return Err(CliError::MalformedFile {
+                    path: quote_path,
+                    reason: "an SEV-SNP HCL report has no TD quote; drop --tdx-quote".into(),
+                });
+            }
+            let quote =
+                TdxQuote::parse(&evidence.tdx_quote).map_err(|e| CliError::MalformedFile {
+                    path: quote_path,
+                    reason: e.to_string(),
+                })?;
+            let claims = azure_claims(&hcl, Some(tdx_claims(&quote, None)));
+            (
+                Tee::AzureTdx,
+                BundleBuilder::azure_tdx(now, collection, evidence, claims),
+            )
+        }
+    })
+}
+
+/// The event logs given: each must parse (a bundle never carries a log its own `verify` calls
+/// malformed); a CCEL log area is trimmed after its last event.
+fn event_logs_of(a: &ImportArgs) -> Result<Vec<EventLogEvidence>, CliError> {
+    let mut out = Vec::new();
+    for (path, kind) in [
+        (&a.ccel_log, EventLogKind::Ccel),
+        (&a.tpm_event_log, EventLogKind::Tcg2),
+    ] {
+        let Some(path) = path else { continue };
+        let bytes = read_input_limited(path, DEFAULT_MAX_LOG_LEN as u64)?;
+        let log = EventLog::parse(&bytes).map_err(|e| CliError::MalformedFile {
+            path: path.clone(),
+            reason: format!("not a TCG crypto-agile event log: {e}"),
+        })?;
+        out.push(EventLogEvidence {
+            kind,
+            source: path.display().to_string(),
+            data: log.trimmed_bytes().to_vec(),
+        });
+    }
+    Ok(out)
 }

@@ -1,12 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 //! `thimble show`: a readable summary of a bundle: claims, decoded policy and TCB, signer, and
-//! where each endorsement came from. It shows what the bundle says; `verify` says whether to
-//! believe it.
+//! where each endorsement came from, the collection's notes, and each measured-boot event log as
+//! a table of its events with what they claim. It shows what the bundle says; `verify` says
+//! whether to believe it. Text from a log is untrusted: it is escaped and bounded before printing.
 
 use std::fmt::Write as _;
 
 use thimble_evidence::azure::{HclReport, HclReportType};
-use thimble_evidence::bundle::{Bundle, Evidence, SnpClaims, TpmQuoteEvidence};
+use thimble_evidence::bundle::{
+    Bundle, EventLogEvidence, EventLogKind, Evidence, SnpClaims, TpmQuoteEvidence,
+};
+use thimble_evidence::eventlog::ccel::mr_name;
+use thimble_evidence::eventlog::claims::Digests;
+use thimble_evidence::eventlog::uefi::{
+    ImageLoadEvent, TaggedEvent, UefiVariableData, utf16_to_string,
+};
+use thimble_evidence::eventlog::{Event, EventLog, EventLogClaims, EventType, HashAlg};
 use thimble_evidence::snp::{AmdCert, SnpReport, TcbVersion};
 use thimble_evidence::tdx::pck::PckInfo;
 use thimble_evidence::tdx::quote::{TdAttributes, TdxQuote};
@@ -127,6 +136,13 @@ pub fn run(a: ShowArgs) -> Result<u8, CliError> {
     }
     for l in &b.endorsement_log {
         let _ = writeln!(s, "log:           {l}");
+    }
+    // Bundles without event logs or collection notes print exactly what they always did.
+    for note in &b.collection.log {
+        let _ = writeln!(s, "note:          {}", clean(note, CLAIM_WIDTH));
+    }
+    for l in &b.event_logs {
+        show_event_log(l, &mut s);
     }
     print_stdout(&s);
     Ok(exit::OK)
@@ -412,4 +428,450 @@ fn show_tdx(b: &Bundle, raw: &[u8], sim: bool, s: &mut String) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// The most events of one log printed; the rest are counted.
+const MAX_SHOWN_EVENTS: usize = 2000;
+/// The most entries of one claim list (boot applications, command lines, …) printed.
+const MAX_SHOWN_CLAIMS: usize = 32;
+/// The widest event description in the table, in characters.
+const DESCRIPTION_WIDTH: usize = 96;
+/// The widest text of a claim or a note (a kernel command line is pinned whole, so it gets more).
+const CLAIM_WIDTH: usize = 1024;
+/// Hex characters of the digest shown per event.
+const DIGEST_CHARS: usize = 16;
+
+/// Untrusted text made safe for a terminal and bounded: control characters (C0, DEL, C1) and
+/// the invisible formatting characters that reorder or hide text (bidirectional overrides and
+/// isolates, zero-width characters) are escaped as Rust writes them (`\n`, `\u{1b}`), and text
+/// past `max` characters is cut with `…`.
+fn clean(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut width = 0;
+    for c in text.chars() {
+        let escaped = is_unsafe_char(c);
+        let len = if escaped {
+            c.escape_default().count()
+        } else {
+            1
+        };
+        if width + len > max {
+            out.push('…');
+            break;
+        }
+        width += len;
+        if escaped {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A character that must not reach a terminal as itself.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
+}
+
+/// Event data as text, when it is text: UTF-8 without NULs inside (trailing NULs dropped,
+/// invalid sequences replaced), or else UTF-16LE (firmware writes version strings so), mostly
+/// printable either way. `None` for binary data, which is described by its size instead.
+fn data_text(data: &[u8]) -> Option<String> {
+    let end = data.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let bytes = data.get(..end)?;
+    if bytes.is_empty() {
+        return None;
+    }
+    if !bytes.contains(&0) {
+        let t = String::from_utf8_lossy(bytes);
+        let chars = t.chars().count();
+        let odd = t
+            .chars()
+            .filter(|c| (c.is_control() && !matches!(c, '\n' | '\t')) || *c == '\u{fffd}')
+            .count();
+        return (odd * 4 <= chars).then(|| t.into_owned());
+    }
+    // UTF-16LE: an even number of bytes once trailing NUL pairs are dropped.
+    let units: Vec<u16> = data
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let n = units.iter().rposition(|u| *u != 0).map_or(0, |i| i + 1);
+    let units = units.get(..n)?;
+    if n < 2 || units.contains(&0) {
+        return None;
+    }
+    let t: String = char::decode_utf16(units.iter().copied())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let ascii = t
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .count();
+    (ascii * 4 >= t.chars().count() * 3).then_some(t)
+}
+
+/// `"text"` (escaped, bounded), or the size of binary data.
+fn text_or_size(data: &[u8]) -> String {
+    match data_text(data) {
+        Some(t) => format!("\"{}\"", clean(&t, DESCRIPTION_WIDTH)),
+        None if data.is_empty() => "no data".into(),
+        None => format!("{} bytes", data.len()),
+    }
+}
+
+fn u64_le(b: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+/// The register an event extends, as the log's kind names it: PCRs for a TPM log, MRTD and the
+/// RTMRs for a TD's CC log.
+fn register_name(kind: &EventLogKind, register: u32) -> String {
+    match kind {
+        EventLogKind::Ccel => mr_name(register).map_or(format!("MR {register}"), str::to_string),
+        _ => format!("PCR {register}"),
+    }
+}
+
+/// The bank a log is shown in: SHA-384 for a TD's log (the RTMRs' algorithm), SHA-256 for a TPM
+/// log, else the log's first.
+fn preferred_bank(kind: &EventLogKind, log: &EventLog) -> Option<HashAlg> {
+    let algs: Vec<HashAlg> = log.spec_id.algorithms.iter().map(|a| a.alg).collect();
+    let want = match kind {
+        EventLogKind::Ccel => Some(HashAlg::SHA384),
+        EventLogKind::Tcg2 => Some(HashAlg::SHA256),
+        _ => None,
+    };
+    want.filter(|w| algs.contains(w))
+        .or_else(|| algs.first().copied())
+}
+
+/// A one-line description of an event, decoded from its data after its type; never raw bytes.
+fn describe_event(e: &Event) -> String {
+    let d = &e.data;
+    match e.event_type {
+        EventType::EV_EFI_VARIABLE_DRIVER_CONFIG
+        | EventType::EV_EFI_VARIABLE_BOOT
+        | EventType::EV_EFI_VARIABLE_BOOT2
+        | EventType::EV_EFI_VARIABLE_AUTHORITY => match UefiVariableData::parse(d) {
+            Ok(v) => describe_variable(&v),
+            Err(err) => format!(
+                "undecodable: {}",
+                clean(&err.to_string(), DESCRIPTION_WIDTH)
+            ),
+        },
+        EventType::EV_EFI_BOOT_SERVICES_APPLICATION
+        | EventType::EV_EFI_BOOT_SERVICES_DRIVER
+        | EventType::EV_EFI_RUNTIME_SERVICES_DRIVER => match ImageLoadEvent::parse(d) {
+            Ok(img) => match img.file_path() {
+                Some(path) => format!(
+                    "{} (image {} bytes)",
+                    clean(&path, DESCRIPTION_WIDTH),
+                    img.image_length_in_memory
+                ),
+                None => format!(
+                    "image {} bytes, device path of {} bytes",
+                    img.image_length_in_memory,
+                    img.device_path.len()
+                ),
+            },
+            Err(err) => format!(
+                "undecodable: {}",
+                clean(&err.to_string(), DESCRIPTION_WIDTH)
+            ),
+        },
+        EventType::EV_SEPARATOR => match d.as_slice() {
+            [0xff, 0xff, 0xff, 0xff] => "separator ffffffff (error)".into(),
+            [_, _, _, _] => format!("separator {}", hex::encode(d)),
+            _ => format!("separator, {}", text_or_size(d)),
+        },
+        EventType::EV_NO_ACTION => describe_no_action(d),
+        EventType::EV_EVENT_TAG => match TaggedEvent::parse(d) {
+            Ok(t) if t.tagged_event_id == TaggedEvent::LINUX_INITRD => {
+                "Linux EFI stub: initrd".into()
+            }
+            Ok(t) if t.tagged_event_id == TaggedEvent::LINUX_LOAD_OPTIONS => {
+                "Linux EFI stub: load options".into()
+            }
+            Ok(t) => format!(
+                "tag {:#010x}, {}",
+                t.tagged_event_id,
+                text_or_size(&t.tagged_event_data)
+            ),
+            Err(err) => format!(
+                "undecodable: {}",
+                clean(&err.to_string(), DESCRIPTION_WIDTH)
+            ),
+        },
+        EventType::EV_EFI_PLATFORM_FIRMWARE_BLOB | EventType::EV_POST_CODE
+            if d.len() == 16 && data_text(d).is_none() =>
+        {
+            describe_blob(d, None)
+        }
+        EventType::EV_EFI_PLATFORM_FIRMWARE_BLOB2 | EventType::EV_POST_CODE2 => {
+            let desc_len = usize::from(d.first().copied().unwrap_or(0));
+            match (d.get(1..1 + desc_len), d.get(1 + desc_len..)) {
+                (Some(desc), Some(rest)) if rest.len() == 16 => describe_blob(rest, Some(desc)),
+                _ => text_or_size(d),
+            }
+        }
+        EventType::EV_EFI_HANDOFF_TABLES => match u64_le(d) {
+            Some(n) if d.len() as u64 == 8 + n.saturating_mul(24) => format!("{n} table(s)"),
+            _ => text_or_size(d),
+        },
+        EventType::EV_EFI_HANDOFF_TABLES2 => {
+            let desc_len = usize::from(d.first().copied().unwrap_or(0));
+            match d.get(1..1 + desc_len) {
+                Some(desc) => format!("tables {}", text_or_size(desc)),
+                None => text_or_size(d),
+            }
+        }
+        EventType::EV_EFI_GPT_EVENT => match d.get(92..100).and_then(u64_le) {
+            Some(n) => format!("GPT, {n} partition(s)"),
+            None => format!("GPT, {} bytes", d.len()),
+        },
+        // EV_IPL (GRUB's commands, command line and files), EV_EFI_ACTION, EV_ACTION,
+        // EV_S_CRTM_VERSION, EV_OMIT_BOOT_DEVICE_EVENTS and the rest: text when they are text.
+        _ => text_or_size(d),
+    }
+}
+
+/// `SecureBoot = 1`, `BootOrder = 0001,0000`, `Boot0001 "UEFI Misc Device"`, `db (3143 bytes)`.
+fn describe_variable(v: &UefiVariableData) -> String {
+    let name = clean(&v.unicode_name, 40);
+    let data = &v.variable_data;
+    if let [b] = data.as_slice() {
+        return format!("{name} = {b}");
+    }
+    if v.unicode_name == "BootOrder" && data.len() % 2 == 0 && data.len() <= 32 {
+        let order: Vec<String> = data
+            .chunks_exact(2)
+            .map(|c| format!("{:04x}", u16::from_le_bytes([c[0], c[1]])))
+            .collect();
+        return format!("{name} = {}", order.join(","));
+    }
+    let is_boot_option = v.unicode_name.len() == 8
+        && v.unicode_name.starts_with("Boot")
+        && v.unicode_name[4..].chars().all(|c| c.is_ascii_hexdigit());
+    if is_boot_option {
+        // EFI_LOAD_OPTION: Attributes (u32), FilePathListLength (u16), Description (UTF-16, NUL).
+        let desc = utf16_to_string(data.get(6..).unwrap_or_default());
+        if !desc.is_empty() {
+            return format!("{name} \"{}\"", clean(&desc, DESCRIPTION_WIDTH));
+        }
+    }
+    format!("{name} ({} bytes)", data.len())
+}
+
+/// The signature of an `EV_NO_ACTION` event (`StartupLocality`, `SP800-155 Event3`, …), and the
+/// locality of a StartupLocality event.
+fn describe_no_action(d: &[u8]) -> String {
+    let sig = d.get(..16).unwrap_or(d);
+    let end = sig.iter().position(|b| *b == 0).unwrap_or(sig.len());
+    let name = &sig[..end];
+    let printable = !name.is_empty() && name.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+    if !printable {
+        return format!("not extended, {}", text_or_size(d));
+    }
+    let name = String::from_utf8_lossy(name);
+    match (name.as_ref(), d) {
+        ("StartupLocality", [.., locality]) if d.len() == 17 => {
+            format!("StartupLocality, locality {locality}")
+        }
+        _ => format!("signature \"{name}\", {} bytes", d.len()),
+    }
+}
+
+/// `UEFI_PLATFORM_FIRMWARE_BLOB` (base, length), with the description of a `…BLOB2`.
+fn describe_blob(base_len: &[u8], desc: Option<&[u8]>) -> String {
+    let base = u64_le(base_len).unwrap_or(0);
+    let len = base_len.get(8..).and_then(u64_le).unwrap_or(0);
+    match desc {
+        Some(desc) => format!("{} at {base:#x}, {len} bytes", text_or_size(desc)),
+        None => format!("blob at {base:#x}, {len} bytes"),
+    }
+}
+
+/// The first `DIGEST_CHARS` hex characters of a digest, then `…`.
+fn short_digest(d: &[u8]) -> String {
+    let h = hex::encode(d);
+    match h.get(..DIGEST_CHARS) {
+        Some(head) if h.len() > DIGEST_CHARS => format!("{head}…"),
+        _ => h,
+    }
+}
+
+/// One event log of the bundle: a header line, the events in a table, and what they claim. A
+/// log that does not parse is one line naming why: `verify` judges logs, `show` only shows them.
+fn show_event_log(l: &EventLogEvidence, s: &mut String) {
+    let kind = clean(l.kind.as_str(), 40);
+    let source = clean(&l.source, 256);
+    let head = format!("{kind} from {source}, {} bytes", l.data.len());
+    if !matches!(l.kind, EventLogKind::Ccel | EventLogKind::Tcg2) {
+        let _ = writeln!(s, "event log:     {head} (not decoded)");
+        return;
+    }
+    let log = match EventLog::parse(&l.data) {
+        Ok(log) => log,
+        Err(e) => {
+            let _ = writeln!(
+                s,
+                "event log:     {head}: unreadable: {}",
+                clean(&e.to_string(), CLAIM_WIDTH)
+            );
+            return;
+        }
+    };
+    let banks: Vec<String> = log
+        .spec_id
+        .algorithms
+        .iter()
+        .map(|a| a.alg.to_string())
+        .collect();
+    let _ = writeln!(
+        s,
+        "event log:     {head}, {} events, banks {}",
+        log.events.len(),
+        banks.join(", ")
+    );
+    let bank = preferred_bank(&l.kind, &log);
+    let bank_name = bank.map_or("digest".to_string(), |b| b.to_string());
+    let _ = writeln!(
+        s,
+        "  {:>5}  {:<6}  {:<32}  {:<17}  event data",
+        "#", "reg", "type", bank_name
+    );
+    for e in log.events.iter().take(MAX_SHOWN_EVENTS) {
+        let digest = match bank.and_then(|b| e.digest(b)) {
+            _ if !e.is_extended() => "-".to_string(),
+            Some(d) => short_digest(d),
+            None => "?".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:>5}  {:<6}  {:<32}  {:<17}  {}",
+            e.index,
+            register_name(&l.kind, e.register),
+            e.event_type.to_string(),
+            digest,
+            describe_event(e)
+        );
+    }
+    if log.events.len() > MAX_SHOWN_EVENTS {
+        let _ = writeln!(s, "  … {} more events", log.events.len() - MAX_SHOWN_EVENTS);
+    }
+    show_log_claims(&l.kind, &log, bank, s);
+}
+
+/// What a parsed log claims, from [`EventLogClaims`]: Secure Boot, command lines, kernels and
+/// initrds, boot applications. Information only: `verify` says whether the log replays.
+fn show_log_claims(kind: &EventLogKind, log: &EventLog, bank: Option<HashAlg>, s: &mut String) {
+    let c = EventLogClaims::from_log(log);
+    let bank_name = bank.map(|b| b.to_string());
+    let digest = |d: &Digests| -> String {
+        bank_name
+            .as_ref()
+            .and_then(|n| d.get_key_value(n))
+            .or_else(|| d.iter().next())
+            .map_or("no digest".into(), |(alg, hex)| format!("{alg} {hex}"))
+    };
+    let where_ =
+        |event: usize, register: u32| format!("event {event}, {}", register_name(kind, register));
+    let secure_boot = match c.secure_boot {
+        Some(true) => "on",
+        Some(false) => "off",
+        None if c
+            .secure_boot_variables
+            .iter()
+            .any(|v| v.name == "SecureBoot") =>
+        {
+            "unknown (the SecureBoot event's digest does not cover its data)"
+        }
+        None => "unknown (not measured)",
+    };
+    let vars: Vec<String> = c
+        .secure_boot_variables
+        .iter()
+        .take(MAX_SHOWN_CLAIMS)
+        .map(|v| clean(&v.name, 40))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  secure boot: {secure_boot}{}",
+        if vars.is_empty() {
+            String::new()
+        } else {
+            format!(" (measured: {})", vars.join(", "))
+        }
+    );
+    let more = |s: &mut String, n: usize| {
+        if n > MAX_SHOWN_CLAIMS {
+            let _ = writeln!(s, "    … {} more", n - MAX_SHOWN_CLAIMS);
+        }
+    };
+    for a in c.boot_applications.iter().take(MAX_SHOWN_CLAIMS) {
+        let _ = writeln!(
+            s,
+            "  boot app:    {} ({}) {}",
+            a.file_path
+                .as_deref()
+                .map_or("(no file path)".into(), |p| clean(p, 256)),
+            where_(a.event, a.register),
+            digest(&a.digests)
+        );
+    }
+    more(s, c.boot_applications.len());
+    for l in c.kernel_cmdlines.iter().take(MAX_SHOWN_CLAIMS) {
+        let _ = writeln!(
+            s,
+            "  cmdline:     \"{}\" ({}, {}{})",
+            clean(&l.text, CLAIM_WIDTH),
+            l.source,
+            where_(l.event, l.register),
+            if l.data_verified == Some(false) {
+                "; NOT the text its digest covers"
+            } else {
+                ""
+            }
+        );
+    }
+    more(s, c.kernel_cmdlines.len());
+    for (label, files) in [
+        ("kernel:     ", &c.kernels),
+        ("initrd:     ", &c.initrds),
+        ("load opts:  ", &c.load_options),
+    ] {
+        for f in files.iter().take(MAX_SHOWN_CLAIMS) {
+            let _ = writeln!(
+                s,
+                "  {label} {} ({}, {}) {}",
+                f.path
+                    .as_deref()
+                    .map_or("(no path)".into(), |p| clean(p, 256)),
+                f.source,
+                where_(f.event, f.register),
+                digest(&f.digests)
+            );
+        }
+        more(s, files.len());
+    }
+    if let Some(u) = c.undecodable.first() {
+        let _ = writeln!(
+            s,
+            "  undecodable: {} event(s), first: event {} {}: {}",
+            c.undecodable.len(),
+            u.event,
+            u.event_type,
+            clean(&u.reason, 256)
+        );
+    }
 }

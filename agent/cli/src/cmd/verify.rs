@@ -12,6 +12,7 @@ use crate::common;
 use crate::error::CliError;
 use crate::exit;
 use crate::output::print_stdout;
+use thimble_verify::eventlog::{LogOutcome, LogStatus, RegisterStatus};
 
 pub fn exit_code(outcome: &Outcome) -> u8 {
     match outcome.worst_class() {
@@ -180,6 +181,9 @@ pub fn render(o: &Outcome) -> String {
             }
         }
     }
+    for l in &o.event_logs {
+        render_event_log(&mut s, l);
+    }
     for w in &o.warnings {
         s.push_str(&format!("warning: {w}\n"));
     }
@@ -187,4 +191,89 @@ pub fn render(o: &Outcome) -> String {
         s.push_str(&format!("error[{}]: {}\n", e.code, e.message));
     }
     s
+}
+
+/// One event log of the outcome: its status, each register, and what it measured. Text from
+/// the log is printed escaped (`{:?}`): it is the guest's, not ours.
+fn render_event_log(s: &mut String, l: &LogOutcome) {
+    let status = match l.status {
+        LogStatus::Replayed => "replayed",
+        LogStatus::Mismatch => "MISMATCH",
+        LogStatus::Malformed => "MALFORMED",
+        LogStatus::NotReplayed => "not replayed",
+        _ => "?",
+    };
+    s.push_str(&format!(
+        "event log: {} ({} bytes, {}): {status}\n",
+        l.kind, l.size, l.source
+    ));
+    if let Some(reason) = &l.reason {
+        s.push_str(&format!("           {reason}\n"));
+    }
+    if let Some(replay) = &l.replay {
+        let registers: Vec<String> = replay
+            .checks
+            .iter()
+            .map(|c| {
+                let what = match &c.status {
+                    RegisterStatus::Matches { events } => format!("matches ({events} events)"),
+                    RegisterStatus::Mismatch { .. } => "MISMATCH".to_string(),
+                    RegisterStatus::NotCovered { at_reset: true, .. } => {
+                        "not extended (reset value)".to_string()
+                    }
+                    RegisterStatus::NotCovered { .. } => "not covered by the log".to_string(),
+                    RegisterStatus::NotInEvidence { .. } => "not signed".to_string(),
+                    RegisterStatus::NotReplayable { .. } => "not replayable".to_string(),
+                    _ => "?".to_string(),
+                };
+                format!("{} {what}", c.register)
+            })
+            .collect();
+        s.push_str(&format!("           {}\n", registers.join(", ")));
+    }
+    if let Some(c) = &l.claims {
+        let secure_boot = match c.secure_boot {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "not measured",
+        };
+        s.push_str(&format!("secure boot: {secure_boot}\n"));
+        for a in &c.boot_applications {
+            s.push_str(&format!(
+                "boot app:  {:?} {}\n",
+                a.file_path.as_deref().unwrap_or("?"),
+                strongest(&a.digests)
+            ));
+        }
+        for k in &c.kernels {
+            s.push_str(&format!(
+                "kernel:    {:?} {}\n",
+                k.path.as_deref().unwrap_or("?"),
+                strongest(&k.digests)
+            ));
+        }
+        for i in &c.initrds {
+            s.push_str(&format!(
+                "initrd:    {:?} {}\n",
+                i.path.as_deref().unwrap_or("?"),
+                strongest(&i.digests)
+            ));
+        }
+        for line in c
+            .kernel_cmdlines
+            .iter()
+            .filter(|l| l.data_verified == Some(true))
+        {
+            s.push_str(&format!("cmdline:   {:?}\n", line.text));
+        }
+    }
+}
+
+/// `alg:hex` of the strongest bank of an event's digests (the names sort SHA-1 first and
+/// SHA-512 last).
+fn strongest(digests: &thimble_evidence::eventlog::claims::Digests) -> String {
+    digests
+        .iter()
+        .next_back()
+        .map_or_else(String::new, |(alg, hex)| format!("{alg}:{hex}"))
 }

@@ -145,6 +145,44 @@ impl CcelTable {
     pub fn as_bytes(&self) -> &[u8] {
         &self.raw
     }
+
+    /// Builds a table of `cc_type` for a log area of `laml` bytes at `lasa`, with the header
+    /// fields EDK2's TDVF writes (revision 1, OEM "INTEL " / "EDK2    " revision 2, creator
+    /// "    " revision 0x01000013, subtype 0) and the checksum set so that the bytes sum to
+    /// zero: the encoder of [`CcelTable::parse`], at the same offsets, for simulations.
+    pub fn build(cc_type: CcType, laml: u64, lasa: u64) -> CcelTable {
+        let mut t = CcelTable {
+            raw: [0; CCEL_TABLE_LEN],
+            revision: 1,
+            oem_id: *b"INTEL ",
+            oem_table_id: *b"EDK2    ",
+            oem_revision: 2,
+            creator_id: *b"    ",
+            creator_revision: 0x0100_0013,
+            cc_type,
+            cc_subtype: 0,
+            laml,
+            lasa,
+        };
+        let raw = &mut t.raw;
+        raw[0x00..0x04].copy_from_slice(CCEL_SIGNATURE);
+        // 56 fits the u32 Length field.
+        raw[0x04..0x08].copy_from_slice(&(CCEL_TABLE_LEN as u32).to_le_bytes());
+        raw[0x08] = t.revision;
+        raw[0x0A..0x10].copy_from_slice(&t.oem_id);
+        raw[0x10..0x18].copy_from_slice(&t.oem_table_id);
+        raw[0x18..0x1C].copy_from_slice(&t.oem_revision.to_le_bytes());
+        raw[0x1C..0x20].copy_from_slice(&t.creator_id);
+        raw[0x20..0x24].copy_from_slice(&t.creator_revision.to_le_bytes());
+        raw[0x24] = t.cc_type.0;
+        raw[0x25] = t.cc_subtype;
+        raw[0x28..0x30].copy_from_slice(&t.laml.to_le_bytes());
+        raw[0x30..0x38].copy_from_slice(&t.lasa.to_le_bytes());
+        // ACPI: the checksum byte makes the whole table sum to zero modulo 256.
+        let sum = raw.iter().fold(0u8, |s, b| s.wrapping_add(*b));
+        raw[0x09] = sum.wrapping_neg();
+        t
+    }
 }
 
 fn u32_at(raw: &[u8; CCEL_TABLE_LEN], at: usize) -> u32 {

@@ -229,6 +229,13 @@ impl GrubState {
 impl EventLogClaims {
     /// Decodes the claims of `log`.
     pub fn from_log(log: &EventLog) -> EventLogClaims {
+        EventLogClaims::from_log_where(log, |_| true)
+    }
+
+    /// Decodes the claims of the events of `log` whose register `keep` accepts: a verifier
+    /// passes the registers the log was replayed to and matched, so that no claim rests on an
+    /// event nothing signed vouches for. `events` still counts every event of the log.
+    pub fn from_log_where(log: &EventLog, keep: impl Fn(u32) -> bool) -> EventLogClaims {
         let mut c = EventLogClaims {
             algorithms: log.spec_id.algorithms.iter().map(|a| a.alg).collect(),
             events: log.events.len(),
@@ -245,7 +252,7 @@ impl EventLogClaims {
             undecodable: Vec::new(),
         };
         let mut grub = GrubState::default();
-        for e in &log.events {
+        for e in log.events.iter().filter(|e| keep(e.register)) {
             c.add(e, &mut grub);
         }
         c

@@ -9,6 +9,7 @@
 //! `thimble-verify`'s `eventlog` replays it against the registers a verified quote holds.
 //!
 //! - [`types`]: event types and digest algorithms (open sets, named after the PFP).
+//! - [`build`]: the encoder: a log builder and the UEFI structures' encoders, for simulations.
 //! - [`log`]: the parser, with its [`Limits`] and [`EventLogError`].
 //! - [`ccel`]: the CCEL table and the CC measurement register numbering of a TD.
 //! - [`uefi`]: `UEFI_VARIABLE_DATA`, `UEFI_IMAGE_LOAD_EVENT`, device paths, tagged events.
@@ -28,6 +29,7 @@
 //! assert!(matches!(EventLog::parse(&header), Err(EventLogError::NotCryptoAgile { .. })));
 //! ```
 
+pub mod build;
 pub mod ccel;
 pub mod claims;
 pub mod log;

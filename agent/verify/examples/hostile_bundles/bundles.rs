@@ -81,6 +81,7 @@ pub fn bundle(evidence: Evidence, endorsements: Vec<Endorsement>) -> Bundle {
         evidence,
         endorsements,
         endorsement_log: Vec::new(),
+        event_logs: Vec::new(),
         claims: None,
     }
 }
