@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use thimble_evidence::interop::Format;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +30,8 @@ pub enum Command {
     Verify(Box<VerifyArgs>),
     /// Build a bundle from evidence captured elsewhere.
     Import(ImportArgs),
+    /// Write a bundle's evidence in another tool's or verifier's form.
+    Export(ExportArgs),
     /// Print a readable summary of a bundle.
     Show(ShowArgs),
     /// Verify VCEK/VLEK certificate chains on their own (no report).
@@ -435,8 +438,17 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("evidence").required(true).multiple(true).args(["snp_report", "tdx_quote", "hcl_report"]))]
+#[command(group = clap::ArgGroup::new("evidence").required(true).multiple(true).args(["snp_report", "tdx_quote", "hcl_report", "from"]))]
 pub struct ImportArgs {
+    /// Read evidence in another tool's form from INPUT: snpguest (a directory:
+    /// attestation-report.bin and certs/), go-sev-guest (attest -outform bin, -extended or not),
+    /// tsm-report (JSON), cmw (a CMW record of a tsm-report), trustee (Trustee evidence JSON).
+    #[arg(long, value_name = "FORMAT", requires = "input", value_parser = parse_import_format,
+          conflicts_with_all = ["snp_report", "tdx_quote", "hcl_report", "tpm_quote"])]
+    pub from: Option<Format>,
+    /// The file or directory `--from` reads.
+    #[arg(value_name = "INPUT", requires = "from")]
+    pub input: Option<PathBuf>,
     /// A raw 1184-byte SEV-SNP attestation report.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["tdx_quote", "hcl_report"])]
     pub snp_report: Option<PathBuf>,
@@ -471,6 +483,58 @@ pub struct ImportArgs {
     /// Where to write the bundle (`-` for standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The bundle to export (`-` for standard input).
+    pub bundle: PathBuf,
+    /// The form to write: snpguest (a directory), go-sev-guest, tsm-report, cmw, maa (the
+    /// SevSnpVm or TdxVm request body), trustee (the evidence JSON of the bundle's TEE).
+    #[arg(long, value_name = "FORMAT", value_parser = parse_export_format)]
+    pub format: Format,
+    /// Where to write: a file (`-` for standard output), or for snpguest a directory that does
+    /// not exist yet.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// maa, for SEV-SNP and TDX bundles that are not Azure: the runtime data whose SHA-256 the
+    /// evidence's REPORT_DATA starts with.
+    #[arg(long, value_name = "FILE")]
+    pub runtime_data: Option<PathBuf>,
+    /// Refuse bundles larger than this (bytes; K, M or G suffixes allowed).
+    #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
+    pub max_bundle_size: usize,
+}
+
+fn parse_export_format(s: &str) -> Result<Format, String> {
+    Format::ALL
+        .into_iter()
+        .find(|f| f.as_str() == s)
+        .ok_or_else(|| format!("one of {}", names(&Format::ALL)))
+}
+
+/// The forms `import --from` reads: evidence, not requests to a verifier.
+const IMPORT_FORMATS: [Format; 5] = [
+    Format::Snpguest,
+    Format::GoSevGuest,
+    Format::TsmReport,
+    Format::Cmw,
+    Format::Trustee,
+];
+
+fn parse_import_format(s: &str) -> Result<Format, String> {
+    IMPORT_FORMATS
+        .into_iter()
+        .find(|f| f.as_str() == s)
+        .ok_or_else(|| format!("one of {}", names(&IMPORT_FORMATS)))
+}
+
+fn names(formats: &[Format]) -> String {
+    formats
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Debug, Args)]

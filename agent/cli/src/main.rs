@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Detect(a) => cmd::detect::run(a),
         Command::Verify(a) => cmd::verify::run(*a),
         Command::Import(a) => cmd::import::run(a),
+        Command::Export(a) => cmd::export::run(a),
         Command::Show(a) => cmd::show::run(a),
         Command::VerifyChain(a) => cmd::verify_chain::run(a),
         Command::Exec(a) => cmd::exec::run(a),

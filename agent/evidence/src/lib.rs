@@ -40,6 +40,7 @@
 //! - [`crl`]: X.509 CRLs, AMD's (KDS, issued by the ARK) and Intel's (PCK and root CA).
 //! - [`report_data`]: how REPORT_DATA is derived from a nonce.
 //! - [`eventlog`]: measured-boot event logs (TCG crypto-agile, TDX CCEL) and their claims.
+//! - [`interop`]: the same evidence in other tools' and verifiers' forms (export, import).
 //! - [`tpm2`]: TPM 2.0 marshalling and unmarshalling, shared by the vTPM client and its fake.
 //! - [`bundle`]: the versioned evidence bundle, the one public contract of the project: its
 //!   evidence, collection source, origins and claims as types per TEE.
@@ -94,6 +95,7 @@ pub mod bundle;
 pub mod cert_file;
 pub mod crl;
 pub mod eventlog;
+pub mod interop;
 pub mod kds;
 pub mod report_data;
 pub mod snp;

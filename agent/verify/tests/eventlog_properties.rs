@@ -6,8 +6,9 @@
 //! - replay, in every bank, to the values an independent fold in this test computes
 //!   (`H(value ‖ digest)` from the register's reset value: zeros, PCR 0's locality byte, all ones
 //!   for PCRs 17 to 22), and a TD log to the RTMRs the same fold gives;
-//! - decode into claims and serialise without a panic;
-//! and random mutations of them (byte flips, cuts, splices, inserted bytes, length fields set to
+//! - decode into claims and serialise without a panic.
+//!
+//! Random mutations of them (byte flips, cuts, splices, inserted bytes, length fields set to
 //! extremes) give a log or a typed error, never a panic, with the same invariants when they
 //! parse. This complements the mutation tests over real logs in `eventlog_vectors.rs`.
 

@@ -18,6 +18,7 @@ use thimble_evidence::bundle::{
 use thimble_evidence::cert_file::FileContent;
 use thimble_evidence::eventlog::EventLog;
 use thimble_evidence::eventlog::log::DEFAULT_MAX_LOG_LEN;
+use thimble_evidence::interop::{self, Format};
 use thimble_evidence::report_data::Derivation;
 use thimble_evidence::snp::{AmdCert, SnpReport};
 use thimble_evidence::tdx::quote::TdxQuote;
@@ -190,7 +191,7 @@ struct Read {
 pub fn run(a: ImportArgs) -> Result<u8, CliError> {
     let nonce = nonce(&a)?;
     let now = common::now();
-    let files = a
+    let mut files = a
         .add
         .iter()
         .map(|p| {
@@ -200,7 +201,14 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
             })
         })
         .collect::<Result<Vec<_>, CliError>>()?;
-    let read = read_flags(&a)?;
+    let read = match (a.from, &a.input) {
+        (Some(format), Some(input)) => {
+            let (read, beside) = read_other_form(format, input)?;
+            files.extend(beside);
+            read
+        }
+        _ => read_flags(&a)?,
+    };
     let (tee, builder) = builder_for(&read, &files, now)?;
     let endorse_tee = match tee {
         Tee::AzureSevSnp => Tee::SevSnp,
@@ -280,9 +288,105 @@ fn read_flags(a: &ImportArgs) -> Result<Read, CliError> {
         }
         // clap's argument group and conflicts leave only these combinations.
         _ => Err(CliError::Usage(
-            "give --snp-report, --tdx-quote, or --hcl-report [--tdx-quote]".into(),
+            "give --snp-report, --tdx-quote, --hcl-report [--tdx-quote], or --from FORMAT INPUT"
+                .into(),
         )),
     }
+}
+
+/// Evidence in another tool's form (`--from FORMAT INPUT`), and the files beside it.
+fn read_other_form(format: Format, input: &Path) -> Result<(Read, Vec<AddFile>), CliError> {
+    let malformed = |e: interop::ImportError| CliError::MalformedFile {
+        path: input.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let imported = match format {
+        Format::Snpguest => {
+            let files = read_dir_files(input)?;
+            interop::snpguest::import(&files).map_err(malformed)?
+        }
+        _ => {
+            let bytes = read_input_limited(input, MAX_IMPORT_LEN)?;
+            match format {
+                Format::GoSevGuest => interop::go_sev_guest::import(&bytes),
+                Format::TsmReport => interop::tsm_report::import(&bytes),
+                Format::Cmw => interop::tsm_report::import_cmw(&bytes),
+                Format::Trustee => interop::trustee::import(None, &bytes),
+                _ => {
+                    return Err(CliError::Usage(format!(
+                        "import cannot read {format}: it is a request to a verifier, not evidence"
+                    )));
+                }
+            }
+            .map_err(malformed)?
+        }
+    };
+    let beside = imported
+        .endorsements
+        .into_iter()
+        .map(|n| AddFile {
+            path: input.join(&n.name),
+            bytes: n.bytes,
+        })
+        .collect();
+    Ok((
+        Read {
+            evidence: imported.evidence,
+            path: input.to_path_buf(),
+            quote_path: None,
+            event_logs: imported.event_logs,
+        },
+        beside,
+    ))
+}
+
+/// The largest file `import --from` reads: evidence with its certificates and logs fits in a
+/// bundle, which is at most 8 MiB by default.
+const MAX_IMPORT_LEN: u64 = 8 << 20;
+/// The most files of a directory `import --from` reads.
+const MAX_IMPORT_FILES: usize = 64;
+
+/// The regular files of `dir` and of its subdirectories one level down (`certs/`), by relative
+/// path, bounded in number and size.
+fn read_dir_files(dir: &Path) -> Result<Vec<interop::NamedBytes>, CliError> {
+    let unreadable = |source| CliError::ReadInput {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut out = Vec::new();
+    let mut dirs = vec![(dir.to_path_buf(), String::new())];
+    let mut depth = 0;
+    while !dirs.is_empty() && depth < 2 {
+        let mut next = Vec::new();
+        for (d, prefix) in dirs {
+            let mut entries = std::fs::read_dir(&d)
+                .map_err(unreadable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unreadable)?;
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let name = format!("{prefix}{}", e.file_name().to_string_lossy());
+                let kind = e.file_type().map_err(unreadable)?;
+                if kind.is_dir() {
+                    next.push((e.path(), format!("{name}/")));
+                } else if kind.is_file() {
+                    if out.len() == MAX_IMPORT_FILES {
+                        return Err(CliError::MalformedFile {
+                            path: dir.to_path_buf(),
+                            reason: format!("more than {MAX_IMPORT_FILES} files"),
+                        });
+                    }
+                    out.push(interop::NamedBytes {
+                        name,
+                        bytes: read_input_limited(&e.path(), MAX_IMPORT_LEN)?,
+                    });
+                }
+            }
+        }
+        dirs = next;
+        depth += 1;
+    }
+    Ok(out)
 }
 
 /// Checks the evidence and starts its bundle, with its claims.

@@ -5,6 +5,7 @@
 pub mod collect;
 pub mod detect;
 pub mod exec;
+pub mod export;
 pub mod import;
 pub mod show;
 pub mod verify;
