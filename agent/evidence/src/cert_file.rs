@@ -70,6 +70,29 @@ pub enum FileError {
 /// bundle a handful; the cap bounds the work of a hostile issuer chain.
 pub const MAX_PEM_CERTIFICATES: usize = 16;
 
+/// PEM (RFC 7468) of `der` under `label` (`CERTIFICATE`, `X509 CRL`): the BEGIN line, the
+/// standard base64 in lines of 64 characters, the END line, each ending in a newline; the form
+/// THIM and KDS serve and snpguest writes, and what [`pem_certificates`] reads back.
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    let mut rest = b64.as_str();
+    while !rest.is_empty() {
+        // Base64 is ASCII, so any byte index is a character boundary.
+        let (line, tail) = rest.split_at(rest.len().min(64));
+        out.push_str(line);
+        out.push('\n');
+        rest = tail;
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
+}
+
 /// Extracts every `-----BEGIN CERTIFICATE-----` block, in order, as DER (base64-decoded, not
 /// parsed). Other PEM blocks are ignored.
 pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, FileError> {

@@ -32,7 +32,7 @@
 //! digest). Both check the binding and refuse ([`ExportError::Binding`]) a body MAA would refuse.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::IgnoredAny;
 use sha2::{Digest, Sha256};
@@ -217,19 +217,7 @@ fn endorsement_der(bundle: &Bundle, kind: EndorsementKind) -> Result<Option<Vec<
 
 /// A certificate as PEM, lines of 64 characters, as THIM and KDS serve them.
 fn pem(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 64);
-    out.push_str("-----BEGIN CERTIFICATE-----\n");
-    let mut rest = b64.as_str();
-    while !rest.is_empty() {
-        // Base64 is ASCII, so any byte index is a character boundary.
-        let (line, tail) = rest.split_at(rest.len().min(64));
-        out.push_str(line);
-        out.push('\n');
-        rest = tail;
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+    crate::cert_file::pem_encode("CERTIFICATE", der)
 }
 
 /// `VcekCertChain`: PEM(VCEK) ‖ PEM(ASK) ‖ PEM(ARK), as THIM's `vcekCert` + `certificateChain`.

@@ -23,7 +23,6 @@
 //! REPORT_DATA, so any binding the bundle carries holds as it did. Pure: file names and bytes in
 //! and out; the caller reads and writes the directory, and bounds what it reads.
 
-use base64::Engine;
 
 use crate::bundle::{Bundle, EndorsementKind, Evidence, SevSnpEvidence};
 use crate::cert_file::{FileContent, recognise};
@@ -184,17 +183,9 @@ fn cert_path(name: &str, ext: &str) -> String {
     format!("{CERTS_DIR}/{name}.{ext}")
 }
 
-/// PEM (RFC 7468): the label's BEGIN line, the base64 in lines of 64 characters, the END line.
+/// PEM of `der` under `label`, as snpguest writes its files.
 fn pem(label: &str, der: &[u8]) -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    // Base64 is ASCII, so every 64-byte chunk is a whole string.
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out.into_bytes()
+    crate::cert_file::pem_encode(label, der).into_bytes()
 }
 
 /// An AMD certificate from the bundle, with the role it plays.
