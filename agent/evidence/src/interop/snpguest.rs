@@ -23,7 +23,6 @@
 //! REPORT_DATA, so any binding the bundle carries holds as it did. Pure: file names and bytes in
 //! and out; the caller reads and writes the directory, and bounds what it reads.
 
-
 use crate::bundle::{Bundle, EndorsementKind, Evidence, SevSnpEvidence};
 use crate::cert_file::{FileContent, recognise};
 use crate::crl::Crl;
