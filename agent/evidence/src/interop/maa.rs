@@ -201,18 +201,7 @@ fn check_binding(
 
 /// The DER of the bundle's first endorsement of `kind`, if it has one.
 fn endorsement_der(bundle: &Bundle, kind: EndorsementKind) -> Result<Option<Vec<u8>>, ExportError> {
-    let Some(e) = bundle.endorsements.iter().find(|e| e.kind == kind) else {
-        return Ok(None);
-    };
-    if e.format != "der" {
-        return Err(malformed(format!(
-            "the bundle's {kind} endorsement is in format {:?}, not der",
-            e.format
-        )));
-    }
-    e.bytes()
-        .map(Some)
-        .map_err(|err| malformed(format!("the bundle's {kind} endorsement: {err}")))
+    super::endorsement_der(bundle, kind, Format::Maa)
 }
 
 /// A certificate as PEM, lines of 64 characters, as THIM and KDS serve them.

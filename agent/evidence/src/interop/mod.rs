@@ -155,3 +155,25 @@ pub struct NamedBytes {
     /// The contents.
     pub bytes: Vec<u8>,
 }
+
+/// The DER of `bundle`'s first endorsement of `kind`, if it has one, for an export to `format`:
+/// an endorsement that is not DER, or whose data does not decode, is malformed.
+fn endorsement_der(
+    bundle: &crate::bundle::Bundle,
+    kind: crate::bundle::EndorsementKind,
+    format: Format,
+) -> Result<Option<Vec<u8>>, ExportError> {
+    let malformed = |reason: String| ExportError::Malformed { format, reason };
+    let Some(e) = bundle.endorsements.iter().find(|e| e.kind == kind) else {
+        return Ok(None);
+    };
+    if e.format != "der" {
+        return Err(malformed(format!(
+            "the bundle's {kind} endorsement is in format {:?}, not der",
+            e.format
+        )));
+    }
+    e.bytes()
+        .map(Some)
+        .map_err(|err| malformed(format!("the bundle's {kind} endorsement: {err}")))
+}

@@ -183,18 +183,7 @@ fn refused(reason: String) -> ExportError {
 
 /// The DER of the bundle's first endorsement of `kind`, if it has one.
 fn endorsement_der(bundle: &Bundle, kind: EndorsementKind) -> Result<Option<Vec<u8>>, ExportError> {
-    let Some(e) = bundle.endorsements.iter().find(|e| e.kind == kind) else {
-        return Ok(None);
-    };
-    if e.format != "der" {
-        return Err(malformed(format!(
-            "the bundle's {kind} endorsement is in format {:?}, not der",
-            e.format
-        )));
-    }
-    e.bytes()
-        .map(Some)
-        .map_err(|err| malformed(format!("the bundle's {kind} endorsement: {err}")))
+    super::endorsement_der(bundle, kind, Format::Trustee)
 }
 
 /// `tdx`: `TdxEvidence`, members in its order.
