@@ -29,6 +29,19 @@ pub fn read_input_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> 
     Ok(v)
 }
 
+/// Reads an input file of at most `max` bytes; a larger one is refused as malformed, naming the
+/// limit, after reading no more than `max + 1` bytes of it.
+pub fn read_input_at_most(path: &Path, max: u64) -> Result<Vec<u8>, CliError> {
+    let bytes = read_input_limited(path, max.saturating_add(1))?;
+    if bytes.len() as u64 > max {
+        return Err(CliError::MalformedFile {
+            path: path.to_path_buf(),
+            reason: format!("larger than the {max} bytes accepted; refused unread"),
+        });
+    }
+    Ok(bytes)
+}
+
 /// Writes `data` to `path` atomically, or to standard output when `path` is `-`.
 pub fn write_output(path: &Path, data: &[u8]) -> Result<(), CliError> {
     if path.as_os_str() == "-" {

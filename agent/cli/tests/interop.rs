@@ -147,3 +147,19 @@ fn a_form_of_another_tee_is_refused() {
     ]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+#[test]
+fn an_oversized_input_is_refused_unread_with_its_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big.bin");
+    std::fs::write(&big, vec![0u8; (8 << 20) + 1]).unwrap();
+    let out = tmp.path().join("x.json");
+    let r = run(&["import", "--from", "go-sev-guest", p(&big), "-o", p(&out)]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("larger than the 8388608 bytes"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+}

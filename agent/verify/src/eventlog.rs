@@ -509,66 +509,66 @@ pub fn check_bundle_logs(
             replay: None,
             claims: None,
         };
-        let not_replayed = |out: &mut LogOutcome, why: &str| {
-            out.reason = Some(why.to_string());
+        // What the log's kind is replayed against, or why it cannot be.
+        let against = match (&l.kind, &signed.rtmrs, &signed.tpm_quote) {
+            (EventLogKind::Ccel, Some(rtmrs), _) => Ok(Against::Rtmrs(rtmrs)),
+            (EventLogKind::Ccel, None, _) => Err(
+                "the evidence has no verified TDX quote whose RTMRs it could replay to".to_string(),
+            ),
+            (EventLogKind::Tcg2, _, Some(quote)) => Ok(Against::TpmQuote(quote)),
+            (EventLogKind::Tcg2, _, None) => Err(
+                "the evidence has no verified TPM quote whose PCRs it could replay to".to_string(),
+            ),
+            (EventLogKind::Ima, ..) => Err("thimble does not replay IMA logs".to_string()),
+            (other, ..) => Err(format!(
+                "event log kind {other:?} is not one this version knows"
+            )),
         };
-        match &l.kind {
-            EventLogKind::Ccel if signed.rtmrs.is_none() => not_replayed(
-                &mut out,
-                "the evidence has no verified TDX quote whose RTMRs it could replay to",
-            ),
-            EventLogKind::Tcg2 if signed.tpm_quote.is_none() => not_replayed(
-                &mut out,
-                "the evidence has no verified TPM quote whose PCRs it could replay to",
-            ),
-            EventLogKind::Ccel | EventLogKind::Tcg2 => {
-                let checked = EventLog::parse(&l.data)
-                    .map_err(|e| format!("the {} event log does not parse: {e}", l.kind))
-                    .and_then(|log| {
-                        let report = match (&l.kind, &signed.rtmrs, &signed.tpm_quote) {
-                            (EventLogKind::Ccel, Some(rtmrs), _) => check_tdx_rtmrs(&log, rtmrs),
-                            (_, _, Some(quote)) => check_tpm_quote(&log, quote),
-                            // Both absences were handled above.
-                            _ => return Err("nothing to replay against".to_string()),
-                        };
-                        report
-                            .map(|r| (log, r))
-                            .map_err(|e| format!("the {} event log: {e}", l.kind))
-                    });
-                match checked {
-                    Err(reason) => {
-                        errors.push(VerifyError::new(Code::MalformedEventLog, reason.clone()));
-                        out.status = LogStatus::Malformed;
-                        out.reason = Some(reason);
-                    }
-                    Ok((log, report)) => {
-                        if report.matches() {
-                            out.status = LogStatus::Replayed;
-                            let matched: Vec<u32> = report
-                                .checks
-                                .iter()
-                                .filter(|c| matches!(c.status, RegisterStatus::Matches { .. }))
-                                .filter_map(|c| log_register(&l.kind, c.register))
-                                .collect();
-                            out.claims = Some(EventLogClaims::from_log_where(&log, |r| {
-                                matched.contains(&r)
-                            }));
-                        } else {
-                            out.status = LogStatus::Mismatch;
-                            errors.extend(report.errors().into_iter().map(|mut e| {
-                                e.message = format!("{} log: {}", l.kind, e.message);
-                                e
-                            }));
-                        }
-                        out.replay = Some(report);
-                    }
-                }
+        let against = match against {
+            Ok(a) => a,
+            Err(why) => {
+                out.reason = Some(why);
+                outcomes.push(out);
+                continue;
             }
-            EventLogKind::Ima => not_replayed(&mut out, "thimble does not replay IMA logs"),
-            other => not_replayed(
-                &mut out,
-                &format!("event log kind {other:?} is not one this version knows"),
-            ),
+        };
+        let checked = EventLog::parse(&l.data)
+            .map_err(|e| format!("the {} event log does not parse: {e}", l.kind))
+            .and_then(|log| {
+                match against {
+                    Against::Rtmrs(rtmrs) => check_tdx_rtmrs(&log, rtmrs),
+                    Against::TpmQuote(quote) => check_tpm_quote(&log, quote),
+                }
+                .map(|r| (log, r))
+                .map_err(|e| format!("the {} event log: {e}", l.kind))
+            });
+        match checked {
+            Err(reason) => {
+                errors.push(VerifyError::new(Code::MalformedEventLog, reason.clone()));
+                out.status = LogStatus::Malformed;
+                out.reason = Some(reason);
+            }
+            Ok((log, report)) => {
+                if report.matches() {
+                    out.status = LogStatus::Replayed;
+                    let matched: Vec<u32> = report
+                        .checks
+                        .iter()
+                        .filter(|c| matches!(c.status, RegisterStatus::Matches { .. }))
+                        .filter_map(|c| log_register(&l.kind, c.register))
+                        .collect();
+                    out.claims = Some(EventLogClaims::from_log_where(&log, |r| {
+                        matched.contains(&r)
+                    }));
+                } else {
+                    out.status = LogStatus::Mismatch;
+                    errors.extend(report.errors().into_iter().map(|mut e| {
+                        e.message = format!("{} log: {}", l.kind, e.message);
+                        e
+                    }));
+                }
+                out.replay = Some(report);
+            }
         }
         outcomes.push(out);
     }
@@ -698,6 +698,14 @@ pub fn check_policy(policy: &EventLogPolicy, logs: &[LogOutcome]) -> Vec<VerifyE
         }
     }
     errors
+}
+
+/// The signed registers a log is replayed against.
+enum Against<'a> {
+    /// A verified TDX quote's RTMR0 to RTMR3.
+    Rtmrs(&'a [[u8; RTMR_LEN]; 4]),
+    /// A verified vTPM quote, whose selected PCRs count.
+    TpmQuote(&'a TpmQuote),
 }
 
 /// The register field events of a `kind` log carry for `register`.

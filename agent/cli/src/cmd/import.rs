@@ -26,7 +26,7 @@ use thimble_evidence::tdx::quote::TdxQuote;
 use crate::args::ImportArgs;
 use crate::common;
 use crate::error::CliError;
-use crate::io::{parse_hex, read_input, read_input_limited, write_output};
+use crate::io::{parse_hex, read_input, read_input_at_most, write_output};
 
 fn nonce(a: &ImportArgs) -> Result<Option<Nonce>, CliError> {
     Ok(match (&a.nonce, &a.report_data) {
@@ -306,7 +306,7 @@ fn read_other_form(format: Format, input: &Path) -> Result<(Read, Vec<AddFile>),
             interop::snpguest::import(&files).map_err(malformed)?
         }
         _ => {
-            let bytes = read_input_limited(input, MAX_IMPORT_LEN)?;
+            let bytes = read_input_at_most(input, MAX_IMPORT_LEN)?;
             match format {
                 Format::GoSevGuest => interop::go_sev_guest::import(&bytes),
                 Format::TsmReport => interop::tsm_report::import(&bytes),
@@ -378,7 +378,7 @@ fn read_dir_files(dir: &Path) -> Result<Vec<interop::NamedBytes>, CliError> {
                     }
                     out.push(interop::NamedBytes {
                         name,
-                        bytes: read_input_limited(&e.path(), MAX_IMPORT_LEN)?,
+                        bytes: read_input_at_most(&e.path(), MAX_IMPORT_LEN)?,
                     });
                 }
             }
@@ -475,7 +475,7 @@ fn event_logs_of(a: &ImportArgs) -> Result<Vec<EventLogEvidence>, CliError> {
         (&a.tpm_event_log, EventLogKind::Tcg2),
     ] {
         let Some(path) = path else { continue };
-        let bytes = read_input_limited(path, DEFAULT_MAX_LOG_LEN as u64)?;
+        let bytes = read_input_at_most(path, DEFAULT_MAX_LOG_LEN as u64)?;
         let log = EventLog::parse(&bytes).map_err(|e| CliError::MalformedFile {
             path: path.clone(),
             reason: format!("not a TCG crypto-agile event log: {e}"),
