@@ -5,15 +5,17 @@
 # initramfs-tools script, the dracut hook and the test initramfs's /init. It is a library: it
 # only defines functions and variables (all named thimble_*), never exits and never stops the
 # boot, because dracut sources its hooks into its own shell. The caller runs thimble_early_main
-# and, when that returns 1 (collection failed and thimble.required=1), stops the boot with its
-# own mechanism (initramfs-tools `panic`, dracut `die`) and thimble_stop_message.
+# and, when that returns 1 (collection or attestation failed and thimble.required=1), stops the
+# boot with its own mechanism (initramfs-tools `panic`, dracut `die`) and thimble_stop_message.
 #
 # What it does: read the thimble.* options (from THIMBLE_EARLY_CONF, then the kernel command
 # line, which wins), load configfs, tsm and the TEE guest drivers if they are modules, mount
-# configfs, wait a bounded time for a default route when the endorsements may have to be fetched,
-# run `thimble collect` to /run/thimble/evidence.json and log one clear line to the console and
-# the kernel log. Everything it touches from outside can be redirected by a THIMBLE_* variable
-# (see the defaults below) so that the tests can run it as an ordinary user against a fake /proc.
+# configfs, wait a bounded time for a default route when the endorsements may have to be fetched
+# or a verifier reached, run `thimble collect` to /run/thimble/evidence.json and, with
+# thimble.attest, then `thimble attest` to a remote verifier (the token to /run/thimble/token, a
+# KBS resource to /run/thimble/resource), and log one clear line per step to the console and the
+# kernel log. Everything it touches from outside can be redirected by a THIMBLE_* variable (see
+# the defaults below) so that the tests can run it as an ordinary user against a fake /proc.
 #
 # POSIX sh only (busybox ash, dash, klibc sh, bash): no `local`, so every variable is prefixed.
 
@@ -44,9 +46,11 @@ thimble_exit_meaning() {
 	3) echo "no TEE evidence source" ;;
 	4) echo "collection failed" ;;
 	5) echo "endorsements could not be fetched or did not verify" ;;
-	6) echo "malformed evidence" ;;
+	6) echo "malformed evidence or verifier answer" ;;
 	7) echo "authenticity check failed" ;;
 	8) echo "policy not met" ;;
+	9) echo "verifier unavailable" ;;
+	10) echo "verifier refused" ;;
 	124 | 137 | 143) echo "timed out" ;;
 	126) echo "thimble binary not executable" ;;
 	127) echo "thimble binary not found" ;;
@@ -104,6 +108,16 @@ thimble_parse_option() {
 			thimble_insecure_allow_simulated=0
 		fi
 		;;
+	thimble.attest=*)
+		# Empty, 0, off or none turns off what early.conf turned on; any other value names the
+		# verifier, checked when the step runs (a wrong one fails like a usage error).
+		case "${1#*=}" in
+		'' | 0 | off | none) thimble_attest= ;;
+		*) thimble_attest=${1#*=} ;;
+		esac
+		;;
+	thimble.attest.url=*) thimble_attest_url=${1#*=} ;;
+	thimble.attest.resource=*) thimble_attest_resource=${1#*=} ;;
 	thimble.test.*) ;; # read by the test initramfs's /init only
 	thimble.*) thimble_log 4 "ignoring unknown option $1" ;;
 	esac
@@ -119,6 +133,9 @@ thimble_parse_cmdline() {
 	thimble_offline=0
 	thimble_simulate=
 	thimble_insecure_allow_simulated=0
+	thimble_attest=
+	thimble_attest_url=
+	thimble_attest_resource=
 	# No globbing while the words are split: a command line may hold a `*`.
 	case $- in *f*) thimble_noglob=1 ;; *) thimble_noglob=0 ;; esac
 	set -f
@@ -184,15 +201,16 @@ thimble_have_default_route() {
 	return 1
 }
 
-# thimble_wait_network SECONDS: waits at most SECONDS for a default route. Nothing here
-# configures the network: the caller may define thimble_bring_up_network (initramfs-tools
-# starts its own DHCP with it), which is called once, before waiting.
+# thimble_wait_network SECONDS [WHAT]: waits at most SECONDS for a default route, which WHAT
+# (default "THIM/KDS") needs. Nothing here configures the network: the caller may define
+# thimble_bring_up_network (initramfs-tools starts its own DHCP with it), which is called once,
+# before waiting.
 thimble_wait_network() {
 	thimble_have_default_route && return 0
 	if command -v thimble_bring_up_network >/dev/null 2>&1; then
 		thimble_bring_up_network
 	fi
-	thimble_log 6 "waiting up to $1 s for the network (for THIM/KDS)"
+	thimble_log 6 "waiting up to $1 s for the network (for ${2:-THIM/KDS})"
 	thimble_left=$1
 	while [ "$thimble_left" -gt 0 ]; do
 		sleep 1
@@ -212,13 +230,11 @@ thimble_find_binary() {
 	fi
 }
 
-# Runs thimble collect with the options and sets thimble_rc. A hard time limit (when `timeout`
-# exists) keeps a hung device or host from hanging the boot: the fetch deadline plus a minute for
-# the report itself.
-thimble_collect() {
+# thimble_run ARGS...: runs thimble with ARGS and the collection options every step shares, and
+# sets thimble_run_rc. A hard time limit (when `timeout` exists) keeps a hung device, host or
+# verifier from hanging the boot: the fetch deadline plus a minute for the report itself.
+thimble_run() {
 	thimble_bin=$(thimble_find_binary)
-	set -- collect -o "$THIMBLE_RUN_DIR/evidence.json" --no-cache
-	[ -n "$thimble_nonce" ] && set -- "$@" "--nonce=$thimble_nonce"
 	[ -n "$thimble_imds" ] && set -- "$@" "--imds=$thimble_imds"
 	[ -n "$thimble_deadline" ] && set -- "$@" "--deadline=$thimble_deadline"
 	[ "$thimble_offline" = 1 ] && set -- "$@" --offline
@@ -230,15 +246,87 @@ thimble_collect() {
 	else
 		"$thimble_bin" "$@"
 	fi
-	thimble_rc=$?
+	thimble_run_rc=$?
 }
 
-# The whole early collection. Returns 0 when the boot may go on (success, or failure without
-# thimble.required=1) and 1 when it must stop; thimble_rc is thimble's exit code and
-# thimble_stop_message says why the boot stops.
+# Runs thimble collect with the options and sets thimble_rc.
+thimble_collect() {
+	if [ -n "$thimble_nonce" ]; then
+		thimble_run collect -o "$THIMBLE_RUN_DIR/evidence.json" --no-cache "--nonce=$thimble_nonce"
+	else
+		thimble_run collect -o "$THIMBLE_RUN_DIR/evidence.json" --no-cache
+	fi
+	thimble_rc=$thimble_run_rc
+}
+
+# Runs thimble attest to the verifier thimble.attest names and sets thimble_attest_rc and
+# thimble_attest_out (what a success leaves: the KBS resource, else the token). attest collects
+# its own evidence, bound to the verifier's nonce by the verifier's rule, so thimble.nonce does
+# not apply; the collection options do. A missing URL or an unknown verifier is a usage error
+# (exit 2) found here, without running thimble. The token and the resource are secrets: they are
+# written readable by root only (thimble writes the resource so anyway; the umask covers the
+# token).
+thimble_attest_step() {
+	set -- attest "--verifier=$thimble_attest" "--url=$thimble_attest_url"
+	thimble_attest_out="$THIMBLE_RUN_DIR/token"
+	if [ -n "$thimble_attest_resource" ]; then
+		if [ "$thimble_attest" = kbs ]; then
+			thimble_attest_out="$THIMBLE_RUN_DIR/resource"
+			set -- "$@" "--resource=$thimble_attest_resource" "--resource-out=$thimble_attest_out"
+		else
+			thimble_log 4 "ignoring thimble.attest.resource: resources come from thimble.attest=kbs only"
+		fi
+	fi
+	# Nothing from an earlier run may pass for this one's result.
+	rm -f "$THIMBLE_RUN_DIR/token" "$THIMBLE_RUN_DIR/resource" 2>/dev/null || :
+	case "$thimble_attest" in
+	kbs | maa | ita | veraison) ;;
+	*)
+		thimble_log 3 "thimble.attest=$thimble_attest is not a verifier (kbs, maa, ita or veraison)"
+		thimble_attest_rc=2
+		return
+		;;
+	esac
+	if [ -z "$thimble_attest_url" ]; then
+		thimble_log 3 "thimble.attest=$thimble_attest needs thimble.attest.url=URL"
+		thimble_attest_rc=2
+		return
+	fi
+	thimble_umask=$(umask)
+	umask 077
+	thimble_run "$@" "--token-out=$THIMBLE_RUN_DIR/token" --no-cache
+	umask "$thimble_umask"
+	thimble_attest_rc=$thimble_run_rc
+}
+
+# thimble_fail WHAT RC MISSING: logs a failed step (WHAT: "evidence collection failed",
+# "attestation to kbs failed") and returns 1 when thimble.required=1 stops the boot, with
+# thimble_stop_message set; 0 when the boot goes on without MISSING.
+thimble_fail() {
+	thimble_meaning=$(thimble_exit_meaning "$2")
+	if [ "$thimble_required" = 1 ]; then
+		# shellcheck disable=SC2034 # read by the caller, which stops the boot with it
+		thimble_stop_message="thimble: $1 (exit $2: $thimble_meaning) and thimble.required=1: stopping the boot"
+		thimble_log 3 "$1 (exit $2: $thimble_meaning); thimble.required=1: stopping the boot"
+		return 1
+	fi
+	thimble_log 4 "$1 (exit $2: $thimble_meaning); continuing without $3 (thimble.required=1 would stop the boot)"
+	return 0
+}
+
+# The whole early collection, and attestation when thimble.attest asks for it. Returns 0 when
+# the boot may go on (success, or failure without thimble.required=1) and 1 when it must stop;
+# thimble_rc is collect's exit code, thimble_attest_rc attest's (empty when attest did not run)
+# and thimble_stop_message says why the boot stops.
+#
+# attest runs after collect, and only when collect succeeded: the bundle bound to thimble.nonce
+# stays in /run/thimble/evidence.json for whoever reads it after boot, and a guest that cannot
+# collect cannot attest either (attest collects the same way), so it would only spend the
+# deadline again.
 thimble_early_main() {
 	# shellcheck disable=SC2034 # read by the caller
 	thimble_stop_message=
+	thimble_attest_rc=
 	thimble_parse_cmdline
 	if [ "$thimble_insecure_allow_simulated" = 1 ]; then
 		# Said on every boot that has it: a test option left on a production command line
@@ -253,23 +341,45 @@ thimble_early_main() {
 	fi
 	# The network is needed unless nothing is fetched (offline) or everything comes from the
 	# simulation's loopback emulator. A simulated guest given thimble.imds fetches THIM from
-	# that address (a test emulator on the network), so it waits like a real one.
+	# that address (a test emulator on the network), so it waits like a real one. A verifier
+	# is always remote, so thimble.attest waits in any case.
+	thimble_need=
 	if [ "$thimble_offline" != 1 ] && { [ -z "$thimble_simulate" ] || [ -n "$thimble_imds" ]; }; then
-		thimble_wait_network "$thimble_wait" || :
+		thimble_need="THIM/KDS"
+	fi
+	if [ -n "$thimble_attest" ]; then
+		thimble_need="${thimble_need:+$thimble_need and }the verifier"
+	fi
+	if [ -n "$thimble_need" ]; then
+		thimble_wait_network "$thimble_wait" "$thimble_need" || :
 	fi
 	thimble_collect
-	thimble_meaning=$(thimble_exit_meaning "$thimble_rc")
-	echo "exit=$thimble_rc required=$thimble_required" >"$THIMBLE_RUN_DIR/early-result" 2>/dev/null || :
+	thimble_result="exit=$thimble_rc required=$thimble_required"
 	if [ "$thimble_rc" = 0 ]; then
 		thimble_log 6 "evidence collected: $THIMBLE_RUN_DIR/evidence.json"
+	else
+		if [ -n "$thimble_attest" ]; then
+			thimble_result="$thimble_result attest=$thimble_attest attest_exit=skipped"
+			thimble_log 4 "attestation to $thimble_attest skipped: evidence collection failed"
+		fi
+		echo "$thimble_result" >"$THIMBLE_RUN_DIR/early-result" 2>/dev/null || :
+		thimble_fail "evidence collection failed" "$thimble_rc" "$THIMBLE_RUN_DIR/evidence.json"
+		return
+	fi
+	if [ -z "$thimble_attest" ]; then
+		echo "$thimble_result" >"$THIMBLE_RUN_DIR/early-result" 2>/dev/null || :
 		return 0
 	fi
-	if [ "$thimble_required" = 1 ]; then
-		# shellcheck disable=SC2034 # read by the caller, which stops the boot with it
-		thimble_stop_message="thimble: evidence collection failed (exit $thimble_rc: $thimble_meaning) and thimble.required=1: stopping the boot"
-		thimble_log 3 "evidence collection failed (exit $thimble_rc: $thimble_meaning); thimble.required=1: stopping the boot"
-		return 1
+	thimble_attest_step
+	echo "$thimble_result attest=$thimble_attest attest_exit=$thimble_attest_rc" \
+		>"$THIMBLE_RUN_DIR/early-result" 2>/dev/null || :
+	if [ "$thimble_attest_rc" = 0 ]; then
+		case "$thimble_attest_out" in
+		*/resource) thimble_what=resource ;;
+		*) thimble_what=token ;;
+		esac
+		thimble_log 6 "attested to $thimble_attest; $thimble_what written to $thimble_attest_out"
+		return 0
 	fi
-	thimble_log 4 "evidence collection failed (exit $thimble_rc: $thimble_meaning); continuing without $THIMBLE_RUN_DIR/evidence.json (thimble.required=1 would stop the boot)"
-	return 0
+	thimble_fail "attestation to $thimble_attest failed" "$thimble_attest_rc" "$thimble_attest_out"
 }

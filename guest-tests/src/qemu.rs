@@ -13,9 +13,9 @@
 //!
 //! The guest has no network unless a test asks for it, and then only QEMU user networking with
 //! `restrict=on`: it can reach nothing but the `guestfwd` program the test names (the IMDS
-//! emulator), which QEMU runs once per connection on its stdin and stdout. Boots run one at a
-//! time (the machines have two cores, and a TCG boot keeps one busy), each under a hard
-//! wall-clock limit after which QEMU is killed.
+//! emulator, or the relay to a server the test runs on the host's loopback), which QEMU runs once
+//! per connection on its stdin and stdout. Boots run one at a time (the machines have two cores,
+//! and a TCG boot keeps one busy), each under a hard wall-clock limit after which QEMU is killed.
 //!
 //! A boot may also have a TPM: QEMU's `tpm-crb` backed by an swtpm on a Unix control socket
 //! ([`QemuSwtpm`]), which the kernel's built-in `tpm_crb` driver turns into `/dev/tpmrm0`.
@@ -465,23 +465,35 @@ pub enum Net {
     /// As `Restricted`, plus `guestfwd` from IMDS's address, port 80, to this program, run once
     /// per connection with the connection on its stdin and stdout.
     Imds(PathBuf),
+    /// As `Restricted`, plus `guestfwd` from `guest` (`ADDR:PORT`, ADDR inside [`GUEST_NET`]) to
+    /// `relay target`, run once per connection: `tcp-relay` joining it to a server the test runs
+    /// on the host's loopback at `target`, which keeps its state across connections.
+    Relay {
+        guest: String,
+        relay: PathBuf,
+        target: std::net::SocketAddr,
+    },
 }
 
 /// QEMU's arguments for `net`.
 pub fn net_args(net: &Net) -> Vec<String> {
+    // libslirp splits the command with g_shell_parse_argv, so the path is single-quoted; QEMU's
+    // option parser then needs every comma doubled.
+    let quoted = |program: &Path| {
+        format!("'{}'", program.display().to_string().replace('\'', r"'\''")).replace(',', ",,")
+    };
     let user = format!("user,id=n0,restrict=on,net={GUEST_NET}");
     let netdev = match net {
         Net::None => return vec!["-nic".into(), "none".into()],
         Net::Restricted => user,
         Net::Imds(program) => {
-            // libslirp splits the command with g_shell_parse_argv, so the path is single-quoted;
-            // QEMU's option parser then needs every comma doubled.
-            let quoted = format!("'{}'", program.display().to_string().replace('\'', r"'\''"));
-            format!(
-                "{user},guestfwd=tcp:{IMDS_ADDR}:80-cmd:{}",
-                quoted.replace(',', ",,")
-            )
+            format!("{user},guestfwd=tcp:{IMDS_ADDR}:80-cmd:{}", quoted(program))
         }
+        Net::Relay {
+            guest,
+            relay,
+            target,
+        } => format!("{user},guestfwd=tcp:{guest}-cmd:{} {target}", quoted(relay)),
     };
     vec![
         "-netdev".into(),
@@ -647,6 +659,10 @@ pub struct ThimbleResult {
     /// `continue` or `stop`.
     pub boot: String,
     pub required: bool,
+    /// The verifier of `thimble.attest`, when the boot had one.
+    pub attest: Option<String>,
+    /// `thimble attest`'s exit code, or `skipped` when collection had failed.
+    pub attest_exit: Option<String>,
 }
 
 /// What a boot left behind.
@@ -661,7 +677,8 @@ pub struct Booted {
     pub status: Option<ExitStatus>,
     /// QEMU's own stderr.
     pub qemu_stderr: String,
-    /// What the guestfwd program logged (`THIMBLE_IMDS_LOG`), one line per connection.
+    /// What the guestfwd programs (`imds-once`, `tcp-relay`) logged (`THIMBLE_IMDS_LOG`), one
+    /// line per connection.
     pub imds_log: String,
     /// Where the logs are.
     pub run_dir: PathBuf,
@@ -672,18 +689,19 @@ pub struct Booted {
 /// Parses the `THIMBLE-RESULT exit=N boot=B required=R` line. Found anywhere in a line, because
 /// a kernel message can share the line the console was on.
 pub fn parse_result(console: &str) -> Option<ThimbleResult> {
-    let line = console.lines().find_map(|l| {
-        l.find("THIMBLE-RESULT ")
-            .map(|i| &l[i + "THIMBLE-RESULT ".len()..])
-    })?;
+    let line = tagged_line(console, "THIMBLE-RESULT")?;
     let mut exit = None;
     let mut boot = None;
     let mut required = None;
+    let mut attest = None;
+    let mut attest_exit = None;
     for word in line.split_whitespace() {
         match word.split_once('=') {
             Some(("exit", v)) => exit = v.parse().ok(),
             Some(("boot", v)) => boot = Some(v.to_owned()),
             Some(("required", v)) => required = Some(v == "1"),
+            Some(("attest", v)) => attest = Some(v.to_owned()),
+            Some(("attest_exit", v)) => attest_exit = Some(v.to_owned()),
             _ => {}
         }
     }
@@ -691,7 +709,18 @@ pub fn parse_result(console: &str) -> Option<ThimbleResult> {
         exit: exit?,
         boot: boot?,
         required: required?,
+        attest,
+        attest_exit,
     })
+}
+
+/// What follows `TAG ` on the first console line holding it (anywhere in the line, as for
+/// [`parse_result`]): the rest of a `THIMBLE-RESOURCE` or `THIMBLE-TOKEN` line, for example.
+pub fn tagged_line<'a>(console: &'a str, tag: &str) -> Option<&'a str> {
+    let tag = format!("{tag} ");
+    console
+        .lines()
+        .find_map(|l| l.find(&tag).map(|i| l[i + tag.len()..].trim_end()))
 }
 
 /// Whether `line` starts with a kernel timestamp (`[    2.457223] `).
@@ -751,7 +780,7 @@ impl Booted {
         let tail = lines[lines.len().saturating_sub(40)..].join("\n");
         format!(
             "QEMU {} after {:.1?}{}; console: {}\n--- last console lines ---\n{tail}\n\
-             --- QEMU stderr ---\n{}\n--- IMDS emulator log ---\n{}",
+             --- QEMU stderr ---\n{}\n--- guestfwd log (imds-once, tcp-relay) ---\n{}",
             self.status
                 .map_or_else(|| "did not exit".to_owned(), |s| s.to_string()),
             self.elapsed,
@@ -942,8 +971,19 @@ THIMBLE-BUNDLE-END
             Some(ThimbleResult {
                 exit: 0,
                 boot: "continue".into(),
-                required: false
+                required: false,
+                attest: None,
+                attest_exit: None,
             })
+        );
+        let r = parse_result(
+            "THIMBLE-RESULT exit=0 boot=continue required=0 attest=kbs attest_exit=10\n\
+             THIMBLE-RESOURCE sha256=ab bytes=2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.attest.as_deref(), r.attest_exit.as_deref()),
+            (Some("kbs"), Some("10"))
         );
         assert_eq!(parse_bundle(console).unwrap(), br#"{"tee":"snp"}"#);
         let secs = kernel_time(console, "thimble: evidence collected").unwrap()
@@ -955,6 +995,11 @@ THIMBLE-BUNDLE-END
         assert_eq!(parse_result("THIMBLE-RESULT exit=3\n"), None);
         assert!(parse_bundle("THIMBLE-BUNDLE-BEGIN\nAAAA\n").is_err());
         assert!(parse_bundle("nothing\n").is_err());
+        assert_eq!(
+            tagged_line("x\n[ 1.0] y THIMBLE-TOKEN a.b.c\n", "THIMBLE-TOKEN"),
+            Some("a.b.c")
+        );
+        assert_eq!(tagged_line("THIMBLE-TOKENS x\n", "THIMBLE-TOKEN"), None);
     }
 
     #[test]
@@ -969,6 +1014,16 @@ THIMBLE-BUNDLE-END
              guestfwd=tcp:169.254.169.254:80-cmd:'/a,,b/it'\\''s/imds-once'"
         );
         assert_eq!(i[3], "virtio-net-pci,netdev=n0");
+        let r = net_args(&Net::Relay {
+            guest: "169.254.169.200:8080".into(),
+            relay: PathBuf::from("/t,x/tcp-relay"),
+            target: "127.0.0.1:4000".parse().unwrap(),
+        });
+        assert_eq!(
+            r[1],
+            "user,id=n0,restrict=on,net=169.254.0.0/16,\
+             guestfwd=tcp:169.254.169.200:8080-cmd:'/t,,x/tcp-relay' 127.0.0.1:4000"
+        );
     }
 
     #[test]

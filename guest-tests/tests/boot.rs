@@ -8,9 +8,12 @@
 //! No guest here has a TEE, so the cases are the ones a plain guest can show: no evidence
 //! source (exit 3) with the boot continuing, `thimble.required=1` stopping it, a simulated
 //! SEV-SNP guest fetching THIM from the IMDS emulator through QEMU's `guestfwd`, the same guest
-//! with IMDS unreachable, a simulated TDX guest offline, and the Azure SEV-SNP path on a real
-//! TPM: swtpm behind QEMU's `tpm-crb`, provisioned on the host like Azure's vTPM with a
-//! simulated HCL report, collected in the guest through the kernel's `/dev/tpmrm0`.
+//! with IMDS unreachable, a simulated TDX guest offline, the Azure SEV-SNP path on a real
+//! TPM (swtpm behind QEMU's `tpm-crb`, provisioned on the host like Azure's vTPM with a
+//! simulated HCL report, collected in the guest through the kernel's `/dev/tpmrm0`), and the
+//! attest step: a simulated SEV-SNP guest attesting to a KBS emulator that runs in the test
+//! process, reached through `guestfwd` and `tcp-relay`, for a disk key, and the same KBS
+//! refusing it.
 //!
 //! Each boot takes 4 to 11 s under TCG here, so they are `#[ignore]`d in `cargo test
 //! --workspace`; run them with `cargo test -p guest-tests --test boot -- --include-ignored`
@@ -21,13 +24,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use guest_tests::qemu::{Boot, Booted, Net, QemuSwtpm, boot, cache_dir};
+use guest_tests::qemu::{Boot, Booted, Net, QemuSwtpm, boot, cache_dir, tagged_line};
 use serde_json::Value;
 use thimble_collect::vtpm::{TpmPublic, TpmWriter, VtpmClient};
+use thimble_collect::{CollectRequest, Environment as _, collect};
+use thimble_evidence::attest::Verifier;
+use thimble_evidence::attest::kbs::HashAlgorithm;
 use thimble_evidence::report_data;
+use thimble_sim::emulator::Emulator;
 use thimble_sim::swtpm::{
     SWTPM_NV_INDEX_MAX, Swtpm, provision_ak, provision_hcl_report, snp_hcl_report_for,
 };
+use thimble_sim::verifiers::{Verdicts, VerifierConfig, VerifierEmulator, token_signature_valid};
+use thimble_sim::{SimEnvironment, SimMachine, insecure_trust_test_roots};
 
 /// The program QEMU's guestfwd runs for each connection to IMDS.
 fn imds_once() -> PathBuf {
@@ -607,4 +616,253 @@ fn azure_snp_vtpm_on_swtpm_collects_in_the_guest_and_verifies_on_the_host() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+// --- attestation to a KBS in the early boot ---------------------------------------------------
+
+/// The program QEMU's guestfwd runs for each connection to the KBS: it joins the connection to
+/// the emulator the test runs on the host's loopback.
+fn tcp_relay() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tcp-relay"))
+}
+
+/// Where the guest finds the KBS: an address of its own network (guestfwd takes no other) that
+/// nothing else uses, on the port Trustee's KBS listens on by default.
+const KBS_GUEST_ADDR: &str = "169.254.169.200:8080";
+
+/// The resource the boot test's KBS serves under `default/key/disk`.
+fn kbs_resource(nonce: &str) -> Vec<u8> {
+    format!("boot test disk key {nonce}").into_bytes()
+}
+
+/// The configuration of a KBS that verifies what `--simulate snp` makes in the guest: it holds
+/// the simulated machine's collateral, as a real KBS fetches it from KDS, and serves `resource`
+/// under `default/key/disk`.
+fn kbs_config(resource: Vec<u8>) -> VerifierConfig {
+    let env = SimEnvironment::new(SimMachine::SnpDevice);
+    let mut request = CollectRequest::default();
+    insecure_trust_test_roots(&mut request);
+    let collateral = collect(&env, &request, env.now())
+        .unwrap_or_else(|e| panic!("collect the simulated machine's collateral: {e}"))
+        .bundle
+        .endorsements;
+    let mut config = VerifierConfig::sim(Verifier::Kbs, collateral, env.now());
+    config.resources = vec![("default/key/disk".to_owned(), resource)];
+    config
+}
+
+/// The KBS emulator of `config` on the host's loopback, with the handle of its verdicts.
+fn kbs_emulator(config: VerifierConfig) -> (Emulator, Verdicts) {
+    let (routes, verdicts) = VerifierEmulator::new(config);
+    let emulator =
+        Emulator::start_routes(routes).unwrap_or_else(|e| panic!("start the KBS emulator: {e}"));
+    (emulator, verdicts)
+}
+
+/// The kernel command line of a simulated SEV-SNP guest attesting to the KBS and asking for
+/// `resource`.
+fn kbs_cmdline(nonce: &str, resource: &str) -> String {
+    format!(
+        "thimble.simulate=snp thimble.nonce={nonce} thimble.attest=kbs \
+         thimble.attest.url=http://{KBS_GUEST_ADDR} thimble.attest.resource={resource}"
+    )
+}
+
+/// The relay's log lines (one per connection the guest made to the KBS).
+fn relay_lines(b: &Booted) -> Vec<&str> {
+    b.imds_log
+        .lines()
+        .filter(|l| l.starts_with("tcp-relay: "))
+        .collect()
+}
+
+#[test]
+fn tcp_relay_joins_stdin_and_stdout_to_a_loopback_server() {
+    // No QEMU needed: the relay on pipes, as libslirp would run it, in front of the KBS
+    // emulator, whose auth step answers a fresh session. stderr reaches the guest there, so it
+    // must stay empty.
+    use std::io::Write as _;
+    let (em, verdicts) = kbs_emulator(kbs_config(b"k".to_vec()));
+    let dir = std::env::temp_dir().join(format!("thimble-tcp-relay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let log = dir.join("relay.log");
+    let body = r#"{"version":"0.4.0","tee":"snp","extra-params":{}}"#;
+    let request = format!(
+        "POST /kbs/v0/auth HTTP/1.1\r\nHost: {KBS_GUEST_ADDR}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut child = Command::new(tcp_relay())
+        .arg(em.addr().to_string())
+        .env("THIMBLE_IMDS_LOG", &log)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tcp-relay");
+    // The guest keeps its side open while it waits for the answer: the relay ends when the
+    // server has answered, not when stdin closes.
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(request.as_bytes())
+        .expect("write the request");
+    let out = child.wait_with_output().expect("tcp-relay ends");
+    drop(stdin);
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let response = String::from_utf8_lossy(&out.stdout);
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    assert!(response.contains("kbs-session-id="), "{response}");
+    assert_eq!(verdicts.all(), ["auth: ok"]);
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("the log"),
+        format!(
+            "tcp-relay: {}: {} bytes from the guest, {} bytes to the guest\n",
+            em.addr(),
+            request.len(),
+            out.stdout.len()
+        )
+    );
+    // Only loopback: anything else is refused before connecting, and said in the log only.
+    let out = Command::new(tcp_relay())
+        .arg("192.0.2.1:80")
+        .env("THIMBLE_IMDS_LOG", &log)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tcp-relay");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert!(
+        std::fs::read_to_string(&log)
+            .expect("the log")
+            .ends_with("tcp-relay: 192.0.2.1:80 is not on loopback\n")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "boots QEMU: cargo test -p guest-tests --test boot -- --include-ignored"]
+fn simulated_snp_attests_to_a_kbs_and_gets_the_disk_key() {
+    let nonce = fresh_nonce(0xb0);
+    let resource = kbs_resource(&nonce);
+    let (em, verdicts) = kbs_emulator(kbs_config(resource.clone()));
+    let b = boot(&Boot::new(
+        "kbs-resource",
+        &kbs_cmdline(&nonce, "default/key/disk"),
+        Net::Relay {
+            guest: KBS_GUEST_ADDR.to_owned(),
+            relay: tcp_relay(),
+            target: em.addr(),
+        },
+    ));
+    let verdicts = verdicts.all();
+    let describe = || format!("{}\n--- KBS verdicts ---\n{verdicts:?}", b.describe());
+    let r = b.assert_finished();
+    assert_eq!(
+        (r.exit, r.boot.as_str(), r.required),
+        (0, "continue", false),
+        "{}",
+        describe()
+    );
+    assert_eq!(
+        (r.attest.as_deref(), r.attest_exit.as_deref()),
+        (Some("kbs"), Some("0")),
+        "{}",
+        describe()
+    );
+    let lines = thimble_lines(&b.console);
+    assert_eq!(
+        lines.last().copied(),
+        Some("thimble: attested to kbs; resource written to /run/thimble/resource"),
+        "{}",
+        describe()
+    );
+    assert!(
+        lines.contains(&"thimble: evidence collected: /run/thimble/evidence.json"),
+        "the plain collection ran first: {}",
+        describe()
+    );
+    // The KBS verified the guest's evidence, bound to its nonce and the session key, and
+    // released the resource to that session: three connections through the relay.
+    assert_eq!(
+        verdicts,
+        ["auth: ok", "attest: ok", "resource: ok"],
+        "{}",
+        describe()
+    );
+    assert_eq!(relay_lines(&b).len(), 3, "{}", describe());
+    // What the guest wrote is what the KBS holds (decrypted with the session key in the guest).
+    let expected = format!(
+        "sha256={} bytes={}",
+        hex::encode(HashAlgorithm::Sha256.digest(&resource)),
+        resource.len()
+    );
+    assert_eq!(
+        tagged_line(&b.console, "THIMBLE-RESOURCE"),
+        Some(expected.as_str()),
+        "{}",
+        describe()
+    );
+    let token = tagged_line(&b.console, "THIMBLE-TOKEN")
+        .unwrap_or_else(|| panic!("no THIMBLE-TOKEN line: {}", describe()));
+    assert!(token_signature_valid(token), "{token}: {}", describe());
+    // The plain collection's bundle is there too, bound to thimble.nonce.
+    let (path, bundle) = saved_bundle(&b);
+    assert_eq!(bundle["nonce"]["value"], nonce.as_str());
+    let (code, outcome) = verify(&b, &path, &nonce);
+    assert_eq!(code, 0, "{outcome}");
+}
+
+#[test]
+#[ignore = "boots QEMU: cargo test -p guest-tests --test boot -- --include-ignored"]
+fn a_kbs_refusal_is_exit_10_and_the_boot_continues() {
+    // The KBS's policy pins another launch measurement: it refuses the evidence (401), thimble
+    // exits 10, and without thimble.required the boot goes on without the resource.
+    let nonce = fresh_nonce(0xb1);
+    let mut config = kbs_config(kbs_resource(&nonce));
+    config.options.snp.measurement = Some(vec![0xee; 48]);
+    let (em, verdicts) = kbs_emulator(config);
+    let b = boot(&Boot::new(
+        "kbs-refused",
+        &kbs_cmdline(&nonce, "default/key/disk"),
+        Net::Relay {
+            guest: KBS_GUEST_ADDR.to_owned(),
+            relay: tcp_relay(),
+            target: em.addr(),
+        },
+    ));
+    let verdicts = verdicts.all();
+    let describe = || format!("{}\n--- KBS verdicts ---\n{verdicts:?}", b.describe());
+    let r = b.assert_finished();
+    assert_eq!(
+        (r.exit, r.boot.as_str(), r.required),
+        (0, "continue", false),
+        "{}",
+        describe()
+    );
+    assert_eq!(
+        (r.attest.as_deref(), r.attest_exit.as_deref()),
+        (Some("kbs"), Some("10")),
+        "{}",
+        describe()
+    );
+    assert_eq!(
+        thimble_lines(&b.console).last().copied(),
+        Some(
+            "thimble: attestation to kbs failed (exit 10: verifier refused); continuing without \
+             /run/thimble/resource (thimble.required=1 would stop the boot)"
+        ),
+        "{}",
+        describe()
+    );
+    // Refused for the measurement, at the attest step: no resource was asked for.
+    assert!(
+        matches!(verdicts.as_slice(), [auth, attest] if auth == "auth: ok"
+            && attest.starts_with("attest: ") && attest.contains("measurement")),
+        "{}",
+        describe()
+    );
+    assert_eq!(relay_lines(&b).len(), 2, "{}", describe());
+    assert_eq!(tagged_line(&b.console, "THIMBLE-RESOURCE"), None);
+    assert_eq!(tagged_line(&b.console, "THIMBLE-TOKEN"), None);
 }

@@ -512,11 +512,15 @@ struct EarlyRun {
     /// What thimble_early_main returned (0 go on, 1 stop the boot).
     main: i32,
     rc: i32,
+    /// thimble_attest_rc: attest's exit code, empty when it did not run.
+    attest_rc: String,
     stop_message: String,
     stdout: String,
     kmsg: String,
     calls: String,
     thimble_args: String,
+    /// The arguments of `thimble attest`, empty when it did not run.
+    attest_args: String,
     elapsed: Duration,
 }
 
@@ -538,13 +542,29 @@ impl Early {
                 ),
             );
         }
+        // collect logs its arguments to thimble-args and exits STUB_RC; attest logs its own to
+        // attest-args, exits STUB_ATTEST_RC and, when that is 0, writes the token and the
+        // resource where it is told to (under the caller's umask, as thimble would).
         write_exec(
             &d.join("stub/thimble"),
             &format!(
-                "#!/bin/sh\necho \"$*\" >\"{args}\"\n\
+                "#!/bin/sh\n\
+                 if [ \"$1\" = attest ]; then\n\
+                 \techo \"$*\" >\"{attest_args}\"\n\
+                 \t[ \"${{STUB_ATTEST_RC:-0}}\" = 0 ] || exit \"$STUB_ATTEST_RC\"\n\
+                 \tfor a in \"$@\"; do\n\
+                 \t\tcase \"$a\" in\n\
+                 \t\t--token-out=*) echo token >\"${{a#*=}}\" ;;\n\
+                 \t\t--resource-out=*) echo key >\"${{a#*=}}\" ;;\n\
+                 \t\tesac\n\
+                 \tdone\n\
+                 \texit 0\n\
+                 fi\n\
+                 echo \"$*\" >\"{args}\"\n\
                  if [ \"${{STUB_RC:-0}}\" = 0 ]; then echo '{{}}' >\"{run}/evidence.json\"; fi\n\
                  exit \"${{STUB_RC:-0}}\"\n",
                 args = d.join("thimble-args").display(),
+                attest_args = d.join("attest-args").display(),
                 run = d.join("run").display()
             ),
         );
@@ -574,9 +594,12 @@ impl Early {
         fs::write(self.path("proc/cmdline"), format!("{cmdline}\n")).expect("write");
         let _ = fs::remove_file(self.path("calls"));
         let _ = fs::remove_file(self.path("thimble-args"));
-        let script = "set -u\n. \"$EARLY\"\nthimble_early_main\nmain=$?\n\
+        let _ = fs::remove_file(self.path("attest-args"));
+        let script = "set -u\numask0=$(umask)\n. \"$EARLY\"\nthimble_early_main\nmain=$?\n\
                       echo \"@main=$main\"\necho \"@rc=$thimble_rc\"\n\
-                      echo \"@stop=$thimble_stop_message\"\n";
+                      echo \"@attest_rc=$thimble_attest_rc\"\n\
+                      echo \"@stop=$thimble_stop_message\"\n\
+                      [ \"$(umask)\" = \"$umask0\" ] && echo @umask=kept || echo @umask=changed\n";
         let mut cmd = Command::new(&self.shell[0]);
         cmd.args(&self.shell[1..])
             .arg("-c")
@@ -615,13 +638,21 @@ impl Early {
                 .to_string()
         };
         let read = |rel: &str| fs::read_to_string(self.path(rel)).unwrap_or_default();
+        assert_eq!(
+            field("umask"),
+            "kept",
+            "{:?}: the caller's umask",
+            self.shell
+        );
         EarlyRun {
             main: field("main").parse().expect("a number"),
             rc: field("rc").parse().expect("a number"),
+            attest_rc: field("attest_rc"),
             stop_message: field("stop"),
             kmsg: read("kmsg"),
             calls: read("calls"),
             thimble_args: read("thimble-args").trim_end().to_string(),
+            attest_args: read("attest-args").trim_end().to_string(),
             stdout,
             elapsed,
         }
@@ -826,6 +857,350 @@ fn early_insecure_allow_simulated_is_passed_on_with_a_warning() {
         );
         assert!(!r.stdout.contains("insecure"), "{sh:?}: {}", r.stdout);
     }
+}
+
+/// The `thimble:` lines the early logic printed (its standard output), in order.
+fn early_lines(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("thimble: "))
+        .collect()
+}
+
+/// The permission bits of `path` that others than its owner have.
+fn group_other_bits(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o077
+}
+
+#[test]
+fn early_attest_to_a_kbs_runs_after_collect_with_the_exact_arguments() {
+    for sh in shells() {
+        let e = Early::new(&sh);
+        e.with_route();
+        let run = e.path("run");
+        let run = run.display();
+        let r = e.run(
+            "thimble.nonce=00 thimble.imds=http://127.0.0.1:9 thimble.deadline=7 \
+             thimble.simulate=snp thimble.insecure-allow-simulated thimble.attest=kbs \
+             thimble.attest.url=http://10.0.0.1:8080 thimble.attest.resource=default/key/disk",
+            0,
+            &[],
+        );
+        assert_eq!((r.main, r.rc), (0, 0), "{sh:?}: {}", r.stdout);
+        assert_eq!(r.attest_rc, "0", "{sh:?}");
+        // collect is unchanged; attest gets the same collection options but the nonce, which
+        // the verifier's rule replaces.
+        assert_eq!(
+            r.thimble_args,
+            format!(
+                "collect -o {run}/evidence.json --no-cache --nonce=00 --imds=http://127.0.0.1:9 \
+                 --deadline=7 --simulate=snp --insecure-allow-simulated"
+            )
+        );
+        assert_eq!(
+            r.attest_args,
+            format!(
+                "attest --verifier=kbs --url=http://10.0.0.1:8080 --resource=default/key/disk \
+                 --resource-out={run}/resource --token-out={run}/token --no-cache \
+                 --imds=http://127.0.0.1:9 --deadline=7 --simulate=snp --insecure-allow-simulated"
+            )
+        );
+        assert_eq!(
+            early_lines(&r.stdout),
+            [
+                "thimble: thimble.insecure-allow-simulated: trusting the simulation's test roots \
+                 (testing only)",
+                &format!("thimble: evidence collected: {run}/evidence.json"),
+                &format!("thimble: attested to kbs; resource written to {run}/resource"),
+            ],
+            "{sh:?}"
+        );
+        assert_eq!(
+            r.kmsg,
+            format!("<6>thimble: attested to kbs; resource written to {run}/resource\n")
+        );
+        assert_eq!(
+            fs::read_to_string(e.path("run/early-result")).expect("early-result"),
+            "exit=0 required=0 attest=kbs attest_exit=0\n"
+        );
+        // The secrets are the owner's only, whatever the caller's umask (which is restored).
+        assert_eq!(group_other_bits(&e.path("run/token")), 0, "{sh:?}");
+        assert_eq!(group_other_bits(&e.path("run/resource")), 0, "{sh:?}");
+
+        // Without a resource (or with one for a verifier that has none), the token is the
+        // result; the other verifiers are passed on as they are.
+        let r = e.run(
+            "thimble.attest=maa thimble.attest.url=https://x.attest.azure.net \
+             thimble.attest.resource=default/key/disk",
+            0,
+            &[],
+        );
+        assert_eq!((r.main, r.rc), (0, 0), "{sh:?}: {}", r.stdout);
+        assert_eq!(
+            r.attest_args,
+            format!(
+                "attest --verifier=maa --url=https://x.attest.azure.net \
+                 --token-out={run}/token --no-cache"
+            )
+        );
+        assert_eq!(
+            early_lines(&r.stdout),
+            [
+                &format!("thimble: evidence collected: {run}/evidence.json"),
+                "thimble: ignoring thimble.attest.resource: resources come from \
+                 thimble.attest=kbs only",
+                &format!("thimble: attested to maa; token written to {run}/token"),
+            ],
+            "{sh:?}"
+        );
+        for v in ["ita", "veraison"] {
+            let r = e.run(
+                &format!("thimble.attest={v} thimble.attest.url=https://v"),
+                0,
+                &[],
+            );
+            assert_eq!(r.attest_rc, "0", "{sh:?} {v}: {}", r.stdout);
+            assert!(
+                r.attest_args
+                    .starts_with(&format!("attest --verifier={v} --url=https://v ")),
+                "{}",
+                r.attest_args
+            );
+        }
+    }
+}
+
+#[test]
+fn early_attest_failure_warns_and_continues_unless_required() {
+    let opts = "thimble.attest=kbs thimble.attest.url=http://kbs:8080 \
+                thimble.attest.resource=default/key/disk";
+    for sh in shells() {
+        let e = Early::new(&sh);
+        e.with_route();
+        let run = e.path("run");
+        let run = run.display();
+        // A resource left from an earlier run must not pass for this one's.
+        fs::write(e.path("run/resource"), "old").expect("write");
+        let r = e.run(opts, 0, &[("STUB_ATTEST_RC", "10")]);
+        assert_eq!((r.main, r.rc, r.attest_rc.as_str()), (0, 0, "10"), "{sh:?}");
+        assert_eq!(
+            early_lines(&r.stdout).last().copied(),
+            Some(
+                format!(
+                    "thimble: attestation to kbs failed (exit 10: verifier refused); continuing \
+                     without {run}/resource (thimble.required=1 would stop the boot)"
+                )
+                .as_str()
+            ),
+            "{sh:?}: {}",
+            r.stdout
+        );
+        assert!(r.kmsg.starts_with("<4>thimble: attestation to kbs failed"));
+        assert!(r.stop_message.is_empty());
+        assert!(!e.path("run/resource").exists(), "{sh:?}: the old resource");
+        assert_eq!(
+            fs::read_to_string(e.path("run/early-result")).expect("early-result"),
+            "exit=0 required=0 attest=kbs attest_exit=10\n"
+        );
+
+        let r = e.run(
+            &format!("{opts} thimble.required=1"),
+            0,
+            &[("STUB_ATTEST_RC", "9")],
+        );
+        assert_eq!((r.main, r.rc, r.attest_rc.as_str()), (1, 0, "9"), "{sh:?}");
+        assert_eq!(
+            r.stop_message,
+            "thimble: attestation to kbs failed (exit 9: verifier unavailable) and \
+             thimble.required=1: stopping the boot"
+        );
+        assert!(
+            r.kmsg
+                .starts_with("<3>thimble: attestation to kbs failed (exit 9: verifier unavailable); thimble.required=1: stopping the boot"),
+            "{}",
+            r.kmsg
+        );
+        assert_eq!(
+            fs::read_to_string(e.path("run/early-result")).expect("early-result"),
+            "exit=0 required=1 attest=kbs attest_exit=9\n"
+        );
+        // Required and attested: the boot goes on.
+        let r = e.run(&format!("{opts} thimble.required=1"), 0, &[]);
+        assert_eq!((r.main, r.attest_rc.as_str()), (0, "0"), "{sh:?}");
+
+        // A failed collection skips attest (it would fail the same way) and decides alone.
+        let r = e.run(opts, 3, &[]);
+        assert_eq!((r.main, r.rc, r.attest_rc.as_str()), (0, 3, ""), "{sh:?}");
+        assert_eq!(r.attest_args, "", "{sh:?}: attest did not run");
+        assert!(
+            r.stdout
+                .contains("thimble: attestation to kbs skipped: evidence collection failed\n"),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(
+            fs::read_to_string(e.path("run/early-result")).expect("early-result"),
+            "exit=3 required=0 attest=kbs attest_exit=skipped\n"
+        );
+        let r = e.run(&format!("{opts} thimble.required=1"), 3, &[]);
+        assert_eq!(r.main, 1, "{sh:?}");
+        assert!(
+            r.stop_message
+                .starts_with("thimble: evidence collection failed (exit 3"),
+            "{}",
+            r.stop_message
+        );
+    }
+}
+
+#[test]
+fn early_attest_without_a_url_or_verifier_is_a_usage_error() {
+    for sh in shells() {
+        let e = Early::new(&sh);
+        e.with_route();
+        let r = e.run("thimble.attest=kbs thimble.attest.resource=a/b/c", 0, &[]);
+        assert_eq!((r.main, r.rc, r.attest_rc.as_str()), (0, 0, "2"), "{sh:?}");
+        assert_eq!(r.attest_args, "", "{sh:?}: thimble attest is not run");
+        let lines = early_lines(&r.stdout);
+        assert!(
+            lines.contains(&"thimble: thimble.attest=kbs needs thimble.attest.url=URL"),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            lines.last().is_some_and(|l| l.starts_with(
+                "thimble: attestation to kbs failed (exit 2: usage error: check the thimble.* \
+                 options); continuing without"
+            )),
+            "{}",
+            r.stdout
+        );
+        let r = e.run("thimble.attest=kbs thimble.required=1", 0, &[]);
+        assert_eq!(r.main, 1, "{sh:?}");
+        assert_eq!(
+            r.stop_message,
+            "thimble: attestation to kbs failed (exit 2: usage error: check the thimble.* \
+             options) and thimble.required=1: stopping the boot"
+        );
+        // An unknown verifier is not run either.
+        let r = e.run(
+            "thimble.attest=trustee thimble.attest.url=http://x thimble.required=1",
+            0,
+            &[],
+        );
+        assert_eq!((r.main, r.attest_rc.as_str()), (1, "2"), "{sh:?}");
+        assert_eq!(r.attest_args, "");
+        assert!(
+            r.stdout.contains(
+                "thimble: thimble.attest=trustee is not a verifier (kbs, maa, ita or veraison)"
+            ),
+            "{}",
+            r.stdout
+        );
+        // The kernel command line turns off what early.conf turned on.
+        fs::write(
+            e.path("etc/early.conf"),
+            "thimble.attest=kbs thimble.attest.url=http://x\n",
+        )
+        .expect("write");
+        for off in ["thimble.attest=0", "thimble.attest=", "thimble.attest=none"] {
+            let r = e.run(off, 0, &[]);
+            assert_eq!((r.main, r.attest_rc.as_str()), (0, ""), "{sh:?} {off}");
+            assert_eq!(
+                fs::read_to_string(e.path("run/early-result")).expect("early-result"),
+                "exit=0 required=0\n"
+            );
+        }
+        let r = e.run("", 0, &[]);
+        assert_eq!(r.attest_rc, "0", "{sh:?}: early.conf's attest");
+    }
+}
+
+#[test]
+fn early_attest_waits_for_the_network_even_when_collection_would_not() {
+    for sh in shells() {
+        let e = Early::new(&sh);
+        // No route: a simulated or offline guest still needs the network for the verifier.
+        for (cmdline, why) in [
+            ("thimble.simulate=snp", "the verifier"),
+            ("thimble.offline=1", "the verifier"),
+            ("", "THIM/KDS and the verifier"),
+        ] {
+            let r = e.run(
+                &format!("{cmdline} thimble.deadline=1 thimble.attest=kbs thimble.attest.url=u"),
+                0,
+                &[],
+            );
+            assert!(
+                r.stdout.contains(&format!(
+                    "thimble: waiting up to 1 s for the network (for {why})\n"
+                )),
+                "{sh:?} {cmdline}: {}",
+                r.stdout
+            );
+            assert_eq!(r.attest_rc, "0");
+        }
+    }
+}
+
+#[test]
+fn early_attests_with_the_real_binary_to_a_kbs_emulator() {
+    // The real thimble, simulating an SEV-SNP guest, against the KBS emulator on loopback: the
+    // wiring of the options, the resource decrypted with the session key, and the verdicts.
+    use thimble_collect::{CollectRequest, Environment as _, collect};
+    use thimble_evidence::attest::Verifier;
+    use thimble_sim::emulator::Emulator;
+    use thimble_sim::verifiers::{VerifierConfig, VerifierEmulator};
+    use thimble_sim::{SimEnvironment, SimMachine, insecure_trust_test_roots};
+
+    let env = SimEnvironment::new(SimMachine::SnpDevice);
+    let mut request = CollectRequest::default();
+    insecure_trust_test_roots(&mut request);
+    let collateral = collect(&env, &request, env.now())
+        .expect("the simulated collateral")
+        .bundle
+        .endorsements;
+    let mut config = VerifierConfig::sim(Verifier::Kbs, collateral, env.now());
+    config.resources = vec![("default/key/disk".to_owned(), b"early disk key".to_vec())];
+    let (routes, verdicts) = VerifierEmulator::new(config);
+    let em = Emulator::start_routes(routes).expect("start the KBS emulator");
+
+    let e = Early::new(&["sh"]);
+    e.with_route();
+    let bin = guest_tests::thimble_bin();
+    let bin = bin.to_str().expect("utf-8");
+    let r = e.run(
+        &format!(
+            "thimble.simulate=snp thimble.required=1 thimble.attest=kbs \
+             thimble.attest.url={} thimble.attest.resource=default/key/disk",
+            em.base_url()
+        ),
+        0,
+        &[("THIMBLE_BIN", bin)],
+    );
+    assert_eq!(
+        (r.main, r.rc, r.attest_rc.as_str()),
+        (0, 0, "0"),
+        "{}\n{:?}",
+        r.stdout,
+        verdicts.all()
+    );
+    assert_eq!(verdicts.all(), ["auth: ok", "attest: ok", "resource: ok"]);
+    assert_eq!(
+        fs::read(e.path("run/resource")).expect("the resource"),
+        b"early disk key"
+    );
+    assert_eq!(group_other_bits(&e.path("run/resource")), 0);
+    assert_eq!(group_other_bits(&e.path("run/token")), 0);
+    let token = fs::read_to_string(e.path("run/token")).expect("the token");
+    assert!(
+        thimble_sim::verifiers::token_signature_valid(token.trim()),
+        "{token}"
+    );
 }
 
 #[test]

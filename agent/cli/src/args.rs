@@ -13,17 +13,25 @@ use thimble_evidence::interop::Format;
     about = "Collects, bundles and verifies confidential-VM attestation evidence (AMD SEV-SNP, Intel TDX, Azure CVMs)",
     long_about = None,
     after_help = "Exit codes: 0 ok, 1 other, 2 usage, 3 no TEE source, 4 collection failed, \
-                  5 endorsements failed, 6 malformed input, 7 authenticity failed, 8 policy not met."
+                  5 endorsements failed, 6 malformed input, 7 authenticity failed, 8 policy not met, \
+                  9 verifier unavailable, 10 verifier refused."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Print only errors on standard error: no progress, notes or warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more on standard error: progress even when it is not a terminal, the collection's
+    /// endorsement and collection log lines, the verifier exchange's steps.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Collect a report and its endorsements into an evidence bundle.
-    Collect(CollectArgs),
+    Collect(CollectCommandArgs),
     /// List the evidence sources on this machine and whether each is usable.
     Detect(DetectArgs),
     /// Verify a bundle offline against the pinned vendor roots.
@@ -38,6 +46,89 @@ pub enum Command {
     VerifyChain(VerifyChainArgs),
     /// Collect, write the bundle, then replace thimble with a command (container entrypoint).
     Exec(ExecArgs),
+    /// Attest to a remote verifier (MAA, Trustee KBS, Intel Trust Authority, Veraison): its
+    /// nonce, evidence bound by its rule, the request, and the token (and a KBS resource).
+    Attest(Box<AttestArgs>),
+    /// Print the effective configuration (file, environment) and where each value came from.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifierArg {
+    /// Microsoft Azure Attestation (SevSnpVm / TdxVm).
+    Maa,
+    /// Trustee's Key Broker Service (protocol 0.4.0).
+    Kbs,
+    /// Intel Trust Authority (appraisal v2; TDX and Azure TDX).
+    Ita,
+    /// A Veraison verifier's challenge-response API (SEV-SNP tsm-report).
+    Veraison,
+}
+
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The verifier to attest to [config: attest.verifier, THIMBLE_VERIFIER].
+    #[arg(long, value_enum)]
+    pub verifier: Option<VerifierArg>,
+    /// The verifier's base URL (MAA: https://NAME.REGION.attest.azure.net; KBS: its root;
+    /// ITA: https://api.trustauthority.intel.com; Veraison: its verification API root)
+    /// [config: attest.url, THIMBLE_VERIFIER_URL].
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Where to write the token (Veraison: its attestation result, an EAR) [default: standard
+    /// output].
+    #[arg(long, value_name = "FILE")]
+    pub token_out: Option<PathBuf>,
+    /// KBS: fetch this resource (REPOSITORY/TYPE/TAG) after attesting, decrypted with the key
+    /// made for the session.
+    #[arg(long, value_name = "PATH")]
+    pub resource: Option<String>,
+    /// KBS: where to write the resource (`-` for standard output); required with --resource.
+    #[arg(long, value_name = "FILE", requires = "resource")]
+    pub resource_out: Option<PathBuf>,
+    /// MAA, ITA: the runtime data to bind (MAA: JSON, default {"nonce": "<hex>"}; ITA: any
+    /// bytes; Azure TDX with ITA: the user data).
+    #[arg(long, value_name = "FILE")]
+    pub runtime_data: Option<PathBuf>,
+    /// ITA: a file holding the API key [default: the THIMBLE_ITA_API_KEY environment variable].
+    /// There is no flag for the key itself: command lines are visible to every process.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// ITA: a policy to appraise against (repeatable).
+    #[arg(long, value_name = "UUID")]
+    pub policy_id: Vec<String>,
+    /// Print the evidence request that would be sent, send nothing (KBS, ITA, Veraison need
+    /// --verifier-nonce).
+    #[arg(long)]
+    pub print_request: bool,
+    /// With --print-request: the verifier's nonce as it would give it (KBS: the nonce string;
+    /// ITA: its nonce JSON; Veraison: the session nonce in base64).
+    #[arg(long, value_name = "NONCE", requires = "print_request")]
+    pub verifier_nonce: Option<String>,
+    /// Print a JSON summary (the token, its claims, what was written) instead of the token.
+    #[arg(long)]
+    pub json: bool,
+    /// How to collect (as `collect`); `-o` writes the bundle too.
+    #[command(flatten)]
+    pub collect: CollectArgs,
+}
+
+/// `collect`: how to collect (shared with `exec` and `attest`), and how to report it.
+#[derive(Debug, Args)]
+pub struct CollectCommandArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    /// Print a JSON summary of the collection on standard output (not with -o -, which puts the
+    /// bundle there).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -422,8 +513,10 @@ pub struct PolicyArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle to verify (`-` for standard input).
-    pub bundle: PathBuf,
+    /// The bundle to verify (`-` for standard input). Several are verified in parallel, with one
+    /// result each, in order; the exit code is then the first failing bundle's.
+    #[arg(value_name = "BUNDLE", required = true, num_args = 1..)]
+    pub bundles: Vec<PathBuf>,
     /// Refuse bundles larger than this (bytes; K, M or G suffixes allowed).
     #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
     pub max_bundle_size: usize,
@@ -483,6 +576,9 @@ pub struct ImportArgs {
     /// Where to write the bundle (`-` for standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Print a JSON summary of the bundle written (not with -o -).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -504,6 +600,9 @@ pub struct ExportArgs {
     /// Refuse bundles larger than this (bytes; K, M or G suffixes allowed).
     #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
     pub max_bundle_size: usize,
+    /// Print a JSON summary of what was written (not with -o -).
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_export_format(s: &str) -> Result<Format, String> {
@@ -549,6 +648,9 @@ pub struct ShowArgs {
     #[cfg_attr(feature = "simulate", arg(long))]
     #[cfg_attr(not(feature = "simulate"), arg(skip))]
     pub insecure_allow_simulated: bool,
+    /// Print JSON: the summary and each event log's events and claims, as values.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A size in bytes, with an optional K, M or G suffix (powers of 1024).

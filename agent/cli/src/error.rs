@@ -31,6 +31,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// An `attest` run failed (a collection failure inside it maps as `collect`'s does).
+    #[error(transparent)]
+    Attest(thimble_collect::attest::AttestError),
     #[error("{0}")]
     Other(String),
 }
@@ -42,13 +45,23 @@ impl CliError {
             CliError::Usage(_) | CliError::ReadInput { .. } => exit::USAGE,
             CliError::MalformedFile { .. } => exit::MALFORMED,
             CliError::NoTee(_) => exit::NO_TEE,
+            CliError::Attest(e) => {
+                use thimble_collect::attest::AttestError;
+                match e {
+                    AttestError::Unavailable { .. } => exit::VERIFIER_UNAVAILABLE,
+                    AttestError::Refused { .. } => exit::VERIFIER_REFUSED,
+                    AttestError::Message(_) | AttestError::Jwe(_) => exit::MALFORMED,
+                    AttestError::Unsupported { .. } | AttestError::Export(_) => exit::USAGE,
+                    _ => exit::OTHER,
+                }
+            }
             CliError::Collect(e) => match e {
                 CollectError::NoSource(_) => exit::NO_TEE,
                 CollectError::Source { .. } => exit::COLLECTION_FAILED,
                 CollectError::Endorsements(_) => exit::ENDORSEMENT_FAILED,
                 // An operator's QCNL file that cannot be read or parsed is a configuration
                 // mistake, like a bad flag.
-                CollectError::Qcnl(_) => exit::USAGE,
+                CollectError::Qcnl(_) | CollectError::InvalidRequest { .. } => exit::USAGE,
                 _ => exit::OTHER,
             },
             CliError::Write { .. } | CliError::Other(_) => exit::OTHER,

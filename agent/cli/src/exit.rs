@@ -19,3 +19,9 @@ pub const MALFORMED: u8 = 6;
 pub const AUTHENTICITY: u8 = 7;
 /// Authentic, but the policy is not met (nonce mismatch, debug guest, TCB below minimum, ...).
 pub const POLICY: u8 = 8;
+/// A remote verifier could not be reached, did not answer in time, or stayed unavailable (429 or
+/// 5xx after the retries).
+pub const VERIFIER_UNAVAILABLE: u8 = 9;
+/// A remote verifier refused: credentials, the request, the evidence or its binding (a 4xx
+/// answer, or a Veraison session that failed).
+pub const VERIFIER_REFUSED: u8 = 10;

@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //! File input and output for the CLI: reading inputs with errors that name the path, and writing
-//! outputs atomically (temporary file in the same directory, fsync, rename, fsync of the
-//! directory) so that a reader never sees half a bundle and a failure leaves nothing behind.
+//! outputs atomically, so that a reader never sees half a bundle and a failure leaves nothing
+//! behind. The data goes into an unnamed file in the output's directory (`O_TMPFILE`), which
+//! the kernel frees if the process dies, even by SIGKILL; only once it is complete and synced
+//! does it get a name beside the output and replace it by `rename` (which replaces a symlink at
+//! the output rather than following it), then the directory is synced. Where the file system
+//! has no `O_TMPFILE`, a named temporary file takes its place (removed on any failure the
+//! process lives through).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -44,6 +49,18 @@ pub fn read_input_at_most(path: &Path, max: u64) -> Result<Vec<u8>, CliError> {
 
 /// Writes `data` to `path` atomically, or to standard output when `path` is `-`.
 pub fn write_output(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    write_with_mode(path, data, 0o644)
+}
+
+/// As [`write_output`], for a secret (a KBS resource): the file is readable by its owner only
+/// from the moment it exists.
+pub fn write_secret(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    write_with_mode(path, data, 0o600)
+}
+
+fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
     if path.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
         return out
@@ -66,17 +83,72 @@ pub fn write_output(path: &Path, data: &[u8]) -> Result<(), CliError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "bundle".into());
+    // Only a regular file (or a symlink, which is replaced, not followed) may be replaced: a
+    // device, a FIFO or a directory at the output is a mistake, and as root a rename would
+    // replace even /dev/null.
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        let kind = meta.file_type();
+        if !kind.is_file() && !kind.is_symlink() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "it exists and is not a regular file; thimble replaces only files",
+            )));
+        }
+    }
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
+    let sync_dir = || {
         // The rename is durable only once the directory is synced.
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
+    };
+    // An unnamed file first: nothing to clean up if the process dies before it is complete.
+    let unnamed = OpenOptions::new()
+        .write(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_TMPFILE)
+        .open(&dir);
+    if let Ok(mut f) = unnamed {
+        let result = (|| {
+            f.write_all(data)?;
+            f.sync_all()?;
+            let _ = fs::remove_file(&tmp);
+            let fd_path = format!("/proc/self/fd/{}", f.as_raw_fd());
+            nix::unistd::linkat(
+                nix::fcntl::AT_FDCWD,
+                fd_path.as_str(),
+                nix::fcntl::AT_FDCWD,
+                &tmp,
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            )
+            .map_err(std::io::Error::from)?;
+            if let Err(e) = fs::rename(&tmp, path) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            sync_dir();
+            Ok(())
+        })();
+        match result {
+            Ok(()) => return Ok(()),
+            // No /proc to name the file through: the named way below.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e)),
+        }
+    }
+    let result = (|| {
+        // `create_new` never follows a symlink planted at the temporary name; the mode is
+        // applied at creation (then narrowed by the umask).
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_dir();
         Ok(())
     })();
     if result.is_err() {
@@ -149,5 +221,63 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(names(dir.path()), Vec::<String>::new());
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn outputs_replace_atomically_and_leave_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("evidence.json");
+        write_output(&out, b"one").unwrap();
+        write_output(&out, b"two").unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"two");
+        assert_eq!(names(dir.path()), ["evidence.json"]);
+        let secret = dir.path().join("disk.key");
+        write_secret(&secret, b"k").unwrap();
+        let mode = fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+
+    #[test]
+    fn a_symlink_at_the_output_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        fs::write(&target, b"keep").unwrap();
+        let out = dir.path().join("evidence.json");
+        std::os::unix::fs::symlink(&target, &out).unwrap();
+        write_output(&out, b"new").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert!(!fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(&out).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_previous_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("evidence.json");
+        write_output(&out, b"previous").unwrap();
+        // The output's place is taken by a directory: the rename fails after the data was
+        // written, and what was written must not stay behind.
+        let blocked = dir.path().join("blocked");
+        fs::create_dir(blocked.join("")).unwrap();
+        fs::write(blocked.join("inside"), b"x").unwrap();
+        assert!(write_output(&blocked, b"data").is_err());
+        assert_eq!(fs::read(&out).unwrap(), b"previous");
+        assert_eq!(names(dir.path()), ["blocked", "evidence.json"]);
     }
 }

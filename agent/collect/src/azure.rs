@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use thimble_evidence::azure::{HclReport, HclReportType};
 use thimble_evidence::bundle::{
     AzureSevSnpEvidence, AzureTdxEvidence, Bundle, Collection, CollectionSource, Endorsement,
-    EndorsementKind, Origin, OriginKind, TpmQuoteEvidence,
+    EndorsementKind, Origin, OriginKind, Tee, TpmQuoteEvidence,
 };
 use thimble_evidence::kds::DEFAULT_KDS_BASE;
 use thimble_evidence::report_data;
@@ -29,7 +29,7 @@ use crate::endorse::{
 };
 use crate::env::{Endpoint, Environment};
 use crate::error::{CollectError, SourceError, SourceName, Warning};
-use crate::http::HttpConfig;
+use crate::http::{Announced, HttpConfig};
 use crate::request::CollectRequest;
 use crate::vtpm::{AK_CERT_NV_INDEX, TpmTransport, VtpmClient, VtpmQuote};
 
@@ -43,6 +43,17 @@ pub(crate) fn detect<E: Environment>(env: &E, request: &CollectRequest) -> bool 
         .hcl_report()
         .ok()
         .is_some_and(|b| HclReport::parse(&b).is_ok())
+}
+
+/// The TEE under the paravisor, from the HCL report the vTPM holds now (possibly stale: only its
+/// type is read), or `None` when there is none.
+pub(crate) fn hcl_tee<E: Environment>(env: &E, request: &CollectRequest) -> Option<Tee> {
+    let opened = env.open_tpm(request.devices.tpm.as_deref()).ok()?;
+    let bytes = VtpmClient::new(opened.device).hcl_report().ok()?;
+    match HclReport::parse(&bytes).ok()?.report_type() {
+        HclReportType::Snp => Some(Tee::AzureSevSnp),
+        HclReportType::Tdx => Some(Tee::AzureTdx),
+    }
 }
 
 fn vtpm_failed(e: impl Into<SourceError>) -> CollectError {
@@ -98,6 +109,7 @@ fn snp_endorsements<E: Environment>(
         kds_base: &kds_base,
         thim: &http,
         kds: &http,
+        progress: &ctx.request.progress,
     };
     let got = gather_amd_endorsements(&gathering, report, roots, ctx.now)
         .map_err(CollectError::Endorsements)?;
@@ -108,9 +120,14 @@ fn snp_endorsements<E: Environment>(
     // The ARK's CRL, from KDS within the same deadline and, like the certificates here, without
     // a proxy.
     let certs = amd_certificates(&endorsements);
+    let announced = Announced {
+        inner: &http,
+        progress: &ctx.request.progress,
+        what: "AMD's CRL from KDS",
+    };
     let source = if fetching.amd_crl_from_kds {
         CrlSource::Kds {
-            fetch: &http,
+            fetch: &announced,
             base: &kds_base,
         }
     } else {
@@ -158,10 +175,11 @@ fn collect_from<E: Environment, T: TpmTransport>(
     let mut client = VtpmClient::new(transport);
     let deadline = fetching.deadline.max(Duration::from_secs(1));
     let fresh = client
-        .fresh_hcl_report(
+        .fresh_hcl_report_with_progress(
             &ctx.bound.report_data,
             deadline,
             ctx.request.allow_stale_report,
+            &ctx.request.progress,
         )
         .map_err(vtpm_failed)?;
     let hcl = HclReport::parse(&fresh.bytes).map_err(vtpm_failed)?;
@@ -233,6 +251,10 @@ fn collect_from<E: Environment, T: TpmTransport>(
                 overall_end: None,
                 ..http_config(ctx, deadline)
             }));
+            ctx.request.progress.report(&format!(
+                "asking IMDS for the TD quote ({}/acc/tdquote)",
+                imds_base.trim_end_matches('/')
+            ));
             let quote_bytes = fetch_td_quote(&http, &imds_base, &td_report)
                 .map_err(|e| CollectError::source_failed(SourceName::ImdsTdQuote, e))?;
             let quote = TdxQuote::parse(&quote_bytes)

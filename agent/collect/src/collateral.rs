@@ -67,6 +67,8 @@ pub struct CollateralGathering<'a> {
     pub roots: &'a IntelRoots,
     /// A test root tried when `roots` does not chain.
     pub test_roots: Option<&'a IntelRoots>,
+    /// Told before the PCK certificate and the collateral are fetched.
+    pub progress: &'a crate::Progress,
 }
 
 /// The collateral of a quote, checked against it.
@@ -246,6 +248,10 @@ pub fn gather_tdx_collateral(
     if out.pck.is_none() {
         // No PCK chain in the quote: ask the local THIM for the PCK certificate.
         let id = pck_cert_id(quote).ok_or(EndorseError::one(EndorseFailure::NoPckIdentity))?;
+        g.progress.report(&format!(
+            "fetching the PCK certificate from the local THIM ({})",
+            g.config.local_pck_url
+        ));
         let resp = fetch_pck_cert(g.config, g.http, &id)
             .map_err(|e| EndorseError::one(EndorseFailure::PckCert(e)))?;
         out.pck = PckInfo::from_der(&resp.pck_cert_der).ok();
@@ -311,6 +317,11 @@ pub fn gather_tdx_collateral(
                 }
             }
             IntelSource::Service => {
+                g.progress.report(&format!(
+                    "fetching TCB info, QE identity and CRLs for FMSPC {} from {}",
+                    hex::encode(info.fmspc),
+                    g.config.service
+                ));
                 let fetched = fetch_tdx_collateral(g.config, g.http, &info.fmspc, info.ca_type)
                     .map_err(|e| EndorseError::one(EndorseFailure::Collateral(e)))?;
                 let items = vec![

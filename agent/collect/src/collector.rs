@@ -11,7 +11,7 @@
 //! report. Splitting [`plan`] from [`Plan::collect`] lets a caller act on the choice (say which
 //! settings do not apply) before anything is requested from the guest.
 
-use thimble_evidence::bundle::Bundle;
+use thimble_evidence::bundle::{Bundle, Tee};
 
 use crate::context::{Bound, Context};
 use crate::env::Environment;
@@ -71,6 +71,26 @@ pub fn plan<E: Environment>(env: &E, request: &CollectRequest) -> Plan {
             // The SEV-SNP collector tries configfs-tsm once more, then says what is missing.
             _ => Plan::SevSnp(SourceChoice::Auto),
         },
+    }
+}
+
+/// The TEE a collection for `request` would produce evidence of, requesting no evidence: for
+/// Azure the paravisor's HCL report is read once for its type. `None` when no source is usable
+/// (the plan's SEV-SNP fallback with neither configfs-tsm's provider nor the device), so that a
+/// caller learns it before contacting anyone; collecting then says what is missing.
+pub fn tee_of<E: Environment>(env: &E, request: &CollectRequest) -> Option<Tee> {
+    match plan(env, request) {
+        Plan::SevSnp(_) => {
+            let devices = &request.devices;
+            let configfs = env
+                .configfs_tsm(&devices.tsm_root)
+                .and_then(|(fs, root)| crate::tsm::TsmClient::new(fs, root).probe().ok());
+            let usable = matches!(configfs, Some(Provider::SevGuest))
+                || env.sev_guest_present(&devices.sev_guest);
+            usable.then_some(Tee::SevSnp)
+        }
+        Plan::Tdx(_) => Some(Tee::Tdx),
+        Plan::Azure => crate::azure::hcl_tee(env, request),
     }
 }
 

@@ -43,6 +43,24 @@ impl Bound {
                     nonce_bytes: rd.to_vec(),
                 });
             }
+            Binding::Padded(v) => {
+                let report_data =
+                    report_data::padded(v).ok_or_else(|| CollectError::InvalidRequest {
+                        reason: format!(
+                            "a padded REPORT_DATA value must be 1 to 64 bytes, not {}",
+                            v.len()
+                        ),
+                    })?;
+                return Ok(Bound {
+                    report_data,
+                    nonce: Nonce {
+                        value: hex::encode(v),
+                        generated: false,
+                        report_data_derivation: Derivation::Padded,
+                    },
+                    nonce_bytes: v.clone(),
+                });
+            }
             Binding::Nonce(n) => (n.clone(), false),
             Binding::RandomNonce => {
                 let mut n = [0u8; RANDOM_NONCE_LEN];

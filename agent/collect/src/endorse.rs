@@ -106,6 +106,8 @@ pub struct AmdGathering<'a> {
     pub thim: &'a dyn Fetch,
     /// The client for KDS.
     pub kds: &'a dyn Fetch,
+    /// Told before each request to THIM or KDS.
+    pub progress: &'a crate::Progress,
 }
 
 /// What was gathered.
@@ -404,6 +406,9 @@ pub fn gather_amd_endorsements(
             }
             AmdSource::Thim => {
                 let url = format!("{}{THIM_AMD_PATH}", g.imds_base.trim_end_matches('/'));
+                g.progress.report(&format!(
+                    "fetching the VCEK and its chain from THIM ({url})"
+                ));
                 match thim_attempt(g.thim, &url, report, roots, now) {
                     Ok((endorsements, line)) => {
                         out.log.push(line);
@@ -424,7 +429,7 @@ pub fn gather_amd_endorsements(
             }
             AmdSource::Kds => {
                 for product in candidate_products(report) {
-                    match kds_attempt(g.kds, g.kds_base, product, report, roots, now) {
+                    match kds_attempt(g, product, report, roots, now) {
                         Ok(endorsements) => {
                             out.log.push(format!(
                                 "kds: VCEK and {product} chain from AMD KDS verify the report"
@@ -512,21 +517,26 @@ fn thim_attempt(
 }
 
 fn kds_attempt(
-    fetch: &dyn Fetch,
-    base: &str,
+    g: &AmdGathering<'_>,
     product: Product,
     report: &SnpReport,
     roots: &TrustedRoots,
     now: i64,
 ) -> Result<Vec<Endorsement>, KdsFailure> {
+    let (fetch, base) = (g.kds, g.kds_base);
     let tcb = report.reported_tcb(product);
     let vcek_url = kds::vcek_url(base, product, &report.chip_id, &tcb);
     let chain_url = kds::cert_chain_url(base, product, false);
+    g.progress
+        .report(&format!("fetching the VCEK from AMD KDS ({vcek_url})"));
     let vcek_resp = fetch.get(&vcek_url, &[]).map_err(KdsFailure::Fetch)?;
     let vcek = AmdCert::parse_der(&vcek_resp.body).map_err(|error| KdsFailure::Vcek {
         url: vcek_url.clone(),
         error,
     })?;
+    g.progress.report(&format!(
+        "fetching the {product} certificate chain from AMD KDS ({chain_url})"
+    ));
     let chain_resp = fetch.get(&chain_url, &[]).map_err(KdsFailure::Fetch)?;
     let text = std::str::from_utf8(&chain_resp.body).map_err(|_| KdsFailure::ChainNotText {
         url: chain_url.clone(),

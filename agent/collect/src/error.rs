@@ -180,6 +180,13 @@ pub enum CollectError {
     /// The environment failed (a simulated service that cannot start, no random bytes).
     #[error(transparent)]
     Environment(#[from] EnvError),
+    /// The request cannot be carried out as given (a padded binding value that is empty or
+    /// longer than REPORT_DATA).
+    #[error("invalid collection request: {reason}")]
+    InvalidRequest {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl CollectError {

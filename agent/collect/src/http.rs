@@ -52,6 +52,9 @@ pub struct HttpConfig {
     /// An absolute end shared by several calls (a whole `collect`): each call stops at the
     /// earlier of this and its own `deadline`, so a chain of fallbacks cannot add up past it.
     pub overall_end: Option<Instant>,
+    /// Retry 404 and 410, which IMDS answers while it updates (docs/formats.md §2). A remote
+    /// verifier's 404 means what it says, so `attest` turns this off.
+    pub retry_not_found: bool,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +68,7 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             use_proxy_env: false,
             overall_end: None,
+            retry_not_found: true,
         }
     }
 }
@@ -191,6 +195,36 @@ pub trait Fetch {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<HttpResponse, FetchError>;
+}
+
+/// A [`Fetch`] that tells a [`crate::Progress`] hook about each request just before making it
+/// (`fetching {what} ({url})`), for the call sites whose fetches happen deep inside a helper.
+pub(crate) struct Announced<'a> {
+    /// The client that makes the requests.
+    pub inner: &'a dyn Fetch,
+    /// The hook told.
+    pub progress: &'a crate::Progress,
+    /// What is fetched, as the line names it (`AMD's CRL from KDS`).
+    pub what: &'a str,
+}
+
+impl Fetch for Announced<'_> {
+    fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, FetchError> {
+        self.progress
+            .report(&format!("fetching {} ({url})", self.what));
+        self.inner.get(url, headers)
+    }
+
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<HttpResponse, FetchError> {
+        self.progress
+            .report(&format!("sending to {} ({url})", self.what));
+        self.inner.post(url, headers, body)
+    }
 }
 
 /// Whether `status` is worth retrying: 404 and 410 (IMDS updating), 408, 429 and 5xx
@@ -423,7 +457,8 @@ impl HttpClient {
             attempts,
             body_excerpt: body_excerpt(&mut body),
         };
-        if is_retryable_status(status) {
+        let not_found = matches!(status, 404 | 410);
+        if is_retryable_status(status) && (self.config.retry_not_found || !not_found) {
             Outcome::Retry {
                 error,
                 retry_after: retry_after(&headers),

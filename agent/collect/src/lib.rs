@@ -35,6 +35,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod acc;
+pub mod attest;
 mod azure;
 pub mod bundle;
 pub mod cache;
@@ -56,11 +57,11 @@ pub mod tdx_guest;
 pub mod tsm;
 pub mod vtpm;
 
-pub use collector::{Collected, Plan, collect, plan};
+pub use collector::{Collected, Plan, collect, plan, tee_of};
 pub use env::{Environment, SystemEnvironment};
 pub use error::{CollectError, NoSource, SourceError, SourceName, Warning};
 pub use request::{
-    Binding, CacheChoice, CollectRequest, Devices, EventLogs, Fetching, IntelService, QcnlSource,
-    SourceChoice,
+    Binding, CacheChoice, CollectRequest, Devices, EventLogs, Fetching, IntelService, Progress,
+    QcnlSource, SourceChoice,
 };
 pub use tdx::TdxSource;

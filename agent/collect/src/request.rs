@@ -6,7 +6,9 @@
 //! embedding thimble sets only what it cares about. Nothing here touches the outside world: that
 //! is the [`crate::Environment`]'s part.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use thimble_evidence::tdx::qcnl::QcnlConfig;
@@ -26,6 +28,10 @@ pub enum Binding {
     /// A fresh random nonce of [`RANDOM_NONCE_LEN`] bytes from the environment, recorded in the
     /// bundle as generated.
     RandomNonce,
+    /// A verifier's value of 1 to 64 bytes, zero-padded into REPORT_DATA (Trustee's digest). On
+    /// Azure the padded 64 bytes are the HCL report's `user-data` and the value itself the TPM
+    /// quote's qualifying data. The bundle records the derivation `padded`.
+    Padded(Vec<u8>),
 }
 
 /// Length of the nonce [`Binding::RandomNonce`] draws.
@@ -191,6 +197,68 @@ pub struct CollectRequest {
     pub intel_test_roots: Option<IntelRoots>,
     /// The measured-boot event logs to carry.
     pub event_logs: EventLogs,
+    /// Told, in a few words, whenever the collection is about to wait on something outside the
+    /// guest's memory: an endorsement service, the host's Quote Generation Service, the
+    /// paravisor. None by default.
+    pub progress: Progress,
+}
+
+/// A caller's hook for progress: a function given one short line (`fetching the VCEK from THIM
+/// (http://…)`) just before the collection waits on a service, the host or the paravisor, so that
+/// a caller can show why nothing seems to happen. The library never prints; what to do with the
+/// line is the caller's (the `thimble` binary prints it on a terminal). The function is called
+/// from the collecting thread, or from a worker thread while TDX collateral is fetched, and must
+/// return quickly.
+#[derive(Clone, Default)]
+pub struct Progress(Option<Arc<ProgressFn>>);
+
+/// The function a [`Progress`] hook calls.
+type ProgressFn = dyn Fn(&str) + Send + Sync;
+
+impl Progress {
+    /// A hook that calls `f` with each line.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Progress {
+        Progress(Some(Arc::new(f)))
+    }
+
+    /// No hook: lines are dropped (the default).
+    pub fn none() -> Progress {
+        Progress(None)
+    }
+
+    /// Whether a hook is set.
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Tells the hook `line`, if there is one.
+    pub fn report(&self, line: &str) {
+        if let Some(f) = &self.0 {
+            f(line);
+        }
+    }
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_set() {
+            "Progress(set)"
+        } else {
+            "Progress(none)"
+        })
+    }
+}
+
+/// Two hooks are equal when both are absent or both are the same function (the same `Arc`):
+/// functions cannot be compared otherwise.
+impl PartialEq for Progress {
+    fn eq(&self, other: &Progress) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 /// Which measured-boot event logs a collection reads, and where they are. A log the guest does
@@ -249,6 +317,7 @@ impl Default for CollectRequest {
             intel_roots: IntelRoots::intel(),
             intel_test_roots: None,
             event_logs: EventLogs::default(),
+            progress: Progress::none(),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::endorse::{
 };
 use crate::env::{Endpoint, Environment};
 use crate::error::{CollectError, NoSource, SourceError, SourceName, Warning};
-use crate::http::HttpConfig;
+use crate::http::{Announced, HttpConfig};
 use crate::request::SourceChoice;
 use crate::sev_guest::SevGuestClient;
 use crate::tsm::{Provider, TsmError, TsmRequest};
@@ -229,6 +229,7 @@ pub(crate) fn collect<E: Environment>(
             kds_base: &kds_base,
             thim: &thim_client,
             kds: &kds_client,
+            progress: &ctx.request.progress,
         };
         let got = gather_amd_endorsements(&gathering, &report, roots, now)
             .map_err(CollectError::Endorsements)?;
@@ -238,13 +239,18 @@ pub(crate) fn collect<E: Environment>(
     }
 
     let certs = amd_certificates(&endorsements);
+    let announced_kds = Announced {
+        inner: &kds_client,
+        progress: &ctx.request.progress,
+        what: "AMD's CRL from KDS",
+    };
     let crl_source = if fetching.offline {
         CrlSource::Disabled { why: "offline" }
     } else if !fetching.amd_crl_from_kds {
         CrlSource::Disabled { why: "--no-kds" }
     } else {
         CrlSource::Kds {
-            fetch: &kds_client,
+            fetch: &announced_kds,
             base: &kds_base,
         }
     };

@@ -41,6 +41,10 @@ fn via_tsm<E: Environment>(ctx: &Context<'_, E>) -> Result<Raw, CollectError> {
     let client = ctx.tsm().map_err(fail)?;
     let mut req = TsmRequest::new(ctx.bound.report_data);
     req.expected_provider = Some(Provider::TdxGuest);
+    ctx.request.progress.report(&format!(
+        "waiting for the quote from configfs-tsm ({}; the kernel asks the host's Quote Generation Service)",
+        tsm_path(&client)
+    ));
     let r = client.get_report(&req).map_err(fail)?;
     Ok(Raw {
         quote: r.outblob,
@@ -76,6 +80,13 @@ fn via_device_qgs<E: Environment>(ctx: &Context<'_, E>) -> Result<Raw, CollectEr
             },
         )
     })?;
+    ctx.request.progress.report(&format!(
+        "asking the host's Quote Generation Service for the quote (vsock port {})",
+        devices.qgs_port.map_or_else(
+            || "from /etc/tdx-attest.conf, else 4050".to_owned(),
+            |p| p.to_string()
+        )
+    ));
     let quote = QgsClient::new(qgs)
         .get_quote(report)
         .map_err(|e| CollectError::source_failed(SourceName::Qgs, e))?;
@@ -118,6 +129,7 @@ pub(crate) fn collateral<E: Environment>(
         cache: cache.as_ref(),
         roots: &ctx.request.intel_roots,
         test_roots: ctx.request.intel_test_roots.as_ref(),
+        progress: &ctx.request.progress,
     };
     gather_tdx_collateral(
         &gathering,

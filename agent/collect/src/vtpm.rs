@@ -48,6 +48,8 @@ pub use thimble_evidence::tpm2::{
     tpma_nv as nv_attr,
 };
 
+use crate::request::Progress;
+
 /// Device nodes tried in order: the kernel's resource manager first (it lets other TPM users run
 /// concurrently and flushes our transient state), then the raw device.
 pub const DEFAULT_DEVICE_PATHS: [&str; 2] = ["/dev/tpmrm0", "/dev/tpm0"];
@@ -965,11 +967,32 @@ impl<T: TpmTransport> VtpmClient<T> {
         deadline: Duration,
         allow_stale: bool,
     ) -> Result<FreshHcl, VtpmError> {
+        self.fresh_hcl_report_with_progress(report_data, deadline, allow_stale, &Progress::none())
+    }
+
+    /// As [`VtpmClient::fresh_hcl_report`], telling `progress` that it waits for the paravisor
+    /// before the first read, and again on the retries numbered 2, 4, 8, … (a line per read would
+    /// be one every [`DEFAULT_POLL_INTERVAL`]).
+    pub fn fresh_hcl_report_with_progress(
+        &mut self,
+        report_data: &[u8; USER_DATA_LEN],
+        deadline: Duration,
+        allow_stale: bool,
+        progress: &Progress,
+    ) -> Result<FreshHcl, VtpmError> {
         let defined = self.nv_define_and_write_user_data(report_data)?;
         let start = Instant::now();
         let mut attempts = 0u32;
+        progress.report(&format!(
+            "waiting for the paravisor to refresh the HCL report (vTPM NV {HCL_REPORT_NV_INDEX:#010x})"
+        ));
         loop {
             attempts += 1;
+            if attempts > 1 && attempts.is_power_of_two() {
+                progress.report(&format!(
+                    "waiting for the paravisor to refresh the HCL report (attempt {attempts})"
+                ));
+            }
             let bytes = self.nv_read(HCL_REPORT_NV_INDEX)?;
             let observed = observed_user_data(&bytes);
             let waited = start.elapsed();

@@ -25,6 +25,7 @@ fn fast_config() -> HttpConfig {
         max_body_bytes: 64 * 1024,
         use_proxy_env: false,
         overall_end: None,
+        retry_not_found: true,
     }
 }
 
@@ -440,4 +441,22 @@ fn invalid_urls() {
             "{url}: {err:?}"
         );
     }
+}
+
+#[test]
+fn a_404_is_final_when_not_found_is_not_retried() {
+    let emu = emulator(vec![FaultRule::always("/", Fault::Status(404))]);
+    let client = HttpClient::new(HttpConfig {
+        retry_not_found: false,
+        ..fast_config()
+    });
+    match client.get(&format!("{}/kbs/v0/resource/a/b/c", emu.base_url()), &[]) {
+        Err(FetchError::Status {
+            status: 404,
+            attempts: 1,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(emu.requests().len(), 1);
 }

@@ -1532,7 +1532,7 @@ mod tests {
 
     #[test]
     fn names_are_the_serialised_names() {
-        for d in [Derivation::Sha512, Derivation::Raw] {
+        for d in [Derivation::Sha512, Derivation::Raw, Derivation::Padded] {
             assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
         }
         for k in [

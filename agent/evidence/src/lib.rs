@@ -90,6 +90,7 @@
 // Libraries return what they found; only the binary prints (agent/cli/src/output.rs).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod attest;
 pub mod azure;
 pub mod bundle;
 pub mod cert_file;

@@ -12,10 +12,15 @@
 //! The server, the IMDS contract and the [`Fault`]s are independent of what is served: a service
 //! is a [`Routes`] implementation. [`EmulatorConfig`] is the AMD one; the Intel collateral
 //! services live in [`crate::intel_emulator`] on the same machinery.
+//!
+//! For benchmarks, a stopped emulator appends what it served to the file named by the
+//! environment variable `THIMBLE_SIM_REQUEST_LOG`, when set (see [`REQUEST_LOG_ENV`]): the
+//! simulator's emulators run inside the `thimble` process, so this is how `bench/run` counts the
+//! requests a simulated `collect` makes.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,6 +31,12 @@ pub const THIM_AMD_PATH: &str = "/metadata/THIM/amd/certification";
 /// Body IMDS sends when `Metadata: true` is missing (docs/formats.md §2).
 pub const MISSING_METADATA_BODY: &str =
     r#"{"error":"Bad request. Required metadata header not specified"}"#;
+
+/// The environment variable naming a file to which every emulator, when it stops, appends one
+/// line per request it received (`request BASE_URL METHOD PATH`) and then one summary line
+/// (`emulator BASE_URL requests=N max_concurrent=M`, where M is the largest number of
+/// connections being served at once). Unset (the default), nothing is written.
+pub const REQUEST_LOG_ENV: &str = "THIMBLE_SIM_REQUEST_LOG";
 
 /// Largest request head (request line and headers) accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -239,6 +250,8 @@ impl Emulator {
             faults: FaultState::new(routes.faults()),
             routes: Box::new(routes),
             requests: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             connections: Mutex::new(Vec::new()),
         });
@@ -280,6 +293,32 @@ impl Drop for Emulator {
         for handle in connections {
             let _ = handle.join();
         }
+        if let Some(path) = std::env::var_os(REQUEST_LOG_ENV) {
+            self.append_request_log(std::path::Path::new(&path));
+        }
+    }
+}
+
+impl Emulator {
+    /// Appends the lines [`REQUEST_LOG_ENV`] describes to `path`; a file that cannot be written
+    /// is ignored, as the log is only a benchmark's measurement.
+    fn append_request_log(&self, path: &std::path::Path) {
+        let base = self.base_url();
+        let requests = lock(&self.shared.requests);
+        let mut text = String::new();
+        for r in requests.iter() {
+            text.push_str(&format!("request {base} {} {}\n", r.method, r.path));
+        }
+        text.push_str(&format!(
+            "emulator {base} requests={} max_concurrent={}\n",
+            requests.len(),
+            self.shared.max_in_flight.load(Ordering::SeqCst)
+        ));
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
     }
 }
 
@@ -329,6 +368,9 @@ struct Shared {
     routes: Box<dyn Routes>,
     faults: FaultState,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Connections being served now, and the most at any one time ([`REQUEST_LOG_ENV`]).
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
     stop: AtomicBool,
     connections: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -399,6 +441,13 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
 }
 
 fn serve_tcp(stream: TcpStream, shared: &Shared) {
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    serve_tcp_counted(stream, shared);
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn serve_tcp_counted(stream: TcpStream, shared: &Shared) {
     // Short timeouts turn blocking calls into polls of the stop flag.
     let configured = stream
         .set_nonblocking(false)

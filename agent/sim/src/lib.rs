@@ -27,5 +27,6 @@ pub mod intel_emulator;
 pub mod signer;
 pub mod swtpm;
 pub mod tdx_signer;
+pub mod verifiers;
 
 pub use env::{SimEnvironment, SimMachine, insecure_trust_test_roots};

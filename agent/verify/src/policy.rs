@@ -55,8 +55,9 @@ pub fn check_report_data(
             None => Some(VerifyError::new(
                 Code::NonceMismatch,
                 format!(
-                    "the bundle's nonce {} with the raw derivation is {} bytes, not the 64 of REPORT_DATA, so it cannot be the REPORT_DATA {}",
+                    "the bundle's nonce {} with the {} derivation is {} bytes, which cannot make the 64 of REPORT_DATA {}",
                     hex::encode(&n.value),
+                    n.derivation,
                     n.value.len(),
                     hex::encode(actual)
                 ),

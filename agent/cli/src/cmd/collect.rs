@@ -18,7 +18,7 @@ use thimble_sim::{SimEnvironment, SimMachine, insecure_trust_test_roots};
 
 #[cfg(feature = "simulate")]
 use crate::args::SimulateArg;
-use crate::args::{CollectArgs, IntelServiceArg, SourceArg};
+use crate::args::{CollectArgs, CollectCommandArgs, IntelServiceArg, SourceArg};
 use crate::error::CliError;
 use crate::exit;
 use crate::io::{parse_hex, write_output};
@@ -56,7 +56,7 @@ fn binding(a: &CollectArgs) -> Result<Binding, CliError> {
 }
 
 /// The request the flags describe.
-fn request(a: &CollectArgs) -> Result<CollectRequest, CliError> {
+pub(crate) fn request(a: &CollectArgs) -> Result<CollectRequest, CliError> {
     let mut amd_sources = AmdSource::ALL.to_vec();
     amd_sources
         .retain(|s| !(a.no_thim && *s == AmdSource::Thim || a.no_kds && *s == AmdSource::Kds));
@@ -99,6 +99,7 @@ fn request(a: &CollectArgs) -> Result<CollectRequest, CliError> {
             (None, false) => CacheChoice::Default,
         },
         event_logs: event_logs(a),
+        progress: crate::output::progress_hook(),
         ..CollectRequest::default()
     };
     #[cfg(feature = "simulate")]
@@ -130,9 +131,28 @@ fn event_logs(a: &CollectArgs) -> EventLogs {
     }
 }
 
-pub fn run(a: CollectArgs) -> Result<u8, CliError> {
+/// `collect`: as [`collect`], with `--json`.
+pub fn run(a: CollectCommandArgs) -> Result<u8, CliError> {
+    collect(a.collect, a.json)
+}
+
+/// Collects as `a` says (`exec` too); `json`: the summary is a JSON document on stdout instead of
+/// the line on stderr (one line per round with `--every`).
+pub fn collect(a: CollectArgs, json: bool) -> Result<u8, CliError> {
+    let summary = if json {
+        if output_path(&a)?.as_os_str() == "-" {
+            return Err(CliError::Usage(
+                "--json prints on standard output, where -o - puts the bundle; give -o FILE".into(),
+            ));
+        }
+        Summary::Json {
+            one_line: a.every.is_some(),
+        }
+    } else {
+        Summary::Line
+    };
     let Some(every) = a.every else {
-        return run_once(&a);
+        return run_once(&a, summary);
     };
     let output = output_path(&a)?;
     if output.as_os_str() == "-" {
@@ -142,7 +162,7 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     }
     // Usage errors do not get better with time: stop on the first round that has one.
     loop {
-        match run_once(&a) {
+        match run_once(&a, summary) {
             Ok(exit::OK) => info(&format!(
                 "bundle written to {}; next collection in {every} s",
                 output.display()
@@ -163,15 +183,24 @@ pub fn run(a: CollectArgs) -> Result<u8, CliError> {
     }
 }
 
-fn run_once(a: &CollectArgs) -> Result<u8, CliError> {
+/// How a successful collection is reported.
+#[derive(Debug, Clone, Copy)]
+enum Summary {
+    /// The one line on stderr ([`crate::output::collected`]).
+    Line,
+    /// A JSON document on stdout: pretty, or on one line (`--every`, a document per round).
+    Json { one_line: bool },
+}
+
+fn run_once(a: &CollectArgs, summary: Summary) -> Result<u8, CliError> {
     // Checked before anything touches a device, so a usage error costs no guest request.
     let output = output_path(a)?;
     let request = request(a)?;
     #[cfg(feature = "simulate")]
     if let Some(simulate) = a.simulate {
-        return simulated(simulate, a, &request, &output);
+        return simulated(simulate, a, &request, &output, summary);
     }
-    collect_in(&SystemEnvironment::new(), a, &request, &output)
+    collect_in(&SystemEnvironment::new(), a, &request, &output, summary)
 }
 
 /// Collects in the simulated machine `--simulate` and `--source` name.
@@ -181,9 +210,20 @@ fn simulated(
     a: &CollectArgs,
     request: &CollectRequest,
     output: &std::path::Path,
+    summary: Summary,
 ) -> Result<u8, CliError> {
+    let machine = sim_machine(simulate, a.source)?;
+    collect_in(&SimEnvironment::new(machine), a, request, output, summary)
+}
+
+/// The simulated machine `--simulate` and `--source` name.
+#[cfg(feature = "simulate")]
+pub(crate) fn sim_machine(
+    simulate: SimulateArg,
+    source: SourceArg,
+) -> Result<SimMachine, CliError> {
     // A simulation is of one TEE; a source of another is a contradiction, not a hint.
-    let machine = match (simulate, a.source) {
+    let machine = match (simulate, source) {
         (SimulateArg::Snp, SourceArg::ConfigfsTsm) => Some(SimMachine::SnpConfigfs),
         (SimulateArg::Snp, SourceArg::Auto | SourceArg::SevGuest) => Some(SimMachine::SnpDevice),
         (SimulateArg::Tdx, SourceArg::Auto | SourceArg::ConfigfsTsm | SourceArg::TdxGuest) => {
@@ -194,14 +234,14 @@ fn simulated(
         _ => None,
     };
     let Some(machine) = machine else {
-        let name = clap::ValueEnum::to_possible_value(&a.source)
+        let name = clap::ValueEnum::to_possible_value(&source)
             .map(|v| v.get_name().to_string())
             .unwrap_or_default();
         return Err(CliError::Usage(format!(
             "--source {name} is not a source of the simulated TEE"
         )));
     };
-    collect_in(&SimEnvironment::new(machine), a, request, output)
+    Ok(machine)
 }
 
 /// Collects in `env`, warns, writes the bundle and prints the summary line.
@@ -210,6 +250,7 @@ fn collect_in<E: Environment>(
     a: &CollectArgs,
     request: &CollectRequest,
     output: &std::path::Path,
+    summary: Summary,
 ) -> Result<u8, CliError> {
     let plan = thimble_collect::plan(env, request);
     // Settings of another TEE have no meaning for this one; say so rather than drop them in
@@ -235,18 +276,51 @@ fn collect_in<E: Environment>(
         ),
         _ => (&[], ""),
     };
+    let mut said: Vec<String> = Vec::new();
     for (flag, _) in ignored.iter().filter(|(_, set)| *set) {
+        said.push(format!("{flag} {why}"));
         warn(&format!("{flag} {why}"));
     }
     let mut warnings = Vec::new();
     let collected = plan.collect_into(env, request, env.now(), &mut warnings);
     for w in &warnings {
+        said.push(w.to_string());
         warn(&w.to_string());
     }
     let bundle = collected.map_err(cli_error)?;
     write_output(output, &bundle.to_json())?;
-    crate::output::collected(&bundle, output);
+    crate::output::bundle_details(&bundle);
+    match summary {
+        Summary::Line => crate::output::collected(&bundle, output),
+        Summary::Json { one_line } => {
+            let value = json_summary(&bundle, output, &said);
+            if one_line {
+                crate::output::print_stdout(&format!("{value}\n"));
+            } else {
+                crate::output::print_json(&value);
+            }
+        }
+    }
     Ok(exit::OK)
+}
+
+/// `collect --json`: what [`crate::output::collected`] says, as members (docs/collect.md).
+fn json_summary(
+    bundle: &thimble_evidence::bundle::Bundle,
+    output: &std::path::Path,
+    warnings: &[String],
+) -> serde_json::Value {
+    serde_json::json!({
+        "path": output.to_string_lossy(),
+        "tee": bundle.tee().as_str(),
+        "simulated": bundle.simulated,
+        "source": bundle.collection.source.to_string(),
+        "nonce": bundle.nonce.as_ref().map(|n| &n.value),
+        "endorsement_origins": crate::output::endorsement_origins(bundle),
+        "endorsements": bundle.endorsements.len(),
+        "event_logs": bundle.event_logs.iter().map(|l| l.kind.as_str()).collect::<Vec<_>>(),
+        "warnings": warnings,
+    })
 }
 
 /// What to try on a machine without a TEE: the simulation, in a build that has one.
@@ -258,7 +332,7 @@ const NO_TEE_HINT: &str = "";
 
 /// The CLI's error for a failed collection: the library's, except that "no source" carries the
 /// CLI's hints.
-fn cli_error(e: CollectError) -> CliError {
+pub(crate) fn cli_error(e: CollectError) -> CliError {
     match e {
         CollectError::NoSource(n @ NoSource::Nothing { .. }) => CliError::NoTee(format!(
             "{n} (run `thimble detect` for details{NO_TEE_HINT})"

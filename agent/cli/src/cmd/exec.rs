@@ -45,7 +45,7 @@ pub fn run(mut a: ExecArgs) -> Result<u8, CliError> {
         let _ = std::fs::create_dir_all(dir);
     }
 
-    let collected = crate::cmd::collect::run(a.collect);
+    let collected = crate::cmd::collect::collect(a.collect, false);
     let mut cmd = std::process::Command::new(&program);
     cmd.args(&args);
     match collected {

@@ -14,6 +14,11 @@ use crate::error::CliError;
 use crate::io::{read_input, write_output};
 
 pub fn run(a: ExportArgs) -> Result<u8, CliError> {
+    if a.json && a.output.as_os_str() == "-" {
+        return Err(CliError::Usage(
+            "--json prints on standard output, where -o - puts the export; give -o FILE".into(),
+        ));
+    }
     let bundle = common::read_bundle(&a.bundle, a.max_bundle_size)?;
     if a.runtime_data.is_some() && a.format != Format::Maa {
         return Err(CliError::Usage(format!(
@@ -45,9 +50,32 @@ pub fn run(a: ExportArgs) -> Result<u8, CliError> {
         },
         _ => CliError::Usage(format!("cannot export {}: {e}", a.bundle.display())),
     })?;
-    match exported {
-        Exported::File(bytes) => write_output(&a.output, &bytes)?,
-        Exported::Directory(files) => write_directory(&a.output, &files)?,
+    let written = match &exported {
+        Exported::File(bytes) => {
+            write_output(&a.output, bytes)?;
+            serde_json::json!({ "kind": "file", "bytes": bytes.len() })
+        }
+        Exported::Directory(files) => {
+            write_directory(&a.output, files)?;
+            let files: Vec<_> = files
+                .iter()
+                .map(|(name, bytes)| serde_json::json!({ "name": name, "bytes": bytes.len() }))
+                .collect();
+            serde_json::json!({ "kind": "directory", "files": files })
+        }
+    };
+    if a.json {
+        let mut summary = serde_json::json!({
+            "path": a.output.to_string_lossy(),
+            "format": a.format.as_str(),
+            "tee": bundle.tee().as_str(),
+        });
+        if let (Some(summary), serde_json::Value::Object(written)) =
+            (summary.as_object_mut(), written)
+        {
+            summary.extend(written);
+        }
+        crate::output::print_json(&summary);
     }
     Ok(crate::exit::OK)
 }

@@ -189,6 +189,11 @@ struct Read {
 }
 
 pub fn run(a: ImportArgs) -> Result<u8, CliError> {
+    if a.json && a.output.as_os_str() == "-" {
+        return Err(CliError::Usage(
+            "--json prints on standard output, where -o - puts the bundle; give -o FILE".into(),
+        ));
+    }
     let nonce = nonce(&a)?;
     let now = common::now();
     let mut files = a
@@ -230,6 +235,30 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
         )
         .build();
     write_output(&a.output, &bundle.to_json())?;
+    if a.json {
+        crate::output::print_json(&serde_json::json!({
+            "path": a.output.to_string_lossy(),
+            "tee": bundle.tee().as_str(),
+            "from": a.from.map(|f| f.as_str()),
+            "evidence": bundle.collection.path,
+            "nonce": bundle.nonce.as_ref().map(|n| &n.value),
+            "endorsements": bundle
+                .endorsements
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "kind": e.kind.as_str(),
+                        "path": e.origin.path,
+                    })
+                })
+                .collect::<Vec<_>>(),
+            "event_logs": bundle
+                .event_logs
+                .iter()
+                .map(|l| l.kind.as_str())
+                .collect::<Vec<_>>(),
+        }));
+    }
     Ok(crate::exit::OK)
 }
 

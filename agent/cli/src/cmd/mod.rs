@@ -2,6 +2,7 @@
 //! One module per subcommand; each turns its arguments into a plan, runs it and returns the exit
 //! code.
 
+pub mod attest;
 pub mod collect;
 pub mod detect;
 pub mod exec;

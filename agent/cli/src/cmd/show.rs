@@ -30,6 +30,14 @@ use crate::output::print_stdout;
 pub fn run(a: ShowArgs) -> Result<u8, CliError> {
     let b = common::read_bundle(&a.bundle, a.max_bundle_size)?;
     let sim = a.insecure_allow_simulated;
+    if a.json {
+        let value = json::bundle(&b, sim).map_err(|reason| CliError::MalformedFile {
+            path: a.bundle.clone(),
+            reason,
+        })?;
+        crate::output::print_json(&value);
+        return Ok(exit::OK);
+    }
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -396,18 +404,7 @@ fn show_tdx(b: &Bundle, raw: &[u8], sim: bool, s: &mut String) -> Result<(), Str
             let _ = writeln!(s, "fmspc:         unknown (the quote carries no PCK chain)");
         }
     }
-    // The TCB status needs the collateral and a verification; do it now, against the pinned
-    // root (and the test root only when asked for: the bundle's own `simulated` is unsigned),
-    // and say so. Only the TCB is judged here, so what does not bear on it is let through.
-    let mut opts = VerifyOptions::strict(common::now());
-    opts.intel_simulated_roots = common::intel_simulated_roots(sim);
-    opts.allow_simulated = sim;
-    opts.tdx.allow_debug = true;
-    opts.tdx.allow_stale_collateral = true;
-    opts.tdx.allow_missing_crl = true;
-    opts.allow_stale_report = true;
-    opts.paravisor.allow_unknown = true;
-    let out = verify_bundle(b, &opts);
+    let out = tcb_outcome(b, sim);
     match (&out.tcb_status, out.errors.first()) {
         (Some(status), None) => {
             let _ = writeln!(
@@ -428,6 +425,222 @@ fn show_tdx(b: &Bundle, raw: &[u8], sim: bool, s: &mut String) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// The TCB status needs the collateral and a verification; do it now, against the pinned root
+/// (and the test root only when asked for: the bundle's own `simulated` is unsigned), and say
+/// so. Only the TCB is judged here, so what does not bear on it is let through.
+fn tcb_outcome(b: &Bundle, sim: bool) -> thimble_verify::Outcome {
+    let mut opts = VerifyOptions::strict(common::now());
+    opts.intel_simulated_roots = common::intel_simulated_roots(sim);
+    opts.allow_simulated = sim;
+    opts.tdx.allow_debug = true;
+    opts.tdx.allow_stale_collateral = true;
+    opts.tdx.allow_missing_crl = true;
+    opts.allow_stale_report = true;
+    opts.paravisor.allow_unknown = true;
+    verify_bundle(b, &opts)
+}
+
+/// `show --json`: the same sections as the text, as values (docs/verify.md, "show --json").
+/// The claims are decoded afresh from the evidence in the bundle's `claims` shape; text from an
+/// event log is escaped and bounded as in the text form.
+mod json {
+    use serde_json::{Value, json};
+    use thimble_collect::bundle::{azure_claims, snp_claims, tdx_claims};
+    use thimble_evidence::azure::{HclReport, HclReportType};
+    use thimble_evidence::bundle::{Bundle, EventLogEvidence, EventLogKind, Evidence};
+    use thimble_evidence::eventlog::{EventLog, EventLogClaims};
+    use thimble_evidence::snp::{AmdCert, SnpReport};
+    use thimble_evidence::tdx::pck::PckInfo;
+    use thimble_evidence::tdx::quote::TdxQuote;
+
+    use super::{
+        MAX_SHOWN_EVENTS, describe_event, describe_selection, preferred_bank, register_name,
+        tcb_outcome,
+    };
+
+    /// The whole document.
+    pub(super) fn bundle(b: &Bundle, sim: bool) -> Result<Value, String> {
+        let certs: Vec<AmdCert> = b
+            .endorsements
+            .iter()
+            .filter_map(|e| e.bytes().ok())
+            .filter_map(|d| AmdCert::parse_der(&d).ok())
+            .collect();
+        let mut tpm_quote = Value::Null;
+        let mut tdx_tcb = Value::Null;
+        let claims = match &b.evidence {
+            Evidence::SevSnp(e) => json!(snp(&e.report, &certs)?),
+            Evidence::Tdx(e) => {
+                tdx_tcb = tcb(b, sim);
+                json!(tdx(&e.quote)?)
+            }
+            Evidence::AzureSevSnp(e) => {
+                let hcl = HclReport::parse(&e.hcl_report).map_err(|e| e.to_string())?;
+                tpm_quote = tpm(e.tpm_quote.as_ref());
+                // As the text: the hardware report the HCL report says it holds.
+                let hardware = match hcl.report_type() {
+                    HclReportType::Snp => json!(snp(hcl.hw_report(), &certs)?),
+                    HclReportType::Tdx => {
+                        return Err(
+                            "the HCL report holds a TD report, but the bundle has no TDX quote"
+                                .into(),
+                        );
+                    }
+                };
+                json!(azure_claims(&hcl, Some(hardware)))
+            }
+            Evidence::AzureTdx(e) => {
+                let hcl = HclReport::parse(&e.hcl_report).map_err(|e| e.to_string())?;
+                tpm_quote = tpm(e.tpm_quote.as_ref());
+                let hardware = match hcl.report_type() {
+                    HclReportType::Snp => json!(snp(hcl.hw_report(), &certs)?),
+                    HclReportType::Tdx => {
+                        tdx_tcb = tcb(b, sim);
+                        json!(tdx(&e.tdx_quote)?)
+                    }
+                };
+                json!(azure_claims(&hcl, Some(hardware)))
+            }
+        };
+        let endorsements: Vec<Value> = b
+            .endorsements
+            .iter()
+            .map(|e| {
+                let subject = e
+                    .bytes()
+                    .ok()
+                    .and_then(|d| AmdCert::parse_der(&d).ok())
+                    .map(|c| c.subject_cn);
+                json!({
+                    "kind": e.kind.as_str(),
+                    "subject": subject,
+                    "origin": e.origin.kind.as_str(),
+                    "url": e.origin.url,
+                    "path": e.origin.path,
+                    "retrieved_at": e.retrieved_at,
+                    "cache_max_age_secs": e.cache_max_age_secs,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "format": b.format,
+            "version": b.version,
+            "tee": b.tee().as_str(),
+            "simulated": b.simulated,
+            "created_at": b.created_at,
+            "agent": { "name": b.agent.name, "version": b.agent.version },
+            "kernel_release": b.kernel_release,
+            "collection": b.collection,
+            "nonce": b.nonce,
+            "claims": claims,
+            "tpm_quote": tpm_quote,
+            "tdx_tcb": tdx_tcb,
+            "endorsements": endorsements,
+            "auxblob": matches!(&b.evidence, Evidence::SevSnp(e) if e.auxblob.is_some()),
+            "endorsement_log": b.endorsement_log,
+            "event_logs": b.event_logs.iter().map(event_log).collect::<Vec<_>>(),
+        }))
+    }
+
+    fn snp(raw: &[u8], certs: &[AmdCert]) -> Result<thimble_evidence::bundle::SnpClaims, String> {
+        let report = SnpReport::parse(raw).map_err(|e| e.to_string())?;
+        Ok(snp_claims(&report, certs))
+    }
+
+    fn tdx(raw: &[u8]) -> Result<thimble_evidence::tdx::TdxClaims, String> {
+        let quote = TdxQuote::parse(raw).map_err(|e| e.to_string())?;
+        let pck = quote
+            .pck_chain
+            .as_ref()
+            .and_then(|c| c.first())
+            .and_then(|d| PckInfo::from_der(d).ok());
+        Ok(tdx_claims(&quote, pck.as_ref()))
+    }
+
+    /// The TDX TCB status, verified now (staleness and debug not judged).
+    fn tcb(b: &Bundle, sim: bool) -> Value {
+        let out = tcb_outcome(b, sim);
+        match (&out.tcb_status, out.errors.first()) {
+            (status, None) => json!({
+                "status": status.as_ref().map(ToString::to_string),
+                "advisory_ids": out.advisory_ids,
+                "error": null,
+            }),
+            (_, Some(e)) => json!({
+                "status": null,
+                "advisory_ids": [],
+                "error": { "code": e.code.to_string(), "message": e.message },
+            }),
+        }
+    }
+
+    /// An Azure bundle's TPM quote: what it covers, from its own selection.
+    fn tpm(q: Option<&thimble_evidence::bundle::TpmQuoteEvidence>) -> Value {
+        match q.map(|q| (&q.quote, q.quote.attest())) {
+            Some((quote, Ok(att))) => json!({
+                "covers": describe_selection(&att.pcr_select),
+                "pcr_values": quote.pcrs.len(),
+                "extra_data": hex::encode(&att.extra_data),
+            }),
+            Some((_, Err(e))) => json!({ "error": e.to_string() }),
+            None => Value::Null,
+        }
+    }
+
+    /// One event log: its events (as many as the text shows) and its claims.
+    fn event_log(l: &EventLogEvidence) -> Value {
+        let mut v = json!({
+            "kind": l.kind.as_str(),
+            "source": l.source,
+            "bytes": l.data.len(),
+        });
+        let extra = if !matches!(l.kind, EventLogKind::Ccel | EventLogKind::Tcg2) {
+            json!({ "decoded": false })
+        } else {
+            match EventLog::parse(&l.data) {
+                Err(e) => json!({ "decoded": false, "error": e.to_string() }),
+                Ok(log) => decoded(&l.kind, &log),
+            }
+        };
+        if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
+            v.extend(extra);
+        }
+        v
+    }
+
+    fn decoded(kind: &EventLogKind, log: &EventLog) -> Value {
+        let bank = preferred_bank(kind, log);
+        let events: Vec<Value> = log
+            .events
+            .iter()
+            .take(MAX_SHOWN_EVENTS)
+            .map(|e| {
+                let digest = bank
+                    .filter(|_| e.is_extended())
+                    .and_then(|b| e.digest(b))
+                    .map(hex::encode);
+                json!({
+                    "index": e.index,
+                    "register": e.register,
+                    "register_name": register_name(kind, e.register),
+                    "type": e.event_type.to_string(),
+                    "extended": e.is_extended(),
+                    "digest": digest,
+                    "description": describe_event(e),
+                })
+            })
+            .collect();
+        json!({
+            "decoded": true,
+            "banks": log.spec_id.algorithms.iter().map(|a| a.alg.to_string()).collect::<Vec<_>>(),
+            "bank": bank.map(|b| b.to_string()),
+            "events_total": log.events.len(),
+            "events": events,
+            "claims": EventLogClaims::from_log(log),
+        })
+    }
 }
 
 /// The most events of one log printed; the rest are counted.

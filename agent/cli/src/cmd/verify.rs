@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 //! `thimble verify`: checks a bundle offline against the pinned roots at a given time, prints the
-//! outcome (human or `--json`) and exits 0, 6, 7 or 8 by the worst error.
+//! outcome (human or `--json`) and exits 0, 6, 7 or 8 by the worst error. Given several bundles
+//! (a relying party checking a fleet's), it verifies them in parallel on every core and prints
+//! one result per bundle in the order given; the exit code is the first failing bundle's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use thimble_evidence::bundle::Tee;
 use thimble_verify::Verdict;
-use thimble_verify::bundle::verify_bundle;
+use thimble_verify::bundle::{VerifyOptions, verify_bundle};
 use thimble_verify::outcome::{ErrorClass, Outcome};
 
 use crate::args::VerifyArgs;
@@ -26,18 +33,131 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
 pub fn run(a: VerifyArgs) -> Result<u8, CliError> {
     let at = common::verification_time(a.at.as_deref())?;
     let opts = common::verify_options(at, &a.policy)?;
-    let bundle = common::read_bundle(&a.bundle, a.max_bundle_size)?;
-    check_flags_fit(&a, bundle.tee())?;
-    let outcome = verify_bundle(&bundle, &opts);
-    if a.json {
-        let mut s =
-            serde_json::to_string_pretty(&outcome).map_err(|e| CliError::Other(e.to_string()))?;
-        s.push('\n');
-        print_stdout(&s);
-    } else {
-        print_stdout(&render(&outcome));
+    if let [path] = a.bundles.as_slice() {
+        let outcome = verify_one(&a, path, &opts)?;
+        if a.json {
+            let mut s = serde_json::to_string_pretty(&outcome)
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            s.push('\n');
+            print_stdout(&s);
+        } else {
+            print_stdout(&render(&outcome));
+        }
+        return Ok(exit_code(&outcome));
     }
-    Ok(exit_code(&outcome))
+    if a.bundles.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        return Err(CliError::Usage(
+            "standard input (`-`) can be given as a bundle only once".into(),
+        ));
+    }
+    Ok(run_many(&a, &opts))
+}
+
+/// Reads one bundle, refuses flags that do not fit its TEE, and verifies it.
+fn verify_one(a: &VerifyArgs, path: &Path, opts: &VerifyOptions) -> Result<Outcome, CliError> {
+    let bundle = common::read_bundle(path, a.max_bundle_size)?;
+    check_flags_fit(a, bundle.tee())?;
+    Ok(verify_bundle(&bundle, opts))
+}
+
+/// Verifies several bundles on every available core (one worker thread each, taking the next
+/// bundle in turn) and prints each result as soon as every result before it is printed, so that
+/// the output is in the order given and memory holds only the results waiting for an earlier
+/// one. Returns the exit code of the first bundle that does not pass, or 0.
+fn run_many(a: &VerifyArgs, opts: &VerifyOptions) -> u8 {
+    let paths = &a.bundles;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(paths.len());
+    let next = AtomicUsize::new(0);
+    let mut first_failure = None;
+    if a.json {
+        print_stdout("[\n");
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, u8, String)>();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = paths.get(i) else { break };
+                    let (code, text) = one_result(a, path, opts);
+                    if tx.send((i, code, text)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut waiting = BTreeMap::new();
+        let mut printed = 0;
+        for (i, code, text) in rx {
+            waiting.insert(i, (code, text));
+            while let Some((code, text)) = waiting.remove(&printed) {
+                if code != exit::OK && first_failure.is_none() {
+                    first_failure = Some(code);
+                }
+                let separator = match (printed, a.json) {
+                    (0, _) => "",
+                    (_, true) => ",\n",
+                    (_, false) => "\n",
+                };
+                print_stdout(&format!("{separator}{text}"));
+                printed += 1;
+            }
+        }
+    });
+    if a.json {
+        print_stdout("\n]\n");
+    }
+    first_failure.unwrap_or(exit::OK)
+}
+
+/// One bundle's exit code and printed result among several. Human form: a `==> PATH <==` line,
+/// then the outcome as for one bundle, or `error: ...` lines. JSON: an object with `bundle`,
+/// `exit_code`, and `outcome` (as for one bundle) or `error` (the message with its causes),
+/// indented as an element of the array.
+fn one_result(a: &VerifyArgs, path: &Path, opts: &VerifyOptions) -> (u8, String) {
+    let result = verify_one(a, path, opts);
+    let code = match &result {
+        Ok(outcome) => exit_code(outcome),
+        Err(e) => e.exit_code(),
+    };
+    let text = if a.json {
+        let mut element = serde_json::Map::new();
+        element.insert("bundle".into(), path.display().to_string().into());
+        element.insert("exit_code".into(), code.into());
+        match &result {
+            Ok(outcome) => match serde_json::to_value(outcome) {
+                Ok(v) => element.insert("outcome".into(), v),
+                Err(e) => element.insert("error".into(), e.to_string().into()),
+            },
+            Err(e) => element.insert("error".into(), crate::error::with_causes(e).into()),
+        };
+        let pretty = serde_json::to_string_pretty(&element).unwrap_or_default();
+        pretty
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        let mut s = format!("==> {} <==\n", path.display());
+        match &result {
+            Ok(outcome) => s.push_str(&render(outcome)),
+            Err(e) => {
+                s.push_str(&format!("error: {e}\n"));
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    s.push_str(&format!("  caused by: {cause}\n"));
+                    source = cause.source();
+                }
+            }
+        }
+        s
+    };
+    (code, text)
 }
 
 /// Refuses policy flags that do not apply to the bundle's TEE: a check the user asked for must

@@ -44,24 +44,30 @@
 //!
 //! **Import** ([`import`]) reads `tdx`, `az-snp-vtpm` and `az-tdx-vtpm` evidence (versions 0 to
 //! 2) back byte for byte, and also the same JSON inside a KBS `/attest` body or its
-//! `tee-evidence`. It refuses `snp` evidence: the serde form does not carry every byte of the
-//! report (see above), and thimble verifies the signature over the bytes the firmware wrote, so
-//! it will not rebuild them.
+//! `tee-evidence`. For `snp` it does what Trustee does: it re-encodes the 1184-byte report from
+//! the serde form (the TCB_VERSIONs in the layout of the product the CPUID fields name, reserved
+//! bytes zero) and parses that with every check of [`SnpReport::parse`]. The signature is then
+//! checked over the re-encoding, which equals the bytes the firmware signed only when the serde
+//! form carried every signed byte (as it does for every report the export writes): a report
+//! whose re-encoding differs is read, and simply fails signature verification later.
+
+use std::fmt;
 
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::azure::{HclReport, HclReportType, RuntimeData, TpmQuote, TpmsAttest};
 use crate::bundle::{
     AzureSevSnpEvidence, AzureTdxEvidence, Bundle, EndorsementKind, EventLogEvidence, EventLogKind,
-    Evidence, TdxEvidence, Tee, TpmQuoteEvidence,
+    Evidence, SevSnpEvidence, TdxEvidence, Tee, TpmQuoteEvidence,
 };
 use crate::snp::report::layout;
-use crate::snp::{Product, SigningKey, SnpReport, TcbVersion};
+use crate::snp::{GuestPolicy, Product, SigningKey, SnpReport, SnpReportFields, TcbVersion};
 use crate::tdx::TdxQuote;
 
 use super::{ExportError, Exported, Format, ImportError, Imported, NamedBytes};
@@ -444,15 +450,24 @@ fn snp_evidence<'a>(bundle: &Bundle, raw: &'a [u8]) -> Result<SnpOut<'a>, Export
             raw.get(offset).copied().unwrap_or_default()
         )));
     }
+    Ok(SnpOut {
+        attestation_report: sev_form(raw, &report, product),
+        cert_chain: snp_cert_chain(bundle, report.signing_key)?,
+    })
+}
+
+/// The serde form of `report` (parsed from `raw`), its TCB_VERSIONs decoded for `product`.
+fn sev_form<'a>(raw: &'a [u8], report: &SnpReport, product: Product) -> SevReport<'a> {
     let tcb = |raw: [u8; 8]| SevTcb::from(TcbVersion::decode(raw, product));
     let (fam, model, step) = match report.cpuid {
         Some((fam, model, step)) => (Some(fam), Some(model), Some(step)),
         None => (None, None, None),
     };
     // Bytes straight from the received report: the parse checked every reserved byte, and the
-    // re-encoding above equals it, so these are the values sev's decoder would read.
+    // export checked that the re-encoding equals it, so these are the values sev's decoder would
+    // read.
     let slice = |range: std::ops::Range<usize>| &raw[range];
-    let attestation_report = SevReport {
+    SevReport {
         version: report.version,
         guest_svn: report.guest_svn,
         policy: report.policy.raw,
@@ -485,11 +500,7 @@ fn snp_evidence<'a>(bundle: &Bundle, raw: &'a [u8]) -> Result<SnpOut<'a>, Export
             r: slice(layout::SIGNATURE_R.range()),
             s: slice(layout::SIGNATURE_S.range()),
         },
-    };
-    Ok(SnpOut {
-        attestation_report,
-        cert_chain: snp_cert_chain(bundle, report.signing_key)?,
-    })
+    }
 }
 
 /// `cert_chain`: the key that signed first (Trustee takes the first VCEK or VLEK), then its
@@ -540,13 +551,22 @@ fn snp_cert_chain(
 ///   source [`CC_EVENTLOG_SOURCE`].
 /// - `az-snp-vtpm` / `az-tdx-vtpm`, versions 0 (byte arrays, the VCEK as PEM), 1 and 2: the HCL
 ///   report, the TPM quote and the TD quote as evidence, the VCEK as the endorsement `vcek`.
-/// - `snp`: refused. Its report is the sev crate's serde form, which does not carry every byte
-///   the firmware signed (TCB_VERSION reserved bytes, reserved ranges, the mitigation vectors
-///   before version 5); thimble checks signatures over the bytes as written and does not
-///   rebuild them.
+/// - `snp`: the report re-encoded from the sev crate's serde form, as Trustee re-encodes it
+///   (see [`SNP_REPORT_MEMBERS`]): every member present, named as sev names it and nothing else,
+///   byte arrays of their exact length, integers in range, the TCB_VERSIONs encoded in the
+///   layout of the product the CPUID fields name (version 3+; for version 2, Turin when CHIP_ID
+///   is Turin-shaped, else the Milan/Genoa layout), reserved bytes zero; the result must pass
+///   [`SnpReport::parse`]. The evidence is that re-encoding (no auxblob). The signature is
+///   checked over it, so it verifies only when the serde form carried every byte the firmware
+///   signed (a report whose signed bytes held anything in a reserved byte, or mitigation vectors
+///   before version 5, re-encodes differently and fails signature verification later). The
+///   `cert_chain` entries (at most [`MAX_CERT_CHAIN`]; `null` or absent is none) become the
+///   endorsements `cert_chain[i] (VCEK)`, `(VLEK)`, `(ASK)`, `(ARK)` or `(CRL)`; `Empty` and
+///   `{"OTHER": uuid}` entries, and entries with no data, are checked and left out, as thimble
+///   reads the host's certificate table.
 ///
-/// Input is at most [`MAX_IMPORT_LEN`] bytes; the quotes and the HCL report must parse, and the
-/// HCL report must hold the hardware report of the TEE named.
+/// Input is at most [`MAX_IMPORT_LEN`] bytes; the quotes, the HCL report and the SEV-SNP report
+/// must parse, and the HCL report must hold the hardware report of the TEE named.
 pub fn import(tee: Option<&str>, bytes: &[u8]) -> Result<Imported, ImportError> {
     if bytes.len() > MAX_IMPORT_LEN {
         return Err(bad(format!(
@@ -576,15 +596,7 @@ pub fn import(tee: Option<&str>, bytes: &[u8]) -> Result<Imported, ImportError> 
         None => members.detect()?,
     };
     match tee {
-        Tee::SevSnp => Err(bad(
-            "snp evidence cannot be imported: its attestation_report is the sev crate's serde \
-             form of the report, which does not carry every byte the firmware signed (the \
-             reserved bytes of the TCB_VERSIONs, the reserved ranges, the mitigation vectors \
-             before version 5), and thimble verifies the signature over the bytes as the \
-             firmware wrote them rather than over a rebuilt report; import the raw 1184-byte \
-             report (snpguest or go-sev-guest form) instead"
-                .to_owned(),
-        )),
+        Tee::SevSnp => members.snp(),
         Tee::Tdx => members.tdx(),
         Tee::AzureSevSnp => members.az(HclReportType::Snp),
         Tee::AzureTdx => members.az(HclReportType::Tdx),
@@ -603,6 +615,8 @@ fn bad(reason: String) -> ImportError {
 struct Members<'a> {
     #[serde(borrow, default)]
     attestation_report: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    cert_chain: Option<&'a RawValue>,
     #[serde(borrow, default)]
     cc_eventlog: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -675,6 +689,23 @@ impl<'a> Members<'a> {
              with vcek or td_quote for az-snp-vtpm or az-tdx-vtpm); name it"
                 .to_owned(),
         ))
+    }
+
+    /// `snp`: the report re-encoded from its serde form, the certificate chain as endorsements.
+    fn snp(&self) -> Result<Imported, ImportError> {
+        let report = snp_report_from_sev(required(self.attestation_report, "attestation_report")?)?;
+        let endorsements = match self.cert_chain {
+            Some(raw) => cert_chain_in(raw)?,
+            None => Vec::new(),
+        };
+        Ok(Imported {
+            evidence: Evidence::SevSnp(SevSnpEvidence {
+                report,
+                auxblob: None,
+            }),
+            endorsements,
+            event_logs: Vec::new(),
+        })
     }
 
     fn tdx(&self) -> Result<Imported, ImportError> {
@@ -800,6 +831,602 @@ fn decode_b64(raw: &RawValue, name: &str, engine: &GeneralPurpose) -> Result<Vec
         .map_err(|_| bad(format!("member {name} is not base64")))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Import: the sev crate's serde form of an SEV-SNP report
+// ---------------------------------------------------------------------------------------------
+
+/// The members of the sev crate's `AttestationReport` serde form, in its order: [`import`]
+/// needs every one and refuses any other.
+pub const SNP_REPORT_MEMBERS: [&str; 29] = [
+    "version",
+    "guest_svn",
+    "policy",
+    "family_id",
+    "image_id",
+    "vmpl",
+    "sig_algo",
+    "current_tcb",
+    "plat_info",
+    "key_info",
+    "report_data",
+    "measurement",
+    "host_data",
+    "id_key_digest",
+    "author_key_digest",
+    "report_id",
+    "report_id_ma",
+    "reported_tcb",
+    "cpuid_fam_id",
+    "cpuid_mod_id",
+    "cpuid_step",
+    "chip_id",
+    "committed_tcb",
+    "current",
+    "committed",
+    "launch_tcb",
+    "launch_mit_vector",
+    "current_mit_vector",
+    "signature",
+];
+
+/// sev's `TcbVersion`.
+const TCB_MEMBERS: [&str; 5] = ["fmc", "bootloader", "tee", "snp", "microcode"];
+
+/// sev's `Version`.
+const VERSION_MEMBERS: [&str; 3] = ["major", "minor", "build"];
+
+/// sev's `Signature`.
+const SIGNATURE_MEMBERS: [&str; 2] = ["r", "s"];
+
+/// sev's `CertTableEntry`.
+const CERT_ENTRY_MEMBERS: [&str; 2] = ["cert_type", "data"];
+
+/// The most `cert_chain` entries [`import`] reads (a chain is the signing key, its issuer, the
+/// ARK and a CRL; the export writes at most six).
+pub const MAX_CERT_CHAIN: usize = 16;
+
+/// The most members of an object that are kept to be named in an error; the rest are counted.
+const MAX_OBJECT_MEMBERS: usize = 64;
+
+/// The report sev's serde form in `raw` describes, re-encoded as Trustee re-encodes it (see
+/// [`import`]), and parsed.
+fn snp_report_from_sev(raw: &RawValue) -> Result<Vec<u8>, ImportError> {
+    let r = Obj::parse(raw, "attestation_report", &SNP_REPORT_MEMBERS)?;
+    let version: u32 = r.get("version", int)?;
+    if !(2..=5).contains(&version) {
+        return Err(bad(format!(
+            "member attestation_report.version is {version}; thimble reads SEV-SNP report \
+             versions 2 to 5"
+        )));
+    }
+    let cpuid = match (
+        version >= 3,
+        r.get("cpuid_fam_id", opt_int::<u8>)?,
+        r.get("cpuid_mod_id", opt_int::<u8>)?,
+        r.get("cpuid_step", opt_int::<u8>)?,
+    ) {
+        (true, Some(fam), Some(model), Some(step)) => Some((fam, model, step)),
+        (false, None, None, None) => None,
+        (has, ..) => {
+            return Err(bad(format!(
+                "members attestation_report.cpuid_fam_id, cpuid_mod_id and cpuid_step must all \
+                 be {} in a version {version} report (version 3 added them)",
+                if has { "integers" } else { "null" }
+            )));
+        }
+    };
+    let chip_id: [u8; 64] = r.get("chip_id", byte_array)?;
+    // The TCB_VERSION layout, told as sev's encoder tells it.
+    let (product, layout_name) = match cpuid {
+        Some((fam, model, _)) => {
+            let product = Product::from_cpuid(fam, model).ok_or_else(|| {
+                bad(format!(
+                    "members attestation_report.cpuid_fam_id {fam:#04x} and cpuid_mod_id \
+                     {model:#04x} name no product thimble knows (Milan, Genoa, Turin), so the \
+                     TCB_VERSION layout is unknown"
+                ))
+            })?;
+            (product, product.kds_name())
+        }
+        None => {
+            let (hw_id, rest) = chip_id.split_at(8);
+            if hw_id.iter().any(|&b| b != 0) && rest.iter().all(|&b| b == 0) {
+                (Product::Turin, "Turin")
+            } else {
+                // Genoa shares Milan's layout.
+                (Product::Milan, "Milan or Genoa")
+            }
+        }
+    };
+    let tcb = |name: &str| r.get(name, |raw, path| tcb_raw(raw, path, product, layout_name));
+    let key_info: u32 = r.get("key_info", int)?;
+    if key_info & !0x1f != 0 {
+        return Err(bad(format!(
+            "member attestation_report.key_info is {key_info:#x}: bits 31:5 are reserved and \
+             must be zero"
+        )));
+    }
+    let launch_mit_vector = r.get("launch_mit_vector", opt_int::<u64>)?;
+    let current_mit_vector = r.get("current_mit_vector", opt_int::<u64>)?;
+    let has_mit = version >= 5;
+    if launch_mit_vector.is_some() != has_mit || current_mit_vector.is_some() != has_mit {
+        return Err(bad(format!(
+            "members attestation_report.launch_mit_vector and current_mit_vector must both be \
+             {} in a version {version} report (version 5 added them)",
+            if has_mit { "integers" } else { "null" }
+        )));
+    }
+    let (signature_r, signature_s) = r.get("signature", signature)?;
+    let fields = SnpReportFields {
+        version,
+        guest_svn: r.get("guest_svn", int)?,
+        policy: GuestPolicy::decode(r.get("policy", int)?),
+        family_id: r.get("family_id", byte_array)?,
+        image_id: r.get("image_id", byte_array)?,
+        vmpl: r.get("vmpl", int)?,
+        signature_algo: r.get("sig_algo", int)?,
+        current_tcb: tcb("current_tcb")?,
+        platform_info: r.get("plat_info", int)?,
+        author_key_en: key_info & 1 != 0,
+        mask_chip_key: key_info & 2 != 0,
+        // KEY_INFO is at most 0x1f, so its low byte holds SIGNING_KEY whole.
+        signing_key: SigningKey::from_bits(key_info.to_le_bytes()[0] >> 2),
+        report_data: r.get("report_data", byte_array)?,
+        measurement: r.get("measurement", byte_array)?,
+        host_data: r.get("host_data", byte_array)?,
+        id_key_digest: r.get("id_key_digest", byte_array)?,
+        author_key_digest: r.get("author_key_digest", byte_array)?,
+        report_id: r.get("report_id", byte_array)?,
+        report_id_ma: r.get("report_id_ma", byte_array)?,
+        reported_tcb: tcb("reported_tcb")?,
+        cpuid,
+        chip_id,
+        committed_tcb: tcb("committed_tcb")?,
+        current_version: r.get("current", fw_version)?,
+        committed_version: r.get("committed", fw_version)?,
+        launch_tcb: tcb("launch_tcb")?,
+        launch_mit_vector,
+        current_mit_vector,
+        signature_r,
+        signature_s,
+    };
+    let bytes = fields.to_bytes();
+    SnpReport::parse(&bytes).map_err(|e| bad(format!("member attestation_report: {e}")))?;
+    Ok(bytes.to_vec())
+}
+
+/// A TCB_VERSION's SPLs encoded in the layout of `product` (`layout_name` in errors): `fmc` is
+/// a number on Turin and `null` before.
+fn tcb_raw(
+    raw: &RawValue,
+    path: &str,
+    product: Product,
+    layout_name: &str,
+) -> Result<[u8; 8], ImportError> {
+    let t = Obj::parse(raw, path, &TCB_MEMBERS)?;
+    let fmc = match (product.turin_tcb_layout(), t.get("fmc", opt_int::<u8>)?) {
+        (true, Some(fmc)) => fmc,
+        (false, None) => 0,
+        (true, None) => {
+            return Err(bad(format!(
+                "member {path}.fmc is null, but a Turin TCB_VERSION has an FMC SPL"
+            )));
+        }
+        (false, Some(fmc)) => {
+            return Err(bad(format!(
+                "member {path}.fmc is {fmc}, but a {layout_name} TCB_VERSION has no FMC SPL \
+                 (only Turin's has one; it should be null)"
+            )));
+        }
+    };
+    Ok(TcbVersion::encode(
+        product,
+        t.get("bootloader", int)?,
+        t.get("tee", int)?,
+        t.get("snp", int)?,
+        t.get("microcode", int)?,
+        fmc,
+    )
+    .raw)
+}
+
+/// sev's `Version` as the report's (build, minor, major).
+fn fw_version(raw: &RawValue, path: &str) -> Result<(u8, u8, u8), ImportError> {
+    let v = Obj::parse(raw, path, &VERSION_MEMBERS)?;
+    let major = v.get("major", int)?;
+    let minor = v.get("minor", int)?;
+    let build = v.get("build", int)?;
+    Ok((build, minor, major))
+}
+
+/// sev's `Signature` as big-endian R and S.
+fn signature(raw: &RawValue, path: &str) -> Result<([u8; 48], [u8; 48]), ImportError> {
+    let s = Obj::parse(raw, path, &SIGNATURE_MEMBERS)?;
+    Ok((s.get("r", scalar)?, s.get("s", scalar)?))
+}
+
+/// A P-384 scalar stored as the report stores it (72 bytes little-endian, the last 24 zero),
+/// big-endian.
+fn scalar(raw: &RawValue, path: &str) -> Result<[u8; 48], ImportError> {
+    let le: [u8; 72] = byte_array(raw, path)?;
+    let (low, high) = le.split_at(48);
+    if high.iter().any(|&b| b != 0) {
+        return Err(bad(format!(
+            "member {path} has non-zero bytes after the 48th: the report stores a P-384 scalar \
+             little-endian in 72 bytes, the rest zero"
+        )));
+    }
+    let mut be = [0u8; 48];
+    for (dst, src) in be.iter_mut().zip(low.iter().rev()) {
+        *dst = *src;
+    }
+    Ok(be)
+}
+
+/// `cert_chain`: the entries of a type thimble reads, with data, named `cert_chain[i] (TYPE)`.
+fn cert_chain_in(raw: &RawValue) -> Result<Vec<NamedBytes>, ImportError> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let (entries, len) = RawArray {
+        keep: MAX_CERT_CHAIN,
+    }
+    .deserialize(&mut de)
+    .map_err(|_| bad("member cert_chain is not an array or null".to_owned()))?;
+    if len > MAX_CERT_CHAIN {
+        return Err(bad(format!(
+            "member cert_chain has {len} entries, more than the {MAX_CERT_CHAIN} accepted"
+        )));
+    }
+    let mut out = Vec::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        let path = format!("cert_chain[{i}]");
+        let e = Obj::parse(entry, &path, &CERT_ENTRY_MEMBERS)?;
+        let cert_type = e.get("cert_type", cert_type)?;
+        let data = e.get("data", |raw, path| {
+            bytes_of(raw, path, MAX_IMPORT_LEN).map(|b| b.bytes)
+        })?;
+        if let Some(cert_type) = cert_type
+            && !data.is_empty()
+        {
+            out.push(NamedBytes {
+                name: format!("{path} ({cert_type})"),
+                bytes: data,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// sev's `CertType`: the name of a type thimble reads, or `None` for `Empty` and
+/// `{"OTHER": uuid}`.
+fn cert_type(raw: &RawValue, path: &str) -> Result<Option<&'static str>, ImportError> {
+    const READ: [&str; 5] = ["VCEK", "VLEK", "ASK", "ARK", "CRL"];
+    if raw.get().starts_with('{') {
+        let o = Obj::parse(raw, path, &["OTHER"])?;
+        return o.get("OTHER", |raw, path| {
+            serde_json::from_str::<String>(raw.get())
+                .ok()
+                .filter(|s| is_uuid(s))
+                .map(|_| None)
+                .ok_or_else(|| bad(format!("member {path} is {}, not a UUID", shown(raw.get()))))
+        });
+    }
+    let name = serde_json::from_str::<String>(raw.get()).ok();
+    if name.as_deref() == Some("Empty") {
+        return Ok(None);
+    }
+    match READ.into_iter().find(|&r| name.as_deref() == Some(r)) {
+        Some(known) => Ok(Some(known)),
+        None => Err(bad(format!(
+            "member {path} is {}, not one of \"VCEK\", \"VLEK\", \"ASK\", \"ARK\", \"CRL\", \
+             \"Empty\" or {{\"OTHER\": UUID}}",
+            shown(raw.get())
+        ))),
+    }
+}
+
+/// A UUID as the uuid crate reads one: hyphenated, simple, braced or as a URN.
+fn is_uuid(s: &str) -> bool {
+    let s = s.strip_prefix("urn:uuid:").unwrap_or(s);
+    let s = s
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or(s);
+    let hex = |c: char| c.is_ascii_hexdigit();
+    match s.len() {
+        32 => s.chars().all(hex),
+        36 => s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                hex(c)
+            }
+        }),
+        _ => false,
+    }
+}
+
+/// Text of the input shown in an error: at most 40 characters of it.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
+        None => text.to_owned(),
+    }
+}
+
+/// The unsigned integer types of sev's form.
+trait Int: std::str::FromStr {
+    const MAX: u64;
+}
+
+impl Int for u8 {
+    const MAX: u64 = u8::MAX as u64;
+}
+
+impl Int for u32 {
+    const MAX: u64 = u32::MAX as u64;
+}
+
+impl Int for u64 {
+    const MAX: u64 = u64::MAX;
+}
+
+/// An integer member: plain JSON digits in range (no sign, fraction or exponent).
+fn int<T: Int>(raw: &RawValue, path: &str) -> Result<T, ImportError> {
+    raw.get().parse().map_err(|_| {
+        bad(format!(
+            "member {path} is {}, not an integer from 0 to {}",
+            shown(raw.get()),
+            T::MAX
+        ))
+    })
+}
+
+/// An `Option` integer member: `null` or [`int`].
+fn opt_int<T: Int>(raw: &RawValue, path: &str) -> Result<Option<T>, ImportError> {
+    if raw.get() == "null" {
+        return Ok(None);
+    }
+    raw.get().parse().map(Some).map_err(|_| {
+        bad(format!(
+            "member {path} is {}, not null or an integer from 0 to {}",
+            shown(raw.get()),
+            T::MAX
+        ))
+    })
+}
+
+/// A byte array member of exactly `N` elements.
+fn byte_array<const N: usize>(raw: &RawValue, path: &str) -> Result<[u8; N], ImportError> {
+    let b = bytes_of(raw, path, N)?;
+    if b.len != N {
+        return Err(bad(format!(
+            "member {path} has {} elements, not the {N} bytes it must have",
+            b.len
+        )));
+    }
+    b.bytes
+        .try_into()
+        .map_err(|_| bad(format!("member {path} does not have {N} bytes")))
+}
+
+/// A byte array member: its first `keep` bytes and its length.
+fn bytes_of(raw: &RawValue, path: &str, keep: usize) -> Result<Bytes, ImportError> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let b = ByteArray { keep }
+        .deserialize(&mut de)
+        .map_err(|_| bad(format!("member {path} is not an array of bytes")))?;
+    if let Some((i, text)) = &b.bad {
+        return Err(bad(format!(
+            "member {path}[{i}] is {text}, not a byte (an integer from 0 to 255)"
+        )));
+    }
+    Ok(b)
+}
+
+/// A JSON object's members, undecoded, checked against the names its type has: each present,
+/// once, and no other.
+struct Obj<'a> {
+    path: String,
+    names: &'static [&'static str],
+    values: Vec<&'a RawValue>,
+}
+
+impl<'a> Obj<'a> {
+    /// The object `raw` (member `path`) with the members `names`.
+    fn parse(
+        raw: &'a RawValue,
+        path: &str,
+        names: &'static [&'static str],
+    ) -> Result<Obj<'a>, ImportError> {
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        let (entries, len) = RawObject
+            .deserialize(&mut de)
+            .map_err(|_| bad(format!("member {path} is not an object")))?;
+        let mut values: Vec<Option<&'a RawValue>> = vec![None; names.len()];
+        for (key, value) in entries {
+            let slot = names
+                .iter()
+                .position(|n| *n == key)
+                .and_then(|i| values.get_mut(i))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "member {path} has a member {:?}, which is not one of {}",
+                        shown(&key),
+                        names.join(", ")
+                    ))
+                })?;
+            if slot.replace(value).is_some() {
+                return Err(bad(format!("member {path}.{key} appears more than once")));
+            }
+        }
+        if len > names.len() {
+            return Err(bad(format!(
+                "member {path} has {len} members, more than the {} it may have",
+                names.len()
+            )));
+        }
+        let values = names
+            .iter()
+            .zip(values)
+            .map(|(name, v)| v.ok_or_else(|| bad(format!("member {path}.{name} is missing"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Obj {
+            path: path.to_owned(),
+            names,
+            values,
+        })
+    }
+
+    /// Member `name`, decoded by `decode` (given its path for errors).
+    fn get<T>(
+        &self,
+        name: &str,
+        decode: impl FnOnce(&'a RawValue, &str) -> Result<T, ImportError>,
+    ) -> Result<T, ImportError> {
+        let path = format!("{}.{name}", self.path);
+        let raw = self
+            .names
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| bad(format!("member {path} is missing")))?;
+        decode(raw, &path)
+    }
+}
+
+/// Reads a JSON object: its first [`MAX_OBJECT_MEMBERS`] members undecoded, and how many it
+/// has.
+struct RawObject;
+
+impl<'de> DeserializeSeed<'de> for RawObject {
+    type Value = (Vec<(String, &'de RawValue)>, usize);
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawObject {
+    type Value = (Vec<(String, &'de RawValue)>, usize);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Vec::new();
+        while kept.len() < MAX_OBJECT_MEMBERS {
+            match map.next_entry::<String, &'de RawValue>()? {
+                Some(entry) => kept.push(entry),
+                None => {
+                    let len = kept.len();
+                    return Ok((kept, len));
+                }
+            }
+        }
+        let mut len = kept.len();
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+            len += 1;
+        }
+        Ok((kept, len))
+    }
+}
+
+/// Reads a JSON array: its first `keep` elements undecoded, and how many it has.
+struct RawArray {
+    keep: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for RawArray {
+    type Value = (Vec<&'de RawValue>, usize);
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawArray {
+    type Value = (Vec<&'de RawValue>, usize);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Vec::new();
+        while kept.len() < self.keep {
+            match seq.next_element::<&'de RawValue>()? {
+                Some(v) => kept.push(v),
+                None => {
+                    let len = kept.len();
+                    return Ok((kept, len));
+                }
+            }
+        }
+        let mut len = kept.len();
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            len += 1;
+        }
+        Ok((kept, len))
+    }
+}
+
+/// A JSON array of bytes as read: the first `keep` elements decoded, how many there are, and
+/// the first element (index and text) that is not an integer from 0 to 255.
+struct Bytes {
+    bytes: Vec<u8>,
+    len: usize,
+    bad: Option<(usize, String)>,
+}
+
+/// Reads a JSON array of bytes to its end without failing on an element (see [`Bytes`]).
+struct ByteArray {
+    keep: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ByteArray {
+    type Value = Bytes;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Bytes, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ByteArray {
+    type Value = Bytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of bytes")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+        let mut out = Bytes {
+            bytes: Vec::with_capacity(self.keep.min(4096)),
+            len: 0,
+            bad: None,
+        };
+        loop {
+            if out.len < self.keep {
+                let Some(v) = seq.next_element::<&'de RawValue>()? else {
+                    break;
+                };
+                match v.get().parse::<u8>() {
+                    Ok(b) => out.bytes.push(b),
+                    Err(_) => {
+                        if out.bad.is_none() {
+                            out.bad = Some((out.len, shown(v.get())));
+                        }
+                    }
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            out.len += 1;
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,5 +1458,636 @@ mod tests {
         assert_eq!(v0.detect().unwrap(), Tee::AzureSevSnp);
         assert!(Members::parse(r#"{"quote":"a","quote":"b"}"#).is_err());
         assert!(Members::parse("[]").is_err());
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // snp import
+    // -----------------------------------------------------------------------------------------
+
+    use crate::bundle::{
+        Agent, Collection, CollectionSource, Endorsement, FORMAT, Origin, OriginKind, VERSION,
+    };
+    use serde_json::{Value, json};
+
+    const VECTORS_V3: [(&str, &[u8]); 2] = [
+        (
+            "snp/milan-v3-oak",
+            include_bytes!("../../../../tests/vectors/snp/milan-v3-oak/report.bin"),
+        ),
+        (
+            "snp/milan-v3-vlek-aws",
+            include_bytes!("../../../../tests/vectors/snp/milan-v3-vlek-aws/report.bin"),
+        ),
+    ];
+
+    /// Version 2 reports, which the export refuses (Trustee needs version 3).
+    const VECTORS_V2: [(&str, &[u8]); 6] = [
+        (
+            "snp/milan-v2-aci-thim",
+            include_bytes!("../../../../tests/vectors/snp/milan-v2-aci-thim/report.bin"),
+        ),
+        (
+            "snp/milan-v2-debug-guest",
+            include_bytes!("../../../../tests/vectors/snp/milan-v2-debug-guest/report.bin"),
+        ),
+        (
+            "snp/milan-v2-trustee",
+            include_bytes!("../../../../tests/vectors/snp/milan-v2-trustee/report.bin"),
+        ),
+        (
+            "snp/milan-v2-virtee",
+            include_bytes!("../../../../tests/vectors/snp/milan-v2-virtee/report.bin"),
+        ),
+        (
+            "snp/negative-forged-vcek-legacy",
+            include_bytes!("../../../../tests/vectors/snp/negative-forged-vcek-legacy/report.bin"),
+        ),
+        (
+            "snp/negative-forged-vcek-new",
+            include_bytes!("../../../../tests/vectors/snp/negative-forged-vcek-new/report.bin"),
+        ),
+    ];
+
+    /// Azure HCL reports, whose SEV-SNP reports are real Milan ones (version 2 and 3).
+    const AZURE_HCL: [(&str, &[u8]); 4] = [
+        (
+            "azure/snp-hcl-milan-v2",
+            include_bytes!("../../../../tests/vectors/azure/snp-hcl-milan-v2/hcl_report.bin"),
+        ),
+        (
+            "azure/snp-hcl-milan-v3-v0",
+            include_bytes!("../../../../tests/vectors/azure/snp-hcl-milan-v3-v0/hcl_report.bin"),
+        ),
+        (
+            "azure/snp-hcl-milan-v3-v1",
+            include_bytes!("../../../../tests/vectors/azure/snp-hcl-milan-v3-v1/hcl_report.bin"),
+        ),
+        (
+            "azure/snp-hcl-milan-v3-v2",
+            include_bytes!("../../../../tests/vectors/azure/snp-hcl-milan-v3-v2/hcl_report.bin"),
+        ),
+    ];
+
+    const OAK_VCEK: &[u8] = include_bytes!("../../../../tests/vectors/snp/milan-v3-oak/vcek.der");
+    const AWS_VLEK: &[u8] =
+        include_bytes!("../../../../tests/vectors/snp/milan-v3-vlek-aws/vlek.der");
+
+    fn snp_bundle(report: &[u8], endorsements: Vec<Endorsement>) -> Bundle {
+        Bundle {
+            format: FORMAT.into(),
+            version: VERSION,
+            simulated: false,
+            agent: Agent {
+                name: "thimble".into(),
+                version: "0.1.0".into(),
+            },
+            created_at: "2026-06-01T00:00:00Z".into(),
+            kernel_release: None,
+            collection: Collection::new(CollectionSource::Import),
+            nonce: None,
+            evidence: Evidence::SevSnp(SevSnpEvidence {
+                report: report.to_vec(),
+                auxblob: None,
+            }),
+            endorsements,
+            endorsement_log: Vec::new(),
+            event_logs: Vec::new(),
+            claims: None,
+        }
+    }
+
+    fn der(kind: EndorsementKind, der: &[u8]) -> Endorsement {
+        Endorsement::der(kind, der, Origin::path(OriginKind::File, "x.der"), None)
+    }
+
+    fn exported(bundle: &Bundle) -> Vec<u8> {
+        match export(bundle).unwrap() {
+            Exported::File(bytes) => bytes,
+            Exported::Directory(_) => panic!("Trustee evidence is one file"),
+        }
+    }
+
+    /// The serde form of any report (the export's checks bypassed), its layout told as sev's
+    /// encoder tells it.
+    fn sev_json(raw: &[u8]) -> Vec<u8> {
+        let report = SnpReport::parse(raw).unwrap();
+        let product = report.product_hint().unwrap_or(Product::Milan);
+        serde_json::to_vec(&SnpOut {
+            attestation_report: sev_form(raw, &report, product),
+            cert_chain: None,
+        })
+        .unwrap()
+    }
+
+    fn imported_report(json: &[u8]) -> Vec<u8> {
+        let imported = import(None, json).unwrap();
+        let Evidence::SevSnp(e) = imported.evidence else {
+            panic!("not SEV-SNP evidence");
+        };
+        assert_eq!(e.auxblob, None);
+        e.report
+    }
+
+    fn azure_reports() -> Vec<(&'static str, Vec<u8>)> {
+        AZURE_HCL
+            .iter()
+            .map(|(case, hcl)| {
+                let hcl = crate::azure::HclReport::parse(hcl).unwrap();
+                let report = hcl.snp_report().unwrap().unwrap();
+                (*case, report.as_bytes().to_vec())
+            })
+            .collect()
+    }
+
+    fn pattern<const N: usize>(seed: u8) -> [u8; N] {
+        std::array::from_fn(|i| seed.wrapping_add(u8::try_from(i % 256).unwrap()).max(1))
+    }
+
+    /// Simulated reports of the products and versions no real vector has: Genoa version 3,
+    /// Turin version 3 and 5 (FMC in the TCB_VERSIONs), Turin version 2 (told by its chip id),
+    /// Milan version 5 (mitigation vectors).
+    fn simulated() -> Vec<(&'static str, Vec<u8>)> {
+        let make = |version: u32, product: Product, cpuid: Option<(u8, u8, u8)>| {
+            let tcb = |n: u8| TcbVersion::encode(product, n, n + 1, n + 2, n + 3, n + 4).raw;
+            let mut chip_id: [u8; 64] = pattern(0xa0);
+            if product == Product::Turin {
+                chip_id[8..].fill(0);
+            }
+            SnpReportFields {
+                version,
+                guest_svn: 7,
+                policy: GuestPolicy::decode(0x3_0000),
+                family_id: pattern(0x10),
+                image_id: pattern(0x20),
+                vmpl: 1,
+                signature_algo: 1,
+                current_tcb: tcb(10),
+                platform_info: 0x25,
+                author_key_en: true,
+                mask_chip_key: false,
+                signing_key: SigningKey::Vcek,
+                report_data: pattern(0x50),
+                measurement: pattern(0x90),
+                host_data: pattern(0xc0),
+                id_key_digest: pattern(0xe0),
+                author_key_digest: pattern(0x11),
+                report_id: pattern(0x40),
+                report_id_ma: pattern(0x60),
+                reported_tcb: tcb(20),
+                cpuid,
+                chip_id,
+                committed_tcb: tcb(30),
+                current_version: (29, 55, 1),
+                committed_version: (28, 54, 1),
+                launch_tcb: tcb(40),
+                launch_mit_vector: (version >= 5).then_some(0x1122_3344_5566_7788),
+                current_mit_vector: (version >= 5).then_some(0x99aa_bbcc_ddee_ff00),
+                signature_r: pattern(0xb0),
+                signature_s: pattern(0xd0),
+            }
+            .to_bytes()
+            .to_vec()
+        };
+        vec![
+            (
+                "genoa-v3",
+                make(3, Product::Genoa, Some((0x19, 0x11, 0x01))),
+            ),
+            (
+                "turin-v3",
+                make(3, Product::Turin, Some((0x1a, 0x02, 0x00))),
+            ),
+            (
+                "turin-v5",
+                make(5, Product::Turin, Some((0x1a, 0x02, 0x00))),
+            ),
+            ("turin-v2", make(2, Product::Turin, None)),
+            (
+                "milan-v5",
+                make(5, Product::Milan, Some((0x19, 0x01, 0x01))),
+            ),
+        ]
+    }
+
+    /// Every report the tests read back: (name, bytes, whether the export takes it).
+    fn all_reports() -> Vec<(String, Vec<u8>, bool)> {
+        let mut out: Vec<(String, Vec<u8>, bool)> = Vec::new();
+        for (case, raw) in VECTORS_V3 {
+            out.push((case.to_owned(), raw.to_vec(), true));
+        }
+        for (case, raw) in VECTORS_V2 {
+            out.push((case.to_owned(), raw.to_vec(), false));
+        }
+        for (case, raw) in azure_reports().into_iter().chain(simulated()) {
+            let v3 = SnpReport::parse(&raw).unwrap().version >= 3;
+            out.push((case.to_owned(), raw, v3));
+        }
+        out
+    }
+
+    #[test]
+    fn snp_export_import_round_trips_the_report_bytes() {
+        let all = all_reports();
+        assert_eq!(all.len(), 17);
+        for (case, raw, exports) in all {
+            let json = if exports {
+                let json = exported(&snp_bundle(&raw, Vec::new()));
+                assert_eq!(json, [sev_json(&raw), b"\n".to_vec()].concat(), "{case}");
+                json
+            } else {
+                sev_json(&raw)
+            };
+            assert_eq!(imported_report(&json), raw, "{case}");
+            // Whitespace anywhere is fine.
+            let v: Value = serde_json::from_slice(&json).unwrap();
+            let pretty = serde_json::to_vec_pretty(&v).unwrap();
+            assert_eq!(imported_report(&pretty), raw, "{case}");
+            let imported = import(Some("snp"), &json).unwrap();
+            assert!(imported.endorsements.is_empty(), "{case}");
+            assert!(imported.event_logs.is_empty(), "{case}");
+            // Inside a KBS /attest body, too.
+            let attest = format!(r#"{{"tee-evidence":{{"primary_evidence":{}}}}}"#, {
+                std::str::from_utf8(&json).unwrap()
+            });
+            assert_eq!(imported_report(attest.as_bytes()), raw, "{case}");
+        }
+    }
+
+    #[test]
+    fn snp_cert_chain_becomes_endorsements() {
+        let (_, oak) = VECTORS_V3[0];
+        let b = snp_bundle(oak, vec![der(EndorsementKind::Vcek, OAK_VCEK)]);
+        let imported = import(None, &exported(&b)).unwrap();
+        assert_eq!(
+            imported.endorsements,
+            [NamedBytes {
+                name: "cert_chain[0] (VCEK)".to_owned(),
+                bytes: OAK_VCEK.to_vec(),
+            }]
+        );
+        let (_, aws) = VECTORS_V3[1];
+        let b = snp_bundle(
+            aws,
+            vec![
+                der(EndorsementKind::Vlek, AWS_VLEK),
+                der(EndorsementKind::Ark, b"ark"),
+            ],
+        );
+        let json = exported(&b);
+        let imported = import(None, &json).unwrap();
+        let names: Vec<&str> = imported
+            .endorsements
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(names, ["cert_chain[0] (VLEK)", "cert_chain[1] (ARK)"]);
+        assert_eq!(imported.endorsements[0].bytes, AWS_VLEK);
+
+        // Empty and OTHER entries, and entries without data, are read and left out; null and
+        // absent are no chain.
+        let mut v: Value = serde_json::from_slice(&json).unwrap();
+        v["cert_chain"] = json!([
+            {"cert_type": "Empty", "data": []},
+            {"cert_type": {"OTHER": "a8074bc2-a25a-483e-aae6-39c045a0b8a1"}, "data": [1, 2]},
+            {"cert_type": "CRL", "data": []},
+            {"cert_type": "ASK", "data": [3]},
+        ]);
+        let imported = import(None, v.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            imported.endorsements,
+            [NamedBytes {
+                name: "cert_chain[3] (ASK)".to_owned(),
+                bytes: vec![3],
+            }]
+        );
+        v["cert_chain"] = Value::Null;
+        assert!(
+            import(None, v.to_string().as_bytes())
+                .unwrap()
+                .endorsements
+                .is_empty()
+        );
+        v.as_object_mut().unwrap().remove("cert_chain");
+        assert!(
+            import(None, v.to_string().as_bytes())
+                .unwrap()
+                .endorsements
+                .is_empty()
+        );
+    }
+
+    /// sev's `AttestationReport` built from the serde form member by member, as its serde
+    /// derive fills it (the crate is a dev-dependency without its `serde` feature).
+    fn sev_report(v: &Value) -> sev::firmware::guest::AttestationReport {
+        use sev::firmware::guest::{AttestationReport, KeyInfo, PlatformInfo, Version};
+        use sev::firmware::host::TcbVersion as SevTcbVersion;
+        fn arr<const N: usize>(v: &Value) -> [u8; N] {
+            let bytes: Vec<u8> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| u8::try_from(b.as_u64().unwrap()).unwrap())
+                .collect();
+            bytes.try_into().unwrap()
+        }
+        let u8_of = |v: &Value| u8::try_from(v.as_u64().unwrap()).unwrap();
+        let u32_of = |v: &Value| u32::try_from(v.as_u64().unwrap()).unwrap();
+        let opt_u8 = |v: &Value| v.as_u64().map(|x| u8::try_from(x).unwrap());
+        let tcb = |v: &Value| SevTcbVersion {
+            fmc: opt_u8(&v["fmc"]),
+            bootloader: u8_of(&v["bootloader"]),
+            tee: u8_of(&v["tee"]),
+            snp: u8_of(&v["snp"]),
+            microcode: u8_of(&v["microcode"]),
+        };
+        let version =
+            |v: &Value| Version::new(u8_of(&v["major"]), u8_of(&v["minor"]), u8_of(&v["build"]));
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, SNP_REPORT_MEMBERS);
+        AttestationReport {
+            version: u32_of(&v["version"]),
+            guest_svn: u32_of(&v["guest_svn"]),
+            policy: sev::firmware::guest::GuestPolicy::from(v["policy"].as_u64().unwrap()),
+            family_id: arr(&v["family_id"]),
+            image_id: arr(&v["image_id"]),
+            vmpl: u32_of(&v["vmpl"]),
+            sig_algo: u32_of(&v["sig_algo"]),
+            current_tcb: tcb(&v["current_tcb"]),
+            plat_info: PlatformInfo::from(v["plat_info"].as_u64().unwrap()),
+            key_info: KeyInfo::from(u32_of(&v["key_info"])),
+            report_data: arr(&v["report_data"]),
+            measurement: arr(&v["measurement"]),
+            host_data: arr(&v["host_data"]),
+            id_key_digest: arr(&v["id_key_digest"]),
+            author_key_digest: arr(&v["author_key_digest"]),
+            report_id: arr(&v["report_id"]),
+            report_id_ma: arr(&v["report_id_ma"]),
+            reported_tcb: tcb(&v["reported_tcb"]),
+            cpuid_fam_id: opt_u8(&v["cpuid_fam_id"]),
+            cpuid_mod_id: opt_u8(&v["cpuid_mod_id"]),
+            cpuid_step: opt_u8(&v["cpuid_step"]),
+            chip_id: arr(&v["chip_id"]),
+            committed_tcb: tcb(&v["committed_tcb"]),
+            current: version(&v["current"]),
+            committed: version(&v["committed"]),
+            launch_tcb: tcb(&v["launch_tcb"]),
+            launch_mit_vector: v["launch_mit_vector"].as_u64(),
+            current_mit_vector: v["current_mit_vector"].as_u64(),
+            signature: sev::certs::snp::ecdsa::Signature::new(
+                arr(&v["signature"]["r"]),
+                arr(&v["signature"]["s"]),
+            ),
+        }
+    }
+
+    #[test]
+    fn snp_reencoding_agrees_with_the_sev_crate() {
+        use sev::parser::ByteParser;
+        // Every report, and one whose TCB_VERSION reserved byte the form drops: sev's encoder
+        // and thimble's write the same bytes from the same form.
+        let mut dropped = VECTORS_V3[0].1.to_vec();
+        dropped[0x38 + 3] = 1;
+        let mut reports: Vec<(String, Vec<u8>)> =
+            all_reports().into_iter().map(|(c, r, _)| (c, r)).collect();
+        reports.push(("tcb reserved byte".to_owned(), dropped.clone()));
+        for (case, raw) in reports {
+            let json = sev_json(&raw);
+            let v: Value = serde_json::from_slice(&json).unwrap();
+            let theirs = sev_report(&v["attestation_report"]).to_bytes().unwrap();
+            let ours = imported_report(&json);
+            assert_eq!(ours, theirs.to_vec(), "{case}");
+            // And sev reads the re-encoding back to the same form.
+            let again = sev::firmware::guest::AttestationReport::from_bytes(&ours).unwrap();
+            assert_eq!(again, sev_report(&v["attestation_report"]), "{case}");
+        }
+        // The dropped byte is not in the re-encoding: the signature over it would not verify.
+        let again = imported_report(&sev_json(&dropped));
+        assert_ne!(again, dropped);
+        let report = SnpReport::parse(&dropped).unwrap();
+        assert_eq!(again, sev_reencoded(&report, Product::Milan).to_vec());
+    }
+
+    /// The import error for `v` (the oak report's export, changed by `change`).
+    fn snp_error(change: impl FnOnce(&mut Value)) -> String {
+        let (_, oak) = VECTORS_V3[0];
+        let b = snp_bundle(oak, vec![der(EndorsementKind::Vcek, OAK_VCEK)]);
+        let mut v: Value = serde_json::from_slice(&exported(&b)).unwrap();
+        change(&mut v);
+        let err = import(None, v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.format, Format::Trustee);
+        err.reason
+    }
+
+    #[track_caller]
+    fn expect(reason: &str, wanted: &str) {
+        assert!(reason.contains(wanted), "{reason:?} lacks {wanted:?}");
+    }
+
+    #[test]
+    fn snp_import_refuses_hostile_reports() {
+        fn ar(v: &mut Value) -> &mut Value {
+            &mut v["attestation_report"]
+        }
+        expect(
+            &snp_error(|v| ar(v)["family_id"].as_array_mut().unwrap().truncate(15)),
+            "member attestation_report.family_id has 15 elements, not the 16 bytes",
+        );
+        expect(
+            &snp_error(|v| ar(v)["chip_id"].as_array_mut().unwrap().push(json!(0))),
+            "member attestation_report.chip_id has 65 elements",
+        );
+        expect(
+            &snp_error(|v| ar(v)["measurement"][3] = json!(256)),
+            "member attestation_report.measurement[3] is 256, not a byte",
+        );
+        for bad in [json!(-1), json!(1.5), json!("1"), json!(null), json!([1])] {
+            expect(
+                &snp_error(|v| ar(v)["report_data"][0] = bad),
+                "member attestation_report.report_data[0] is ",
+            );
+        }
+        expect(
+            &snp_error(|v| ar(v)["report_data"] = json!(vec![0u8; 1_000_000])),
+            "member attestation_report.report_data has 1000000 elements, not the 64",
+        );
+        expect(
+            &snp_error(|v| ar(v)["host_data"] = json!("AAAA")),
+            "member attestation_report.host_data is not an array of bytes",
+        );
+        expect(
+            &snp_error(|v| {
+                ar(v).as_object_mut().unwrap().remove("vmpl");
+            }),
+            "member attestation_report.vmpl is missing",
+        );
+        expect(
+            &snp_error(|v| ar(v)["extra"] = json!(0)),
+            r#"member attestation_report has a member "extra", which is not one of version"#,
+        );
+        expect(
+            &snp_error(|v| ar(v)["current_tcb"]["spl"] = json!(0)),
+            r#"member attestation_report.current_tcb has a member "spl""#,
+        );
+        expect(
+            &snp_error(|v| {
+                ar(v)["signature"].as_object_mut().unwrap().remove("s");
+            }),
+            "member attestation_report.signature.s is missing",
+        );
+        expect(
+            &snp_error(|v| *ar(v) = json!([1, 2])),
+            "member attestation_report is not an object",
+        );
+        expect(
+            &snp_error(|v| ar(v)["vmpl"] = json!(4_294_967_296u64)),
+            "member attestation_report.vmpl is 4294967296, not an integer from 0 to 4294967295",
+        );
+        expect(
+            &snp_error(|v| ar(v)["policy"] = json!(-1)),
+            "member attestation_report.policy is -1, not an integer",
+        );
+        expect(
+            &snp_error(|v| ar(v)["current"]["major"] = json!(256)),
+            "member attestation_report.current.major is 256, not an integer from 0 to 255",
+        );
+        expect(
+            &snp_error(|v| ar(v)["reported_tcb"]["microcode"] = json!(1e3)),
+            "member attestation_report.reported_tcb.microcode is 1000.0",
+        );
+        expect(
+            &snp_error(|v| ar(v)["version"] = json!(6)),
+            "member attestation_report.version is 6",
+        );
+        expect(
+            &snp_error(|v| ar(v)["cpuid_step"] = Value::Null),
+            "cpuid_step must all be integers in a version 3 report",
+        );
+        expect(
+            &snp_error(|v| ar(v)["cpuid_fam_id"] = json!(0x17)),
+            "cpuid_fam_id 0x17 and cpuid_mod_id 0x01 name no product",
+        );
+        expect(
+            &snp_error(|v| ar(v)["launch_mit_vector"] = json!(1)),
+            "must both be null in a version 3 report",
+        );
+        expect(
+            &snp_error(|v| ar(v)["launch_tcb"]["fmc"] = json!(1)),
+            "member attestation_report.launch_tcb.fmc is 1, but a Milan TCB_VERSION has no FMC",
+        );
+        expect(
+            &snp_error(|v| ar(v)["key_info"] = json!(0x20)),
+            "member attestation_report.key_info is 0x20: bits 31:5 are reserved",
+        );
+        expect(
+            &snp_error(|v| ar(v)["signature"]["r"][60] = json!(1)),
+            "member attestation_report.signature.r has non-zero bytes after the 48th",
+        );
+        // What the fields can say but the firmware never writes: SnpReport::parse decides.
+        expect(
+            &snp_error(|v| ar(v)["policy"] = json!(0)),
+            "member attestation_report: SEV-SNP report POLICY 0x0 has bit 17 clear",
+        );
+        expect(
+            &snp_error(|v| ar(v)["sig_algo"] = json!(2)),
+            "member attestation_report: SEV-SNP report signature_algo is 2",
+        );
+        // A very long unknown name is shown cut short.
+        let long = "x".repeat(10_000);
+        let reason = snp_error(|v| ar(v)[long.as_str()] = json!(0));
+        assert!(reason.len() < 1_000, "{reason}");
+        // Many members, no panic.
+        expect(
+            &snp_error(|v| {
+                for i in 0..1000 {
+                    ar(v)[format!("m{i}")] = json!(i);
+                }
+            }),
+            r#"has a member "m0""#,
+        );
+    }
+
+    #[test]
+    fn snp_import_refuses_hostile_cert_chains() {
+        expect(
+            &snp_error(|v| v["cert_chain"][0]["cert_type"] = json!("VCEK2")),
+            r#"member cert_chain[0].cert_type is "VCEK2", not one of "VCEK""#,
+        );
+        expect(
+            &snp_error(|v| v["cert_chain"][0]["cert_type"] = json!({"OTHER": "nope"})),
+            r#"member cert_chain[0].cert_type.OTHER is "nope", not a UUID"#,
+        );
+        expect(
+            &snp_error(|v| v["cert_chain"][0]["cert_type"] = json!({"VCEK": null})),
+            r#"member cert_chain[0].cert_type has a member "VCEK""#,
+        );
+        expect(
+            &snp_error(|v| v["cert_chain"][0]["cert_type"] = json!(3)),
+            "member cert_chain[0].cert_type is 3",
+        );
+        expect(
+            &snp_error(|v| v["cert_chain"][0]["data"][5] = json!(300)),
+            "member cert_chain[0].data[5] is 300, not a byte",
+        );
+        expect(
+            &snp_error(|v| {
+                v["cert_chain"][0].as_object_mut().unwrap().remove("data");
+            }),
+            "member cert_chain[0].data is missing",
+        );
+        expect(
+            &snp_error(|v| v["cert_chain"] = json!("VCEK")),
+            "member cert_chain is not an array or null",
+        );
+        expect(
+            &snp_error(|v| v["cert_chain"] = json!(vec![json!({}); 100_000])),
+            "member cert_chain has 100000 entries, more than the 16 accepted",
+        );
+        expect(
+            &snp_error(|v| v["cert_chain"][0]["data"] = json!({"a": 1})),
+            "member cert_chain[0].data is not an array of bytes",
+        );
+    }
+
+    #[test]
+    fn snp_import_refuses_duplicates_and_a_missing_report() {
+        let (_, oak) = VECTORS_V3[0];
+        let json = String::from_utf8(exported(&snp_bundle(oak, Vec::new()))).unwrap();
+        let twice = json.replacen(r#""vmpl":"#, r#""vmpl":0,"vmpl":"#, 1);
+        let err = import(None, twice.as_bytes()).unwrap_err();
+        expect(
+            &err.reason,
+            "member attestation_report.vmpl appears more than once",
+        );
+        let err = import(Some("snp"), br#"{"cert_chain":null}"#).unwrap_err();
+        expect(&err.reason, "member attestation_report is missing");
+        let err = import(Some("snp"), br#"{"attestation_report":null}"#).unwrap_err();
+        expect(&err.reason, "member attestation_report is missing");
+        // Turin TCB_VERSIONs carry fmc.
+        let (_, turin) = simulated()
+            .into_iter()
+            .find(|(c, _)| *c == "turin-v5")
+            .unwrap();
+        let mut v: Value = serde_json::from_slice(&sev_json(&turin)).unwrap();
+        assert_eq!(v["attestation_report"]["current_tcb"]["fmc"], json!(14));
+        v["attestation_report"]["current_tcb"]["fmc"] = Value::Null;
+        let err = import(None, v.to_string().as_bytes()).unwrap_err();
+        expect(
+            &err.reason,
+            "member attestation_report.current_tcb.fmc is null, but a Turin TCB_VERSION has an \
+             FMC SPL",
+        );
+    }
+
+    #[test]
+    fn uuids_and_shown_text() {
+        assert!(is_uuid("a8074bc2-a25a-483e-aae6-39c045a0b8a1"));
+        assert!(is_uuid("a8074bc2a25a483eaae639c045a0b8a1"));
+        assert!(is_uuid("{a8074bc2-a25a-483e-aae6-39c045a0b8a1}"));
+        assert!(is_uuid("urn:uuid:a8074bc2-a25a-483e-aae6-39c045a0b8a1"));
+        assert!(!is_uuid("a8074bc2-a25a-483e-aae6-39c045a0b8a"));
+        assert!(!is_uuid("a8074bc2_a25a-483e-aae6-39c045a0b8a1"));
+        assert!(!is_uuid("é8074bc2-a25a-483e-aae6-39c045a0b8a1"));
+        assert_eq!(shown("abc"), "abc");
+        assert_eq!(shown(&"é".repeat(50)), format!("{}…", "é".repeat(40)));
     }
 }
