@@ -98,7 +98,11 @@ fn verify(b: &Booted, bundle: &Path, nonce: &str) -> (i32, Value) {
 /// terminal, so the binary announces each wait there ("fetching …", "asking …", "waiting for …";
 /// docs/collect.md), and which waits a boot has depends on the machine, not on the outcome.
 fn thimble_lines(console: &str) -> Vec<&str> {
-    const PROGRESS: [&str; 3] = ["thimble: fetching ", "thimble: asking ", "thimble: waiting for "];
+    const PROGRESS: [&str; 3] = [
+        "thimble: fetching ",
+        "thimble: asking ",
+        "thimble: waiting for ",
+    ];
     console
         .lines()
         .filter(|l| l.starts_with("thimble: "))

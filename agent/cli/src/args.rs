@@ -72,6 +72,17 @@ pub enum VerifierArg {
     Veraison,
 }
 
+/// MAA's protocol on Azure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum MaaFlowArg {
+    /// The SevSnpVm / TdxVm bodies with the HCL runtime data.
+    #[default]
+    Vm,
+    /// The Azure guest protocol (AzureGuest): a quote of PCRs 0-7 and an ephemeral vTPM key
+    /// the token comes back encrypted to.
+    AzureGuest,
+}
+
 #[derive(Debug, Args)]
 pub struct AttestArgs {
     /// The verifier to attest to [config: attest.verifier, THIMBLE_VERIFIER].
@@ -97,6 +108,10 @@ pub struct AttestArgs {
     /// bytes; Azure TDX with ITA: the user data).
     #[arg(long, value_name = "FILE")]
     pub runtime_data: Option<PathBuf>,
+    /// MAA on Azure: the protocol (vm: SevSnpVm / TdxVm; azure-guest: AzureGuest, with an
+    /// ephemeral vTPM key).
+    #[arg(long, value_enum, value_name = "FLOW", default_value = "vm")]
+    pub maa_flow: MaaFlowArg,
     /// ITA: a file holding the API key [default: the THIMBLE_ITA_API_KEY environment variable].
     /// There is no flag for the key itself: command lines are visible to every process.
     #[arg(long, value_name = "FILE")]
@@ -279,11 +294,15 @@ pub struct CollectArgs {
     #[cfg(feature = "simulate")]
     #[arg(long)]
     pub insecure_allow_simulated: bool,
-    /// Keep running: collect again every SECONDS, replacing the bundle atomically (a failed
-    /// round keeps the previous bundle and is retried at the next one). For long-running
-    /// containers without a shell, such as a DaemonSet.
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub every: Option<u64>,
+    /// Keep running: collect again every INTERVAL (seconds, or with a unit: 500ms, 30s, 5m,
+    /// 1h; at least 10ms), replacing the bundle atomically (a failed round keeps the previous
+    /// bundle and is retried at the next one). For long-running containers without a shell,
+    /// such as a DaemonSet. Stops with exit 0 on SIGTERM or SIGINT.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    pub every: Option<std::time::Duration>,
+    /// With --every: stop after N rounds, with the exit code of the last one.
+    #[arg(long, value_name = "N", requires = "every", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: Option<u64>,
     /// Use a simulated guest and THIM emulator on loopback instead of real hardware.
     #[cfg(feature = "simulate")]
     #[arg(long, value_enum, value_name = "TEE")]
@@ -671,6 +690,38 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is not a size between 1 byte and the address space"))
 }
 
+/// Shortest `--every`: shorter rounds would only spin.
+pub const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// A `--every` interval: whole seconds (`30`, as before units were accepted), or a whole number
+/// with one of the units `ms`, `s`, `m`, `h`; at least [`MIN_INTERVAL`].
+pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let ms_per_unit: u64 = match unit {
+        "" | "s" => 1000,
+        "ms" => 1,
+        "m" => 60 * 1000,
+        "h" => 60 * 60 * 1000,
+        _ => {
+            return Err(format!(
+                "{s:?} is not an interval (such as 30, 30s, 500ms, 5m or 1h)"
+            ));
+        }
+    };
+    let ms = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(ms_per_unit))
+        .ok_or_else(|| format!("{s:?} is not an interval (such as 30, 30s, 500ms, 5m or 1h)"))?;
+    let interval = std::time::Duration::from_millis(ms);
+    if interval < MIN_INTERVAL {
+        return Err(format!("{s:?} is shorter than the shortest interval, 10ms"));
+    }
+    Ok(interval)
+}
+
 #[derive(Debug, Args)]
 pub struct VerifyChainArgs {
     /// Certificate files (DER or PEM) or THIM AMD JSON responses.
@@ -686,4 +737,34 @@ pub struct VerifyChainArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_interval;
+
+    #[test]
+    fn intervals_take_plain_seconds_and_units() {
+        assert_eq!(parse_interval("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("10ms"), Ok(Duration::from_millis(10)));
+        for bad in [
+            "",
+            "0",
+            "9ms",
+            "s",
+            "1.5s",
+            "-1",
+            "5 d",
+            "30x",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_interval(bad).is_err(), "{bad:?}");
+        }
+    }
 }

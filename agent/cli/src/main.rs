@@ -15,6 +15,11 @@ mod policy;
 
 use std::process::ExitCode;
 
+/// mimalloc in the static musl binary (agent/cli/Cargo.toml says why).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};

@@ -4,7 +4,8 @@
 //! checks the binding and verifies the evidence; the token, the bundle and a KBS resource land
 //! where the flags say, the bundle verifies offline, and every failure has its documented exit
 //! code: 9 when the verifier is unavailable, 10 when it refuses, 6 for a malformed answer, 2 for
-//! a request that cannot be made. `--print-request` sends nothing.
+//! a request that cannot be made. `--print-request` sends nothing. MAA's Azure guest protocol
+//! (`--maa-flow azure-guest`) runs from both simulated Azure machines.
 
 #![expect(clippy::unwrap_used, reason = "test assertions")]
 
@@ -122,6 +123,20 @@ fn maa_ita_and_veraison_from_their_tees() {
             vec![],
         ),
         (
+            Verifier::Maa,
+            "maa",
+            "azure-snp",
+            SimMachine::AzureSnp,
+            vec!["--maa-flow", "azure-guest"],
+        ),
+        (
+            Verifier::Maa,
+            "maa",
+            "azure-tdx",
+            SimMachine::AzureTdx,
+            vec!["--maa-flow", "azure-guest"],
+        ),
+        (
             Verifier::Ita,
             "ita",
             "tdx",
@@ -161,6 +176,28 @@ fn maa_ita_and_veraison_from_their_tees() {
         // With --json the token is in the summary; --token-out is not written then.
         assert!(token_signature_valid(summary["token"].as_str().unwrap()));
     }
+}
+
+#[test]
+fn the_azure_guest_flow_is_for_maa_on_azure_only() {
+    // Another verifier: a usage error before anything is collected.
+    let r = attest(
+        "kbs",
+        "azure-snp",
+        "http://127.0.0.1:9",
+        &["--maa-flow", "azure-guest", "--print-request"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--maa-flow"), "{}", r.stderr);
+    // A guest without the paravisor's vTPM: the request cannot be made (exit 2).
+    let r = attest(
+        "maa",
+        "snp",
+        "http://127.0.0.1:9",
+        &["--maa-flow", "azure-guest", "--print-request"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("AzureGuest"), "{}", r.stderr);
 }
 
 #[test]

@@ -160,6 +160,9 @@ fn command_reference_is_the_help_texts() {
         "show",
         "verify-chain",
         "exec",
+        "export",
+        "attest",
+        "config",
     ] {
         let args: Vec<&str> = if cmd.is_empty() {
             vec!["--help"]

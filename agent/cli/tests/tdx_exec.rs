@@ -340,11 +340,20 @@ fn collect_every_keeps_replacing_the_bundle_and_exec_refuses_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // A healthy `--every` logs its first round only (docs/collect.md); that the bundle keeps
+    // being replaced shows in its bytes, each round's bundle having its own nonce.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let first = std::fs::read(&out).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1300));
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.matches("bundle written to").count() >= 2, "{stderr}");
+    assert_eq!(stderr.matches("bundle written to").count(), 1, "{stderr}");
+    assert_ne!(
+        std::fs::read(&out).unwrap(),
+        first,
+        "the bundle was not replaced"
+    );
     let v = run(&["verify", "--insecure-allow-simulated", p(&out)]);
     assert_eq!(v.code, 0, "{}", v.stdout);
     let r = run(&[

@@ -14,10 +14,23 @@
 //! collateral verifies the new quote, exactly as a fresh answer would be. A damaged, expired or
 //! non-matching entry is ignored and replaced. Writes go through a temporary file and a rename
 //! so that a reader never sees half an entry.
+//!
+//! Many collections may start together on one node (container entrypoints, a DaemonSet and a
+//! job) and share one cache directory. So that they make one request per item between them, and
+//! not one each (IMDS allows five a second per VM), a collector takes the entry's lock
+//! ([`EndorsementCache::lock`]) before fetching an item the cache would store, looks in the cache
+//! again once it holds it (the holder before it may have filled the entry), and fetches only
+//! when the entry is still missing. The wait is bounded ([`EndorsementCache::with_lock_deadline`]),
+//! so that a holder that hangs costs the others part of their deadline, never all of it.
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use serde::{Deserialize, Serialize};
 use thimble_evidence::bundle::{Endorsement, EndorsementKind};
@@ -46,10 +59,62 @@ pub struct CacheEntry {
 /// the cache directory may be writable by others, so a reader does not load whatever it finds.
 const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
 
+/// How long [`EndorsementCache::lock`] waits for another process's fetch when the collector set
+/// no deadline of its own.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(15);
+
+/// How often a waiting process tries the lock again. `flock` has no timeout, and a blocking call
+/// could not be abandoned at the deadline, so waiters poll with `LOCK_NB`; a few milliseconds is
+/// nothing beside a fetch and costs nothing measurable for a few dozen waiters.
+const LOCK_POLL: Duration = Duration::from_millis(5);
+
 /// A cache directory.
 #[derive(Debug, Clone)]
 pub struct EndorsementCache {
     dir: PathBuf,
+    /// Until when [`EndorsementCache::lock`] waits; `None` is [`DEFAULT_LOCK_WAIT`] from the call.
+    lock_until: Option<Instant>,
+}
+
+/// Why an entry's lock was not taken. The caller fetches without it: the lock only saves
+/// requests, and a collection must not fail for want of it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// Another process held the lock until the deadline (its fetch is slow or hung).
+    #[error("another process held the cache lock {path} until the deadline")]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The lock file could not be created, opened or locked (a read-only cache directory).
+    #[error("cannot take the cache lock {path}")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An exclusive hold on one cache entry's lock file, from [`EndorsementCache::lock`]. Dropping it
+/// removes the lock file and then unlocks it, so that a cache directory holds entries only once
+/// no fetch is in flight.
+#[derive(Debug)]
+pub struct EntryLock {
+    path: PathBuf,
+    // Declared last: fields drop after `Drop::drop`, so the file is unlinked while still locked.
+    _file: Flock<fs::File>,
+}
+
+impl Drop for EntryLock {
+    fn drop(&mut self) {
+        // A waiter that locks the unlinked file afterwards sees that the path no longer names
+        // it and starts again ([`EndorsementCache::lock`]); a crash leaves the file behind,
+        // which is harmless, since the kernel drops a dead process's locks.
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 /// Why a cache operation failed (lookups never fail: a bad entry is a miss).
@@ -66,7 +131,76 @@ pub struct CacheError {
 impl EndorsementCache {
     /// The cache in `dir`, created on the first write.
     pub fn new(dir: impl Into<PathBuf>) -> EndorsementCache {
-        EndorsementCache { dir: dir.into() }
+        EndorsementCache {
+            dir: dir.into(),
+            lock_until: None,
+        }
+    }
+
+    /// The same cache, whose [`EndorsementCache::lock`] waits no later than `until`.
+    pub fn with_lock_deadline(mut self, until: Instant) -> EndorsementCache {
+        self.lock_until = Some(until);
+        self
+    }
+
+    /// The lock file of the entry `entry`: `.<entry name>.lock` beside it.
+    pub fn lock_path(&self, entry: &Path) -> PathBuf {
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.dir.join(format!(".{name}.lock"))
+    }
+
+    /// Takes the exclusive lock of the entry `entry` (a path from this cache), waiting while
+    /// another process holds it, up to the deadline ([`EndorsementCache::with_lock_deadline`]).
+    /// Across processes, one fetch per entry is then in flight: whoever gets the lock after
+    /// another must look the entry up again before fetching. Threads of one process exclude
+    /// each other too, since each call opens the file anew.
+    pub fn lock(&self, entry: &Path) -> Result<EntryLock, LockError> {
+        let until = self
+            .lock_until
+            .unwrap_or_else(|| Instant::now() + DEFAULT_LOCK_WAIT);
+        let path = self.lock_path(entry);
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(&self.dir).map_err(io)?;
+        loop {
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                // The directory may be writable by others: a symlink planted at the lock's
+                // name must not make thimble create or lock a file elsewhere.
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(io)?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(held) => {
+                    // The previous holder unlinks the file before unlocking it; a lock on a file
+                    // opened before that is on an orphan, and another process may hold the file
+                    // that the path names now. The lock counts only on the named file.
+                    let named = fs::metadata(&path).ok();
+                    let ours = held.metadata().ok();
+                    if let (Some(n), Some(o)) = (named, ours) {
+                        if n.dev() == o.dev() && n.ino() == o.ino() {
+                            return Ok(EntryLock { path, _file: held });
+                        }
+                    }
+                    // Try again, on the file the path names now, within the same deadline.
+                }
+                Err((_, Errno::EWOULDBLOCK)) => {}
+                Err((_, e)) => return Err(io(e.into())),
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Err(LockError::Busy { path });
+            }
+            std::thread::sleep(LOCK_POLL.min(until - now));
+        }
     }
 
     /// The directory.
@@ -406,6 +540,59 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn one_holder_at_a_time_and_no_lock_file_left() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let dir = tempfile::tempdir().unwrap();
+        let cache = EndorsementCache::new(dir.path());
+        let entry = dir.path().join("amd-x.json");
+        let holders = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, entry) = (cache.clone(), entry.clone());
+                let (holders, most) = (Arc::clone(&holders), Arc::clone(&most));
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let held = cache.lock(&entry).unwrap();
+                        let n = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(200));
+                        holders.fetch_sub(1, Ordering::SeqCst);
+                        drop(held);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1, "two holders at once");
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    }
+
+    #[test]
+    fn a_held_lock_is_given_up_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("amd-x.json");
+        let held = EndorsementCache::new(dir.path()).lock(&entry).unwrap();
+        let start = Instant::now();
+        let waiter = EndorsementCache::new(dir.path())
+            .with_lock_deadline(start + Duration::from_millis(100));
+        match waiter.lock(&entry) {
+            Err(LockError::Busy { path }) => assert_eq!(path, waiter.lock_path(&entry)),
+            other => panic!("{other:?}"),
+        }
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        drop(held);
+        // A free lock is taken even past the deadline: only waiting is bounded.
+        assert!(waiter.lock(&entry).is_ok());
     }
 
     #[test]

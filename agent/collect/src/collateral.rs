@@ -9,6 +9,10 @@
 //!
 //! A quote without a PCK chain (certification data of type 2 or 3: an encrypted PPID) gets its
 //! PCK certificate from the local THIM agent behind IMDS first; it goes into the bundle too.
+//!
+//! Before fetching from the service, the cache entry's lock is taken and the cache looked at
+//! again, so that collections sharing a cache fetch each platform's collateral once between them
+//! ([`crate::cache`]).
 
 use std::fmt;
 
@@ -317,6 +321,32 @@ pub fn gather_tdx_collateral(
                 }
             }
             IntelSource::Service => {
+                // About to fetch what the cache stores: one process fetches, the others wait and
+                // find its entry (see crate::cache). Held across the store, to the return.
+                let _lock = match g.cache {
+                    Some(cache) => {
+                        let path = cache.tdx_collateral_path(service, &info.fmspc, info.ca_type);
+                        let held = match cache.lock(&path) {
+                            Ok(held) => Some(held),
+                            Err(e) => {
+                                out.log.push(format!("cache: {e}; fetching without it"));
+                                None
+                            }
+                        };
+                        if let Some(entry) =
+                            cache.lookup_tdx_collateral(service, &info.fmspc, info.ca_type, now)
+                        {
+                            if let Ok(verified) = check(&entry.endorsements) {
+                                out.log.push(tdx_hit_line(&entry, &path));
+                                out.log.push(verified_line(&verified));
+                                out.endorsements.extend(entry.endorsements);
+                                return Ok(out);
+                            }
+                        }
+                        held
+                    }
+                    None => None,
+                };
                 g.progress.report(&format!(
                     "fetching TCB info, QE identity and CRLs for FMSPC {} from {}",
                     hex::encode(info.fmspc),

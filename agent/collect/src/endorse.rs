@@ -16,7 +16,8 @@
 //! ([`check_certs`]: chain to a pinned ARK, hwID = CHIP_ID, SPLs = REPORTED_TCB, report
 //! signature). Every rejected or failed source is a line in the bundle's endorsement log, and a
 //! typed [`EndorseFailure`] in the error when none is left. What THIM or KDS gave is stored in the
-//! cache.
+//! cache. Before the first fetch, the entry's lock is taken and the cache looked at again, so
+//! that collections sharing a cache make one request per item between them ([`crate::cache`]).
 //!
 //! Once the chain is settled, [`settle_amd_crl`] adds the CRL of the ARK it ended at: the host's
 //! table entry when that is the ARK's and current, else the on-disk cache, else KDS
@@ -41,7 +42,7 @@ use thimble_verify::signature::verify_report_signature;
 use thimble_verify::snp::verify_report;
 use thimble_verify::{Code, Options, Policy, TrustedRoots};
 
-use crate::cache::{EndorsementCache, crl_hit_line, hit_line};
+use crate::cache::{EndorsementCache, EntryLock, crl_hit_line, hit_line};
 use crate::error::Warning;
 use crate::http::{Fetch, FetchError, HttpResponse};
 use crate::intel::IntelFetchError;
@@ -361,7 +362,31 @@ pub fn gather_amd_endorsements(
         attempts.push(failure);
     };
     let mut vlek_refused = false;
+    // Held from the first fetch to the return, across the store (see crate::cache).
+    let mut lock: Option<Option<EntryLock>> = None;
     for &source in g.sources {
+        let first_fetch = lock.is_none()
+            && g.sources.contains(&AmdSource::Cache)
+            && matches!(source, AmdSource::Thim | AmdSource::Kds)
+            && report.signing_key != SigningKey::Vlek;
+        if let (true, Some(cache), Some(path)) = (
+            first_fetch,
+            g.cache,
+            g.cache.and_then(|c| c.path_for(report)),
+        ) {
+            lock = Some(match cache.lock(&path) {
+                Ok(held) => Some(held),
+                Err(e) => {
+                    out.log.push(format!("cache: {e}; fetching without it"));
+                    None
+                }
+            });
+            // Whoever held the lock before may have stored the entry meanwhile.
+            if cached_chain(cache, report, roots, now, &mut out) {
+                out.used = Some(AmdSource::Cache);
+                return Ok(out);
+            }
+        }
         match source {
             AmdSource::HostTable if !g.host_certs.is_empty() => {
                 match check_certs(report, g.host_certs, roots, now) {
@@ -379,21 +404,9 @@ pub fn gather_amd_endorsements(
             AmdSource::HostTable => {}
             AmdSource::Cache => {
                 let Some(cache) = g.cache else { continue };
-                let (Some((entry, certs)), Some(path)) =
-                    (cache.lookup(report, now), cache.path_for(report))
-                else {
-                    continue;
-                };
-                match check_certs(report, &certs, roots, now) {
-                    Ok(()) => {
-                        out.log.push(hit_line(&entry, &path));
-                        out.endorsements = entry.endorsements;
-                        out.used = Some(source);
-                        return Ok(out);
-                    }
-                    Err(why) => out
-                        .log
-                        .push(format!("cache: entry {} ignored: {why}", path.display())),
+                if cached_chain(cache, report, roots, now, &mut out) {
+                    out.used = Some(source);
+                    return Ok(out);
                 }
             }
             AmdSource::Thim | AmdSource::Kds if report.signing_key == SigningKey::Vlek => {
@@ -455,6 +468,36 @@ pub fn gather_amd_endorsements(
         attempts.push(EndorseFailure::AllDisabled);
     }
     Err(EndorseError { attempts })
+}
+
+/// Looks `report`'s entry up in `cache` and, when its certificates verify the report, takes them
+/// into `out`; says in `out`'s log why an entry was not used.
+fn cached_chain(
+    cache: &EndorsementCache,
+    report: &SnpReport,
+    roots: &TrustedRoots,
+    now: i64,
+    out: &mut Endorsements,
+) -> bool {
+    let (Some((entry, certs)), Some(path)) = (cache.lookup(report, now), cache.path_for(report))
+    else {
+        return false;
+    };
+    match check_certs(report, &certs, roots, now) {
+        Ok(()) => {
+            out.log.push(hit_line(&entry, &path));
+            out.endorsements = entry.endorsements;
+            true
+        }
+        Err(why) => {
+            // Looked at twice when the lock was taken after the cache was tried: say it once.
+            let line = format!("cache: entry {} ignored: {why}", path.display());
+            if !out.log.contains(&line) {
+                out.log.push(line);
+            }
+            false
+        }
+    }
 }
 
 /// Stores what `source` gave in the cache, if there is one; a failure is a warning.
@@ -725,14 +768,18 @@ pub fn settle_amd_crl(
         }
     };
 
+    // Held from the look-up after it was taken to the return, across the store (see
+    // crate::cache).
+    let mut _lock = None;
     if let Some(c) = cache {
         let path = c.crl_path_for(chain.product, vlek, &chain.root);
-        if let Some((entry, bytes)) = c.lookup_crl(chain.product, vlek, &chain.root, now) {
-            match authenticate_amd_crl(&bytes, &chain.intermediate, &chain.root) {
-                Ok(crl) if !current(&crl) => out.log.push(format!(
+        let cached = |out: &mut CrlSettlement| {
+            let (entry, bytes) = c.lookup_crl(chain.product, vlek, &chain.root, now)?;
+            let line = match authenticate_amd_crl(&bytes, &chain.intermediate, &chain.root) {
+                Ok(crl) if !current(&crl) => format!(
                     "cache: CRL entry {} ignored: past its nextUpdate",
                     path.display()
-                )),
+                ),
                 Ok(crl) => {
                     if lists(&crl, &chain.intermediate) {
                         let line = revoked_line(&crl, "the cache");
@@ -741,14 +788,29 @@ pub fn settle_amd_crl(
                     } else {
                         out.log.push(crl_hit_line(&entry, &path));
                     }
-                    out.endorsement = entry.endorsements.into_iter().next();
-                    return out;
+                    return Some(entry.endorsements.into_iter().next());
                 }
-                Err(why) => out.log.push(format!(
-                    "cache: CRL entry {} ignored: {why}",
-                    path.display()
-                )),
+                Err(why) => format!("cache: CRL entry {} ignored: {why}", path.display()),
+            };
+            // Looked at twice when the lock was taken: say it once.
+            if !out.log.contains(&line) {
+                out.log.push(line);
             }
+            None
+        };
+        if let Some(e) = cached(&mut out) {
+            out.endorsement = e;
+            return out;
+        }
+        // About to fetch what the cache stores: one process fetches, the others wait and find
+        // its entry.
+        match c.lock(&path) {
+            Ok(held) => _lock = Some(held),
+            Err(e) => out.log.push(format!("cache: {e}; fetching without it")),
+        }
+        if let Some(e) = cached(&mut out) {
+            out.endorsement = e;
+            return out;
         }
     }
 

@@ -552,6 +552,13 @@ fn classify_error(error: ureq::Error, url: &str, attempts: u32) -> Outcome {
                 url: url.to_owned(),
                 attempts,
             }),
+            // rustls reports a failed handshake (a plain-HTTP server, a bad certificate) as
+            // invalid data on the socket: retrying cannot fix it.
+            io::ErrorKind::InvalidData => Outcome::Fatal(FetchError::Transport {
+                url: url.to_owned(),
+                attempts,
+                reason: format!("TLS: {e}"),
+            }),
             _ => retry(connect(e.to_string())),
         },
         ureq::Error::HostNotFound => retry(connect("host not found".to_owned())),

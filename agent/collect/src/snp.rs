@@ -184,12 +184,16 @@ pub(crate) fn collect<E: Environment>(
     let mut log = table.log;
     let mut endorsements = table.endorsements;
     let roots = &ctx.request.amd_roots;
-    let cache = ctx.cache();
     // --deadline bounds the whole gathering (THIM, every KDS attempt and the CRL together), not
     // each request. THIM may use at most half of it when KDS is tried after it: IMDS is on the
     // host and answers at once when it exists, so a THIM that hangs must leave time for KDS.
     let deadline = fetching.deadline.max(Duration::from_secs(1));
     let overall_end = Instant::now() + deadline;
+    // Waiting for another collection's fetch of the same entry may take half of it too, so that
+    // a holder that hangs leaves this one time to fetch for itself.
+    let cache = ctx
+        .cache()
+        .map(|c| c.with_lock_deadline(Instant::now() + deadline / 2));
     let http = |use_proxy_env: bool, own: Duration| {
         ctx.env.http(HttpConfig {
             per_request_timeout: fetching.per_request_timeout.max(Duration::from_secs(1)),

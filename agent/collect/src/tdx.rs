@@ -122,7 +122,12 @@ pub(crate) fn collateral<E: Environment>(
         overall_end: Some(Instant::now() + deadline),
         ..HttpConfig::default()
     }));
-    let cache = if use_cache { ctx.cache() } else { None };
+    // Waiting for another collection's fetch of the same entry takes at most half of the
+    // deadline, so that a holder that hangs leaves this one time to fetch for itself.
+    let cache = use_cache
+        .then(|| ctx.cache())
+        .flatten()
+        .map(|c| c.with_lock_deadline(Instant::now() + deadline / 2));
     let gathering = CollateralGathering {
         config: &config,
         http: &http,

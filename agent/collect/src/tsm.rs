@@ -608,24 +608,36 @@ impl<F: ConfigFs> TsmClient<F> {
     }
 
     fn create_entry(&self) -> Result<Entry<'_, F>, TsmError> {
-        let name = entry_name();
-        let path = self.root.join(&name);
-        self.fs.create_dir(&path).map_err(|source| {
-            match source.raw_os_error().map(Errno::from_raw) {
-                Some(Errno::ENXIO) => TsmError::NoProvider { path: path.clone() },
-                _ => TsmError::Io {
-                    op: "mkdir",
-                    path: path.clone(),
-                    source,
+        // Entries of concurrent collections (container entrypoints starting together, perhaps
+        // all with PID 1 in their own namespaces) must never be shared: `generation` would
+        // catch the cross-talk, but only as a failure. The random part makes a clash
+        // improbable; should one happen all the same (`EEXIST`), another name is drawn.
+        let mut clashes = 0;
+        loop {
+            let name = entry_name();
+            let path = self.root.join(&name);
+            match self.fs.create_dir(&path) {
+                Ok(()) => {
+                    return Ok(Entry {
+                        fs: &self.fs,
+                        name,
+                        path,
+                        removed: false,
+                    });
+                }
+                Err(source) => match source.raw_os_error().map(Errno::from_raw) {
+                    Some(Errno::EEXIST) if clashes < MAX_NAME_CLASHES => clashes += 1,
+                    Some(Errno::ENXIO) => return Err(TsmError::NoProvider { path }),
+                    _ => {
+                        return Err(TsmError::Io {
+                            op: "mkdir",
+                            path,
+                            source,
+                        });
+                    }
                 },
             }
-        })?;
-        Ok(Entry {
-            fs: &self.fs,
-            name,
-            path,
-            removed: false,
-        })
+        }
     }
 
     fn read_provider(&self, dir: &Path) -> Result<Provider, TsmError> {
@@ -747,6 +759,10 @@ fn parse_decimal(raw: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// How many times an entry name that exists already is replaced by another before `mkdir`'s
+/// `EEXIST` is reported.
+const MAX_NAME_CLASHES: u32 = 3;
+
 fn random_u64() -> Option<u64> {
     let mut bytes = [0u8; 8];
     SystemRandom::new().fill(&mut bytes).ok()?;
@@ -801,6 +817,56 @@ mod tests {
         let b = entry_name();
         assert_ne!(a, b);
         assert!(a.starts_with(&format!("thimble-{}-", std::process::id())));
+    }
+
+    /// A configfs whose first `clashes` mkdirs find the name taken.
+    struct Clashing {
+        clashes: std::cell::Cell<u32>,
+        made: std::cell::RefCell<Vec<PathBuf>>,
+    }
+
+    impl super::ConfigFs for Clashing {
+        fn create_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+            if self.clashes.get() > 0 {
+                self.clashes.set(self.clashes.get() - 1);
+                return Err(std::io::Error::from_raw_os_error(
+                    nix::errno::Errno::EEXIST as i32,
+                ));
+            }
+            self.made.borrow_mut().push(path.to_owned());
+            Ok(())
+        }
+        fn read(&self, _: &std::path::Path) -> std::io::Result<Vec<u8>> {
+            Ok(b"sev_guest\n".to_vec())
+        }
+        fn write(&self, _: &std::path::Path, _: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn remove_dir(&self, _: &std::path::Path) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn exists(&self, _: &std::path::Path) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn an_entry_name_that_exists_is_replaced_by_another() {
+        let fs = Clashing {
+            clashes: std::cell::Cell::new(2),
+            made: std::cell::RefCell::new(Vec::new()),
+        };
+        let client = super::TsmClient::new(&fs, "/tsm/report");
+        assert!(client.create_entry().is_ok());
+        assert_eq!(fs.made.borrow().len(), 1);
+
+        // A name that stays taken is an error after a few draws, not a loop.
+        fs.clashes.set(u32::MAX);
+        match client.create_entry() {
+            Err(TsmError::Io { op: "mkdir", .. }) => {}
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("created"),
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!
 //! The few TPM 2.0 commands thimble needs (TPM 2.0 Library Part 3: `TPM2_GetCapability`,
 //! `TPM2_NV_ReadPublic`, `TPM2_NV_Read`, `TPM2_NV_DefineSpace`, `TPM2_NV_Write`, `TPM2_PCR_Read`,
-//! `TPM2_Quote`, `TPM2_ReadPublic`) are marshalled, and their responses bounds-checked and
+//! `TPM2_Quote`, `TPM2_ReadPublic`, and for MAA's Azure guest flow `TPM2_StartAuthSession`,
+//! `TPM2_PolicyPCR`, `TPM2_CreatePrimary`, `TPM2_Certify`, `TPM2_RSA_Decrypt` and
+//! `TPM2_FlushContext`) are marshalled, and their responses bounds-checked and
 //! unmarshalled, by the pure codec `thimble_evidence::tpm2`, which the fake vTPM shares; this
 //! module owns what is I/O or Azure policy: the transport, the choice of authorization (empty
 //! passwords, `TPM_RS_PW`), chunking by `TPM_PT_NV_BUFFER_MAX`, the fresh-report polling, and
@@ -36,11 +38,15 @@ use thimble_evidence::azure::{
     TpmsAttest,
 };
 use thimble_evidence::tpm2::{
-    self, GetCapabilityCommand, GetCapabilityResponse, Marshal, NvDefineSpaceCommand,
-    NvReadCommand, NvReadPublicResponse, NvReadResponse, NvWriteCommand, PcrReadCommand,
-    PcrReadResponse, PcrSelection, PublicDetail, QuoteCommand, QuoteResponse, ReadPublicResponse,
-    ResponseError, TpmlPcrSelection, TpmsNvPublic, TpmtPublic, TpmtSigScheme, TpmtSignature, cap,
-    pt, sha256_name,
+    self, CertifyAttest, CertifyCommand, CertifyResponse, Command, CreatePrimaryCommand,
+    CreatePrimaryResponse, FlushContextCommand, GetCapabilityCommand, GetCapabilityResponse,
+    Marshal, NvDefineSpaceCommand, NvReadCommand, NvReadPublicResponse, NvReadResponse,
+    NvWriteCommand, PcrReadCommand, PcrReadResponse, PcrSelection, PolicyPcrCommand, PublicDetail,
+    QuoteCommand, QuoteResponse, ReadPublicResponse, ResponseError, RsaDecryptCommand,
+    RsaDecryptResponse, RsaDecryptScheme, StartAuthSessionCommand, StartAuthSessionResponse,
+    TpmlPcrSelection, TpmsAuthCommand, TpmsNvPublic, TpmtPublic, TpmtSigScheme, TpmtSignature,
+    TpmtSymDefObject, cap, ephemeral_key_template, policy_pcr_digest, pt, sha256_name,
+    sha256_pcr_digest, tpma_session,
 };
 pub use thimble_evidence::tpm2::{
     HEADER_LEN, Malformed, MarshalError, RcPosition, ResponseBody, ResponseCode, TpmReader,
@@ -76,6 +82,11 @@ pub const MAX_NV_CHUNK: u16 = 3072;
 pub const QUOTE_PCRS: [u32; 24] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
 ];
+
+/// The PCRs of Azure's guest attestation flow on Linux: 0-7 of the SHA-256 bank, quoted and
+/// bound into the ephemeral key's policy (CGA `AttestationLibUtils.cpp`,
+/// `GetAttestationPcrList`; Windows adds 11-14).
+pub const GUEST_ATTESTATION_PCRS: [u32; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
 /// Largest qualifying data accepted: `TPM2B_DATA` holds at most `sizeof(TPMT_HA)`, which is 66
 /// bytes on a TPM with SHA-512 and less on one without; 64 covers every nonce thimble makes.
@@ -394,6 +405,12 @@ pub enum VtpmError {
         /// What is too large, or does not match.
         what: &'static str,
     },
+    /// The TPM answered a key command with something other than what was asked for.
+    #[error("the ephemeral key's {what} is not what was asked for")]
+    EphemeralKeyMismatch {
+        /// What differs.
+        what: &'static str,
+    },
     /// The PCRs kept changing.
     #[error(
         "the PCR values changed between the quote and the PCR read in {attempts} attempts; something keeps extending PCRs"
@@ -642,6 +659,21 @@ impl VtpmQuote {
             pcrs: self.pcrs.iter().map(|p| p.to_vec()).collect(),
         }
     }
+}
+
+/// The ephemeral key of Azure's guest attestation flow, certified by the AK: what the
+/// `AzureGuest` request's `EncKeyPub`, `EncKeyCertifyInfo` and `EncKeyCertifyInfoSignature` carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertifiedKey {
+    /// The key's marshalled `TPMT_PUBLIC` as the TPM returned it (the inside of its
+    /// `TPM2B_PUBLIC`).
+    pub public_area: Vec<u8>,
+    /// Its name: `nameAlg` ‖ SHA-256 of `public_area`.
+    pub name: Vec<u8>,
+    /// The `TPMS_ATTEST` of `TPM2_Certify` (the inside of its `TPM2B_ATTEST`), as received.
+    pub certify_info: Vec<u8>,
+    /// The AK's RSASSA-PKCS1-v1_5 SHA-256 signature over `certify_info` (the `sig` buffer).
+    pub certify_signature: Vec<u8>,
 }
 
 /// The result of [`VtpmClient::fresh_hcl_report`]: the report and which case happened.
@@ -1186,6 +1218,268 @@ impl<T: TpmTransport> VtpmClient<T> {
         }
     }
 
+    /// Sends `command` as built (sessions of any kind), expecting `response_handles` handles
+    /// back.
+    pub fn execute_command(
+        &mut self,
+        command: &Command,
+        response_handles: usize,
+    ) -> Result<ResponseBody, VtpmError> {
+        let bytes = command.encode()?;
+        let response = self
+            .transport
+            .transact(&bytes)
+            .map_err(|source| VtpmError::Transport {
+                command: command_name(command.code),
+                source,
+            })?;
+        decode_response(
+            command.code,
+            &response,
+            response_handles,
+            !command.sessions.is_empty(),
+        )
+    }
+
+    /// `TPM2_FlushContext` (Part 3 §28.4) of a transient object or a session.
+    pub fn flush_context(&mut self, handle: u32) -> Result<(), VtpmError> {
+        let p = FlushContextCommand {
+            flush_handle: handle,
+        }
+        .to_bytes()?;
+        self.execute(cc::FLUSH_CONTEXT, &[], &[], &p, 0)?;
+        Ok(())
+    }
+
+    /// `TPM2_StartAuthSession` (Part 3 §11.1) of a policy session with SHA-256, neither salted
+    /// nor bound, without parameter encryption, as CGA's `Tss2Session::Start` opens it. The
+    /// caller's nonce is zeros like CGA's: it would key an HMAC or a salt, and this session has
+    /// neither (its authorization is its policy digest alone). Returns the session handle.
+    pub fn start_policy_session(&mut self) -> Result<u32, VtpmError> {
+        let p = StartAuthSessionCommand {
+            nonce_caller: vec![0; 32],
+            encrypted_salt: Vec::new(),
+            session_type: tpm2::SE_POLICY,
+            symmetric: TpmtSymDefObject::NULL,
+            auth_hash: alg::SHA256,
+        }
+        .to_bytes()?;
+        let body = self.execute(cc::START_AUTH_SESSION, &[rh::NULL, rh::NULL], &[], &p, 1)?;
+        StartAuthSessionResponse::parse(&body.params).map_err(malformed(cc::START_AUTH_SESSION))?;
+        body.handles
+            .first()
+            .copied()
+            .ok_or(VtpmError::EphemeralKeyMismatch {
+                what: "session handle",
+            })
+    }
+
+    /// `TPM2_PolicyPCR` (Part 3 §23.7) in `session` over SHA-256 `pcrs` holding `values`.
+    pub fn policy_pcr(
+        &mut self,
+        session: u32,
+        pcrs: &[u32],
+        values: &[[u8; 32]],
+    ) -> Result<(), VtpmError> {
+        let p = PolicyPcrCommand {
+            pcr_digest: sha256_pcr_digest(values).to_vec(),
+            pcrs: TpmlPcrSelection::sha256(pcrs)?,
+        }
+        .to_bytes()?;
+        self.execute(cc::POLICY_PCR, &[session], &[], &p, 0)?;
+        Ok(())
+    }
+
+    /// `TPM2_CreatePrimary` (Part 3 §24.1) of the ephemeral key in the null hierarchy, as CGA's
+    /// `CreateEphemeralKey` does: [`ephemeral_key_template`] with the `PolicyPCR` digest of
+    /// `pcrs` holding `values` as its `authPolicy`. The null hierarchy's seed stays the same
+    /// until the TPM resets, so the same template gives the same key again: that is how the
+    /// key is created once to be certified and again to decrypt the answer. Returns the
+    /// transient handle (the caller flushes it) and the public area, checked to be the
+    /// template's, with the name checked to be its hash.
+    pub fn create_ephemeral_key(
+        &mut self,
+        pcrs: &[u32],
+        values: &[[u8; 32]],
+    ) -> Result<(u32, Vec<u8>, Vec<u8>), VtpmError> {
+        let selection = TpmlPcrSelection::sha256(pcrs)?;
+        let policy = policy_pcr_digest(&selection, &sha256_pcr_digest(values))?;
+        let template = ephemeral_key_template(&policy);
+        let p = CreatePrimaryCommand {
+            user_auth: Vec::new(),
+            sensitive_data: Vec::new(),
+            in_public: template.clone(),
+            outside_info: Vec::new(),
+            creation_pcr: TpmlPcrSelection::default(),
+        }
+        .to_bytes()?;
+        let body = self.execute(cc::CREATE_PRIMARY, &[rh::NULL], &[&[]], &p, 1)?;
+        let handle = body
+            .handles
+            .first()
+            .copied()
+            .ok_or(VtpmError::EphemeralKeyMismatch {
+                what: "object handle",
+            })?;
+        let checked = check_created(&body.params, &template);
+        match checked {
+            Ok((public, name)) => Ok((handle, public, name)),
+            Err(e) => {
+                // The key is loaded whatever the answer said; do not leave it behind. The
+                // answer's own failure is the one to report.
+                let _ = self.flush_context(handle);
+                Err(e)
+            }
+        }
+    }
+
+    /// `TPM2_Certify` (Part 3 §18.2) of `object` by `signer` (both with empty passwords: the
+    /// ephemeral key's ADMIN role takes its empty authValue, as CGA's `Esys_Certify` with two
+    /// password sessions), no qualifying data, the signer's own scheme. Returns the
+    /// `TPMS_ATTEST` and the RSASSA-SHA-256 signature, checked to certify `name`.
+    pub fn certify(
+        &mut self,
+        object: u32,
+        signer: u32,
+        name: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), VtpmError> {
+        let p = CertifyCommand {
+            qualifying_data: Vec::new(),
+            in_scheme: TpmtSigScheme::NULL,
+        }
+        .to_bytes()?;
+        let body = self.execute(cc::CERTIFY, &[object, signer], &[&[], &[]], &p, 0)?;
+        let malformed = malformed(cc::CERTIFY);
+        let answer = CertifyResponse::parse(&body.params).map_err(&malformed)?;
+        let attest = CertifyAttest::parse(&answer.certify_info).map_err(&malformed)?;
+        if attest.name != name {
+            return Err(VtpmError::EphemeralKeyMismatch {
+                what: "certified name",
+            });
+        }
+        match answer.signature {
+            TpmtSignature::Rsassa {
+                hash: alg::SHA256,
+                sig,
+            } => Ok((answer.certify_info, sig)),
+            TpmtSignature::Rsassa { hash, .. } => Err(VtpmError::UnexpectedSignature {
+                sig_alg: alg::RSASSA,
+                hash_alg: hash,
+            }),
+            other => Err(VtpmError::UnexpectedSignature {
+                sig_alg: other.sig_alg(),
+                hash_alg: alg::NULL,
+            }),
+        }
+    }
+
+    /// `TPM2_RSA_Decrypt` (Part 3 §14.3) of `cipher_text` with `key`, authorized by the policy
+    /// `session`, RSAES-PKCS1-v1_5 as CGA asks for, no label. The session is kept open
+    /// (`continueSession`); the caller flushes it.
+    pub fn rsa_decrypt(
+        &mut self,
+        key: u32,
+        session: u32,
+        cipher_text: &[u8],
+    ) -> Result<Vec<u8>, VtpmError> {
+        if cipher_text.len() > tpm2::MAX_RSA_BLOCK {
+            return Err(VtpmError::TooLarge {
+                what: "RSA ciphertext",
+                len: cipher_text.len(),
+                max: tpm2::MAX_RSA_BLOCK,
+            });
+        }
+        let params = RsaDecryptCommand {
+            cipher_text: cipher_text.to_vec(),
+            in_scheme: RsaDecryptScheme::Rsaes,
+            label: Vec::new(),
+        }
+        .to_bytes()?;
+        let command = Command {
+            code: cc::RSA_DECRYPT,
+            handles: vec![key],
+            // A policy session without PolicyAuthValue or PolicyPassword carries no HMAC
+            // (Part 1 §19.6.13); its nonce only feeds HMACs, so zeros do.
+            sessions: vec![TpmsAuthCommand {
+                session_handle: session,
+                nonce: vec![0; 32],
+                session_attributes: tpma_session::CONTINUE_SESSION,
+                hmac: Vec::new(),
+            }],
+            params,
+        };
+        let body = self.execute_command(&command, 0)?;
+        Ok(RsaDecryptResponse::parse(&body.params)
+            .map_err(malformed(cc::RSA_DECRYPT))?
+            .message)
+    }
+
+    /// The ephemeral key for `pcrs` holding `values`, created, certified by the AK at
+    /// `ak_handle`, and flushed whatever happened (CGA `GetEphemeralKey`).
+    pub fn certified_ephemeral_key(
+        &mut self,
+        ak_handle: u32,
+        pcrs: &[u32],
+        values: &[[u8; 32]],
+    ) -> Result<CertifiedKey, VtpmError> {
+        let (handle, public_area, name) = self.create_ephemeral_key(pcrs, values)?;
+        let certified = self.certify(handle, ak_handle, &name);
+        let flushed = self.flush_context(handle);
+        let (certify_info, certify_signature) = certified?;
+        flushed?;
+        Ok(CertifiedKey {
+            public_area,
+            name,
+            certify_info,
+            certify_signature,
+        })
+    }
+
+    /// Decrypts `cipher_text` with the ephemeral key for `pcrs` (CGA
+    /// `DecryptWithEphemeralKey`): reads the PCRs, creates the key again, opens a policy
+    /// session, satisfies `PolicyPCR` with the values read, decrypts, and flushes the key and
+    /// the session on every path. If the PCRs changed since the key was certified, the key's
+    /// policy (fixed at creation from the values then) and the session's no longer agree and
+    /// the TPM refuses with `TPM_RC_POLICY_FAIL`.
+    pub fn decrypt_with_ephemeral_key(
+        &mut self,
+        pcrs: &[u32],
+        cipher_text: &[u8],
+    ) -> Result<Vec<u8>, VtpmError> {
+        let values = self.pcr_read_sha256(pcrs)?;
+        self.decrypt_with_ephemeral_key_for(pcrs, &values, &values, cipher_text)
+    }
+
+    /// As [`VtpmClient::decrypt_with_ephemeral_key`] with the key made for `key_values` and the
+    /// session's `PolicyPCR` given `session_values` (the two are the same outside tests of the
+    /// policy check).
+    pub fn decrypt_with_ephemeral_key_for(
+        &mut self,
+        pcrs: &[u32],
+        key_values: &[[u8; 32]],
+        session_values: &[[u8; 32]],
+        cipher_text: &[u8],
+    ) -> Result<Vec<u8>, VtpmError> {
+        let (key, _, _) = self.create_ephemeral_key(pcrs, key_values)?;
+        let session = match self.start_policy_session() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.flush_context(key);
+                return Err(e);
+            }
+        };
+        let decrypted = self
+            .policy_pcr(session, pcrs, session_values)
+            .and_then(|()| self.rsa_decrypt(key, session, cipher_text));
+        // Flush both whatever happened; the first failure is the one reported.
+        let flushed_session = self.flush_context(session);
+        let flushed_key = self.flush_context(key);
+        let plain = decrypted?;
+        flushed_session?;
+        flushed_key?;
+        Ok(plain)
+    }
+
     /// The quote, PCR values, AK public key and AK certificate for `nonce`: a quote with the AK
     /// at [`VTPM_AK_HANDLE`] over PCRs 0-23, the PCRs read after it, checked to hash to its
     /// `pcrDigest` (again from the quote if a PCR moved in between), with its `extraData` checked
@@ -1232,6 +1526,31 @@ impl<T: TpmTransport> VtpmClient<T> {
             attempts: QUOTE_ATTEMPTS,
         })
     }
+}
+
+/// The public area and name of a `TPM2_CreatePrimary` answer, checked to be `template`'s
+/// (attributes, policy, RSA-2048; the TPM fills in only `unique`) with the name its hash.
+fn check_created(params: &[u8], template: &TpmtPublic) -> Result<(Vec<u8>, Vec<u8>), VtpmError> {
+    let malformed = malformed(cc::CREATE_PRIMARY);
+    let answer = CreatePrimaryResponse::parse(params).map_err(&malformed)?;
+    let area = TpmtPublic::parse(&answer.out_public).map_err(&malformed)?;
+    let same = area.name_alg == template.name_alg
+        && area.object_attributes == template.object_attributes
+        && area.auth_policy == template.auth_policy;
+    let rsa_2048 = matches!(
+        &area.detail,
+        PublicDetail::Rsa { parameters, unique }
+            if parameters.key_bits == 2048 && unique.len() == 256
+    );
+    if !same || !rsa_2048 {
+        return Err(VtpmError::EphemeralKeyMismatch {
+            what: "public area",
+        });
+    }
+    if answer.name != sha256_name(&answer.out_public) {
+        return Err(VtpmError::EphemeralKeyMismatch { what: "name" });
+    }
+    Ok((answer.out_public, answer.name))
 }
 
 /// The `user-data` of the runtime data in HCL report `bytes`.

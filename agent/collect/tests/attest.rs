@@ -128,7 +128,13 @@ fn maa_from_every_tee() {
         let s = setup(machine, Verifier::Maa, |_| {});
         let a = run(
             &s,
-            &request(&s, VerifierRequest::Maa { runtime_data: None }),
+            &request(
+                &s,
+                VerifierRequest::Maa {
+                    runtime_data: None,
+                    azure_guest: false,
+                },
+            ),
         )
         .unwrap_or_else(|e| panic!("{machine:?}: {e:?} {:?}", s.verdicts.all()));
         assert_attested(&s, &a);
@@ -148,6 +154,7 @@ fn maa_takes_the_callers_runtime_data_and_refuses_it_on_azure() {
         &s,
         VerifierRequest::Maa {
             runtime_data: Some(br#"{"keys":[]}"#.to_vec()),
+            azure_guest: false,
         },
     );
     let a = run(&s, &r).unwrap();
@@ -157,6 +164,7 @@ fn maa_takes_the_callers_runtime_data_and_refuses_it_on_azure() {
     );
     r.verifier = VerifierRequest::Maa {
         runtime_data: Some(b"not json".to_vec()),
+        azure_guest: false,
     };
     assert!(matches!(run(&s, &r), Err(AttestError::Export(_))));
 
@@ -165,6 +173,7 @@ fn maa_takes_the_callers_runtime_data_and_refuses_it_on_azure() {
         &s,
         VerifierRequest::Maa {
             runtime_data: Some(b"{}".to_vec()),
+            azure_guest: false,
         },
     );
     assert!(matches!(run(&s, &r), Err(AttestError::Unsupported { .. })));

@@ -469,3 +469,96 @@ fn the_fake_vtpm_answers_nv_commands_byte_for_byte_like_swtpm() {
         );
     }
 }
+
+/// The commands of Azure's guest attestation flow against libtpms: the ephemeral key created in
+/// the null hierarchy under our PolicyPCR digest, certified by the AK (the TPMS_ATTEST parsed
+/// by our codec, the signature checked), and decrypting under a policy session only when the
+/// session's PCR values are the key's: the TPM accepting RSA_Decrypt proves our policy digest
+/// is the one it computes.
+#[test]
+fn ephemeral_key_commands_match_a_real_tpm() {
+    use thimble_collect::vtpm::GUEST_ATTESTATION_PCRS;
+    use thimble_evidence::tpm2::{
+        CertifyAttest, Marshal, PublicDetail, TpmlPcrSelection, TpmtPublic, ephemeral_key_template,
+        policy_pcr_digest, sha256_pcr_digest,
+    };
+    use thimble_sim::rsa_sim::rsaes_encrypt;
+
+    let (_swtpm, mut client) = tpm();
+    let ak = provision_ak(&mut client).unwrap();
+    extend_pcr(&mut client, 3, &[0x33; 32]).unwrap();
+    let pcrs = GUEST_ATTESTATION_PCRS;
+    let values = client.pcr_read_sha256(&pcrs).unwrap();
+    let key = client
+        .certified_ephemeral_key(thimble_collect::vtpm::VTPM_AK_HANDLE, &pcrs, &values)
+        .unwrap();
+    let area = TpmtPublic::parse(&key.public_area).unwrap();
+    let policy = policy_pcr_digest(
+        &TpmlPcrSelection::sha256(&pcrs).unwrap(),
+        &sha256_pcr_digest(&values),
+    )
+    .unwrap();
+    assert_eq!(area.auth_policy, policy);
+    assert_eq!(
+        area.object_attributes,
+        ephemeral_key_template(&policy).object_attributes
+    );
+    let certify = CertifyAttest::parse(&key.certify_info).unwrap();
+    assert_eq!(certify.name, key.name);
+    assert_eq!(certify.qualified_signer, ak.qualified_name);
+    assert!(rsa_verify(
+        ak.rsa.as_ref().unwrap(),
+        &key.certify_info,
+        &key.certify_signature
+    ));
+    let PublicDetail::Rsa { parameters, unique } = &area.detail else {
+        panic!("{area:?}");
+    };
+    assert_eq!(unique.len(), 256);
+
+    // The null hierarchy gives the same key for the same template: it decrypts what was
+    // encrypted to the certified one.
+    let sealed = rsaes_encrypt(unique, &parameters.exponent_bytes(), &[0x42; 32]).unwrap();
+    let plain = client.decrypt_with_ephemeral_key(&pcrs, &sealed).unwrap();
+    assert_eq!(plain, [0x42; 32]);
+
+    // A session over other values than the key's policy: TPM_RC_POLICY_FAIL on the session.
+    let mut other = values.clone();
+    other[3] = [0; 32];
+    let e = client
+        .decrypt_with_ephemeral_key_for(&pcrs, &other, &values, &sealed)
+        .unwrap_err();
+    let code = e.response_code().unwrap();
+    assert_eq!(
+        (code.base(), code.position()),
+        (rc::POLICY_FAIL, Some(RcPosition::Session(1))),
+        "{e}"
+    );
+    // PolicyPCR given values the PCRs do not hold: TPM_RC_VALUE on parameter 1.
+    let e = client
+        .decrypt_with_ephemeral_key_for(&pcrs, &values, &other, &sealed)
+        .unwrap_err();
+    let code = e.response_code().unwrap();
+    assert_eq!(
+        (code.base(), code.position()),
+        (rc::VALUE, Some(RcPosition::Parameter(1))),
+        "{e}"
+    );
+
+    // A password for the key's USER role: it has no userWithAuth (TPM_RC_AUTH_UNAVAILABLE).
+    let (handle, _, _) = client.create_ephemeral_key(&pcrs, &values).unwrap();
+    let p = thimble_evidence::tpm2::RsaDecryptCommand {
+        cipher_text: sealed.clone(),
+        in_scheme: thimble_evidence::tpm2::RsaDecryptScheme::Rsaes,
+        label: Vec::new(),
+    }
+    .to_bytes()
+    .unwrap();
+    let e = client
+        .execute(cc::RSA_DECRYPT, &[handle], &[&[]], &p, 0)
+        .unwrap_err();
+    assert_eq!(e.response_code().unwrap().base(), rc::VER1 + 0x02F, "{e}");
+    client.flush_context(handle).unwrap();
+    // Flushed: a second flush is refused.
+    assert!(client.flush_context(handle).is_err());
+}

@@ -124,6 +124,20 @@ pub enum Fault {
     },
     /// Answer as normal after this delay (slow but healthy service, or concurrency tests).
     Delay(Duration),
+    /// Answer as normal, with `Content-Length`, but send the body `chunk` bytes at a time with
+    /// `interval` between chunks (a slow link, or a service trickling its answer out).
+    Drip {
+        /// Bytes written at a time (at least 1).
+        chunk: usize,
+        /// Pause before each chunk after the first.
+        interval: Duration,
+    },
+    /// Answer as normal, with the `Content-Length` of the whole body, but send only its first
+    /// `sent` bytes and close the connection (a truncated body).
+    Truncated {
+        /// Bytes of the body sent before closing.
+        sent: usize,
+    },
 }
 
 /// A service the emulator plays. The server applies the IMDS contract checks and the faults,
@@ -493,6 +507,15 @@ enum ResponseBody {
     Bytes(Vec<u8>),
     /// This many filler bytes, delimited by closing the connection.
     CloseDelimited(usize),
+    /// Sent with `Content-Length`, `chunk` bytes at a time, `interval` apart ([`Fault::Drip`]).
+    Dripped {
+        body: Vec<u8>,
+        chunk: usize,
+        interval: Duration,
+    },
+    /// `Content-Length` of the whole body, then only its first `sent` bytes
+    /// ([`Fault::Truncated`]).
+    Truncated { body: Vec<u8>, sent: usize },
 }
 
 impl Response {
@@ -599,6 +622,24 @@ fn handle(routes: &dyn Routes, faults: &FaultState, request: &RecordedRequest) -
             response
         }
         Some(Fault::Delay(delay)) => return Action::Delay(*delay, normal()),
+        Some(Fault::Drip { chunk, interval }) => {
+            let mut response = normal();
+            if let ResponseBody::Bytes(body) = response.body {
+                response.body = ResponseBody::Dripped {
+                    body,
+                    chunk: (*chunk).max(1),
+                    interval: *interval,
+                };
+            }
+            response
+        }
+        Some(Fault::Truncated { sent }) => {
+            let mut response = normal();
+            if let ResponseBody::Bytes(body) = response.body {
+                response.body = ResponseBody::Truncated { body, sent: *sent };
+            }
+            response
+        }
     };
     Action::Respond(response)
 }
@@ -802,8 +843,13 @@ fn write_response(
     for (name, value) in &response.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    if let ResponseBody::Bytes(body) = &response.body {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    match &response.body {
+        ResponseBody::Bytes(body)
+        | ResponseBody::Dripped { body, .. }
+        | ResponseBody::Truncated { body, .. } => {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        ResponseBody::CloseDelimited(_) => {}
     }
     head.push_str("\r\n");
     write_all(output, streams, head.as_bytes())?;
@@ -817,6 +863,22 @@ fn write_response(
                 write_all(output, streams, &filler[..n])?;
                 left -= n;
             }
+        }
+        ResponseBody::Dripped {
+            body,
+            chunk,
+            interval,
+        } => {
+            for (i, piece) in body.chunks(*chunk).enumerate() {
+                if i > 0 && !sleep_unless_stopped(*interval, streams) {
+                    return Ok(());
+                }
+                write_all(output, streams, piece)?;
+                output.flush()?;
+            }
+        }
+        ResponseBody::Truncated { body, sent } => {
+            write_all(output, streams, &body[..(*sent).min(body.len())])?;
         }
     }
     output.flush()
@@ -1169,6 +1231,35 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
         assert_eq!(stream.read_to_end(&mut rest).unwrap_or(0), 0);
+    }
+
+    #[test]
+    fn drip_sends_the_whole_body_slowly_and_truncated_declares_more_than_it_sends() {
+        let mut c = config();
+        c.faults = vec![FaultRule::always(
+            THIM_AMD_PATH,
+            Fault::Drip {
+                chunk: 3,
+                interval: Duration::from_millis(10),
+            },
+        )];
+        let request = "GET /metadata/THIM/amd/certification HTTP/1.1\r\nMetadata: true\r\n\r\n";
+        let start = Instant::now();
+        let (status, head, body) = exchange(&c, request);
+        assert_eq!(status, 200);
+        assert_eq!(body, br#"{"vcekCert":"x"}"#);
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        // 16 bytes in 6 chunks: 5 pauses.
+        assert!(start.elapsed() >= Duration::from_millis(50));
+
+        c.faults = vec![FaultRule::always(
+            THIM_AMD_PATH,
+            Fault::Truncated { sent: 5 },
+        )];
+        let (status, head, body) = exchange(&c, request);
+        assert_eq!(status, 200);
+        assert!(head.contains("Content-Length: 16"), "{head}");
+        assert_eq!(body, br#"{"vce"#);
     }
 
     #[test]

@@ -12,6 +12,14 @@
 //! Commands are unmarshalled and responses marshalled by `thimble_evidence::tpm2`, the codec the
 //! client uses; this module decides only what a TPM would answer, and with which response code.
 //!
+//! For Azure's guest attestation flow it also has policy sessions (`TPM2_StartAuthSession`,
+//! `TPM2_PolicyPCR`, with the policy digest computed as Part 3 §23.7 says and the PCR update
+//! counter recorded), decryption keys created in the null hierarchy (`TPM2_CreatePrimary`: one
+//! [`SimNullKey`] per template, see there), `TPM2_Certify` by the AK, `TPM2_RSA_Decrypt` (RSAES) that
+//! only a policy session whose digest equals the key's `authPolicy` may use, and
+//! `TPM2_FlushContext`, with the reference implementation's limit of three loaded objects and
+//! three sessions, so that a client that leaks handles runs out.
+//!
 //! The paravisor part follows microsoft/openvmm `vm/devices/tpm/tpm_device/src/lib.rs`: when an
 //! `NV_Read` of `0x01400001` starts at offset 0, the report is rebuilt from the 64 bytes in
 //! `0x01400002` (zeros if that index is missing or unwritten), at most once per rate-limit
@@ -31,6 +39,13 @@ use thimble_collect::vtpm::{
 };
 use thimble_evidence::azure::{ClockInfo, TpmsAttest};
 use thimble_evidence::tpm2::{
+    CertifyAttest, CertifyCommand, CertifyResponse, CreatePrimaryCommand, CreatePrimaryResponse,
+    FlushContextCommand, PolicyPcrCommand, PublicDetail, RsaDecryptCommand, RsaDecryptResponse,
+    RsaDecryptScheme, SE_POLICY, SE_TRIAL, ST_CREATION, StartAuthSessionCommand,
+    StartAuthSessionResponse, TkCreation, TpmWriter, TpmtPublic, TpmtSymDefObject, tpma_object,
+    tpma_session,
+};
+use thimble_evidence::tpm2::{
     Command, CommandError, GetCapabilityCommand, GetCapabilityResponse, Malformed, Marshal,
     NvDefineSpaceCommand, NvReadCommand, NvReadPublicResponse, NvReadResponse, NvWriteCommand,
     PCR_COUNT, PcrReadCommand, PcrReadResponse, PcrSelection, QuoteCommand, QuoteResponse,
@@ -41,6 +56,7 @@ use thimble_evidence::tpm2::{
 };
 
 use crate::azure_sim::{SimAk, SimHcl, SimTpmQuote};
+use crate::rsa_sim::SimNullKey;
 
 /// Size of the HCL report index on a real Azure vTPM (every captured report is 2600 bytes).
 pub const AZURE_HCL_REPORT_LEN: usize = 2600;
@@ -58,6 +74,18 @@ const FIRMWARE_VERSION: u64 = 0x2020_0312_0012_0003;
 
 /// The largest qualifying data the fake quotes (`TPM2B_DATA` on a TPM with SHA-512 at most).
 const MAX_QUALIFYING_DATA_LEN: usize = 64;
+
+/// `TPM_RC_AUTH_UNAVAILABLE` (Part 2 §6.6.3): the authorization the session offers is not one
+/// the entity takes (a password for a key without `userWithAuth`).
+const AUTH_UNAVAILABLE: u32 = rc::VER1 + 0x02F;
+/// `TPM_RC_PCR_CHANGED`: a PCR changed since `TPM2_PolicyPCR` was run in the session.
+const PCR_CHANGED: u32 = rc::VER1 + 0x028;
+/// `TPM_RC_SYMMETRIC`: an unsupported symmetric algorithm.
+const SYMMETRIC: u32 = rc::FMT1 + 0x016;
+
+/// Loaded objects and open sessions at once, as the reference implementation's
+/// `MAX_LOADED_OBJECTS` and `MAX_ACTIVE_SESSIONS` (3 each in its default configuration).
+const MAX_LOADED: usize = 3;
 
 /// Format-one codes about handle, parameter or session `n` (Part 2 §6.6.3).
 const fn on_handle(base: u32, n: u8) -> u32 {
@@ -90,9 +118,50 @@ fn implemented(code: u32) -> Option<usize> {
         | cc::NV_DEFINE_SPACE
         | cc::PCR_READ
         | cc::QUOTE
-        | cc::READ_PUBLIC => handle_count(code),
+        | cc::READ_PUBLIC
+        | cc::START_AUTH_SESSION
+        | cc::POLICY_PCR
+        | cc::CREATE_PRIMARY
+        | cc::CERTIFY
+        | cc::RSA_DECRYPT
+        | cc::FLUSH_CONTEXT => handle_count(code),
         _ => None,
     }
+}
+
+/// The password of a password session; a policy session where the fake takes passwords only
+/// is refused.
+fn password(auth: Auth<'_>) -> Result<&[u8], u32> {
+    match auth {
+        Auth::Password(p) => Ok(p),
+        Auth::Policy(_) => Err(on_session(rc::VALUE, 1)),
+    }
+}
+
+/// A key `TPM2_CreatePrimary` loaded (always [`SimNullKey`]).
+#[derive(Debug, Clone)]
+struct LoadedKey {
+    /// Which [`SimNullKey`] it is.
+    key: usize,
+    public_area: Vec<u8>,
+    name: Vec<u8>,
+    auth_policy: Vec<u8>,
+}
+
+/// An open policy or trial session.
+#[derive(Debug, Clone)]
+struct PolicySession {
+    trial: bool,
+    digest: [u8; 32],
+    /// The PCR update counter when `PolicyPCR` ran, if it did.
+    pcr_counter: Option<u32>,
+}
+
+/// How a session of a command authorizes.
+#[derive(Debug, Clone, Copy)]
+enum Auth<'a> {
+    Password(&'a [u8]),
+    Policy(u32),
 }
 
 /// The AK as the fake's `TPM2_ReadPublic` and `TPM2_Quote` present it: [`SimAk`] as a primary
@@ -194,6 +263,12 @@ pub struct FakeVtpm {
     commands: Vec<u32>,
     nv_reads: Vec<NvReadRecord>,
     clock: u64,
+    objects: BTreeMap<u32, LoadedKey>,
+    sessions: BTreeMap<u32, PolicySession>,
+    next_handle: u32,
+    /// The templates `TPM2_CreatePrimary` has seen in the null hierarchy, in order: template
+    /// `i` gets `SimNullKey::nth(i)`.
+    null_templates: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for FakeVtpm {
@@ -243,6 +318,10 @@ impl FakeVtpm {
             commands: Vec::new(),
             nv_reads: Vec::new(),
             clock: 1_000_000,
+            objects: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            next_handle: 0,
+            null_templates: Vec::new(),
         };
         let boot = (fake.paravisor)(&[0u8; USER_DATA_LEN]);
         fake.define_platform_index(HCL_REPORT_NV_INDEX, HCL_REPORT_NV_ATTRIBUTES, boot);
@@ -381,6 +460,12 @@ impl FakeVtpm {
         self.nv.get(&index).map(|i| i.data.as_slice())
     }
 
+    /// How many transient objects are loaded and sessions open: what a client that flushes
+    /// everything leaves at `(0, 0)`.
+    pub fn loaded(&self) -> (usize, usize) {
+        (self.objects.len(), self.sessions.len())
+    }
+
     /// The public area of an NV index.
     pub fn nv_public(&self, index: u32) -> Option<&NvPublic> {
         self.nv.get(&index).map(|i| &i.public)
@@ -408,54 +493,432 @@ impl FakeVtpm {
                 });
             }
         };
-        // Password sessions only, each yielding its password.
-        let mut passwords = Vec::new();
-        for session in &command.sessions {
-            if session.session_handle != rh::PW {
-                return encode_error_response(on_session(rc::VALUE, 1));
+        // Password sessions, each yielding its password, and open policy sessions (which only
+        // `TPM2_RSA_Decrypt` takes here).
+        let mut auths = Vec::new();
+        for (i, session) in command.sessions.iter().enumerate() {
+            let n = u8::try_from(i + 1).unwrap_or(u8::MAX);
+            if session.session_handle == rh::PW {
+                if !session.nonce.is_empty() {
+                    return encode_error_response(on_session(rc::SIZE, n));
+                }
+                auths.push(Auth::Password(session.hmac.as_slice()));
+            } else if self.sessions.contains_key(&session.session_handle) {
+                auths.push(Auth::Policy(session.session_handle));
+            } else {
+                return encode_error_response(on_session(rc::VALUE, n));
             }
-            if !session.nonce.is_empty() {
-                return encode_error_response(on_session(rc::SIZE, 1));
-            }
-            passwords.push(session.hmac.as_slice());
         }
-        let needs_auth = matches!(
-            command.code,
-            cc::NV_READ | cc::NV_WRITE | cc::NV_DEFINE_SPACE | cc::QUOTE
-        );
+        let needs_auth = match command.code {
+            cc::NV_READ
+            | cc::NV_WRITE
+            | cc::NV_DEFINE_SPACE
+            | cc::QUOTE
+            | cc::CREATE_PRIMARY
+            | cc::RSA_DECRYPT => 1,
+            cc::CERTIFY => 2,
+            _ => 0,
+        };
         let (handles, params) = (&command.handles, command.params.as_slice());
-        let result = match (needs_auth, passwords.first()) {
-            (true, None) => Err(rc::AUTH_MISSING),
-            (false, Some(_)) => Err(rc::AUTH_CONTEXT),
-            // `handles` holds as many entries as `implemented` says the command takes.
-            (false, None) => match command.code {
+        let mut response_handles = Vec::new();
+        let result = if auths.len() < needs_auth {
+            Err(rc::AUTH_MISSING)
+        } else if auths.len() > needs_auth {
+            Err(rc::AUTH_CONTEXT)
+        } else {
+            // `handles` holds as many entries as `implemented` says the command takes, and
+            // `auths` as many as `needs_auth`.
+            match command.code {
                 cc::GET_CAPABILITY => self.get_capability(params),
                 cc::NV_READ_PUBLIC => self.nv_read_public(handles[0], params),
                 cc::PCR_READ => self.pcr_read(params),
                 cc::READ_PUBLIC => self.read_public(handles[0], params),
+                cc::START_AUTH_SESSION => {
+                    self.start_auth_session(handles, params, &mut response_handles)
+                }
+                cc::POLICY_PCR => self.policy_pcr(handles[0], params),
+                cc::FLUSH_CONTEXT => self.flush_context(params),
+                cc::NV_READ => {
+                    password(auths[0]).and_then(|p| self.nv_read(handles[0], handles[1], p, params))
+                }
+                cc::NV_WRITE => password(auths[0])
+                    .and_then(|p| self.nv_write(handles[0], handles[1], p, params)),
+                cc::NV_DEFINE_SPACE => {
+                    password(auths[0]).and_then(|p| self.nv_define_space(handles[0], p, params))
+                }
+                cc::QUOTE => password(auths[0]).and_then(|p| self.quote(handles[0], p, params)),
+                cc::CREATE_PRIMARY => password(auths[0]).and_then(|p| {
+                    self.create_primary(handles[0], p, params, &mut response_handles)
+                }),
+                cc::CERTIFY => password(auths[0]).and_then(|object_auth| {
+                    let sign_auth = match auths[1] {
+                        Auth::Password(p) => p,
+                        Auth::Policy(_) => return Err(on_session(rc::VALUE, 2)),
+                    };
+                    self.certify(handles[0], handles[1], object_auth, sign_auth, params)
+                }),
+                cc::RSA_DECRYPT => self.rsa_decrypt(handles[0], auths[0], params),
                 _ => Err(rc::COMMAND_CODE),
-            },
-            (true, Some(&password)) => match command.code {
-                cc::NV_READ => self.nv_read(handles[0], handles[1], password, params),
-                cc::NV_WRITE => self.nv_write(handles[0], handles[1], password, params),
-                cc::NV_DEFINE_SPACE => self.nv_define_space(handles[0], password, params),
-                cc::QUOTE => self.quote(handles[0], password, params),
-                _ => Err(rc::COMMAND_CODE),
-            },
+            }
         };
-        let sessions = if command.sessions.is_empty() {
-            Vec::new()
-        } else {
-            vec![TpmsAuthResponse::password()]
-        };
+        let sessions: Vec<TpmsAuthResponse> = command
+            .sessions
+            .iter()
+            .map(|s| {
+                if s.session_handle == rh::PW {
+                    TpmsAuthResponse::password()
+                } else {
+                    // A policy session answers with a new nonceTPM and, without PolicyAuthValue
+                    // or PolicyPassword, no HMAC.
+                    TpmsAuthResponse {
+                        nonce: digest(&SHA256, &self.clock.to_be_bytes()).as_ref().to_vec(),
+                        session_attributes: s.session_attributes & tpma_session::CONTINUE_SESSION,
+                        hmac: Vec::new(),
+                    }
+                }
+            })
+            .collect();
+        if result.is_ok() {
+            // A session without continueSession ends with a successful command.
+            for s in &command.sessions {
+                if s.session_handle != rh::PW
+                    && s.session_attributes & tpma_session::CONTINUE_SESSION == 0
+                {
+                    self.sessions.remove(&s.session_handle);
+                }
+            }
+        }
         let response = result.and_then(|params| {
             let body = ResponseBody {
-                handles: Vec::new(),
+                handles: response_handles,
                 params,
             };
             encode_response(&body, &sessions).map_err(|_| rc::FAILURE)
         });
         response.unwrap_or_else(encode_error_response)
+    }
+
+    fn new_handle(&mut self, handle_type: u8) -> u32 {
+        self.next_handle = self.next_handle.wrapping_add(1);
+        (u32::from(handle_type) << 24) | (self.next_handle & 0x00ff_ffff)
+    }
+
+    /// Part 3 §11.1, for unsalted, unbound policy and trial sessions with SHA-256 and no
+    /// parameter encryption.
+    fn start_auth_session(
+        &mut self,
+        handles: &[u32],
+        params: &[u8],
+        response_handles: &mut Vec<u32>,
+    ) -> Result<Vec<u8>, u32> {
+        if handles[0] != rh::NULL {
+            return Err(on_handle(rc::VALUE, 1));
+        }
+        if handles[1] != rh::NULL {
+            return Err(on_handle(rc::VALUE, 2));
+        }
+        let asked = StartAuthSessionCommand::parse(params).map_err(parameters_rc)?;
+        // nonceCaller: at least 16 bytes, at most the session hash's digest size.
+        if !(16..=32).contains(&asked.nonce_caller.len()) {
+            return Err(on_parameter(rc::SIZE, 1));
+        }
+        if !asked.encrypted_salt.is_empty() {
+            return Err(on_parameter(rc::VALUE, 2));
+        }
+        let trial = match asked.session_type {
+            SE_POLICY => false,
+            SE_TRIAL => true,
+            _ => return Err(on_parameter(rc::VALUE, 3)),
+        };
+        if asked.symmetric != TpmtSymDefObject::NULL {
+            return Err(on_parameter(SYMMETRIC, 4));
+        }
+        if asked.auth_hash != alg::SHA256 {
+            return Err(on_parameter(rc::HASH, 5));
+        }
+        if self.sessions.len() >= MAX_LOADED {
+            return Err(rc::SESSION_MEMORY);
+        }
+        let handle = self.new_handle(thimble_evidence::tpm2::ht::POLICY_SESSION);
+        self.sessions.insert(
+            handle,
+            PolicySession {
+                trial,
+                digest: [0; 32],
+                pcr_counter: None,
+            },
+        );
+        response_handles.push(handle);
+        StartAuthSessionResponse {
+            nonce_tpm: digest(&SHA256, &handle.to_be_bytes()).as_ref().to_vec(),
+        }
+        .to_bytes()
+        .map_err(|_| rc::FAILURE)
+    }
+
+    /// Part 3 §23.7: `policyDigest' = H(policyDigest ‖ TPM_CC_PolicyPCR ‖ pcrs ‖ digestTPM)`,
+    /// where `digestTPM` is the hash of the PCRs' current values, and a given `pcrDigest` must
+    /// equal it (a trial session takes `pcrDigest` as given).
+    fn policy_pcr(&mut self, handle: u32, params: &[u8]) -> Result<Vec<u8>, u32> {
+        let asked = PolicyPcrCommand::parse(params).map_err(parameters_rc)?;
+        let session = self
+            .sessions
+            .get(&handle)
+            .cloned()
+            .ok_or(on_handle(rc::HANDLE, 1))?;
+        let mut values = Vec::new();
+        for selection in &asked.pcrs.pcr_selections {
+            if selection.hash != alg::SHA256 {
+                return Err(on_parameter(rc::HASH, 2));
+            }
+            for i in selection.indices() {
+                let value = self
+                    .pcrs
+                    .get(i as usize)
+                    .ok_or(on_parameter(rc::VALUE, 2))?;
+                values.extend_from_slice(value);
+            }
+        }
+        let current = digest(&SHA256, &values);
+        let pcr_digest = if session.trial && !asked.pcr_digest.is_empty() {
+            asked.pcr_digest.clone()
+        } else {
+            if !asked.pcr_digest.is_empty() && asked.pcr_digest != current.as_ref() {
+                return Err(on_parameter(rc::VALUE, 1));
+            }
+            current.as_ref().to_vec()
+        };
+        let mut input = session.digest.to_vec();
+        input.extend_from_slice(&cc::POLICY_PCR.to_be_bytes());
+        input.extend_from_slice(&asked.pcrs.to_bytes().map_err(|_| rc::FAILURE)?);
+        input.extend_from_slice(&pcr_digest);
+        let mut next = [0u8; 32];
+        next.copy_from_slice(digest(&SHA256, &input).as_ref());
+        self.sessions.insert(
+            handle,
+            PolicySession {
+                trial: session.trial,
+                digest: next,
+                pcr_counter: Some(self.pcr_update_counter),
+            },
+        );
+        Ok(Vec::new())
+    }
+
+    /// Part 3 §28.4.
+    fn flush_context(&mut self, params: &[u8]) -> Result<Vec<u8>, u32> {
+        let FlushContextCommand { flush_handle } =
+            FlushContextCommand::parse(params).map_err(parameters_rc)?;
+        let removed = self.objects.remove(&flush_handle).is_some()
+            || self.sessions.remove(&flush_handle).is_some();
+        if !removed {
+            return Err(on_parameter(rc::HANDLE, 1));
+        }
+        Ok(Vec::new())
+    }
+
+    /// Part 3 §24.1, for RSA-2048 decryption keys in the null hierarchy: one [`SimNullKey`] per
+    /// template (see there).
+    fn create_primary(
+        &mut self,
+        hierarchy: u32,
+        password: &[u8],
+        params: &[u8],
+        response_handles: &mut Vec<u32>,
+    ) -> Result<Vec<u8>, u32> {
+        if hierarchy != rh::NULL {
+            // The fake keeps no seeds for the other hierarchies.
+            return Err(on_handle(rc::HIERARCHY, 1));
+        }
+        if !password.is_empty() {
+            return Err(on_session(rc::BAD_AUTH, 1));
+        }
+        let asked = CreatePrimaryCommand::parse(params).map_err(|e| match e {
+            Malformed::Inner { .. } => on_parameter(rc::SIZE, 2),
+            other => parameters_rc(other),
+        })?;
+        let template = asked.in_public;
+        let PublicDetail::Rsa { parameters, .. } = &template.detail else {
+            return Err(on_parameter(rc::TYPE, 2));
+        };
+        let a = template.object_attributes;
+        if a & tpma_object::DECRYPT == 0
+            || a & (tpma_object::SIGN_ENCRYPT | tpma_object::RESTRICTED) != 0
+        {
+            return Err(on_parameter(rc::ATTRIBUTES, 2));
+        }
+        if parameters.key_bits != 2048 || parameters.exponent != 0 {
+            return Err(on_parameter(rc::KEY_SIZE, 2));
+        }
+        if template.name_alg != alg::SHA256 {
+            return Err(on_parameter(rc::HASH, 2));
+        }
+        if self.objects.len() >= MAX_LOADED {
+            return Err(rc::OBJECT_MEMORY);
+        }
+        // One key per template, as a derivation from the null seed gives.
+        let template_bytes = template.to_bytes().map_err(|_| rc::FAILURE)?;
+        let key_index = match self
+            .null_templates
+            .iter()
+            .position(|t| *t == template_bytes)
+        {
+            Some(i) => i,
+            None => {
+                self.null_templates.push(template_bytes);
+                self.null_templates.len() - 1
+            }
+        };
+        let public = TpmtPublic {
+            detail: PublicDetail::Rsa {
+                parameters: *parameters,
+                unique: SimNullKey::nth(key_index).modulus(),
+            },
+            ..template.clone()
+        };
+        let public_area = public.to_bytes().map_err(|_| rc::FAILURE)?;
+        let name = sha256_name(&public_area);
+        // TPMS_CREATION_DATA (Part 2 §15.1) of a primary key: no PCRs, locality 0, the
+        // hierarchy's handle as parent name and qualified name.
+        let mut creation = TpmWriter::new();
+        creation
+            .marshal(&asked.creation_pcr)
+            .and_then(|w| w.tpm2b("pcrDigest", digest(&SHA256, &[]).as_ref()))
+            .and_then(|w| {
+                w.u8(0).u16(alg::NULL);
+                w.tpm2b("parentName", &hierarchy.to_be_bytes())
+            })
+            .and_then(|w| w.tpm2b("parentQualifiedName", &hierarchy.to_be_bytes()))
+            .and_then(|w| w.tpm2b("outsideInfo", &asked.outside_info))
+            .map_err(|_| rc::FAILURE)?;
+        let creation_data = creation.into_bytes();
+        let handle = self.new_handle(thimble_evidence::tpm2::ht::TRANSIENT);
+        self.objects.insert(
+            handle,
+            LoadedKey {
+                key: key_index,
+                public_area: public_area.clone(),
+                name: name.clone(),
+                auth_policy: template.auth_policy.clone(),
+            },
+        );
+        response_handles.push(handle);
+        CreatePrimaryResponse {
+            out_public: public_area,
+            creation_hash: digest(&SHA256, &creation_data).as_ref().to_vec(),
+            creation_data,
+            // A key of the null hierarchy gets a null ticket.
+            creation_ticket: TkCreation {
+                tag: ST_CREATION,
+                hierarchy: rh::NULL,
+                digest: Vec::new(),
+            },
+            name,
+        }
+        .to_bytes()
+        .map_err(|_| rc::FAILURE)
+    }
+
+    /// Part 3 §18.2: the AK signs that a loaded key has its name.
+    fn certify(
+        &mut self,
+        object: u32,
+        signer: u32,
+        object_auth: &[u8],
+        sign_auth: &[u8],
+        params: &[u8],
+    ) -> Result<Vec<u8>, u32> {
+        let key = self
+            .objects
+            .get(&object)
+            .cloned()
+            .ok_or(on_handle(rc::HANDLE, 1))?;
+        if signer != VTPM_AK_HANDLE || !self.ak_present {
+            return Err(on_handle(rc::HANDLE, 2));
+        }
+        // Both authValues are empty.
+        if !object_auth.is_empty() {
+            return Err(on_session(rc::BAD_AUTH, 1));
+        }
+        if !sign_auth.is_empty() {
+            return Err(on_session(rc::AUTH_FAIL, 2));
+        }
+        let asked = CertifyCommand::parse(params).map_err(parameters_rc)?;
+        if asked.in_scheme != TpmtSigScheme::NULL && asked.in_scheme != TpmtSigScheme::RSASSA_SHA256
+        {
+            return Err(on_parameter(rc::SCHEME, 2));
+        }
+        if asked.qualifying_data.len() > MAX_QUALIFYING_DATA_LEN {
+            return Err(on_parameter(rc::SIZE, 1));
+        }
+        let certify_info = CertifyAttest {
+            qualified_signer: self.ak.qualified_name.clone(),
+            extra_data: asked.qualifying_data,
+            clock_info: ClockInfo {
+                clock: self.clock,
+                reset_count: 1,
+                restart_count: 0,
+                safe: true,
+            },
+            firmware_version: FIRMWARE_VERSION,
+            qualified_name: sha256_qualified_name(&rh::NULL.to_be_bytes(), &key.name),
+            name: key.name,
+        }
+        .to_bytes()
+        .map_err(|_| rc::FAILURE)?;
+        let signature = TpmtSignature::Rsassa {
+            hash: alg::SHA256,
+            sig: SimAk::get().sign(&certify_info),
+        };
+        CertifyResponse {
+            certify_info,
+            signature,
+        }
+        .to_bytes()
+        .map_err(|_| rc::FAILURE)
+    }
+
+    /// Part 3 §14.3, RSAES only. The key has no `userWithAuth`, so its USER role takes only a
+    /// policy session, whose digest must be the key's `authPolicy` (Part 1 §19.7.1) and whose
+    /// PCRs must not have changed since `PolicyPCR`.
+    fn rsa_decrypt(&mut self, handle: u32, auth: Auth<'_>, params: &[u8]) -> Result<Vec<u8>, u32> {
+        let key = self
+            .objects
+            .get(&handle)
+            .cloned()
+            .ok_or(on_handle(rc::HANDLE, 1))?;
+        match auth {
+            Auth::Password(_) => return Err(AUTH_UNAVAILABLE),
+            Auth::Policy(session) => {
+                let s = self
+                    .sessions
+                    .get(&session)
+                    .ok_or(on_session(rc::VALUE, 1))?;
+                if s.trial {
+                    return Err(on_session(rc::ATTRIBUTES, 1));
+                }
+                if s.digest[..] != key.auth_policy[..] {
+                    return Err(on_session(rc::POLICY_FAIL, 1));
+                }
+                if s.pcr_counter.is_some_and(|c| c != self.pcr_update_counter) {
+                    return Err(PCR_CHANGED);
+                }
+            }
+        }
+        let asked = RsaDecryptCommand::parse(params).map_err(|e| match e {
+            Malformed::Unexpected { .. } => on_parameter(rc::SCHEME, 2),
+            other => parameters_rc(other),
+        })?;
+        if asked.in_scheme != RsaDecryptScheme::Rsaes {
+            // The key has no scheme of its own and the fake implements RSAES only.
+            return Err(on_parameter(rc::SCHEME, 2));
+        }
+        let message = SimNullKey::nth(key.key)
+            .decrypt(&asked.cipher_text)
+            .map_err(|_| on_parameter(rc::VALUE, 1))?;
+        RsaDecryptResponse { message }
+            .to_bytes()
+            .map_err(|_| rc::FAILURE)
     }
 
     fn get_capability(&mut self, params: &[u8]) -> Result<Vec<u8>, u32> {
@@ -776,6 +1239,15 @@ impl FakeVtpm {
     fn read_public(&mut self, handle: u32, params: &[u8]) -> Result<Vec<u8>, u32> {
         if !params.is_empty() {
             return Err(rc::SIZE);
+        }
+        if let Some(key) = self.objects.get(&handle) {
+            return ReadPublicResponse {
+                out_public: key.public_area.clone(),
+                name: key.name.clone(),
+                qualified_name: sha256_qualified_name(&rh::NULL.to_be_bytes(), &key.name),
+            }
+            .to_bytes()
+            .map_err(|_| rc::FAILURE);
         }
         if handle != VTPM_AK_HANDLE || !self.ak_present {
             return Err(on_handle(rc::HANDLE, 1));

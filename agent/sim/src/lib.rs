@@ -24,6 +24,7 @@ pub mod fake_tdx_guest;
 pub mod fake_tsm;
 pub mod fake_vtpm;
 pub mod intel_emulator;
+pub mod rsa_sim;
 pub mod signer;
 pub mod swtpm;
 pub mod tdx_signer;

@@ -7,7 +7,10 @@
 //! thimble's own verifier against the collateral a real service fetches for itself (given to
 //! the emulator, as KDS or PCS would give it), and answers with a token (an HS256 JWT under a
 //! test key) and, for the KBS, a resource encrypted to the session key. Faults (refusals, 401,
-//! 429, malformed answers) come from the shared [`crate::emulator`] machinery. Every verdict is
+//! 429, malformed answers) come from the shared [`crate::emulator`] machinery. MAA also answers
+//! the Azure guest protocol (`AzureGuest`): it checks the TPM quote and the certification of
+//! the ephemeral key with the AK the HCL runtime data names, the key's PCR policy against the
+//! quoted PCRs, and the hardware evidence, and answers with the token encrypted to that key. Every verdict is
 //! recorded, so that a test can tell a refusal for the right reason from one for another.
 
 use std::collections::HashMap;
@@ -19,6 +22,7 @@ use ring::hmac;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 use thimble_collect::attest::jwe;
+use thimble_evidence::attest::azure_guest::{self, AttestationInfo, EncryptedToken, Isolation};
 use thimble_evidence::attest::kbs::{self, HashAlgorithm, TeePubKey};
 use thimble_evidence::attest::{Verifier, ita, maa, veraison};
 use thimble_evidence::bundle::{
@@ -260,6 +264,9 @@ impl VerifierEmulator {
             Some(q) => format!("{}?{q}", r.path),
             None => r.path.clone(),
         };
+        if r.method == "POST" && full == azure_guest::PATH {
+            return self.maa_azure_guest(&r.body);
+        }
         if r.method != "POST" || (full != maa::SEV_SNP_PATH && full != maa::TDX_PATH) {
             return Reply::json_error(404, "Not found");
         }
@@ -332,6 +339,238 @@ impl VerifierEmulator {
         }
         self.verify(evidence, |_| {})?;
         Ok((kind, runtime_json))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MAA: AzureGuest
+// ---------------------------------------------------------------------------------------------
+
+/// RSASSA-PKCS1-v1_5 SHA-256 with `key`, as the AK signs quotes and certifications.
+fn ak_signed(key: &thimble_evidence::azure::RsaPublicKey, message: &[u8], sig: &[u8]) -> bool {
+    ring::signature::RsaPublicKeyComponents {
+        n: &key.n,
+        e: &key.e,
+    }
+    .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, message, sig)
+    .is_ok()
+}
+
+/// The `TPMT_PUBLIC` inside a marshalled `TPM2B_PUBLIC`, with its bytes.
+fn tpm2b_public(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<(Vec<u8>, thimble_evidence::tpm2::TpmtPublic), String> {
+    use thimble_evidence::tpm2::{Marshal, TpmReader, TpmtPublic};
+    let mut r = TpmReader::new(bytes);
+    let area = r.tpm2b(what).map_err(|e| format!("{what}: {e}"))?;
+    r.finish(what).map_err(|e| format!("{what}: {e}"))?;
+    let public = TpmtPublic::parse(area).map_err(|e| format!("{what}: {e}"))?;
+    Ok((area.to_vec(), public))
+}
+
+/// What an accepted `AzureGuest` request yields: the isolation kind, the runtime data's JSON,
+/// and the ephemeral key's modulus and exponent.
+type GuestChecked = (&'static str, Value, (Vec<u8>, Vec<u8>));
+
+impl VerifierEmulator {
+    fn maa_azure_guest(&self, body: &[u8]) -> Reply {
+        let checked = azure_guest::parse_request(body)
+            .map_err(|e| e.to_string())
+            .and_then(|info| self.maa_azure_guest_check(&info).map(|c| (info, c)));
+        let (info, (kind, runtime, enc_key)) = match checked {
+            Ok(x) => x,
+            Err(reason) => return self.refuse("attest", 400, reason),
+        };
+        let payload: serde_json::Map<String, Value> = info
+            .client_payload
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let jwt = self.token(json!({
+            "iss": "thimble-sim-maa",
+            "x-ms-attestation-type": "azurevm",
+            "x-ms-runtime": { "client-payload": payload },
+            "x-ms-isolation-tee": {
+                "x-ms-attestation-type": kind,
+                "x-ms-runtime": runtime,
+                "x-ms-compliance-status": "azure-compliant-cvm",
+            },
+        }));
+        match self.encrypt_token(&jwt, &enc_key) {
+            Ok(token) => {
+                self.verdicts.push("attest: ok".to_owned());
+                Reply::new(200, "application/json", azure_guest::answer_body(&token))
+            }
+            Err(reason) => self.refuse("attest", 500, reason),
+        }
+    }
+
+    /// What MAA checks before it answers: the hardware evidence (binding the HCL runtime data),
+    /// the AK as the runtime data names it, the quote over the PCRs listed, the certification
+    /// of the ephemeral key, and that the key's policy is `PolicyPCR` over those PCR values.
+    /// Returns the isolation kind, the runtime data's JSON and the key's `(n, e)`.
+    fn maa_azure_guest_check(&self, info: &AttestationInfo) -> Result<GuestChecked, String> {
+        use thimble_evidence::azure::{RuntimeData, TpmsAttest};
+        use thimble_evidence::tpm2::{
+            CertifyAttest, Marshal, PublicDetail, TpmlPcrSelection, policy_pcr_digest, sha256_name,
+            tpma_object,
+        };
+
+        let runtime = info.isolation.runtime_data();
+        let bound: [u8; 32] = Sha256::digest(runtime).into();
+        let (kind, evidence, report_data) = match &info.isolation {
+            Isolation::SevSnp {
+                snp_report,
+                vcek_cert_chain,
+                ..
+            } => {
+                if vcek_cert_chain.is_empty() {
+                    return Err("VcekCertChain is empty".to_owned());
+                }
+                let parsed = SnpReport::parse(snp_report).map_err(|e| e.to_string())?;
+                (
+                    "sevsnpvm",
+                    Evidence::SevSnp(SevSnpEvidence {
+                        report: snp_report.clone(),
+                        auxblob: None,
+                    }),
+                    parsed.report_data,
+                )
+            }
+            Isolation::Tdx { td_quote, .. } => {
+                let parsed = TdxQuote::parse(td_quote).map_err(|e| e.to_string())?;
+                (
+                    "tdxvm",
+                    Evidence::Tdx(TdxEvidence {
+                        quote: td_quote.clone(),
+                        td_report: None,
+                    }),
+                    parsed.body.report_data,
+                )
+            }
+            _ => return Err("isolation type not emulated".to_owned()),
+        };
+        if report_data[..32] != bound {
+            return Err("REPORT_DATA[0..32] is not SHA-256 of RunTimeData".to_owned());
+        }
+        let runtime_data = RuntimeData::parse(runtime).map_err(|e| format!("RunTimeData: {e}"))?;
+        let ak = runtime_data
+            .ak_pub()
+            .map_err(|e| format!("RunTimeData: {e}"))?
+            .clone();
+        let runtime_json: Value =
+            serde_json::from_slice(runtime).map_err(|e| format!("RunTimeData: {e}"))?;
+
+        // The AK sent is the one the hardware evidence vouches for.
+        let (_, ak_public) = tpm2b_public("AikPub", &info.tpm.aik_pub)?;
+        match &ak_public.detail {
+            PublicDetail::Rsa { unique, .. } if unique[..] == ak.n[..] => {}
+            _ => return Err("AikPub is not the HCLAkPub of the runtime data".to_owned()),
+        }
+
+        // The quote: signed by the AK, over exactly the PCRs listed, with their values.
+        let tpm = &info.tpm;
+        if !ak_signed(&ak, &tpm.pcr_quote, &tpm.pcr_signature) {
+            return Err("PcrSignature does not verify with the AK".to_owned());
+        }
+        let quote = TpmsAttest::parse(&tpm.pcr_quote).map_err(|e| format!("PcrQuote: {e}"))?;
+        let indices: Vec<u32> = tpm.pcrs.iter().map(|p| p.index).collect();
+        let selection = TpmlPcrSelection::sha256(&indices).map_err(|e| e.to_string())?;
+        let quoted: Vec<u32> = quote.pcr_select.iter().flat_map(|s| s.indices()).collect();
+        if quoted != indices {
+            return Err(format!(
+                "the quote selects PCRs {quoted:?}, PcrSet is {indices:?}"
+            ));
+        }
+        let values: Vec<Vec<u8>> = tpm.pcrs.iter().map(|p| p.digest.clone()).collect();
+        // compute_pcr_digest takes the values by PCR number; `selection` bounded them to 0-23.
+        let mut by_index = vec![Vec::new(); 24];
+        for p in &tpm.pcrs {
+            if let Some(slot) = by_index.get_mut(p.index as usize) {
+                slot.clone_from(&p.digest);
+            }
+        }
+        let digest = quote
+            .compute_pcr_digest(&by_index)
+            .map_err(|e| format!("PCRs: {e}"))?;
+        if digest[..] != quote.pcr_digest[..] {
+            return Err("the PCR values are not the ones quoted".to_owned());
+        }
+
+        // The ephemeral key: certified by the AK, a decryption key only a policy session over
+        // the quoted PCR values can use.
+        if !ak_signed(
+            &ak,
+            &tpm.enc_key_certify_info,
+            &tpm.enc_key_certify_info_signature,
+        ) {
+            return Err("EncKeyCertifyInfoSignature does not verify with the AK".to_owned());
+        }
+        let certify = CertifyAttest::parse(&tpm.enc_key_certify_info)
+            .map_err(|e| format!("EncKeyCertifyInfo: {e}"))?;
+        let (area, key) = tpm2b_public("EncKeyPub", &tpm.enc_key_pub)?;
+        if certify.name != sha256_name(&area) {
+            return Err("EncKeyCertifyInfo certifies another key than EncKeyPub".to_owned());
+        }
+        let a = key.object_attributes;
+        if a & tpma_object::DECRYPT == 0
+            || a & tpma_object::FIXED_TPM == 0
+            || a & tpma_object::USER_WITH_AUTH != 0
+        {
+            return Err(format!(
+                "EncKeyPub attributes {a:#010x} are not a TPM-bound decryption key usable by \
+                 policy only"
+            ));
+        }
+        let mut pcr_digest = Sha256::new();
+        for v in &values {
+            pcr_digest.update(v);
+        }
+        let policy =
+            policy_pcr_digest(&selection, &pcr_digest.finalize()).map_err(|e| e.to_string())?;
+        if key.auth_policy != policy {
+            return Err("EncKeyPub's authPolicy is not PolicyPCR over the quoted PCRs".to_owned());
+        }
+        let PublicDetail::Rsa { parameters, unique } = &key.detail else {
+            return Err("EncKeyPub is not an RSA key".to_owned());
+        };
+        self.verify(evidence, |_| {})?;
+        Ok((
+            kind,
+            runtime_json,
+            (unique.clone(), parameters.exponent_bytes()),
+        ))
+    }
+
+    /// The token sealed as MAA seals it: AES-256-GCM under a fresh inner key with the
+    /// additional data "Transport Key", the inner key RSAES-encrypted to `key`.
+    fn encrypt_token(&self, jwt: &str, key: &(Vec<u8>, Vec<u8>)) -> Result<EncryptedToken, String> {
+        use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+
+        let inner_key = self.fresh();
+        let mut iv = [0u8; 12];
+        iv.copy_from_slice(&self.fresh()[..12]);
+        let sealing = UnboundKey::new(&AES_256_GCM, &inner_key)
+            .map(LessSafeKey::new)
+            .map_err(|_| "AES key".to_owned())?;
+        let mut data = jwt.as_bytes().to_vec();
+        let tag = sealing
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(iv),
+                Aad::from(azure_guest::TRANSPORT_KEY_AAD),
+                &mut data,
+            )
+            .map_err(|_| "AES-GCM sealing failed".to_owned())?;
+        let encrypted_inner_key =
+            crate::rsa_sim::rsaes_encrypt(&key.0, &key.1, &inner_key).map_err(|e| e.to_string())?;
+        Ok(EncryptedToken {
+            encrypted_inner_key,
+            key_size_bits: 256,
+            iv: iv.to_vec(),
+            authentication_data: tag.as_ref().to_vec(),
+            jwt: data,
+        })
     }
 }
 

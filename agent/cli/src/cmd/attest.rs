@@ -14,7 +14,7 @@ use thimble_collect::{Environment, SystemEnvironment};
 #[cfg(feature = "simulate")]
 use thimble_sim::SimEnvironment;
 
-use crate::args::{AttestArgs, VerifierArg};
+use crate::args::{AttestArgs, MaaFlowArg, VerifierArg};
 use crate::cmd::collect::{cli_error, request as collect_request};
 use crate::error::CliError;
 use crate::exit;
@@ -69,7 +69,10 @@ pub fn run(a: AttestArgs) -> Result<u8, CliError> {
         .map(|p| read_input_at_most(p, MAX_INPUT))
         .transpose()?;
     let verifier = match verifier_arg {
-        VerifierArg::Maa => VerifierRequest::Maa { runtime_data },
+        VerifierArg::Maa => VerifierRequest::Maa {
+            runtime_data,
+            azure_guest: a.maa_flow == MaaFlowArg::AzureGuest,
+        },
         VerifierArg::Kbs => VerifierRequest::Kbs {
             resource: a.resource.clone(),
         },
@@ -80,6 +83,11 @@ pub fn run(a: AttestArgs) -> Result<u8, CliError> {
         },
         VerifierArg::Veraison => VerifierRequest::Veraison,
     };
+    if a.maa_flow != MaaFlowArg::Vm && verifier_arg != VerifierArg::Maa {
+        return Err(CliError::Usage(
+            "--maa-flow applies to --verifier maa".into(),
+        ));
+    }
     if runtime_data_unused(&verifier) && a.runtime_data.is_some() {
         return Err(CliError::Usage(
             "--runtime-data applies to --verifier maa and ita".into(),

@@ -8,10 +8,15 @@
 //! built and read by `thimble_evidence::attest`; the HTTP goes through the narrow
 //! [`Fetch`] trait, so that tests drive it against the emulators of `thimble_sim::verifiers`.
 //!
+//! MAA on Azure has two protocols: the `SevSnpVm`/`TdxVm` bodies (the default), and the Azure
+//! guest protocol (`AzureGuest`, [`azure_guest`]), where the vTPM also quotes PCRs 0-7 and
+//! certifies an ephemeral key bound to them, and the token comes back encrypted to that key.
+//!
 //! Without `send`, nothing goes to the verifier: the evidence request is built against the
 //! nonce the caller gives (`verifier_nonce`) and returned, for debugging and for checking
 //! against the verifiers' own code.
 
+pub mod azure_guest;
 pub mod jwe;
 
 use std::time::Duration;
@@ -45,6 +50,9 @@ pub enum VerifierRequest {
     Maa {
         /// The runtime data.
         runtime_data: Option<Vec<u8>>,
+        /// Use the Azure guest protocol (`AzureGuest`, Azure only) instead of `SevSnpVm` /
+        /// `TdxVm`.
+        azure_guest: bool,
     },
     /// Trustee's KBS, with the resource (`repository/type/tag`) to fetch after attesting.
     Kbs {
@@ -204,7 +212,10 @@ pub fn attest<E: Environment>(
         log: Vec::new(),
     };
     match &request.verifier {
-        VerifierRequest::Maa { runtime_data } => x.maa(runtime_data.as_deref()),
+        VerifierRequest::Maa {
+            azure_guest: true, ..
+        } => x.maa_azure_guest(),
+        VerifierRequest::Maa { runtime_data, .. } => x.maa(runtime_data.as_deref()),
         VerifierRequest::Kbs { resource } => x.kbs(resource.as_deref()),
         VerifierRequest::Ita {
             api_key,
@@ -400,6 +411,93 @@ impl<E: Environment> Exchange<'_, E> {
             &request.body,
         )?;
         let token = token::parse_token_answer(Verifier::Maa, &answer.body)?;
+        self.finish(bundle, warnings, request, Some(token), None)
+    }
+
+    /// MAA's Azure guest protocol: collect as for the VM protocol (the nonce bound through the
+    /// HCL report's `user-data`), then ask the vTPM for the quote over PCRs 0-7 and the
+    /// certified ephemeral key, send `AttestationInfo` with the nonce in `ClientPayload`, and
+    /// decrypt the answer with the same ephemeral key.
+    fn maa_azure_guest(mut self) -> Result<Attested, AttestError> {
+        use thimble_evidence::attest::azure_guest as guest;
+
+        if !matches!(self.tee, Tee::AzureSevSnp | Tee::AzureTdx) {
+            return Err(self.unsupported(format!(
+                "the AzureGuest protocol is for Azure confidential VMs (behind the paravisor, \
+                 with a vTPM); this machine is {}",
+                self.tee
+            )));
+        }
+        if self.request.verifier_nonce.is_some() {
+            return Err(self.unsupported("MAA has no verifier nonce; leave --verifier-nonce out"));
+        }
+        let nonce = self.own_nonce()?;
+        let (bundle, warnings) = self.collect(Binding::Nonce(nonce.clone()))?;
+        let isolation = guest::isolation_from_bundle(&bundle)?;
+        let tpm_path = self.request.collect.devices.tpm.clone();
+        let opened = self
+            .env
+            .open_tpm(tpm_path.as_deref())
+            .map_err(vtpm_failed)?;
+        let mut client = crate::vtpm::VtpmClient::new(opened.device);
+        let tpm = azure_guest::tpm_info(&mut client).map_err(vtpm_failed)?;
+        if tpm.aik_cert.is_empty() {
+            self.log.push(
+                "maa azure-guest: the vTPM holds no AK certificate (NV 0x01c101d0); AikCert is \
+                 sent empty"
+                    .to_owned(),
+            );
+        }
+        self.log.push(format!(
+            "maa azure-guest: quoted PCRs 0-7 and certified an ephemeral key ({} bytes of \
+             TPM2B_PUBLIC) with the AK",
+            tpm.enc_key_pub.len()
+        ));
+        let tcg_logs = bundle
+            .event_logs
+            .iter()
+            .find(|l| l.kind == EventLogKind::Tcg2)
+            .map(|l| l.data.clone())
+            .unwrap_or_default();
+        let info = guest::AttestationInfo {
+            os: azure_guest::os_info(),
+            tcg_logs,
+            client_payload: vec![("nonce".to_owned(), hex::encode(&nonce))],
+            tpm,
+            isolation,
+        };
+        let request = SentRequest {
+            method: "POST",
+            url: self.url(guest::PATH),
+            content_type: "application/json".to_owned(),
+            body: guest::request_body(&info),
+        };
+        if !self.request.send {
+            return self.finish(bundle, warnings, request, None, None);
+        }
+        let answer = self.post(
+            "attest",
+            &request.url,
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+            ],
+            &request.body,
+        )?;
+        let encrypted = guest::parse_answer(&answer.body)?;
+        let inner_key = client
+            .decrypt_with_ephemeral_key(
+                &crate::vtpm::GUEST_ATTESTATION_PCRS,
+                &encrypted.encrypted_inner_key,
+            )
+            .map_err(vtpm_failed)?;
+        let jwt = azure_guest::decrypt_token(&encrypted, &inner_key)?;
+        self.log.push(
+            "maa azure-guest: inner key recovered by the vTPM under the PCR policy; token \
+             decrypted"
+                .to_owned(),
+        );
+        let token = token::parse_jwt(Verifier::Maa, &jwt)?;
         self.finish(bundle, warnings, request, Some(token), None)
     }
 
@@ -692,6 +790,14 @@ impl<E: Environment> Exchange<'_, E> {
             .into()),
         }
     }
+}
+
+/// A vTPM failure during the exchange, as the collection reports one.
+fn vtpm_failed(e: crate::vtpm::VtpmError) -> AttestError {
+    AttestError::Collect(CollectError::source_failed(
+        crate::error::SourceName::Vtpm,
+        e,
+    ))
 }
 
 /// The one file an export to a request body writes.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The messages `thimble attest` exchanges with remote verifiers: Microsoft Azure Attestation
-//! ([`maa`]), the Confidential Containers key broker, Trustee's KBS ([`kbs`]), Intel Trust
+//! ([`maa`], and its Azure guest protocol with an ephemeral TPM key, [`azure_guest`]), the Confidential Containers key broker, Trustee's KBS ([`kbs`]), Intel Trust
 //! Authority ([`ita`]) and Veraison ([`veraison`]). Pure: each module builds the requests its
 //! verifier parses, computes REPORT_DATA by that verifier's binding rule, and reads the answers,
 //! bounded and typed; nothing here sends, collects or decrypts (the exchange is
@@ -8,6 +8,7 @@
 //! requests with the same functions, so a request that this module builds wrongly fails there as
 //! it would at the service. docs/attest.md documents every exchange with its sources.
 
+pub mod azure_guest;
 pub mod ita;
 pub mod kbs;
 pub mod maa;

@@ -212,7 +212,7 @@ fn pem(der: &[u8]) -> String {
 /// `VcekCertChain`: PEM(VCEK) ‖ PEM(ASK) ‖ PEM(ARK), as THIM's `vcekCert` + `certificateChain`.
 /// A VLEK-signed report gets PEM(VLEK) ‖ PEM(ASVK) ‖ PEM(ARK) (MAA is not known to accept VLEK
 /// reports; the chain is at least the one that signed).
-fn cert_chain_pem(bundle: &Bundle, report: &SnpReport) -> Result<String, ExportError> {
+pub(crate) fn cert_chain_pem(bundle: &Bundle, report: &SnpReport) -> Result<String, ExportError> {
     let (key, issuer) = match report.signing_key {
         SigningKey::Vlek => (EndorsementKind::Vlek, EndorsementKind::Asvk),
         _ => (EndorsementKind::Vcek, EndorsementKind::Ask),

@@ -14,6 +14,10 @@
 //!   and the parameters of `TPM2_GetCapability`, `TPM2_NV_ReadPublic`, `TPM2_NV_Read`,
 //!   `TPM2_NV_Write`, `TPM2_NV_DefineSpace`, `TPM2_PCR_Read`, `TPM2_Quote` and
 //!   `TPM2_ReadPublic`, with their responses.
+//! - The commands of Azure's guest attestation flow:
+//!   `TPM2_StartAuthSession`, `TPM2_PolicyPCR`, `TPM2_CreatePrimary`, `TPM2_Certify`,
+//!   `TPM2_RSA_Decrypt`, `TPM2_FlushContext`, the certification's `TPMS_ATTEST`, and the
+//!   `PolicyPCR` policy digest.
 //! - [`rc`]: response codes, decoded into names and positions.
 //! - The constants: command codes, tags, handles, algorithms, `TPMA_NV`, `TPMA_OBJECT`.
 //!
@@ -24,6 +28,7 @@
 
 mod commands;
 mod frame;
+mod keys;
 pub mod rc;
 mod structures;
 mod wire;
@@ -38,6 +43,13 @@ pub use commands::{
 pub use frame::{
     Command, CommandError, Header, ResponseBody, ResponseError, command_code, declared_size,
     decode_response, encode_command, encode_error_response, encode_response,
+};
+pub use keys::{
+    CertifyAttest, CertifyCommand, CertifyResponse, CreatePrimaryCommand, CreatePrimaryResponse,
+    EPHEMERAL_KEY_ATTRIBUTES, FlushContextCommand, MAX_RSA_BLOCK, PolicyPcrCommand,
+    RsaDecryptCommand, RsaDecryptResponse, RsaDecryptScheme, SE_POLICY, SE_TRIAL,
+    ST_ATTEST_CERTIFY, ST_CREATION, StartAuthSessionCommand, StartAuthSessionResponse, TkCreation,
+    ephemeral_key_template, policy_pcr_digest, sha256_pcr_digest,
 };
 pub use rc::{RcPosition, ResponseCode};
 pub use structures::{
@@ -67,18 +79,28 @@ pub mod cc {
     pub const CREATE_PRIMARY: u32 = 0x0000_0131;
     /// `TPM_CC_NV_Write`: write bytes of an NV index.
     pub const NV_WRITE: u32 = 0x0000_0137;
+    /// `TPM_CC_Certify`: sign that an object is loaded in the TPM.
+    pub const CERTIFY: u32 = 0x0000_0148;
     /// `TPM_CC_NV_Read`: read bytes of an NV index.
     pub const NV_READ: u32 = 0x0000_014E;
     /// `TPM_CC_Quote`: sign a `TPMS_ATTEST` over PCR values and qualifying data.
     pub const QUOTE: u32 = 0x0000_0158;
+    /// `TPM_CC_RSA_Decrypt`: decrypt with a loaded RSA key.
+    pub const RSA_DECRYPT: u32 = 0x0000_0159;
+    /// `TPM_CC_FlushContext`: unload a transient object or end a session.
+    pub const FLUSH_CONTEXT: u32 = 0x0000_0165;
     /// `TPM_CC_NV_ReadPublic`: an NV index's public area and name.
     pub const NV_READ_PUBLIC: u32 = 0x0000_0169;
     /// `TPM_CC_ReadPublic`: a loaded object's public area and names.
     pub const READ_PUBLIC: u32 = 0x0000_0173;
+    /// `TPM_CC_StartAuthSession`: start an HMAC, policy or trial session.
+    pub const START_AUTH_SESSION: u32 = 0x0000_0176;
     /// `TPM_CC_GetCapability`: TPM properties and other capabilities.
     pub const GET_CAPABILITY: u32 = 0x0000_017A;
     /// `TPM_CC_PCR_Read`: PCR values.
     pub const PCR_READ: u32 = 0x0000_017E;
+    /// `TPM_CC_PolicyPCR`: bind a policy session to PCR values.
+    pub const POLICY_PCR: u32 = 0x0000_017F;
     /// `TPM_CC_PCR_Extend`: extend a PCR.
     pub const PCR_EXTEND: u32 = 0x0000_0182;
 }
@@ -97,6 +119,8 @@ pub mod st {
 pub mod rh {
     /// `TPM_RH_OWNER`: the owner (storage) hierarchy.
     pub const OWNER: u32 = 0x4000_0001;
+    /// `TPM_RH_ENDORSEMENT`: the endorsement hierarchy.
+    pub const ENDORSEMENT: u32 = 0x4000_000B;
     /// `TPM_RH_NULL`: no hierarchy or handle.
     pub const NULL: u32 = 0x4000_0007;
     /// `TPM_RS_PW`: the password session.
@@ -109,6 +133,10 @@ pub mod rh {
 pub mod ht {
     /// `TPM_HT_NV_INDEX`.
     pub const NV_INDEX: u8 = 0x01;
+    /// `TPM_HT_POLICY_SESSION`: policy sessions.
+    pub const POLICY_SESSION: u8 = 0x03;
+    /// `TPM_HT_TRANSIENT`: loaded objects.
+    pub const TRANSIENT: u8 = 0x80;
     /// `TPM_HT_PERSISTENT`: persistent objects (keys).
     pub const PERSISTENT: u8 = 0x81;
 }
@@ -123,8 +151,12 @@ pub mod alg {
     pub const NULL: u16 = 0x0010;
     /// `TPM_ALG_RSASSA`: RSASSA-PKCS1-v1_5 signatures.
     pub const RSASSA: u16 = 0x0014;
+    /// `TPM_ALG_RSAES`: RSAES-PKCS1-v1_5 encryption.
+    pub const RSAES: u16 = 0x0015;
     /// `TPM_ALG_RSAPSS`: RSASSA-PSS signatures.
     pub const RSAPSS: u16 = 0x0016;
+    /// `TPM_ALG_OAEP`: RSAES-OAEP encryption.
+    pub const OAEP: u16 = 0x0017;
     /// `TPM_ALG_ECDSA`.
     pub const ECDSA: u16 = 0x0018;
 }
@@ -210,6 +242,11 @@ pub fn command_name(code: u32) -> &'static str {
         cc::NV_DEFINE_SPACE => "TPM2_NV_DefineSpace",
         cc::CREATE_PRIMARY => "TPM2_CreatePrimary",
         cc::NV_WRITE => "TPM2_NV_Write",
+        cc::CERTIFY => "TPM2_Certify",
+        cc::RSA_DECRYPT => "TPM2_RSA_Decrypt",
+        cc::FLUSH_CONTEXT => "TPM2_FlushContext",
+        cc::START_AUTH_SESSION => "TPM2_StartAuthSession",
+        cc::POLICY_PCR => "TPM2_PolicyPCR",
         cc::NV_READ => "TPM2_NV_Read",
         cc::QUOTE => "TPM2_Quote",
         cc::NV_READ_PUBLIC => "TPM2_NV_ReadPublic",
@@ -225,14 +262,21 @@ pub fn command_name(code: u32) -> &'static str {
 /// for the commands in [`cc`]; `None` for any other.
 pub fn handle_count(code: u32) -> Option<usize> {
     match code {
-        cc::GET_CAPABILITY | cc::PCR_READ => Some(0),
+        cc::GET_CAPABILITY | cc::PCR_READ | cc::FLUSH_CONTEXT => Some(0),
         cc::NV_READ_PUBLIC
         | cc::READ_PUBLIC
         | cc::QUOTE
         | cc::NV_DEFINE_SPACE
         | cc::CREATE_PRIMARY
-        | cc::PCR_EXTEND => Some(1),
-        cc::NV_READ | cc::NV_WRITE | cc::NV_UNDEFINE_SPACE | cc::EVICT_CONTROL => Some(2),
+        | cc::PCR_EXTEND
+        | cc::POLICY_PCR
+        | cc::RSA_DECRYPT => Some(1),
+        cc::NV_READ
+        | cc::NV_WRITE
+        | cc::NV_UNDEFINE_SPACE
+        | cc::EVICT_CONTROL
+        | cc::CERTIFY
+        | cc::START_AUTH_SESSION => Some(2),
         _ => None,
     }
 }

@@ -536,3 +536,107 @@ fn names_and_handles() {
     assert_eq!(handle_count(0x0000_0144), None);
     assert_eq!(command_name(cc::QUOTE), "TPM2_Quote");
 }
+
+#[test]
+fn guest_attestation_commands_round_trip() {
+    round_trip(&StartAuthSessionCommand {
+        nonce_caller: vec![0; 32],
+        encrypted_salt: Vec::new(),
+        session_type: SE_POLICY,
+        symmetric: TpmtSymDefObject::NULL,
+        auth_hash: alg::SHA256,
+    });
+    round_trip(&StartAuthSessionResponse {
+        nonce_tpm: vec![9; 32],
+    });
+    let pcrs = TpmlPcrSelection::sha256(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    let policy = PolicyPcrCommand {
+        pcr_digest: vec![0x11; 32],
+        pcrs: pcrs.clone(),
+    };
+    assert_eq!(
+        hex::encode(round_trip(&policy)),
+        format!("0020{}00000001000b03ff0000", "11".repeat(32))
+    );
+    let digest = policy_pcr_digest(&pcrs, &[0x11; 32]).unwrap();
+    let mut expected = vec![0u8; 32];
+    expected.extend_from_slice(&cc::POLICY_PCR.to_be_bytes());
+    expected.extend_from_slice(&pcrs.to_bytes().unwrap());
+    expected.extend_from_slice(&[0x11; 32]);
+    assert_eq!(digest[..], Sha256::digest(&expected)[..]);
+    assert_eq!(
+        sha256_pcr_digest(&[[1; 32], [2; 32]])[..],
+        Sha256::digest([[1u8; 32], [2; 32]].concat())[..]
+    );
+    let template = ephemeral_key_template(&digest);
+    round_trip(&template);
+    round_trip(&CreatePrimaryCommand {
+        user_auth: Vec::new(),
+        sensitive_data: Vec::new(),
+        in_public: template.clone(),
+        outside_info: Vec::new(),
+        creation_pcr: TpmlPcrSelection::default(),
+    });
+    round_trip(&CreatePrimaryResponse {
+        out_public: template.to_bytes().unwrap(),
+        creation_data: vec![1, 2, 3],
+        creation_hash: vec![4; 32],
+        creation_ticket: TkCreation {
+            tag: ST_CREATION,
+            hierarchy: rh::NULL,
+            digest: Vec::new(),
+        },
+        name: sha256_name(&template.to_bytes().unwrap()),
+    });
+    round_trip(&CertifyCommand {
+        qualifying_data: Vec::new(),
+        in_scheme: TpmtSigScheme::NULL,
+    });
+    round_trip(&CertifyResponse {
+        certify_info: vec![0xff, 0x54, 0x43, 0x47, 0x80, 0x17],
+        signature: TpmtSignature::Rsassa {
+            hash: alg::SHA256,
+            sig: vec![3; 256],
+        },
+    });
+    round_trip(&CertifyAttest {
+        qualified_signer: vec![0, 0x0b, 1],
+        extra_data: Vec::new(),
+        clock_info: ClockInfo {
+            clock: 5,
+            reset_count: 1,
+            restart_count: 0,
+            safe: true,
+        },
+        firmware_version: 7,
+        name: vec![0, 0x0b, 2],
+        qualified_name: vec![0, 0x0b, 3],
+    });
+    for scheme in [
+        RsaDecryptScheme::Null,
+        RsaDecryptScheme::Rsaes,
+        RsaDecryptScheme::Oaep {
+            hash_alg: alg::SHA256,
+        },
+    ] {
+        round_trip(&RsaDecryptCommand {
+            cipher_text: vec![5; 256],
+            in_scheme: scheme,
+            label: Vec::new(),
+        });
+    }
+    assert!(matches!(
+        RsaDecryptScheme::parse(&[0x00, 0x14]),
+        Err(Malformed::Unexpected { .. })
+    ));
+    round_trip(&RsaDecryptResponse {
+        message: vec![6; 32],
+    });
+    round_trip(&FlushContextCommand {
+        flush_handle: 0x8000_0000,
+    });
+    assert_eq!(handle_count(cc::FLUSH_CONTEXT), Some(0));
+    assert_eq!(handle_count(cc::CERTIFY), Some(2));
+    assert_eq!(handle_count(cc::START_AUTH_SESSION), Some(2));
+    assert_eq!(command_name(cc::RSA_DECRYPT), "TPM2_RSA_Decrypt");
+}
