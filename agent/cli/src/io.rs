@@ -171,6 +171,8 @@ pub fn parse_hex(flag: &str, s: &str) -> Result<Vec<u8>, CliError> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn names(dir: &Path) -> Vec<String> {
@@ -221,22 +223,6 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(names(dir.path()), Vec::<String>::new());
-    }
-}
-
-#[cfg(test)]
-mod write_tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
     }
 
     #[test]
