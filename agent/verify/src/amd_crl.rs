@@ -520,9 +520,9 @@ mod tests {
             roots
                 .roots()
                 .iter()
-                .find(|r| r.cert().subject_cn == cn)
+                .filter_map(|r| r.cert())
+                .find(|c| c.subject_cn == cn)
                 .unwrap()
-                .cert()
                 .clone()
         };
         let ask = |file: &str| {

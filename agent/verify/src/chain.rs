@@ -19,7 +19,7 @@ use thimble_evidence::snp::{AmdCert, Product};
 use thimble_evidence::time_fmt::format_unix;
 
 use crate::outcome::{ChainLink, Code, VerifyError};
-use crate::roots::TrustedRoots;
+use crate::roots::{Root, TrustedRoots};
 use crate::signature::verify_cert_signature;
 
 /// The most intermediates (ASK or ASVK) whose signature is tried for one leaf. AMD has one per
@@ -168,9 +168,19 @@ pub fn verify_leaf(
             ),
         ));
     };
-    let Some(root) = roots.roots().iter().find(|r| {
-        intermediate.may_be_issued_by(r.cert())
-            && verify_cert_signature(intermediate, r.cert()).is_ok()
+    // The roots of the leaf's own product first: pinned roots are parsed on first use
+    // (roots.rs), so a Genoa chain then parses only the Genoa ARK. The order changes no outcome:
+    // at most one root can sign the intermediate, and a product mismatch is still reported below.
+    let same = |r: &&Root| leaf.product().is_none_or(|p| p == r.product());
+    let ordered = roots
+        .roots()
+        .iter()
+        .filter(same)
+        .chain(roots.roots().iter().filter(|r| !same(r)));
+    let Some((root, ark)) = ordered.into_iter().find_map(|r| {
+        let ark = r.cert()?;
+        (intermediate.may_be_issued_by(ark) && verify_cert_signature(intermediate, ark).is_ok())
+            .then_some((r, ark))
     }) else {
         return Err(VerifyError::new(
             Code::Chain,
@@ -210,14 +220,14 @@ pub fn verify_leaf(
         },
         at,
     )?;
-    check_validity(root.cert(), "ARK", at)?;
+    check_validity(ark, "ARK", at)?;
     Ok(VerifiedChain {
         product: root.product(),
         simulated: root.is_simulated(),
         leaf: leaf.clone(),
         leaf_role,
         intermediate: (*intermediate).clone(),
-        root: root.cert().clone(),
+        root: ark.clone(),
     })
 }
 

@@ -7,7 +7,12 @@
 //! The DER files are AMD's ARKs as AMD KDS serves them (`/vcek/v1/{product}/cert_chain`) and
 //! Intel's root as published at `certificates.trustedservices.intel.com`; their SHA-256
 //! fingerprints are asserted in the tests below so that a changed file cannot slip in.
+//!
+//! A pinned root is parsed when a chain first reaches it, not when the set is made: a `verify`
+//! process checks one product's chain (or none, for TDX), and parsing all three ARKs up front
+//! was about a tenth of a whole-process verification (docs/performance.md).
 
+use std::sync::OnceLock;
 use thimble_evidence::snp::{AmdCert, Product};
 
 /// A root a chain may end at. Its fields are private so that the only ways to trust a root are
@@ -15,7 +20,10 @@ use thimble_evidence::snp::{AmdCert, Product};
 #[derive(Debug, Clone)]
 pub struct Root {
     product: Product,
-    cert: AmdCert,
+    der: &'static [u8],
+    /// The parsed certificate, filled on first use; `None` if the DER does not parse, which
+    /// leaves the root unusable (fail closed). The tests below parse every pinned root.
+    cert: OnceLock<Option<AmdCert>>,
     simulated: bool,
 }
 
@@ -25,9 +33,12 @@ impl Root {
         self.product
     }
 
-    /// The self-signed ARK certificate.
-    pub fn cert(&self) -> &AmdCert {
-        &self.cert
+    /// The self-signed ARK certificate, parsed on first use; `None` only if its DER does not
+    /// parse (a pinned root always does: the tests check it), and then no chain ends here.
+    pub fn cert(&self) -> Option<&AmdCert> {
+        self.cert
+            .get_or_init(|| AmdCert::parse_der(self.der).ok())
+            .as_ref()
     }
 
     /// Whether this is a test root (`thimble-sim`'s), trusted only because the caller asked.
@@ -55,14 +66,11 @@ impl TrustedRoots {
     pub fn amd() -> TrustedRoots {
         let roots = PINNED
             .iter()
-            .filter_map(|(product, der)| {
-                // The pinned files are checked by the tests below; a parse failure here would
-                // be a build defect, and dropping the root makes it fail closed.
-                AmdCert::parse_der(der).ok().map(|cert| Root {
-                    product: *product,
-                    cert,
-                    simulated: false,
-                })
+            .map(|(product, der)| Root {
+                product: *product,
+                der,
+                cert: OnceLock::new(),
+                simulated: false,
             })
             .collect();
         TrustedRoots { roots }
@@ -71,10 +79,13 @@ impl TrustedRoots {
     /// Adds a simulation root (`--insecure-allow-simulated`). Named so that nobody adds it by
     /// accident.
     pub fn insecure_add_simulated(mut self, product: Product, ark_der: &[u8]) -> TrustedRoots {
+        // Parsed now (it is the caller's input, not a pinned constant) and kept only if it
+        // parses; the bytes stay with the parsed certificate.
         if let Ok(cert) = AmdCert::parse_der(ark_der) {
             self.roots.push(Root {
                 product,
-                cert,
+                der: &[],
+                cert: OnceLock::from(Some(cert)),
                 simulated: true,
             });
         }
@@ -148,10 +159,11 @@ mod tests {
         let roots = TrustedRoots::amd();
         assert_eq!(roots.roots.len(), 3);
         for (root, fp) in roots.roots.iter().zip(expected) {
-            assert_eq!(hex::encode(Sha256::digest(root.cert.der())), fp);
-            assert!(root.cert.self_issued());
-            assert_eq!(root.cert.product(), Some(root.product));
-            assert!(crate::signature::verify_cert_signature(&root.cert, &root.cert).is_ok());
+            let cert = root.cert().expect("pinned ARK parses");
+            assert_eq!(hex::encode(Sha256::digest(cert.der())), fp);
+            assert!(cert.self_issued());
+            assert_eq!(cert.product(), Some(root.product));
+            assert!(crate::signature::verify_cert_signature(cert, cert).is_ok());
         }
     }
 

@@ -129,6 +129,66 @@ pub struct AmdCert {
     pub amd: AmdExtensions,
 }
 
+/// A name as text, exactly as x509-parser's `Display` renders it (`CN=…, O=…`, attributes of one
+/// RDN joined by ` + `). x509-parser builds its whole OID registry the first time it renders a
+/// name, which was about a twentieth of a whole-process `verify` (docs/performance.md); the
+/// attribute types AMD's and Intel's certificates use are the ones x509-parser abbreviates
+/// itself, so those names are rendered here and anything else goes to x509-parser.
+fn name_text(name: &x509_parser::x509::X509Name<'_>) -> String {
+    simple_name_text(name).unwrap_or_else(|| name.to_string())
+}
+
+/// The fast path of [`name_text`]: `None` when an attribute's type is not one of x509-parser's
+/// fixed abbreviations or its value is not a string type it copies through as UTF-8.
+fn simple_name_text(name: &x509_parser::x509::X509Name<'_>) -> Option<String> {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    use x509_parser::oid_registry as reg;
+    let abbrev = |oid: &Oid<'_>| {
+        [
+            (reg::OID_X509_COMMON_NAME, "CN"),
+            (reg::OID_X509_COUNTRY_NAME, "C"),
+            (reg::OID_X509_LOCALITY_NAME, "L"),
+            (reg::OID_X509_STATE_OR_PROVINCE_NAME, "ST"),
+            (reg::OID_X509_ORGANIZATION_NAME, "O"),
+            (reg::OID_X509_ORGANIZATIONAL_UNIT, "OU"),
+            (reg::OID_DOMAIN_COMPONENT, "DC"),
+            (reg::OID_PKCS9_EMAIL_ADDRESS, "Email"),
+        ]
+        .into_iter()
+        .find(|(known, _)| known == oid)
+        .map(|(_, a)| a)
+    };
+    let mut out = String::new();
+    for (i, rdn) in name.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        for (j, attr) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push_str(" + ");
+            }
+            let value = attr.attr_value();
+            let text = match value.tag() {
+                Tag::NumericString
+                | Tag::VisibleString
+                | Tag::PrintableString
+                | Tag::GeneralString
+                | Tag::ObjectDescriptor
+                | Tag::GraphicString
+                | Tag::T61String
+                | Tag::VideotexString
+                | Tag::Utf8String
+                | Tag::Ia5String => std::str::from_utf8(value.data).ok()?,
+                _ => return None,
+            };
+            out.push_str(abbrev(attr.attr_type())?);
+            out.push('=');
+            out.push_str(text);
+        }
+    }
+    Some(out)
+}
+
 /// Why a certificate could not be parsed.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -363,8 +423,8 @@ impl AmdCert {
             signature: cert.signature_value.data.to_vec(),
             key_alg,
             public_key: spki.subject_public_key.data.to_vec(),
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
+            subject: name_text(cert.subject()),
+            issuer: name_text(cert.issuer()),
             subject_cn: cn(cert.subject()),
             issuer_cn: cn(cert.issuer()),
             subject_raw: cert.subject().as_raw().to_vec(),
@@ -477,6 +537,24 @@ impl AmdCert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path's agreement with x509-parser on every certificate we hold is tested in
+    /// tests/cert_names.rs; this is a name it must hand over.
+    #[test]
+    fn names_outside_the_fast_path_fall_back() {
+        // A name with a serialNumber attribute (2.5.4.5, not abbreviated by x509-parser) and a
+        // multi-valued RDN, in DER written out by hand: SEQUENCE { SET { CN "a" },
+        // SET { CN "b", serialNumber "7" } }.
+        let der = [
+            0x30, 0x22, 0x31, 0x0a, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, b'a',
+            0x31, 0x14, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, b'b', 0x30, 0x08,
+            0x06, 0x03, 0x55, 0x04, 0x05, 0x13, 0x01, b'7',
+        ];
+        let (_, name) = x509_parser::x509::X509Name::from_der(&der).unwrap();
+        assert_eq!(simple_name_text(&name), None);
+        assert_eq!(name_text(&name), name.to_string());
+        assert!(name_text(&name).starts_with("CN=a, CN=b + "));
+    }
 
     #[test]
     fn der_integers() {

@@ -1,0 +1,20 @@
+//! Link settings of the static release binary. The musl release build (the binary that goes into
+//! guest images and whose size bench/size.sh and bench/run measure) leaves out the unwind tables:
+//! with `panic = "abort"` nothing unwinds, and a stable toolchain cannot stop the prebuilt standard
+//! library from bringing them (the LTO module inherits its `uwtable` flag), so the linker drops
+//! them (link/no-unwind-tables.ld) along with their search table (`--no-eh-frame-hdr`). Other
+//! targets and debug builds keep them, so tests and development builds print full backtraces.
+
+use std::env;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=link/no-unwind-tables.ld");
+    let target = env::var("TARGET").unwrap_or_default();
+    let profile = env::var("PROFILE").unwrap_or_default();
+    if target.ends_with("-linux-musl") && profile == "release" {
+        let dir = env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-eh-frame-hdr");
+        println!("cargo:rustc-link-arg-bins=-Wl,-T,{dir}/link/no-unwind-tables.ld");
+    }
+}
