@@ -3,16 +3,20 @@
 //! with `panic = "abort"` nothing unwinds, and a stable toolchain cannot stop the prebuilt standard
 //! library from bringing them (the LTO module inherits its `uwtable` flag), so the linker drops
 //! them (link/no-unwind-tables.ld) along with their search table (`--no-eh-frame-hdr`). Other
-//! targets and debug builds keep them, so tests and development builds print full backtraces.
+//! targets and debug builds keep them, so tests and development builds print full backtraces, and
+//! `THIMBLE_KEEP_UNWIND_TABLES=1` keeps them in a release build too (for `perf --call-graph dwarf`,
+//! docs/performance.md).
 
 use std::env;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=link/no-unwind-tables.ld");
+    println!("cargo:rerun-if-env-changed=THIMBLE_KEEP_UNWIND_TABLES");
+    let keep = env::var_os("THIMBLE_KEEP_UNWIND_TABLES").is_some_and(|v| v == "1");
     let target = env::var("TARGET").unwrap_or_default();
     let profile = env::var("PROFILE").unwrap_or_default();
-    if target.ends_with("-linux-musl") && profile == "release" {
+    if target.ends_with("-linux-musl") && profile == "release" && !keep {
         let dir = env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
         println!("cargo:rustc-link-arg-bins=-Wl,--no-eh-frame-hdr");
         println!("cargo:rustc-link-arg-bins=-Wl,-T,{dir}/link/no-unwind-tables.ld");

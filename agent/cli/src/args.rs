@@ -28,7 +28,9 @@ pub struct Cli {
     pub verbose: bool,
 }
 
-#[derive(Debug, Subcommand)]
+/// The subcommands. Each is defined by its `Args` struct; the table in [`SUBCOMMANDS`] names it and
+/// gives its one-line summary, and clap builds only the invoked one's arguments (see there).
+#[derive(Debug)]
 pub enum Command {
     /// Collect a report and its endorsements into an evidence bundle.
     Collect(CollectCommandArgs),
@@ -51,6 +53,142 @@ pub enum Command {
     Attest(Box<AttestArgs>),
     /// Print the effective configuration (file, environment) and where each value came from.
     Config(ConfigArgs),
+}
+
+/// Builds a subcommand's arguments on to its `clap::Command`.
+type Augment = fn(clap::Command) -> clap::Command;
+
+/// Every subcommand: name, summary (its `--help` line in `thimble --help`) and its arguments.
+/// Clap builds a subcommand's arguments only when that subcommand is parsed, shown or documented
+/// (`Command::defer`): building all ten on every run was about a tenth of a whole-process
+/// `verify`'s instructions (docs/performance.md). Hand-written rather than derived because the
+/// derive has no way to defer; [`Command::from_arg_matches`] is the other half of this table.
+const SUBCOMMANDS: [(&str, &str, Augment); 10] = [
+    (
+        "collect",
+        "Collect a report and its endorsements into an evidence bundle",
+        CollectCommandArgs::augment_args,
+    ),
+    (
+        "detect",
+        "List the evidence sources on this machine and whether each is usable",
+        DetectArgs::augment_args,
+    ),
+    (
+        "verify",
+        "Verify a bundle offline against the pinned vendor roots",
+        VerifyArgs::augment_args,
+    ),
+    (
+        "import",
+        "Build a bundle from evidence captured elsewhere",
+        ImportArgs::augment_args,
+    ),
+    (
+        "export",
+        "Write a bundle's evidence in another tool's or verifier's form",
+        ExportArgs::augment_args,
+    ),
+    (
+        "show",
+        "Print a readable summary of a bundle",
+        ShowArgs::augment_args,
+    ),
+    (
+        "verify-chain",
+        "Verify VCEK/VLEK certificate chains on their own (no report)",
+        VerifyChainArgs::augment_args,
+    ),
+    (
+        "exec",
+        "Collect, write the bundle, then replace thimble with a command (container entrypoint)",
+        ExecArgs::augment_args,
+    ),
+    (
+        "attest",
+        "Attest to a remote verifier (MAA, Trustee KBS, Intel Trust Authority, Veraison): its \
+         nonce, evidence bound by its rule, the request, and the token (and a KBS resource)",
+        AttestArgs::augment_args,
+    ),
+    (
+        "config",
+        "Print the effective configuration (file, environment) and where each value came from",
+        ConfigArgs::augment_args,
+    ),
+];
+
+/// The deferred half of a subcommand: its arguments, then its summary again, since an `Args`
+/// struct's own doc comment (`PolicyArgs`', flattened into `verify`) would otherwise replace it,
+/// as the derive's order (arguments first, the variant's summary last) never let it.
+fn build_subcommand(cmd: clap::Command) -> clap::Command {
+    match SUBCOMMANDS
+        .iter()
+        .find(|(name, _, _)| *name == cmd.get_name())
+    {
+        Some((_, about, augment)) => augment(cmd).about(*about).long_about(None),
+        None => cmd,
+    }
+}
+
+impl Subcommand for Command {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        // The summary is set here too: `thimble --help` lists it without building the subcommand.
+        SUBCOMMANDS.iter().fold(cmd, |cmd, (name, about, _)| {
+            cmd.subcommand(
+                clap::Command::new(*name)
+                    .about(*about)
+                    .defer(build_subcommand),
+            )
+        })
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        SUBCOMMANDS.iter().any(|(n, _, _)| *n == name)
+    }
+}
+
+impl clap::FromArgMatches for Command {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut m.clone())
+    }
+
+    fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        use clap::error::ErrorKind;
+        let Some((name, mut sub)) = m.remove_subcommand() else {
+            return Err(clap::Error::raw(
+                ErrorKind::MissingSubcommand,
+                "a subcommand is required",
+            ));
+        };
+        let sub = &mut sub;
+        Ok(match name.as_str() {
+            "collect" => Command::Collect(CollectCommandArgs::from_arg_matches_mut(sub)?),
+            "detect" => Command::Detect(DetectArgs::from_arg_matches_mut(sub)?),
+            "verify" => Command::Verify(Box::new(VerifyArgs::from_arg_matches_mut(sub)?)),
+            "import" => Command::Import(ImportArgs::from_arg_matches_mut(sub)?),
+            "export" => Command::Export(ExportArgs::from_arg_matches_mut(sub)?),
+            "show" => Command::Show(ShowArgs::from_arg_matches_mut(sub)?),
+            "verify-chain" => Command::VerifyChain(VerifyChainArgs::from_arg_matches_mut(sub)?),
+            "exec" => Command::Exec(ExecArgs::from_arg_matches_mut(sub)?),
+            "attest" => Command::Attest(Box::new(AttestArgs::from_arg_matches_mut(sub)?)),
+            "config" => Command::Config(ConfigArgs::from_arg_matches_mut(sub)?),
+            other => {
+                return Err(clap::Error::raw(
+                    ErrorKind::InvalidSubcommand,
+                    format!("the subcommand '{other}' is not known"),
+                ));
+            }
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -743,7 +881,8 @@ pub struct VerifyChainArgs {
 mod tests {
     use std::time::Duration;
 
-    use super::parse_interval;
+    use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn intervals_take_plain_seconds_and_units() {
@@ -766,5 +905,30 @@ mod tests {
         ] {
             assert!(parse_interval(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Deferred building keeps what the derive gave: each subcommand's summary (not an `Args`
+    /// struct's doc comment) and its arguments once built.
+    #[test]
+    fn every_subcommand_keeps_its_summary_and_arguments() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        for (name, about, _) in SUBCOMMANDS {
+            let sub = cmd.find_subcommand(name).expect(name);
+            assert_eq!(
+                sub.get_about().map(|a| a.to_string()).as_deref(),
+                Some(about)
+            );
+            assert!(sub.get_long_about().is_none(), "{name}");
+            // Its own arguments beside --help, -q and -v.
+            assert!(sub.get_arguments().count() > 3, "{name}");
+            assert!(Command::has_subcommand(name));
+        }
+        assert!(!Command::has_subcommand("help"));
     }
 }

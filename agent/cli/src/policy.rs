@@ -129,7 +129,15 @@ const MAX_POLICY_FILE_LEN: u64 = 1 << 20;
 impl PolicyFile {
     /// Reads and parses a policy file; a bad file is a usage error naming it.
     pub fn load(path: &Path) -> Result<PolicyFile, CliError> {
-        let bytes = crate::io::read_input_limited(path, MAX_POLICY_FILE_LEN)?;
+        // One byte past the limit is read, so that a longer file is refused rather than
+        // truncated into a shorter policy that might still parse, without its later keys.
+        let bytes = crate::io::read_input_limited(path, MAX_POLICY_FILE_LEN + 1)?;
+        if bytes.len() as u64 > MAX_POLICY_FILE_LEN {
+            return Err(CliError::Usage(format!(
+                "{}: the policy file is larger than the {MAX_POLICY_FILE_LEN} bytes accepted; refused unread",
+                path.display()
+            )));
+        }
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             CliError::Usage(format!(
                 "{}: the policy file is not UTF-8 text",

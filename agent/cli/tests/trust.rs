@@ -380,6 +380,20 @@ fn a_policy_file_holds_reference_values_and_flags_override_it() {
     let r = run(&["verify", SIM, "--policy", p(&file), p(&bundle)]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("measurment"), "{}", r.stderr);
+    // A file past the 1 MiB limit is refused whole: read truncated, this one would parse into a
+    // policy without its measurement (the key sits after a long comment).
+    let long = format!(
+        "#{}\n[snp]\nmeasurement = \"{wrong}\"\n",
+        " ".repeat(1 << 20)
+    );
+    let file = policy(&long);
+    let r = run(&["verify", SIM, "--policy", p(&file), p(&bundle)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("larger than the 1048576 bytes"),
+        "{}",
+        r.stderr
+    );
     // A bad value names the file and the key.
     let file = policy("[snp]\nmin_version = \"one\"\n");
     let r = run(&["verify", SIM, "--policy", p(&file), p(&bundle)]);

@@ -106,20 +106,20 @@ const INTEL_SGX_ROOT_CA: &[u8] = include_bytes!("../roots/intel/sgx_root_ca.der"
 /// is empty, and with no root nothing verifies.
 #[derive(Debug, Clone, Default)]
 pub struct IntelRoots {
-    roots: Vec<AmdCert>,
+    /// The pinned root's DER, parsed into `roots` on first use (empty for a test PKI's, which is
+    /// parsed when given, and for the default set).
+    pinned: &'static [u8],
+    roots: OnceLock<Vec<AmdCert>>,
     simulated: bool,
 }
 
 impl IntelRoots {
-    /// The pinned Intel SGX Root CA.
+    /// The pinned Intel SGX Root CA, parsed when a chain first reaches it: an SEV-SNP
+    /// verification never does.
     pub fn intel() -> IntelRoots {
-        // The pinned file is checked by the tests below; a parse failure here would be a build
-        // defect, and an empty set makes it fail closed.
         IntelRoots {
-            roots: AmdCert::parse_der(INTEL_SGX_ROOT_CA)
-                .ok()
-                .into_iter()
-                .collect(),
+            pinned: INTEL_SGX_ROOT_CA,
+            roots: OnceLock::new(),
             simulated: false,
         }
     }
@@ -127,7 +127,13 @@ impl IntelRoots {
     /// A different root (a test PKI). Named so that nobody uses it by accident.
     pub fn insecure_custom(root_der: &[u8]) -> IntelRoots {
         IntelRoots {
-            roots: AmdCert::parse_der(root_der).ok().into_iter().collect(),
+            pinned: &[],
+            roots: OnceLock::from(
+                AmdCert::parse_der(root_der)
+                    .ok()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            ),
             simulated: true,
         }
     }
@@ -135,7 +141,10 @@ impl IntelRoots {
     /// The root CAs (`AmdCert` is thimble's general X.509 view; its AMD extensions are empty
     /// here).
     pub fn roots(&self) -> &[AmdCert] {
-        &self.roots
+        // The pinned file is checked by the tests below; a parse failure would be a build
+        // defect, and an empty set makes it fail closed.
+        self.roots
+            .get_or_init(|| AmdCert::parse_der(self.pinned).ok().into_iter().collect())
     }
 
     /// Whether the roots are a test PKI's, trusted only because the caller asked for it.
@@ -170,8 +179,8 @@ mod tests {
     #[test]
     fn pinned_intel_root_is_intels() {
         let roots = IntelRoots::intel();
-        assert_eq!(roots.roots.len(), 1);
-        let root = &roots.roots[0];
+        assert_eq!(roots.roots().len(), 1);
+        let root = &roots.roots()[0];
         assert_eq!(
             hex::encode(Sha256::digest(root.der())),
             "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"

@@ -26,7 +26,7 @@ use thimble_evidence::tdx::quote::TdxQuote;
 use crate::args::ImportArgs;
 use crate::common;
 use crate::error::CliError;
-use crate::io::{parse_hex, read_input, read_input_at_most, write_output};
+use crate::io::{parse_hex, read_input_at_most, write_output};
 
 fn nonce(a: &ImportArgs) -> Result<Option<Nonce>, CliError> {
     Ok(match (&a.nonce, &a.report_data) {
@@ -202,7 +202,7 @@ pub fn run(a: ImportArgs) -> Result<u8, CliError> {
         .map(|p| {
             Ok(AddFile {
                 path: p.clone(),
-                bytes: read_input(p)?,
+                bytes: read_input_at_most(p, MAX_IMPORT_LEN)?,
             })
         })
         .collect::<Result<Vec<_>, CliError>>()?;
@@ -274,7 +274,7 @@ fn read_flags(a: &ImportArgs) -> Result<Read, CliError> {
     match (&a.snp_report, &a.tdx_quote, &a.hcl_report) {
         (Some(path), None, None) => Ok(read(
             Evidence::SevSnp(SevSnpEvidence {
-                report: read_input(path)?,
+                report: read_input_at_most(path, MAX_IMPORT_LEN)?,
                 auxblob: None,
             }),
             path,
@@ -282,17 +282,17 @@ fn read_flags(a: &ImportArgs) -> Result<Read, CliError> {
         )),
         (None, Some(path), None) => Ok(read(
             Evidence::Tdx(TdxEvidence {
-                quote: read_input(path)?,
+                quote: read_input_at_most(path, MAX_IMPORT_LEN)?,
                 td_report: None,
             }),
             path,
             None,
         )),
         (None, quote_path, Some(path)) => {
-            let hcl_report = read_input(path)?;
+            let hcl_report = read_input_at_most(path, MAX_IMPORT_LEN)?;
             let tpm_quote = match &a.tpm_quote {
                 Some(q) => {
-                    let raw = read_input(q)?;
+                    let raw = read_input_at_most(q, MAX_IMPORT_LEN)?;
                     let parsed =
                         TpmQuote::parse_json(&raw).map_err(|e| CliError::MalformedFile {
                             path: q.clone(),
@@ -305,7 +305,7 @@ fn read_flags(a: &ImportArgs) -> Result<Read, CliError> {
             let evidence = match quote_path {
                 Some(q) => Evidence::AzureTdx(AzureTdxEvidence {
                     hcl_report,
-                    tdx_quote: read_input(q)?,
+                    tdx_quote: read_input_at_most(q, MAX_IMPORT_LEN)?,
                     tpm_quote,
                 }),
                 None => Evidence::AzureSevSnp(AzureSevSnpEvidence {
@@ -369,8 +369,9 @@ fn read_other_form(format: Format, input: &Path) -> Result<(Read, Vec<AddFile>),
     ))
 }
 
-/// The largest file `import --from` reads: evidence with its certificates and logs fits in a
-/// bundle, which is at most 8 MiB by default.
+/// The largest file `import` reads (`--from` input, a report, quote or HCL report, an `--add`
+/// file): evidence with its certificates and logs fits in a bundle, which is at most 8 MiB by
+/// default. A longer file is refused (exit 6), never truncated.
 const MAX_IMPORT_LEN: u64 = 8 << 20;
 /// The most files of a directory `import --from` reads.
 const MAX_IMPORT_FILES: usize = 64;
