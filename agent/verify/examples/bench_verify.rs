@@ -8,7 +8,7 @@
     reason = "a benchmark driver reads its vector files and the clock"
 )]
 
-use std::time::Instant;
+mod support;
 
 use thimble_evidence::cert_file::pem_certificates;
 use thimble_evidence::snp::AmdCert;
@@ -17,17 +17,7 @@ use thimble_verify::Options;
 use thimble_verify::snp::verify_report;
 
 fn main() {
-    let iters: u32 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/vectors/snp/milan-v3-oak"
-    );
-    let read = |name: &str| {
-        std::fs::read(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
-    };
+    let read = |name: &str| support::vector_file("snp/milan-v3-oak", name);
     let report = read("report.bin");
     let vcek = read("vcek.der");
     let chain_pem = String::from_utf8(read("ask_ark.pem")).unwrap_or_default();
@@ -35,20 +25,10 @@ fn main() {
     let at = parse_rfc3339("2026-06-01T00:00:00Z").unwrap_or(0);
     let opts = Options::strict(at);
 
-    let run = || {
+    support::time(support::iterations(), || {
         let mut certs = vec![AmdCert::parse_der(&vcek).expect("vcek")];
         certs.extend(chain.iter().map(|d| AmdCert::parse_der(d).expect("chain")));
         let out = verify_report(&report, &certs, None, &opts);
         assert!(out.errors.is_empty(), "{:?}", out.errors);
-    };
-    for _ in 0..10 {
-        run();
-    }
-    let start = Instant::now();
-    for _ in 0..iters {
-        run();
-    }
-    let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(iters);
-    println!("iterations {iters}");
-    println!("per_verification_us {per:.1}");
+    });
 }

@@ -11,7 +11,7 @@
     reason = "a benchmark driver reads its vector files and the clock"
 )]
 
-use std::time::Instant;
+mod support;
 
 use thimble_evidence::cert_file::pem_certificates;
 use thimble_evidence::time_fmt::parse_rfc3339;
@@ -19,17 +19,7 @@ use thimble_verify::IntelRoots;
 use thimble_verify::tdx::{TdxCollateral, TdxPolicy, verify_quote};
 
 fn main() {
-    let iters: u32 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/vectors/tdx/v4-uptodate-dcapqvl"
-    );
-    let read = |name: &str| {
-        std::fs::read(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
-    };
+    let read = |name: &str| support::vector_file("tdx/v4-uptodate-dcapqvl", name);
     let chain = |name: &str| {
         pem_certificates(&String::from_utf8(read(name)).unwrap_or_default()).unwrap_or_default()
     };
@@ -49,18 +39,8 @@ fn main() {
     let roots = IntelRoots::intel();
     let policy = TdxPolicy::default();
 
-    let run = || {
+    support::time(support::iterations(), || {
         let out = verify_quote(&quote, &collateral, at, &roots, &policy);
         assert!(out.errors.is_empty(), "{:?}", out.errors);
-    };
-    for _ in 0..10 {
-        run();
-    }
-    let start = Instant::now();
-    for _ in 0..iters {
-        run();
-    }
-    let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(iters);
-    println!("iterations {iters}");
-    println!("per_verification_us {per:.1}");
+    });
 }

@@ -365,6 +365,28 @@ impl<E: Environment> Exchange<'_, E> {
         })
     }
 
+    /// The evidence request as a JSON `POST` to `path` on the verifier.
+    fn json_request(&self, path: &str, body: Vec<u8>) -> SentRequest {
+        SentRequest {
+            method: "POST",
+            url: self.url(path),
+            content_type: "application/json".to_owned(),
+            body,
+        }
+    }
+
+    /// Sends the evidence request (step `step`) with its `Content-Type` and `headers`.
+    fn send(
+        &mut self,
+        step: &'static str,
+        request: &SentRequest,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, AttestError> {
+        let mut all = vec![("Content-Type", request.content_type.as_str())];
+        all.extend_from_slice(headers);
+        self.post(step, &request.url, &all, &request.body)
+    }
+
     // -----------------------------------------------------------------------------------------
 
     fn maa(mut self, runtime_data: Option<&[u8]>) -> Result<Attested, AttestError> {
@@ -392,24 +414,11 @@ impl<E: Environment> Exchange<'_, E> {
             let body = file(interop::maa::export_with_runtime_data(&bundle, &runtime)?);
             (bundle, warnings, body)
         };
-        let request = SentRequest {
-            method: "POST",
-            url: self.url(maa::path(self.tee)),
-            content_type: "application/json".to_owned(),
-            body,
-        };
+        let request = self.json_request(maa::path(self.tee), body);
         if !self.request.send {
             return self.finish(bundle, warnings, request, None, None);
         }
-        let answer = self.post(
-            "attest",
-            &request.url,
-            &[
-                ("Content-Type", "application/json"),
-                ("Accept", "application/json"),
-            ],
-            &request.body,
-        )?;
+        let answer = self.send("attest", &request, &[("Accept", "application/json")])?;
         let token = token::parse_token_answer(Verifier::Maa, &answer.body)?;
         self.finish(bundle, warnings, request, Some(token), None)
     }
@@ -466,24 +475,11 @@ impl<E: Environment> Exchange<'_, E> {
             tpm,
             isolation,
         };
-        let request = SentRequest {
-            method: "POST",
-            url: self.url(guest::PATH),
-            content_type: "application/json".to_owned(),
-            body: guest::request_body(&info),
-        };
+        let request = self.json_request(guest::PATH, guest::request_body(&info));
         if !self.request.send {
             return self.finish(bundle, warnings, request, None, None);
         }
-        let answer = self.post(
-            "attest",
-            &request.url,
-            &[
-                ("Content-Type", "application/json"),
-                ("Accept", "application/json"),
-            ],
-            &request.body,
-        )?;
+        let answer = self.send("attest", &request, &[("Accept", "application/json")])?;
         let encrypted = guest::parse_answer(&answer.body)?;
         let inner_key = client
             .decrypt_with_ephemeral_key(
@@ -553,21 +549,19 @@ impl<E: Environment> Exchange<'_, E> {
         let primary: serde_json::Value = serde_json::from_slice(&primary).map_err(|e| {
             self.unsupported(format!("Trustee evidence JSON could not be read back: {e}"))
         })?;
-        let request = SentRequest {
-            method: "POST",
-            url: self.url(kbs::ATTEST_PATH),
-            content_type: "application/json".to_owned(),
-            body: kbs::attest_request(&challenge.nonce, &key.public(), primary),
-        };
+        let request = self.json_request(
+            kbs::ATTEST_PATH,
+            kbs::attest_request(&challenge.nonce, &key.public(), primary),
+        );
         if !self.request.send {
             return self.finish(bundle, warnings, request, None, None);
         }
         let cookie_header = cookie.map(|c| format!("{}={c}", kbs::SESSION_COOKIE));
-        let mut headers = vec![("Content-Type", "application/json")];
+        let mut headers = Vec::new();
         if let Some(c) = &cookie_header {
             headers.push(("Cookie", c.as_str()));
         }
-        let answer = self.post("attest", &request.url, &headers, &request.body)?;
+        let answer = self.send("attest", &request, &headers)?;
         let token = token::parse_token_answer(Verifier::Kbs, &answer.body)?;
         let resource = match resource_path {
             None => None,
@@ -659,21 +653,11 @@ impl<E: Environment> Exchange<'_, E> {
         } else {
             ita::ATTEST_PATH
         };
-        let request = SentRequest {
-            method: "POST",
-            url: self.url(path),
-            content_type: "application/json".to_owned(),
-            body: ita::attest_request(&evidence),
-        };
+        let request = self.json_request(path, ita::attest_request(&evidence));
         if !self.request.send {
             return self.finish(bundle, warnings, request, None, None);
         }
-        let headers = [
-            (ita::API_KEY_HEADER, api_key),
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json"),
-        ];
-        let answer = self.post("attest", &request.url, &headers, &request.body)?;
+        let answer = self.send("attest", &request, &headers)?;
         let token = token::parse_token_answer(Verifier::Ita, &answer.body)?;
         self.finish(bundle, warnings, request, Some(token), None)
     }
@@ -751,12 +735,7 @@ impl<E: Environment> Exchange<'_, E> {
             return self.finish(bundle, warnings, request, None, None);
         }
         let accept = "application/vnd.veraison.challenge-response-session+json";
-        let answer = self.post(
-            "evidence",
-            &request.url,
-            &[("Content-Type", &request.content_type), ("Accept", accept)],
-            &request.body,
-        )?;
+        let answer = self.send("evidence", &request, &[("Accept", accept)])?;
         let mut session = veraison::parse_session(&answer.body)?;
         let mut polls = 0;
         while session.status == "processing" && polls < MAX_SESSION_POLLS {
