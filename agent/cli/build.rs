@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Link settings of the static release binary. The musl release build (the binary that goes into
 //! guest images and whose size bench/size.sh and bench/run measure) leaves out the unwind tables:
 //! with `panic = "abort"` nothing unwinds, and a stable toolchain cannot stop the prebuilt standard

@@ -16,10 +16,10 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
-use common::{Run, p, read_json, refused_url, run, sim_emulator_config, verify_json};
+use common::{Collected, collect_snp, p, refused_url, run, sim_emulator, verify_json};
 use thimble_sim::emulator::{Emulator, Fault, FaultRule, THIM_AMD_PATH, unused_loopback_port};
 use thimble_sim::signer::sim_chain;
 
@@ -28,42 +28,8 @@ const DEADLINE: &str = "6";
 /// The simulated report's REPORTED_TCB, as THIM's `tcbm`.
 const SIM_TCBM: &str = "7308000000000003";
 
-struct Collected {
-    run: Run,
-    bundle: PathBuf,
-    elapsed: Duration,
-}
-
+/// What these rows ask of a collect beyond `common::Collected`.
 impl Collected {
-    fn json(&self) -> serde_json::Value {
-        read_json(&self.bundle)
-    }
-
-    /// `origin.kind` of the certificate endorsements.
-    fn origins(&self) -> Vec<String> {
-        self.json()["endorsements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] != "crl")
-            .map(|e| e["origin"]["kind"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    fn thim_log(&self) -> String {
-        let v = self.json();
-        let log: Vec<&str> = v["endorsement_log"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str().unwrap())
-            .collect();
-        log.iter()
-            .find(|l| l.starts_with("thim"))
-            .unwrap_or_else(|| panic!("no THIM line in {log:?}"))
-            .to_string()
-    }
-
     /// `None` when the collect ended as `origin` says, with a bundle that verifies; else why not.
     fn check_used(&self, origin: &str) -> Option<String> {
         if self.run.code != 0 {
@@ -84,12 +50,11 @@ impl Collected {
     }
 }
 
+/// A collect with this file's timeouts and no cache.
 fn collect(dir: &Path, imds: &str, kds: &str, extra: &[&str]) -> Collected {
     collect_with_timeout(dir, imds, kds, TIMEOUT, extra)
 }
 
-/// `collect --simulate snp --no-cache --imds IMDS --kds KDS --timeout TIMEOUT --deadline 6
-/// EXTRA...` into `dir`.
 fn collect_with_timeout(
     dir: &Path,
     imds: &str,
@@ -97,37 +62,9 @@ fn collect_with_timeout(
     timeout: &str,
     extra: &[&str],
 ) -> Collected {
-    let bundle = dir.join("bundle.json");
-    let mut args = vec![
-        "collect",
-        "--simulate",
-        "snp",
-        "--no-cache",
-        "-o",
-        p(&bundle),
-        "--imds",
-        imds,
-        "--kds",
-        kds,
-        "--timeout",
-        timeout,
-        "--deadline",
-        DEADLINE,
-    ];
+    let mut args = vec!["--no-cache"];
     args.extend_from_slice(extra);
-    let start = Instant::now();
-    let run = run(&args);
-    Collected {
-        run,
-        bundle,
-        elapsed: start.elapsed(),
-    }
-}
-
-fn emulator(faults: Vec<FaultRule>) -> Emulator {
-    let mut c = sim_emulator_config();
-    c.faults = faults;
-    Emulator::start(c).unwrap()
+    collect_snp(dir, imds, kds, (timeout, DEADLINE), &args)
 }
 
 fn thim_requests(emu: &Emulator) -> usize {
@@ -198,7 +135,7 @@ fn thim_error_statuses_throughout_fall_back_to_kds() {
         ("503", Fault::Status(503), "http status 503"),
     ] {
         let tmp = tempfile::tempdir().unwrap();
-        let emu = emulator(vec![FaultRule::always(THIM_AMD_PATH, fault)]);
+        let emu = sim_emulator(vec![FaultRule::always(THIM_AMD_PATH, fault)]);
         let c = collect(tmp.path(), &emu.base_url(), &emu.base_url(), &[]);
         if let Some(why_not) = c.check_used("kds") {
             failures.push(format!("{name}: {why_not}"));
@@ -219,7 +156,7 @@ fn thim_error_statuses_throughout_fall_back_to_kds() {
 #[test]
 fn thim_retry_after_beyond_the_deadline_falls_back_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let emu = emulator(vec![FaultRule::always(
+    let emu = sim_emulator(vec![FaultRule::always(
         THIM_AMD_PATH,
         Fault::RateLimited {
             retry_after_secs: 600,
@@ -246,7 +183,7 @@ fn thim_unreachable_truncated_expired_or_of_another_product_falls_back_to_kds() 
 
     // No route: as a refusal (a loopback address with nothing listening, see docs/faults.md).
     let tmp = tempfile::tempdir().unwrap();
-    let kds = emulator(Vec::new());
+    let kds = sim_emulator(Vec::new());
     let imds = format!("http://127.0.0.2:{}", unused_loopback_port().unwrap());
     let run = collect(tmp.path(), &imds, &kds.base_url(), &[]);
     match run.check_used("kds") {
@@ -275,7 +212,7 @@ fn thim_unreachable_truncated_expired_or_of_another_product_falls_back_to_kds() 
         ),
     ] {
         let tmp = tempfile::tempdir().unwrap();
-        let emu = emulator(vec![FaultRule::always(THIM_AMD_PATH, fault)]);
+        let emu = sim_emulator(vec![FaultRule::always(THIM_AMD_PATH, fault)]);
         let run = collect(tmp.path(), &emu.base_url(), &emu.base_url(), &[]);
         if let Some(why_not) = run.check_used("kds") {
             failures.push(format!("{name}: {why_not}"));
@@ -294,7 +231,7 @@ fn thim_dripping_its_answer_within_the_timeout_is_used() {
     let tmp = tempfile::tempdir().unwrap();
     let len = sim_chain().thim_json.len();
     // Eight chunks, 80 ms apart: about 0.56 s, within a 3 s per-request timeout.
-    let emu = emulator(vec![FaultRule::always(
+    let emu = sim_emulator(vec![FaultRule::always(
         THIM_AMD_PATH,
         Fault::Drip {
             chunk: len.div_ceil(8),
@@ -315,7 +252,7 @@ fn thim_dripping_its_answer_within_the_timeout_is_used() {
 fn kds_failing_without_thim_is_exit_5_and_writes_nothing() {
     // 410 throughout (retried, then final), and an https URL answered in plain HTTP (a TLS
     // failure).
-    let emu = emulator(vec![FaultRule::always("/vcek/", Fault::Status(410))]);
+    let emu = sim_emulator(vec![FaultRule::always("/vcek/", Fault::Status(410))]);
     let tls = plain_http_server();
     for (name, kds, why) in [
         ("410", emu.base_url(), "http status 410".to_string()),

@@ -14,11 +14,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine;
-use common::{Run, p, read_json, refused_url, run, sim_emulator_config, verify_json};
+use common::{Collected, collect_snp, refused_url, sim_emulator, verify_json};
 use thimble_sim::emulator::{Emulator, Fault, FaultRule, THIM_AMD_PATH};
 use thimble_sim::signer::sim_chain;
 
@@ -26,58 +26,8 @@ const TIMEOUT: &str = "1";
 // Generous enough that a loaded 2-core machine still fits THIM (half of it) and the KDS fallback.
 const DEADLINE: &str = "6";
 
-/// The outcome of one collect.
-struct Collected {
-    run: Run,
-    elapsed: Duration,
-    bundle: PathBuf,
-}
-
+/// What these tests ask of a collect beyond `common::Collected`.
 impl Collected {
-    fn json(&self) -> serde_json::Value {
-        read_json(&self.bundle)
-    }
-
-    /// `origin.kind` of every certificate endorsement (the CRL comes from KDS whatever served
-    /// the chain; [`Collected::crl_origin`] looks at it).
-    fn origins(&self) -> Vec<String> {
-        self.json()["endorsements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] != "crl")
-            .map(|e| e["origin"]["kind"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    /// `origin.kind` of the CRL endorsements.
-    fn crl_origin(&self) -> Vec<String> {
-        self.json()["endorsements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] == "crl")
-            .map(|e| e["origin"]["kind"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.json()["endorsement_log"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str().unwrap().to_string())
-            .collect()
-    }
-
-    /// The log line about THIM.
-    fn thim_log(&self) -> String {
-        self.log()
-            .into_iter()
-            .find(|l| l.starts_with("thim"))
-            .unwrap_or_else(|| panic!("no THIM line in {:?}", self.log()))
-    }
-
     /// Asserts exit 0, a bundle that verifies, and endorsements all from `origin`.
     fn assert_used(&self, origin: &str) {
         assert_eq!(self.run.code, 0, "{}", self.run.stderr);
@@ -88,39 +38,9 @@ impl Collected {
     }
 }
 
-/// `collect --simulate snp --imds IMDS --kds KDS --timeout 1 --deadline 3 EXTRA...` into `dir`.
+/// `collect --simulate snp --imds IMDS --kds KDS` with this file's timeouts, into `dir`.
 fn collect(dir: &Path, imds: &str, kds: &str, extra: &[&str]) -> Collected {
-    let bundle = dir.join("bundle.json");
-    let mut args = vec![
-        "collect",
-        "--simulate",
-        "snp",
-        "-o",
-        p(&bundle),
-        "--imds",
-        imds,
-        "--kds",
-        kds,
-        "--timeout",
-        TIMEOUT,
-        "--deadline",
-        DEADLINE,
-    ];
-    args.extend_from_slice(extra);
-    let start = Instant::now();
-    let run = run(&args);
-    Collected {
-        run,
-        elapsed: start.elapsed(),
-        bundle,
-    }
-}
-
-/// An emulator serving the simulated chain, with `faults` on THIM.
-fn emulator(faults: Vec<FaultRule>) -> Emulator {
-    let mut c = sim_emulator_config();
-    c.faults = faults;
-    Emulator::start(c).unwrap()
+    collect_snp(dir, imds, kds, (TIMEOUT, DEADLINE), extra)
 }
 
 /// Collects with THIM and KDS both on `emu`.
@@ -230,7 +150,7 @@ fn thim_faults() -> Vec<(&'static str, Fault, &'static str)> {
 #[test]
 fn thim_healthy_is_used_and_gets_the_imds_headers() {
     let tmp = tempfile::tempdir().unwrap();
-    let emu = emulator(Vec::new());
+    let emu = sim_emulator(Vec::new());
     let c = collect_from(&emu, tmp.path(), &[]);
     c.assert_used("thim");
     assert_eq!(
@@ -249,7 +169,7 @@ fn thim_healthy_is_used_and_gets_the_imds_headers() {
 #[test]
 fn thim_refused_falls_back_to_kds() {
     let tmp = tempfile::tempdir().unwrap();
-    let kds = emulator(Vec::new());
+    let kds = sim_emulator(Vec::new());
     let imds = refused_url();
     let c = collect(tmp.path(), &imds, &kds.base_url(), &[]);
     c.assert_used("kds");
@@ -275,7 +195,7 @@ fn thim_refused_falls_back_to_kds() {
 #[test]
 fn thim_hang_falls_back_within_the_deadline() {
     let tmp = tempfile::tempdir().unwrap();
-    let emu = emulator(vec![FaultRule::always(THIM_AMD_PATH, Fault::Hang)]);
+    let emu = sim_emulator(vec![FaultRule::always(THIM_AMD_PATH, Fault::Hang)]);
     let c = collect_from(&emu, tmp.path(), &[]);
     c.assert_used("kds");
     assert!(c.thim_log().contains("deadline"), "{}", c.thim_log());
@@ -293,7 +213,7 @@ fn thim_hang_falls_back_within_the_deadline() {
 fn whole_fetch_respects_the_deadline_when_everything_hangs() {
     // `--deadline` is documented as the overall deadline for fetching endorsements.
     let tmp = tempfile::tempdir().unwrap();
-    let emu = emulator(vec![FaultRule::always("/", Fault::Hang)]);
+    let emu = sim_emulator(vec![FaultRule::always("/", Fault::Hang)]);
     let c = collect_from(&emu, tmp.path(), &[]);
     assert_eq!(c.run.code, 5, "{}", c.run.stderr);
     let deadline = Duration::from_secs(DEADLINE.parse().unwrap());
@@ -307,7 +227,7 @@ fn whole_fetch_respects_the_deadline_when_everything_hangs() {
 #[test]
 fn thim_503_twice_then_ok_is_retried() {
     let tmp = tempfile::tempdir().unwrap();
-    let emu = emulator(vec![FaultRule::times(THIM_AMD_PATH, Fault::Status(503), 2)]);
+    let emu = sim_emulator(vec![FaultRule::times(THIM_AMD_PATH, Fault::Status(503), 2)]);
     let c = collect_from(&emu, tmp.path(), &[]);
     c.assert_used("thim");
     assert_eq!((thim_requests(&emu), kds_requests(&emu)), (3, 0));
@@ -316,7 +236,7 @@ fn thim_503_twice_then_ok_is_retried() {
 #[test]
 fn thim_429_retry_after_is_honoured() {
     let tmp = tempfile::tempdir().unwrap();
-    let emu = emulator(vec![FaultRule::times(
+    let emu = sim_emulator(vec![FaultRule::times(
         THIM_AMD_PATH,
         Fault::RateLimited {
             retry_after_secs: 1,
@@ -334,7 +254,7 @@ fn every_thim_fault_falls_back_to_kds() {
     let mut failures = Vec::new();
     for (name, fault, why) in thim_faults() {
         let tmp = tempfile::tempdir().unwrap();
-        let emu = emulator(vec![FaultRule::always(THIM_AMD_PATH, fault)]);
+        let emu = sim_emulator(vec![FaultRule::always(THIM_AMD_PATH, fault)]);
         let c = collect_from(&emu, tmp.path(), &[]);
         if c.run.code != 0 {
             failures.push(format!("{name}: exit {}: {}", c.run.code, c.run.stderr));
@@ -365,7 +285,7 @@ fn thim_failure_without_kds_is_exit_5() {
     let mut failures = Vec::new();
     for (name, fault, why) in thim_faults() {
         let tmp = tempfile::tempdir().unwrap();
-        let emu = emulator(vec![FaultRule::always(THIM_AMD_PATH, fault)]);
+        let emu = sim_emulator(vec![FaultRule::always(THIM_AMD_PATH, fault)]);
         let c = collect_from(&emu, tmp.path(), &["--no-kds"]);
         let e = &c.run.stderr;
         if c.run.code != 5
@@ -408,7 +328,7 @@ fn thim_refused_without_kds_is_exit_5() {
 #[test]
 fn thim_and_kds_down_is_exit_5() {
     let tmp = tempfile::tempdir().unwrap();
-    let emu = emulator(vec![
+    let emu = sim_emulator(vec![
         FaultRule::always(THIM_AMD_PATH, Fault::Status(500)),
         FaultRule::always("/vcek/", Fault::Status(500)),
     ]);
@@ -429,14 +349,14 @@ fn thim_and_kds_down_is_exit_5() {
 fn kds_only_and_offline() {
     let tmp = tempfile::tempdir().unwrap();
     // --no-thim: THIM is never asked.
-    let emu = emulator(Vec::new());
+    let emu = sim_emulator(Vec::new());
     let c = collect_from(&emu, tmp.path(), &["--no-thim"]);
     c.assert_used("kds");
     assert_eq!(thim_requests(&emu), 0);
 
     // --offline: nothing is fetched, and the simulated host attaches nothing, so the bundle has
     // no endorsements and cannot be verified.
-    let emu = emulator(Vec::new());
+    let emu = sim_emulator(Vec::new());
     let c = collect_from(&emu, tmp.path(), &["--offline"]);
     assert_eq!(c.run.code, 0, "{}", c.run.stderr);
     assert!(emu.requests().is_empty());

@@ -9,34 +9,19 @@
 
 #![expect(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use common::{METADATA, THIM_BODY, fast_config, thim_url};
 use thimble_collect::http::{Fetch, FetchError, HttpClient, HttpConfig};
 use thimble_collect::vtpm::{VtpmClient, VtpmError, cc, rc};
 use thimble_sim::emulator::{
     Emulator, EmulatorConfig, Fault, FaultRule, THIM_AMD_PATH, unused_loopback_port,
 };
 use thimble_sim::fake_vtpm::{self, FakeVtpm, ReportRefresh};
-
-const THIM_BODY: &[u8] = br#"{"vcekCert":"-----BEGIN CERTIFICATE-----\n","tcbm":"7308000000000003","certificateChain":"","cacheControl":"86400"}"#;
-const METADATA: (&str, &str) = ("Metadata", "true");
-
-/// Short waits, four attempts, as in `http.rs`.
-fn fast_config() -> HttpConfig {
-    HttpConfig {
-        per_request_timeout: Duration::from_secs(2),
-        deadline: Duration::from_secs(5),
-        max_attempts: 4,
-        backoff_base: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(50),
-        max_body_bytes: 64 * 1024,
-        use_proxy_env: false,
-        overall_end: None,
-        retry_not_found: true,
-    }
-}
 
 fn emulator(faults: Vec<FaultRule>) -> Emulator {
     Emulator::start(EmulatorConfig {
@@ -45,10 +30,6 @@ fn emulator(faults: Vec<FaultRule>) -> Emulator {
         ..EmulatorConfig::default()
     })
     .unwrap()
-}
-
-fn thim_url(emu: &Emulator) -> String {
-    format!("{}{THIM_AMD_PATH}", emu.base_url())
 }
 
 fn thim_requests(emu: &Emulator) -> usize {

@@ -4,30 +4,15 @@
 //! of redirects. Everything runs on loopback with short timeouts; the whole file stays well under
 //! 15 s of wall time.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{METADATA, THIM_BODY, fast_config, thim_url};
 use thimble_collect::http::{Fetch, FetchError, HttpClient, HttpConfig};
 use thimble_sim::emulator::{
     Emulator, EmulatorConfig, Fault, FaultRule, THIM_AMD_PATH, unused_loopback_port,
 };
-
-const THIM_BODY: &[u8] = br#"{"vcekCert":"-----BEGIN CERTIFICATE-----\n","tcbm":"7308000000000003","certificateChain":"","cacheControl":"86400"}"#;
-const METADATA: (&str, &str) = ("Metadata", "true");
-
-/// Fast policy for tests: short waits, generous attempts.
-fn fast_config() -> HttpConfig {
-    HttpConfig {
-        per_request_timeout: Duration::from_secs(2),
-        deadline: Duration::from_secs(5),
-        max_attempts: 4,
-        backoff_base: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(50),
-        max_body_bytes: 64 * 1024,
-        use_proxy_env: false,
-        overall_end: None,
-        retry_not_found: true,
-    }
-}
 
 fn emulator(faults: Vec<FaultRule>) -> Emulator {
     Emulator::start(EmulatorConfig {
@@ -42,10 +27,6 @@ fn emulator(faults: Vec<FaultRule>) -> Emulator {
         faults,
     })
     .expect("start the emulator")
-}
-
-fn thim_url(emulator: &Emulator) -> String {
-    format!("{}{THIM_AMD_PATH}", emulator.base_url())
 }
 
 #[test]

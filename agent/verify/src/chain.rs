@@ -172,12 +172,12 @@ pub fn verify_leaf(
     // (roots.rs), so a Genoa chain then parses only the Genoa ARK. The order changes no outcome:
     // at most one root can sign the intermediate, and a product mismatch is still reported below.
     let same = |r: &&Root| leaf.product().is_none_or(|p| p == r.product());
-    let ordered = roots
+    let mut ordered = roots
         .roots()
         .iter()
         .filter(same)
         .chain(roots.roots().iter().filter(|r| !same(r)));
-    let Some((root, ark)) = ordered.into_iter().find_map(|r| {
+    let Some((root, ark)) = ordered.find_map(|r| {
         let ark = r.cert()?;
         (intermediate.may_be_issued_by(ark) && verify_cert_signature(intermediate, ark).is_ok())
             .then_some((r, ark))

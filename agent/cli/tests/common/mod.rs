@@ -150,3 +150,100 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// One `collect --simulate snp` against endorsement services at given URLs (the fault tests'
+/// subject), timed, with what those tests read from its bundle.
+pub struct Collected {
+    pub run: Run,
+    pub bundle: PathBuf,
+    pub elapsed: std::time::Duration,
+}
+
+impl Collected {
+    pub fn json(&self) -> serde_json::Value {
+        read_json(&self.bundle)
+    }
+
+    /// `origin.kind` of every certificate endorsement (the CRL comes from KDS whatever served
+    /// the chain; [`Collected::crl_origin`] looks at it).
+    pub fn origins(&self) -> Vec<String> {
+        self.kinds(|kind| kind != "crl")
+    }
+
+    /// `origin.kind` of the CRL endorsements.
+    pub fn crl_origin(&self) -> Vec<String> {
+        self.kinds(|kind| kind == "crl")
+    }
+
+    fn kinds(&self, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<String> {
+        self.json()["endorsements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| keep(&e["kind"]))
+            .map(|e| e["origin"]["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The bundle's endorsement log.
+    pub fn log(&self) -> Vec<String> {
+        self.json()["endorsement_log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The log line about THIM.
+    pub fn thim_log(&self) -> String {
+        self.log()
+            .into_iter()
+            .find(|l| l.starts_with("thim"))
+            .unwrap_or_else(|| panic!("no THIM line in {:?}", self.log()))
+    }
+}
+
+/// `collect --simulate snp -o DIR/bundle.json --imds IMDS --kds KDS --timeout TIMEOUT
+/// --deadline DEADLINE EXTRA...`, timed.
+pub fn collect_snp(
+    dir: &Path,
+    imds: &str,
+    kds: &str,
+    (timeout, deadline): (&str, &str),
+    extra: &[&str],
+) -> Collected {
+    let bundle = dir.join("bundle.json");
+    let mut args = vec![
+        "collect",
+        "--simulate",
+        "snp",
+        "-o",
+        p(&bundle),
+        "--imds",
+        imds,
+        "--kds",
+        kds,
+        "--timeout",
+        timeout,
+        "--deadline",
+        deadline,
+    ];
+    args.extend_from_slice(extra);
+    let start = std::time::Instant::now();
+    let run = run(&args);
+    Collected {
+        run,
+        bundle,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// An emulator serving the simulated chain and its CRL, with `faults`.
+pub fn sim_emulator(
+    faults: Vec<thimble_sim::emulator::FaultRule>,
+) -> thimble_sim::emulator::Emulator {
+    let mut c = sim_emulator_config();
+    c.faults = faults;
+    thimble_sim::emulator::Emulator::start(c).unwrap()
+}
