@@ -417,7 +417,19 @@ fn a_read_only_directory_refuses_a_writer_that_is_not_root() {
     if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir.path()).unwrap()) == 0 {
         cmd.uid(65534).gid(65534);
     }
-    let o = cmd.output().unwrap();
+    // The copy was just written: a child that another test thread forked meanwhile holds the
+    // copy's write descriptor until it execs, and until then the kernel refuses to run the file
+    // (ETXTBSY). That passes within milliseconds; retry for up to a second.
+    let mut tries = 0;
+    let o = loop {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
