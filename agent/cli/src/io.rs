@@ -3,8 +3,9 @@
 //! outputs atomically, so that a reader never sees half a bundle and a failure leaves nothing
 //! behind. The data goes into an unnamed file in the output's directory (`O_TMPFILE`), which
 //! the kernel frees if the process dies, even by SIGKILL; only once it is complete and synced
-//! does it get a name beside the output and replace it by `rename` (which replaces a symlink at
-//! the output rather than following it), then the directory is synced. Where the file system
+//! does it get a name: the output's own when there is no file there yet, else one beside the
+//! output, which then replaces it by `rename` (which replaces a symlink at the output rather than
+//! following it). Then the directory is synced. Where the file system
 //! has no `O_TMPFILE`, a named temporary file takes its place (removed on any failure the
 //! process lives through).
 
@@ -112,16 +113,31 @@ fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), CliError> 
         let result = (|| {
             f.write_all(data)?;
             f.sync_all()?;
-            let _ = fs::remove_file(&tmp);
             let fd_path = format!("/proc/self/fd/{}", f.as_raw_fd());
-            nix::unistd::linkat(
-                nix::fcntl::AT_FDCWD,
-                fd_path.as_str(),
-                nix::fcntl::AT_FDCWD,
-                &tmp,
-                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
-            )
-            .map_err(std::io::Error::from)?;
+            let link = |to: &Path| {
+                nix::unistd::linkat(
+                    nix::fcntl::AT_FDCWD,
+                    fd_path.as_str(),
+                    nix::fcntl::AT_FDCWD,
+                    to,
+                    nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+                )
+            };
+            // A first write (the boot hook's, on a fresh /run) needs no temporary name: the file
+            // is linked at the output itself, complete, in one step. `linkat` never replaces, so
+            // an output that appeared meanwhile (EEXIST) takes the replacing path below.
+            if fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+                match link(path) {
+                    Ok(()) => {
+                        sync_dir();
+                        return Ok(());
+                    }
+                    Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let _ = fs::remove_file(&tmp);
+            link(&tmp).map_err(std::io::Error::from)?;
             if let Err(e) = fs::rename(&tmp, path) {
                 let _ = fs::remove_file(&tmp);
                 return Err(e);
@@ -250,6 +266,21 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"keep");
         assert!(!fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
         assert_eq!(fs::read(&out).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_dangling_symlink_at_the_output_is_replaced_not_followed() {
+        // A first write links the file at the output's name only when nothing is there; a
+        // symlink pointing nowhere is something, and must not lead the write to its target.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("nowhere");
+        let out = dir.path().join("evidence.json");
+        std::os::unix::fs::symlink(&target, &out).unwrap();
+        write_output(&out, b"new").unwrap();
+        assert!(!target.exists());
+        assert!(fs::symlink_metadata(&out).unwrap().file_type().is_file());
+        assert_eq!(fs::read(&out).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["evidence.json"]);
     }
 
     #[test]
