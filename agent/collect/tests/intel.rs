@@ -11,9 +11,12 @@
     reason = "test helpers panic on fixture and emulator setup failures"
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::fast_config;
 use thimble_collect::http::{Fetch, FetchError, HttpClient, HttpConfig};
 use thimble_collect::intel::{
     self, BodyEncoding, CollateralKind, CollateralService, CustomRequestOptions, FetchedItem,
@@ -152,19 +155,6 @@ fn emulator_config(v: &Vector, faults: Vec<FaultRule>) -> IntelEmulatorConfig {
 
 fn start(v: &Vector, faults: Vec<FaultRule>) -> Emulator {
     emulator_config(v, faults).start().unwrap()
-}
-
-fn fast() -> HttpConfig {
-    HttpConfig {
-        per_request_timeout: Duration::from_secs(2),
-        deadline: Duration::from_secs(5),
-        max_attempts: 4,
-        backoff_base: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(50),
-        max_body_bytes: 64 * 1024,
-        use_proxy_env: false,
-        ..HttpConfig::default()
-    }
 }
 
 fn pcs(emu: &Emulator) -> CollateralService {
@@ -331,7 +321,7 @@ fn http_client_can_be_shared_across_threads() {
 fn pcs_items_round_trip_byte_for_byte() {
     let v = vector();
     let emu = start(&v, Vec::new());
-    let items = fetch_with(&emu, pcs(&emu), fast()).unwrap();
+    let items = fetch_with(&emu, pcs(&emu), fast_config()).unwrap();
     assert_round_trip(&v, &items, ServiceKind::Pcs);
     // A distribution point sends no issuer chain: the root signs its own CRL.
     assert_eq!(items.root_ca_crl.issuer_chain_pem, None);
@@ -355,7 +345,7 @@ fn pcs_items_round_trip_byte_for_byte() {
 fn thim_items_round_trip_byte_for_byte() {
     let v = vector();
     let emu = start(&v, Vec::new());
-    let items = fetch_with(&emu, thim(&emu), fast()).unwrap();
+    let items = fetch_with(&emu, thim(&emu), fast_config()).unwrap();
     assert_round_trip(&v, &items, ServiceKind::Thim);
     assert_eq!(
         items.root_ca_crl.issuer_chain_pem.as_deref(),
@@ -399,7 +389,7 @@ fn crl_bodies_in_pem_or_hex_are_normalised_to_der() {
             ),
         ],
     );
-    let items = fetch_with(&emu, thim(&emu), fast()).unwrap();
+    let items = fetch_with(&emu, thim(&emu), fast_config()).unwrap();
     assert_eq!(items.pck_crl.body, pem);
     assert_eq!(items.pck_crl.body_encoding, BodyEncoding::Pem);
     assert_eq!(items.pck_crl.der.as_deref(), Some(v.pck_crl.as_slice()));
@@ -423,7 +413,7 @@ fn the_four_items_are_fetched_concurrently() {
         vec![FaultRule::always("/", Fault::Delay(Duration::from_secs(1)))],
     );
     let begin = Instant::now();
-    let items = fetch_with(&emu, pcs(&emu), fast()).unwrap();
+    let items = fetch_with(&emu, pcs(&emu), fast_config()).unwrap();
     let elapsed = begin.elapsed();
     assert_round_trip(&v, &items, ServiceKind::Pcs);
     assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
@@ -443,7 +433,7 @@ fn server_error_then_success_is_retried() {
             1,
         )],
     );
-    let items = fetch_with(&emu, thim(&emu), fast()).unwrap();
+    let items = fetch_with(&emu, thim(&emu), fast_config()).unwrap();
     assert_eq!(items.tcb_info.attempts, 2);
     assert_eq!(items.tcb_info.body, v.tcb_info);
     assert_eq!(items.qe_identity.attempts, 1);
@@ -464,7 +454,7 @@ fn rate_limit_honours_retry_after() {
         )],
     );
     let begin = Instant::now();
-    let items = fetch_with(&emu, pcs(&emu), fast()).unwrap();
+    let items = fetch_with(&emu, pcs(&emu), fast_config()).unwrap();
     assert!(begin.elapsed() >= Duration::from_secs(1));
     assert_eq!(items.qe_identity.attempts, 2);
     assert_eq!(items.qe_identity.body, v.qe_identity);
@@ -484,7 +474,7 @@ fn hang_runs_into_the_deadline_and_names_the_item() {
         per_request_timeout: Duration::from_millis(300),
         deadline: Duration::from_secs(1),
         max_attempts: 100,
-        ..fast()
+        ..fast_config()
     };
     let begin = Instant::now();
     let err = fetch_with(&emu, pcs(&emu), http).unwrap_err();
@@ -511,7 +501,7 @@ fn malformed_json_names_the_item() {
             Fault::MalformedBody(b"{\"enclaveIdentity\": 42, \xff".to_vec()),
         )],
     );
-    let err = fetch_with(&emu, thim(&emu), fast()).unwrap_err();
+    let err = fetch_with(&emu, thim(&emu), fast_config()).unwrap_err();
     assert!(
         matches!(
             &err,
@@ -540,7 +530,7 @@ fn oversize_body_names_the_item() {
             Fault::Oversize(1 << 20),
         )],
     );
-    let err = fetch_with(&emu, pcs(&emu), fast()).unwrap_err();
+    let err = fetch_with(&emu, pcs(&emu), fast_config()).unwrap_err();
     assert!(
         matches!(
             &err,
@@ -565,7 +555,7 @@ fn garbage_crl_names_the_item() {
             Fault::Body(b"<html>maintenance</html>".to_vec()),
         )],
     );
-    let err = fetch_with(&emu, pcs(&emu), fast()).unwrap_err();
+    let err = fetch_with(&emu, pcs(&emu), fast_config()).unwrap_err();
     assert!(
         matches!(
             &err,
@@ -589,7 +579,7 @@ fn several_failures_are_all_reported() {
             FaultRule::always("/tdx/certification/v4/qe/identity", Fault::Status(401)),
         ],
     );
-    let err = fetch_with(&emu, pcs(&emu), fast()).unwrap_err();
+    let err = fetch_with(&emu, pcs(&emu), fast_config()).unwrap_err();
     let IntelFetchError::Several { errors } = &err else {
         panic!("unexpected {err:?}");
     };
@@ -618,7 +608,7 @@ fn answers_for_another_fmspc_or_ca_are_refused() {
         .pck_crl
         .push((PckCa::Processor, served(&v.pck_crl, &v.pck_crl_chain)));
     let emu = config.start().unwrap();
-    let client = HttpClient::new(fast());
+    let client = HttpClient::new(fast_config());
     let cfg = self::config(&emu, pcs(&emu));
 
     let err = fetch_tdx_collateral(&cfg, &client, &other_fmspc, CA).unwrap_err();
@@ -653,7 +643,7 @@ fn missing_issuer_chain_is_an_error() {
     let mut config = emulator_config(&v, Vec::new());
     config.tcb_info[0].1.issuer_chain_pem = None;
     let emu = config.start().unwrap();
-    let err = fetch_with(&emu, thim(&emu), fast()).unwrap_err();
+    let err = fetch_with(&emu, thim(&emu), fast_config()).unwrap_err();
     match &err {
         IntelFetchError::MissingIssuerChain {
             item: CollateralKind::TcbInfo,
@@ -767,7 +757,7 @@ fn qcnl_sample_is_read_and_ranked_below_flags() {
     assert_eq!(s.retry, SettingSource::Qcnl);
     assert_eq!(s.custom_request_options, SettingSource::Qcnl);
     assert_eq!(s.imds_base, SettingSource::Default);
-    assert_eq!(from_file.http_config(&fast()).max_attempts, 7);
+    assert_eq!(from_file.http_config(&fast_config()).max_attempts, 7);
 
     // thimble's own settings win, one by one; an explicit IMDS also moves the PCK endpoint.
     let explicit = IntelSettings {
@@ -800,7 +790,7 @@ fn qcnl_sample_is_read_and_ranked_below_flags() {
         )
     );
     assert_eq!(s.service, SettingSource::Qcnl);
-    assert_eq!(merged.http_config(&fast()).max_attempts, 2);
+    assert_eq!(merged.http_config(&fast_config()).max_attempts, 2);
     let lines = merged.describe();
     assert!(
         lines.iter().any(|l| l == "imds: http://127.0.0.1:9 (flag)"),
@@ -874,7 +864,7 @@ fn qcnl_collateral_service_is_honoured_end_to_end() {
         "{:?}",
         cfg.notes
     );
-    let client = HttpClient::new(cfg.http_config(&fast()));
+    let client = HttpClient::new(cfg.http_config(&fast_config()));
     let items = fetch_tdx_collateral(&cfg, &client, &FMSPC, CA).unwrap();
     assert_eq!(items.tcb_info.body, v.tcb_info);
     assert!(
@@ -919,7 +909,7 @@ fn pck_cert_from_the_local_thim_agent() {
             ],
         },
     };
-    let client = HttpClient::new(fast());
+    let client = HttpClient::new(fast_config());
     let answer = fetch_pck_cert(&cfg, &client, &pck_id()).unwrap();
     assert_eq!(answer.pck_cert_pem, pck);
     assert_eq!(
@@ -968,7 +958,7 @@ fn pck_cert_request_without_metadata_is_rejected() {
     let emu = start(&v, Vec::new());
     let cfg = config(&emu, thim(&emu));
     let url = intel::pck_cert_url(&cfg.local_pck_url, &pck_id(), &[]);
-    let client = HttpClient::new(fast());
+    let client = HttpClient::new(fast_config());
     match client.get(&url, &[]).unwrap_err() {
         FetchError::Status {
             status: 400,
@@ -998,7 +988,7 @@ fn malformed_pck_cert_answer_names_the_item() {
             Fault::Body(br#"{"pckCert":"not pem","sgx-Pck-Certificate-Issuer-Chain":""}"#.to_vec()),
         )],
     );
-    let client = HttpClient::new(fast());
+    let client = HttpClient::new(fast_config());
     let err = fetch_pck_cert(&config(&emu, thim(&emu)), &client, &pck_id()).unwrap_err();
     assert!(
         matches!(
@@ -1017,7 +1007,7 @@ fn malformed_pck_cert_answer_names_the_item() {
 fn region_from_imds_gives_the_regional_thim_host() {
     let v = vector();
     let emu = start(&v, Vec::new());
-    let client = HttpClient::new(fast());
+    let client = HttpClient::new(fast_config());
     let location = fetch_imds_location(&client, &emu.base_url()).unwrap();
     assert_eq!(location, "EastUS2");
     assert_eq!(
