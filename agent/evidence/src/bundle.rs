@@ -21,12 +21,12 @@
 
 use std::fmt;
 
+use crate::digest::Sha256;
 use base64::Engine;
 use base64::display::Base64Display;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::azure::{HclReport, HclReportType, TpmError, TpmQuote};

@@ -39,6 +39,7 @@
 //! - [`cert_file`]: recognising certificate, CRL and collateral files by their content.
 //! - [`crl`]: X.509 CRLs, AMD's (KDS, issued by the ARK) and Intel's (PCK and root CA).
 //! - [`report_data`]: how REPORT_DATA is derived from a nonce.
+//! - [`digest`]: SHA-256, SHA-384 and SHA-512.
 //! - [`eventlog`]: measured-boot event logs (TCG crypto-agile, TDX CCEL) and their claims.
 //! - [`interop`]: the same evidence in other tools' and verifiers' forms (export, import).
 //! - [`tpm2`]: TPM 2.0 marshalling and unmarshalling, shared by the vTPM client and its fake.
@@ -95,6 +96,7 @@ pub mod azure;
 pub mod bundle;
 pub mod cert_file;
 pub mod crl;
+pub mod digest;
 pub mod eventlog;
 pub mod interop;
 pub mod kds;

@@ -7,8 +7,8 @@
 //! its own rule (Trustee: its digest, zero-padded) gets the `padded` derivation from
 //! `thimble attest`.
 
+use crate::digest::Sha512;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha512};
 
 /// Length of REPORT_DATA in SNP reports and TDX quotes.
 pub const REPORT_DATA_LEN: usize = 64;

@@ -20,7 +20,6 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::hmac;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256, Sha512};
 use thimble_collect::attest::jwe;
 use thimble_evidence::attest::azure_guest::{self, AttestationInfo, EncryptedToken, Isolation};
 use thimble_evidence::attest::kbs::{self, HashAlgorithm, TeePubKey};
@@ -28,6 +27,7 @@ use thimble_evidence::attest::{Verifier, ita, maa, veraison};
 use thimble_evidence::bundle::{
     Bundle, Collection, CollectionSource, Endorsement, Evidence, SevSnpEvidence, TdxEvidence,
 };
+use thimble_evidence::digest::{Sha256, Sha512};
 use thimble_evidence::interop;
 use thimble_evidence::snp::SnpReport;
 use thimble_evidence::tdx::TdxQuote;
@@ -299,7 +299,7 @@ impl VerifierEmulator {
         let runtime = b64url(&v["runtimeData"], "data")?;
         let runtime_json: Value = serde_json::from_slice(&runtime)
             .map_err(|e| format!("runtimeData is not JSON: {e}"))?;
-        let bound: [u8; 32] = Sha256::digest(&runtime).into();
+        let bound: [u8; 32] = Sha256::digest(&runtime);
         let (kind, evidence, report_data) = if path == maa::SEV_SNP_PATH {
             let inner: Value = serde_json::from_slice(&b64url(&v, "report")?)
                 .map_err(|e| format!("report is not JSON: {e}"))?;
@@ -418,7 +418,7 @@ impl VerifierEmulator {
         };
 
         let runtime = info.isolation.runtime_data();
-        let bound: [u8; 32] = Sha256::digest(runtime).into();
+        let bound: [u8; 32] = Sha256::digest(runtime);
         let (kind, evidence, report_data) = match &info.isolation {
             Isolation::SevSnp {
                 snp_report,
@@ -766,7 +766,7 @@ impl VerifierEmulator {
             self.ita_azure(&e, nonce)
         } else {
             let expected: [u8; 64] =
-                Sha512::digest(ita::binding_input(Some(nonce), &e.runtime_data)).into();
+                Sha512::digest(ita::binding_input(Some(nonce), &e.runtime_data));
             self.verify(
                 Evidence::Tdx(TdxEvidence {
                     quote: e.quote.clone(),
@@ -793,7 +793,7 @@ impl VerifierEmulator {
     /// `user-data` binds the nonce and the user data.
     fn ita_azure(&self, e: &ita::Evidence, nonce: &ita::VerifierNonce) -> Result<(), String> {
         let quote = TdxQuote::parse(&e.quote).map_err(|err| err.to_string())?;
-        let bound: [u8; 32] = Sha256::digest(&e.runtime_data).into();
+        let bound: [u8; 32] = Sha256::digest(&e.runtime_data);
         if quote.body.report_data[..32] != bound {
             return Err("REPORT_DATA[0..32] is not SHA-256 of runtime_data".to_owned());
         }

@@ -23,8 +23,8 @@
 //! "as of" an earlier time would only help an attacker. For the same reason a revocation listed by
 //! any good CRL is final, not only one listed by the newest.
 
-use sha2::{Digest, Sha256};
 use thimble_evidence::crl::{Crl, CrlError};
+use thimble_evidence::digest::Sha256;
 use thimble_evidence::snp::AmdCert;
 use thimble_evidence::time_fmt::format_unix;
 use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
@@ -255,7 +255,7 @@ pub fn check_amd_revocation(
     let mut seen: Vec<[u8; 32]> = Vec::new();
     let mut plausible = Vec::new();
     for bytes in candidates {
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let digest: [u8; 32] = Sha256::digest(bytes);
         if seen.contains(&digest) {
             continue;
         }

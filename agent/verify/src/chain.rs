@@ -13,7 +13,7 @@
 //! [`MAX_INTERMEDIATES`] candidates are tried for a leaf. The cost of a chain is then a handful
 //! of signature checks however many certificates the bundle carries.
 
-use sha2::{Digest, Sha256};
+use thimble_evidence::digest::Sha256;
 use thimble_evidence::snp::cert::AmdRole;
 use thimble_evidence::snp::{AmdCert, Product};
 use thimble_evidence::time_fmt::format_unix;

@@ -10,7 +10,7 @@
 //! a candidate issuer must match by name and key identifier before its signature is checked,
 //! repeats count once, and at most [`MAX_CANDIDATES`] are tried at each step.
 
-use sha2::{Digest, Sha256};
+use thimble_evidence::digest::Sha256;
 use thimble_evidence::snp::AmdCert;
 use thimble_evidence::tdx::IntelCrl;
 use thimble_evidence::time_fmt::format_unix;

@@ -156,7 +156,7 @@ impl IntelRoots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sha2::{Digest, Sha256};
+    use thimble_evidence::digest::Sha256;
 
     #[test]
     fn pinned_arks_are_amds() {

@@ -37,7 +37,7 @@ use std::str::FromStr;
 
 use dcap_qvl::{QeIdentity, TcbInfo, TcbLevel, TcbStatusWithAdvisory};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use thimble_evidence::digest::Sha256;
 use thimble_evidence::snp::AmdCert;
 use thimble_evidence::tdx::quote::INTEL_QE_VENDOR_ID;
 use thimble_evidence::tdx::{

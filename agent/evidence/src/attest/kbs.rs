@@ -26,10 +26,10 @@
 //!    the KBS's ephemeral key in `epk`, `enc` `A256GCM`, the AAD the protected header's base64url
 //!    text. [`Jwe`] reads it; `thimble_collect::attest::jwe` decrypts it.
 
+use crate::digest::{Sha256, Sha384, Sha512};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::{MessageError, Verifier, json_object, string_member};
 
@@ -523,7 +523,7 @@ pub fn key_wrapping_key(z: &[u8]) -> [u8; 32] {
     h.update(0u32.to_be_bytes()); // PartyUInfo: empty
     h.update(0u32.to_be_bytes()); // PartyVInfo: empty
     h.update(256u32.to_be_bytes()); // SuppPubInfo: key length in bits
-    h.finalize().into()
+    h.finalize()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! Azure's paravisor the runtime data is the HCL report's own, which the paravisor binds; the
 //! guest's nonce is then in its `user-data`.
 
-use sha2::{Digest, Sha256};
+use crate::digest::Sha256;
 
 use crate::bundle::Tee;
 

@@ -34,10 +34,10 @@
 
 use std::ops::Range;
 
+use crate::digest::{Sha256, Sha384, Sha512};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize, Serializer};
-use sha2::{Digest, Sha256, Sha384, Sha512};
 use thiserror::Error;
 
 use crate::snp::report::SNP_REPORT_LEN;

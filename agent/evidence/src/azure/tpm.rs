@@ -26,8 +26,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::digest::Sha256;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 pub use crate::tpm2::{ClockInfo, PcrSelection, TPM_GENERATED_VALUE};
@@ -267,7 +267,7 @@ impl TpmsAttest {
             }
             h.update(v);
         }
-        Ok(h.finalize().into())
+        Ok(h.finalize())
     }
 }
 

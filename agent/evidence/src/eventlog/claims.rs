@@ -16,8 +16,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::digest::{Sha256, Sha384, Sha512};
 use serde::Serialize;
-use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::log::{Event, EventLog};
 use super::types::{EventType, HashAlg};

@@ -31,11 +31,11 @@
 //! REPORT_DATA = SHA-256(runtime data) ‖ anything (`thimble collect --report-data` with that
 //! digest). Both check the binding and refuse ([`ExportError::Binding`]) a body MAA would refuse.
 
+use crate::digest::Sha256;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::IgnoredAny;
-use sha2::{Digest, Sha256};
 
 use crate::azure::HclReport;
 use crate::bundle::{Bundle, EndorsementKind, Evidence};

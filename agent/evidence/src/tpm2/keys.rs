@@ -12,7 +12,7 @@
 //! is the model for what is sent: [`ephemeral_key_template`] is its template. Responses keep the
 //! bytes that a signature or a name covers (`TPMT_PUBLIC`, `TPMS_ATTEST`) as received. No I/O.
 
-use sha2::{Digest, Sha256};
+use crate::digest::Sha256;
 
 use super::structures::{
     ClockInfo, PublicDetail, TpmlPcrSelection, TpmsRsaParms, TpmtPublic, TpmtSigScheme,
@@ -140,7 +140,7 @@ pub fn policy_pcr_digest(
     h.update(cc::POLICY_PCR.to_be_bytes());
     h.update(pcrs.to_bytes()?);
     h.update(pcr_digest);
-    Ok(h.finalize().into())
+    Ok(h.finalize())
 }
 
 /// SHA-256 of PCR values concatenated: the `pcrDigest` of `TPM2_PolicyPCR` and of a quote.
@@ -149,7 +149,7 @@ pub fn sha256_pcr_digest(values: &[[u8; 32]]) -> [u8; 32] {
     for v in values {
         h.update(v);
     }
-    h.finalize().into()
+    h.finalize()
 }
 
 /// The public area of the ephemeral key of Azure's guest attestation, as CGA's

@@ -33,7 +33,7 @@ pub mod rc;
 mod structures;
 mod wire;
 
-use sha2::{Digest, Sha256};
+use crate::digest::Sha256;
 
 pub use commands::{
     GetCapabilityCommand, GetCapabilityResponse, NvDefineSpaceCommand, NvReadCommand,
