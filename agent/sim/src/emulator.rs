@@ -240,12 +240,20 @@ impl RecordedRequest {
     }
 }
 
-/// A running emulator on `127.0.0.1`. Dropping it stops every thread, hung connections included.
+/// An emulator on `127.0.0.1`. Dropping it stops every thread, hung connections included.
+///
+/// [`Emulator::start`] binds and serves at once. [`Emulator::bind_routes`] only binds, so that its
+/// address can be handed out, and [`Emulator::serve`] starts the accept thread when the first
+/// request is about to be made: a simulated `collect` whose endorsements all come from its cache
+/// then costs no thread and no connection (what bench/run's warm `collect` measures is thimble's
+/// work, not the emulator's start and stop).
 #[derive(Debug)]
 pub struct Emulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    accept_thread: Option<JoinHandle<()>>,
+    /// The bound socket until [`Emulator::serve`] hands it to the accept thread.
+    listener: Mutex<Option<TcpListener>>,
+    accept_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Emulator {
@@ -256,6 +264,14 @@ impl Emulator {
 
     /// Binds `127.0.0.1` on an ephemeral port and starts serving `routes`.
     pub fn start_routes(routes: impl Routes) -> io::Result<Self> {
+        let emulator = Self::bind_routes(routes)?;
+        emulator.serve()?;
+        Ok(emulator)
+    }
+
+    /// Binds `127.0.0.1` on an ephemeral port for `routes` without serving yet: connections
+    /// wait in the listen queue until [`Emulator::serve`].
+    pub fn bind_routes(routes: impl Routes) -> io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let addr = listener.local_addr()?;
         // Accept blocks; `Drop` wakes it with a connection of its own after setting the stop
@@ -269,15 +285,27 @@ impl Emulator {
             stop: AtomicBool::new(false),
             connections: Mutex::new(Vec::new()),
         });
-        let accept_shared = Arc::clone(&shared);
-        let accept_thread = std::thread::Builder::new()
-            .name("thim-emulator-accept".to_owned())
-            .spawn(move || accept_loop(&listener, &accept_shared))?;
         Ok(Self {
             addr,
             shared,
-            accept_thread: Some(accept_thread),
+            listener: Mutex::new(Some(listener)),
+            accept_thread: Mutex::new(None),
         })
+    }
+
+    /// Starts the accept thread, once; later calls do nothing.
+    pub fn serve(&self) -> io::Result<()> {
+        let mut thread = lock(&self.accept_thread);
+        let Some(listener) = lock(&self.listener).take() else {
+            return Ok(());
+        };
+        let accept_shared = Arc::clone(&self.shared);
+        *thread = Some(
+            std::thread::Builder::new()
+                .name("thim-emulator-accept".to_owned())
+                .spawn(move || accept_loop(&listener, &accept_shared))?,
+        );
+        Ok(())
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -299,8 +327,9 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, POLL_INTERVAL);
-        if let Some(handle) = self.accept_thread.take() {
+        // Only a thread blocked in accept needs waking; an emulator never served has none.
+        if let Some(handle) = lock(&self.accept_thread).take() {
+            let _ = TcpStream::connect_timeout(&self.addr, POLL_INTERVAL);
             let _ = handle.join();
         }
         let connections = std::mem::take(&mut *lock(&self.shared.connections));
@@ -1208,6 +1237,49 @@ mod tests {
         assert_eq!(seen[0].path, "/acc/x");
         assert_eq!(seen[0].query.as_deref(), Some("a=1"));
         assert_eq!(seen[0].body, b"abc");
+    }
+
+    #[test]
+    fn a_bound_emulator_answers_only_once_served() {
+        let emulator = Emulator::bind_routes(config()).unwrap();
+        let mut stream = TcpStream::connect(emulator.addr()).unwrap();
+        stream
+            .write_all(b"GET /vcek/v1/Milan/cert_chain HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        // The connection waits in the listen queue: nothing is read, nothing answered.
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let waited = stream.read(&mut byte).unwrap_err();
+        assert!(
+            matches!(
+                waited.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "{waited:?}"
+        );
+        assert!(emulator.requests().is_empty());
+        emulator.serve().unwrap();
+        emulator.serve().unwrap(); // a second call changes nothing
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+        assert_eq!(emulator.requests().len(), 1);
+    }
+
+    #[test]
+    fn an_emulator_never_served_drops_at_once() {
+        let emulator = Emulator::bind_routes(config()).unwrap();
+        let addr = emulator.addr();
+        let start = Instant::now();
+        drop(emulator);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        // The socket closed with it.
+        assert!(TcpStream::connect(addr).is_err());
     }
 
     #[test]

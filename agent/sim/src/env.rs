@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use thimble_collect::env::{EnvError, Environment, LogFile, Opened, SystemEnvironment};
-use thimble_collect::http::{HttpClient, HttpConfig};
+use thimble_collect::http::{Fetch, FetchError, HttpClient, HttpConfig, HttpResponse};
 use thimble_collect::intel::qcnl::{QcnlConfig, QcnlError};
 use thimble_collect::qgs::{QgsEndpoint, QgsError};
 use thimble_collect::request::{DEFAULT_CCEL_DATA, DEFAULT_CCEL_TABLE, DEFAULT_TCG2_LOG};
@@ -74,7 +74,10 @@ pub enum SimMachine {
     AzureTdx,
 }
 
-/// The emulators a simulated machine's host runs, once started.
+/// The emulators a simulated machine's host runs, once bound. Each is bound when a collection
+/// first asks for its address and serves from the first request made through [`SimHttp`]; one
+/// that is never asked anything (a `collect` whose endorsements all come from its cache) never
+/// starts a thread.
 #[derive(Default)]
 struct Services {
     /// THIM (AMD) and KDS.
@@ -89,8 +92,50 @@ struct Services {
 pub struct SimEnvironment {
     machine: SimMachine,
     tdx: Option<Arc<SimTdx>>,
-    services: Mutex<Services>,
+    services: Arc<Mutex<Services>>,
     host: SystemEnvironment,
+}
+
+/// The simulation's HTTP client: the real one, which first has every bound emulator serve.
+pub struct SimHttp {
+    inner: HttpClient,
+    services: Arc<Mutex<Services>>,
+}
+
+impl SimHttp {
+    fn serve_all(&self) -> Result<(), FetchError> {
+        let s = lock_services(&self.services);
+        for emulator in [&s.amd, &s.intel, &s.azure_imds].into_iter().flatten() {
+            emulator.serve().map_err(|e| FetchError::Transport {
+                url: emulator.base_url(),
+                attempts: 0,
+                reason: format!("cannot start the emulator's thread: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Fetch for SimHttp {
+    fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, FetchError> {
+        self.serve_all()?;
+        self.inner.get(url, headers)
+    }
+
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<HttpResponse, FetchError> {
+        self.serve_all()?;
+        self.inner.post(url, headers, body)
+    }
+}
+
+fn lock_services(services: &Mutex<Services>) -> std::sync::MutexGuard<'_, Services> {
+    // A panic while starting an emulator leaves nothing half-made: the slot is still empty.
+    services.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl std::fmt::Debug for SimEnvironment {
@@ -109,7 +154,7 @@ impl SimEnvironment {
         SimEnvironment {
             machine,
             tdx,
-            services: Mutex::new(Services::default()),
+            services: Arc::new(Mutex::new(Services::default())),
             host: SystemEnvironment::new(),
         }
     }
@@ -120,29 +165,26 @@ impl SimEnvironment {
     }
 
     fn services(&self) -> std::sync::MutexGuard<'_, Services> {
-        // A panic while starting an emulator leaves nothing half-made: the slot is still empty.
-        self.services.lock().unwrap_or_else(|e| e.into_inner())
+        lock_services(&self.services)
     }
 
-    /// The THIM and KDS emulator, started on first use.
+    /// The THIM and KDS emulator, bound on first use.
     fn amd_emulator(&self) -> Result<String, EnvError> {
         let mut s = self.services();
         if s.amd.is_none() {
-            let emu = Emulator::start(EmulatorConfig::sim())
+            let emu = Emulator::bind_routes(EmulatorConfig::sim())
                 .map_err(|e| EnvError::new("cannot start the THIM emulator on loopback", e))?;
             s.amd = Some(emu);
         }
         Ok(s.amd.as_ref().map(Emulator::base_url).unwrap_or_default())
     }
 
-    /// The Intel collateral emulator, its collateral dated around now, started on first use.
+    /// The Intel collateral emulator, its collateral dated around now, bound on first use.
     fn intel_emulator(&self, tdx: &SimTdx) -> Result<String, EnvError> {
         let mut s = self.services();
         if s.intel.is_none() {
-            let emu = tdx
-                .intel_emulator_config(self.host.now())
-                .start()
-                .map_err(|e| {
+            let emu =
+                Emulator::bind_routes(tdx.intel_emulator_config(self.host.now())).map_err(|e| {
                     EnvError::new("cannot start the collateral emulator on loopback", e)
                 })?;
             s.intel = Some(emu);
@@ -150,15 +192,16 @@ impl SimEnvironment {
         Ok(s.intel.as_ref().map(Emulator::base_url).unwrap_or_default())
     }
 
-    /// Azure's IMDS for a TD (`/acc/tdquote`, and the collateral on the same server), started
-    /// on first use.
+    /// Azure's IMDS for a TD (`/acc/tdquote`, and the collateral on the same server), bound on
+    /// first use.
     fn azure_imds(&self, tdx: &Arc<SimTdx>) -> Result<String, EnvError> {
         let mut s = self.services();
         if s.azure_imds.is_none() {
-            let emu = AzureImds::sim_tdx(Arc::clone(tdx))
-                .with_inner(tdx.intel_emulator_config(self.host.now()))
-                .start()
-                .map_err(|e| EnvError::new("cannot start the IMDS emulator on loopback", e))?;
+            let emu = Emulator::bind_routes(
+                AzureImds::sim_tdx(Arc::clone(tdx))
+                    .with_inner(tdx.intel_emulator_config(self.host.now())),
+            )
+            .map_err(|e| EnvError::new("cannot start the IMDS emulator on loopback", e))?;
             s.azure_imds = Some(emu);
         }
         Ok(s.azure_imds
@@ -189,7 +232,7 @@ impl Environment for SimEnvironment {
     type TdxGuest = FakeTdxGuest;
     type Qgs = FakeQgs;
     type Tpm = FakeVtpm;
-    type Http = HttpClient;
+    type Http = SimHttp;
 
     fn configfs_tsm(&self, _tsm_root: &Path) -> Option<(FakeTsm, PathBuf)> {
         let fake = match (self.machine, &self.tdx) {
@@ -288,12 +331,15 @@ impl Environment for SimEnvironment {
         })
     }
 
-    fn http(&self, config: HttpConfig) -> HttpClient {
+    fn http(&self, config: HttpConfig) -> SimHttp {
         // Every service of the simulation is on loopback.
-        HttpClient::new(HttpConfig {
-            use_proxy_env: false,
-            ..config
-        })
+        SimHttp {
+            inner: HttpClient::new(HttpConfig {
+                use_proxy_env: false,
+                ..config
+            }),
+            services: Arc::clone(&self.services),
+        }
     }
 
     fn qcnl(&self) -> Result<Option<QcnlConfig>, QcnlError> {
