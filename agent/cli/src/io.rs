@@ -30,7 +30,12 @@ pub fn read_input_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> 
         source,
     };
     let f = File::open(path).map_err(err)?;
-    let mut v = Vec::new();
+    // Sized from the file's length, capped by `limit`, as `fs::read` does (`take` hides the
+    // length from `read_to_end`): one allocation and one or two reads instead of a buffer
+    // doubled from 32 bytes, each size a fresh allocation. A length of 0 (a pipe, a file in
+    // /proc) just starts small.
+    let hint = f.metadata().map_or(0, |m| m.len()).min(limit);
+    let mut v = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
     std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut v).map_err(err)?;
     Ok(v)
 }
@@ -198,6 +203,38 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn limited_reads_take_the_whole_file_or_exactly_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bundle.json");
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&f, &data).unwrap();
+        assert_eq!(read_input_limited(&f, 1 << 20).unwrap(), data);
+        assert_eq!(read_input_limited(&f, 20_000).unwrap(), data);
+        assert_eq!(read_input_limited(&f, 19_999).unwrap(), data[..19_999]);
+        assert_eq!(read_input_limited(&f, 0).unwrap(), b"");
+        assert_eq!(read_input_at_most(&f, 20_000).unwrap(), data);
+        assert!(matches!(
+            read_input_at_most(&f, 19_999),
+            Err(CliError::MalformedFile { .. })
+        ));
+        let empty = dir.path().join("empty");
+        fs::write(&empty, b"").unwrap();
+        assert_eq!(read_input_limited(&empty, 10).unwrap(), b"");
+    }
+
+    #[test]
+    fn limited_reads_do_not_trust_a_zero_length() {
+        // Files under /proc report a length of 0 and still have content: the length only sizes
+        // the first buffer.
+        let status = read_input_limited(Path::new("/proc/self/status"), 1 << 20).unwrap();
+        assert!(status.starts_with(b"Name:"), "{status:?}");
+        assert_eq!(
+            read_input_limited(Path::new("/proc/self/status"), 5).unwrap(),
+            b"Name:"
+        );
     }
 
     #[test]
