@@ -30,14 +30,7 @@ pub fn read_input_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> 
         source,
     };
     let f = File::open(path).map_err(err)?;
-    // Sized from the file's length, capped by `limit`, as `fs::read` does (`take` hides the
-    // length from `read_to_end`): one allocation and one or two reads instead of a buffer
-    // doubled from 32 bytes, each size a fresh allocation. A length of 0 (a pipe, a file in
-    // /proc) just starts small.
-    let hint = f.metadata().map_or(0, |m| m.len()).min(limit);
-    let mut v = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
-    std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut v).map_err(err)?;
-    Ok(v)
+    thimble_collect::env::read_at_most(f, limit).map_err(err)
 }
 
 /// Reads an input file of at most `max` bytes; a larger one is refused as malformed, naming the

@@ -237,14 +237,7 @@ impl EndorsementCache {
     /// The unexpired entry at `path`; `None` for anything missing, damaged or expired.
     fn read_entry(path: &Path, now: i64) -> Option<CacheEntry> {
         let f = fs::File::open(path).ok()?;
-        // Sized from the file's length (capped): one buffer rather than one doubled from 32 bytes.
-        let hint = f.metadata().map_or(0, |m| m.len()).min(MAX_ENTRY_BYTES);
-        let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(f, MAX_ENTRY_BYTES.saturating_add(1)),
-            &mut bytes,
-        )
-        .ok()?;
+        let bytes = crate::env::read_at_most(f, MAX_ENTRY_BYTES.saturating_add(1)).ok()?;
         if bytes.len() as u64 > MAX_ENTRY_BYTES {
             return None;
         }

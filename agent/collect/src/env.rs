@@ -164,19 +164,29 @@ pub trait Environment {
     ) -> Result<Option<(Vec<u8>, String)>, std::io::Error>;
 }
 
+/// The first `limit` bytes of `file` (all of it when shorter). The buffer starts at the file's
+/// length, capped by `limit`, as `fs::read` sizes its own (a size-capped reader hides the length
+/// from `read_to_end`, which would otherwise grow it from 32 bytes, each size a fresh
+/// allocation); a length of 0 or a wrong one (a pipe, /proc, sysfs) only sizes that first buffer.
+pub fn read_at_most(file: std::fs::File, limit: u64) -> Result<Vec<u8>, std::io::Error> {
+    use std::io::Read;
+    let hint = file.metadata().map_or(0, |m| m.len()).min(limit);
+    let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    file.take(limit).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Reads at most `max_len` bytes of the file at `path`: `Ok(None)` when it does not exist, an
 /// error of kind `FileTooLarge` when it holds more. sysfs files report a size of 4096 or 0
 /// whatever they hold, so the read, not the metadata, decides.
 pub fn read_bounded(path: &Path, max_len: usize) -> Result<Option<Vec<u8>>, std::io::Error> {
-    use std::io::Read;
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
-    let mut out = Vec::new();
-    file.take(limit).read_to_end(&mut out)?;
+    let out = read_at_most(file, limit)?;
     if out.len() > max_len {
         return Err(std::io::Error::new(
             std::io::ErrorKind::FileTooLarge,
