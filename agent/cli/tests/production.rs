@@ -190,3 +190,56 @@ fn the_production_build_is_position_independent_with_packed_relocations() {
     let out = Command::new(&bin).arg("--version").output().unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// The sections of an ELF64 file: name, flags, address and size.
+fn sections(elf: &[u8]) -> Vec<(String, u64, u64, u64)> {
+    let shoff = usize::try_from(field(elf, 0x28, 8)).unwrap();
+    let shentsize = usize::try_from(field(elf, 0x3a, 2)).unwrap();
+    let shnum = usize::try_from(field(elf, 0x3c, 2)).unwrap();
+    let shstrndx = usize::try_from(field(elf, 0x3e, 2)).unwrap();
+    let names = usize::try_from(field(elf, shoff + shstrndx * shentsize + 0x18, 8)).unwrap();
+    (0..shnum)
+        .map(|i| {
+            let sh = shoff + i * shentsize;
+            let name_at = names + usize::try_from(field(elf, sh, 4)).unwrap();
+            let len = elf[name_at..].iter().position(|b| *b == 0).unwrap();
+            let name = String::from_utf8_lossy(&elf[name_at..name_at + len]).into_owned();
+            (
+                name,
+                field(elf, sh + 8, 8),
+                field(elf, sh + 0x10, 8),
+                field(elf, sh + 0x20, 8),
+            )
+        })
+        .collect()
+}
+
+/// The code that `verify` and a warm `collect` never run (the HTTPS stack, std's backtrace
+/// symboliser, the other subcommands, TOML) sits in its own section ahead of `.text`
+/// (agent/cli/link/cold-text.ld), so that its pages are never mapped by those runs. A linker script
+/// that stopped being applied, or patterns that stopped matching the toolchain's symbol names,
+/// would leave the section missing or small; about 750 KiB match today.
+#[test]
+fn the_production_build_keeps_cold_code_apart() {
+    const SHF_EXECINSTR: u64 = 4;
+    let Some(bin) = std::env::var_os("THIMBLE_PRODUCTION_BIN") else {
+        eprintln!("THIMBLE_PRODUCTION_BIN not set (see the_production_build_holds_no_simulator)");
+        return;
+    };
+    let elf = std::fs::read(&bin).unwrap();
+    let sections = sections(&elf);
+    let find = |name: &str| {
+        sections
+            .iter()
+            .find(|s| s.0 == name)
+            .unwrap_or_else(|| panic!("no {name} section: {sections:?}"))
+    };
+    let cold = find(".text.cold");
+    let text = find(".text");
+    assert_ne!(cold.1 & SHF_EXECINSTR, 0, "{cold:?} is not code");
+    assert!(
+        cold.2 + cold.3 <= text.2,
+        "{cold:?} does not precede {text:?}"
+    );
+    assert!(cold.3 >= 512 * 1024, "only {} bytes of cold code", cold.3);
+}

@@ -12,6 +12,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::{self, Uri};
@@ -254,7 +255,12 @@ fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
 #[derive(Debug)]
 pub struct HttpClient {
     config: HttpConfig,
-    agent: Agent,
+    /// The proxy from the environment, when the config allows one (read once, in `new`).
+    proxy: Option<Proxy>,
+    /// Built on the first request: a `collect` whose endorsements all come from the cache makes
+    /// none, and building an agent runs ureq's set-up code, whose pages a warm run never needs
+    /// (docs/performance.md).
+    agent: OnceLock<Agent>,
 }
 
 impl HttpClient {
@@ -268,18 +274,26 @@ impl HttpClient {
         } else {
             None
         };
-        let agent_config = Agent::config_builder()
-            .proxy(proxy)
-            // Statuses are classified here, not turned into errors by ureq.
-            .http_status_as_error(false)
-            // A redirect is returned as a response and becomes `FetchError::Redirect`.
-            .max_redirects(0)
-            .user_agent(USER_AGENT)
-            .build();
         Self {
             config,
-            agent: Agent::new_with_config(agent_config),
+            proxy,
+            agent: OnceLock::new(),
         }
+    }
+
+    /// The ureq agent, built on first use with this client's proxy.
+    fn agent(&self) -> &Agent {
+        self.agent.get_or_init(|| {
+            let agent_config = Agent::config_builder()
+                .proxy(self.proxy.clone())
+                // Statuses are classified here, not turned into errors by ureq.
+                .http_status_as_error(false)
+                // A redirect is returned as a response and becomes `FetchError::Redirect`.
+                .max_redirects(0)
+                .user_agent(USER_AGENT)
+                .build();
+            Agent::new_with_config(agent_config)
+        })
     }
 
     /// The policy this client applies.
@@ -392,14 +406,14 @@ impl HttpClient {
                 });
             }
         };
-        let mut request_config = self
-            .agent
+        let agent = self.agent();
+        let mut request_config = agent
             .configure_request(request)
             .timeout_global(Some(timeout));
         if self.config.use_proxy_env && is_link_local(&target.uri) {
             request_config = request_config.proxy(None);
         }
-        let response = match self.agent.run(request_config.build()) {
+        let response = match agent.run(request_config.build()) {
             Ok(r) => r,
             Err(e) => return classify_error(e, url, attempts),
         };
@@ -746,6 +760,25 @@ mod tests {
         assert!(is_link_local(&uri("http://[fe80::1]/")));
         assert!(!is_link_local(&uri("http://127.0.0.1/")));
         assert!(!is_link_local(&uri("https://kdsintf.amd.com/")));
+    }
+
+    /// A client that never fetches never builds its agent (a warm `collect` runs no ureq code);
+    /// the first request builds it and later ones reuse it.
+    #[test]
+    fn the_agent_is_built_by_the_first_request_and_kept() {
+        let client = HttpClient::new(HttpConfig {
+            max_attempts: 1,
+            deadline: Duration::from_secs(2),
+            ..HttpConfig::default()
+        });
+        assert!(client.agent.get().is_none());
+        // Port 0 cannot be connected to: the attempt fails, after it asked for the agent.
+        let url = "http://127.0.0.1:0/";
+        assert!(client.get(url, &[]).is_err());
+        let first = client.agent.get().map(std::ptr::from_ref);
+        assert!(first.is_some());
+        assert!(client.get(url, &[]).is_err());
+        assert_eq!(client.agent.get().map(std::ptr::from_ref), first);
     }
 
     #[test]
