@@ -295,12 +295,12 @@ impl Config {
         }
         if !given(m, "paravisor_id_key_digest") {
             if let Some(v) = self.get("verify.paravisor_id_key_digests") {
-                a.paravisor_id_key_digest = v.items.clone();
+                a.azure.paravisor_id_key_digest = v.items.clone();
             }
         }
         if !given(m, "paravisor_mrtd") {
             if let Some(v) = self.get("verify.paravisor_mrtds") {
-                a.paravisor_mrtd = v.items.clone();
+                a.azure.paravisor_mrtd = v.items.clone();
             }
         }
     }

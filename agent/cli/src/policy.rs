@@ -158,7 +158,7 @@ impl PolicyFile {
         let flag = |b: bool| b.then_some(true);
         let list = |v: &[String]| (!v.is_empty()).then(|| v.to_vec());
         let mut rtmr: [Option<String>; 4] = Default::default();
-        for spec in &a.rtmr {
+        for spec in &a.tdx.rtmr {
             let bad = || {
                 CliError::Usage(format!(
                     "--rtmr takes INDEX=HEX with INDEX 0 to 3, got {spec:?}"
@@ -173,70 +173,70 @@ impl PolicyFile {
             require_revocation: flag(a.require_revocation),
             snp: SnpSection {
                 allow_debug: flag(a.allow_debug),
-                min_tcb: a.min_tcb.clone(),
-                min_launch_tcb: a.min_launch_tcb.clone(),
-                measurement: a.measurement.clone(),
-                host_data: a.host_data.clone(),
-                max_vmpl: a.max_vmpl,
-                min_guest_svn: a.min_guest_svn,
-                min_build: a.min_build,
-                min_version: a.min_version.clone(),
-                deny_provisional_firmware: flag(a.deny_provisional_firmware),
-                family_id: a.family_id.clone(),
-                image_id: a.image_id.clone(),
-                report_id: a.report_id.clone(),
-                report_id_ma: a.report_id_ma.clone(),
-                chip_id: a.chip_id.clone(),
-                min_abi: a.min_abi.clone(),
-                deny_smt: flag(a.deny_smt),
-                allow_migration_agent: flag(a.allow_migration_agent),
-                deny_cxl: flag(a.deny_cxl),
-                require_single_socket: flag(a.require_single_socket),
-                require_mem_aes_256_xts: flag(a.require_mem_aes_256_xts),
-                require_rapl_dis: flag(a.require_rapl_dis),
-                require_ciphertext_hiding: flag(a.require_ciphertext_hiding),
-                require_page_swap_disable: flag(a.require_page_swap_disable),
-                require_platform_info: list(&a.require_platform_info),
-                deny_platform_info: list(&a.deny_platform_info),
-                require_id_block: flag(a.require_id_block),
-                require_author_key: flag(a.require_author_key),
-                trusted_id_key_digests: list(&a.trusted_id_key_digest),
-                trusted_author_key_digests: list(&a.trusted_author_key_digest),
+                min_tcb: a.snp.min_tcb.clone(),
+                min_launch_tcb: a.snp.min_launch_tcb.clone(),
+                measurement: a.snp.measurement.clone(),
+                host_data: a.snp.host_data.clone(),
+                max_vmpl: a.snp.max_vmpl,
+                min_guest_svn: a.snp.min_guest_svn,
+                min_build: a.snp.min_build,
+                min_version: a.snp.min_version.clone(),
+                deny_provisional_firmware: flag(a.snp.deny_provisional_firmware),
+                family_id: a.snp.family_id.clone(),
+                image_id: a.snp.image_id.clone(),
+                report_id: a.snp.report_id.clone(),
+                report_id_ma: a.snp.report_id_ma.clone(),
+                chip_id: a.snp.chip_id.clone(),
+                min_abi: a.snp_guest.min_abi.clone(),
+                deny_smt: flag(a.snp_guest.deny_smt),
+                allow_migration_agent: flag(a.snp_guest.allow_migration_agent),
+                deny_cxl: flag(a.snp_guest.deny_cxl),
+                require_single_socket: flag(a.snp_guest.require_single_socket),
+                require_mem_aes_256_xts: flag(a.snp_guest.require_mem_aes_256_xts),
+                require_rapl_dis: flag(a.snp_guest.require_rapl_dis),
+                require_ciphertext_hiding: flag(a.snp_guest.require_ciphertext_hiding),
+                require_page_swap_disable: flag(a.snp_guest.require_page_swap_disable),
+                require_platform_info: list(&a.snp_guest.require_platform_info),
+                deny_platform_info: list(&a.snp_guest.deny_platform_info),
+                require_id_block: flag(a.snp_guest.require_id_block),
+                require_author_key: flag(a.snp_guest.require_author_key),
+                trusted_id_key_digests: list(&a.snp_guest.trusted_id_key_digest),
+                trusted_author_key_digests: list(&a.snp_guest.trusted_author_key_digest),
             },
             tdx: TdxSection {
                 allow_debug: flag(a.allow_debug),
-                min_tcb_status: a.min_tcb_status.clone(),
-                allow_stale_collateral: flag(a.allow_stale_collateral),
-                allow_missing_crl: flag(a.allow_missing_crl),
-                require_sept_ve_disable: flag(a.require_sept_ve_disable),
-                mrtd: list(&a.mrtd),
-                mrconfigid: a.mrconfigid.clone(),
-                mrowner: a.mrowner.clone(),
-                mrownerconfig: a.mrownerconfig.clone(),
-                mrseam: a.mrseam.clone(),
-                td_attributes: a.td_attributes.clone(),
-                xfam: a.xfam.clone(),
+                min_tcb_status: a.tdx.min_tcb_status.clone(),
+                allow_stale_collateral: flag(a.tdx.allow_stale_collateral),
+                allow_missing_crl: flag(a.tdx.allow_missing_crl),
+                require_sept_ve_disable: flag(a.tdx.require_sept_ve_disable),
+                mrtd: list(&a.tdx.mrtd),
+                mrconfigid: a.tdx.mrconfigid.clone(),
+                mrowner: a.tdx.mrowner.clone(),
+                mrownerconfig: a.tdx.mrownerconfig.clone(),
+                mrseam: a.tdx.mrseam.clone(),
+                td_attributes: a.tdx.td_attributes.clone(),
+                xfam: a.tdx.xfam.clone(),
                 rtmr0,
                 rtmr1,
                 rtmr2,
                 rtmr3,
-                min_tee_tcb_svn: a.min_tee_tcb_svn.clone(),
-                min_qe_svn: a.min_qe_svn,
-                min_pce_svn: a.min_pce_svn,
+                min_tee_tcb_svn: a.tdx.min_tee_tcb_svn.clone(),
+                min_qe_svn: a.tdx.min_qe_svn,
+                min_pce_svn: a.tdx.min_pce_svn,
             },
             azure: AzureSection {
-                allow_stale_report: flag(a.allow_stale_report),
-                hcl_user_data: a.hcl_user_data.clone(),
-                paravisor_id_key_digests: list(&a.paravisor_id_key_digest),
-                paravisor_mrtds: list(&a.paravisor_mrtd),
-                pinned_paravisors: a.no_pinned_paravisors.then_some(false),
-                allow_unknown_paravisor: flag(a.allow_unknown_paravisor),
+                allow_stale_report: flag(a.azure.allow_stale_report),
+                hcl_user_data: a.azure.hcl_user_data.clone(),
+                paravisor_id_key_digests: list(&a.azure.paravisor_id_key_digest),
+                paravisor_mrtds: list(&a.azure.paravisor_mrtd),
+                pinned_paravisors: a.azure.no_pinned_paravisors.then_some(false),
+                allow_unknown_paravisor: flag(a.azure.allow_unknown_paravisor),
             },
             event_log: EventLogSection {
-                require: flag(a.require_event_log),
-                secure_boot: flag(a.expect_secure_boot),
-                kernel_cmdline: a.expect_kernel_cmdline.clone(),
-                boot_digests: list(&a.expect_boot_digest),
+                require: flag(a.event_log.require_event_log),
+                secure_boot: flag(a.event_log.expect_secure_boot),
+                kernel_cmdline: a.event_log.expect_kernel_cmdline.clone(),
+                boot_digests: list(&a.event_log.expect_boot_digest),
             },
         })
     }
@@ -670,6 +670,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::{Group, SnpPolicyArgs};
 
     #[test]
     fn a_file_with_every_section_parses_and_flags_win() {
@@ -702,7 +703,10 @@ mod tests {
         assert_eq!(file.snp.platform_info.required, 1 << 2);
         assert_eq!(file.tdx.min_qe_svn, Some(8));
         let flags = PolicyArgs {
-            measurement: Some("bb".repeat(48)),
+            snp: Group(SnpPolicyArgs {
+                measurement: Some("bb".repeat(48)),
+                ..SnpPolicyArgs::default()
+            }),
             ..PolicyArgs::default()
         };
         let flags =
