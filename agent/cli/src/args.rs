@@ -556,7 +556,8 @@ pub struct PolicyArgs {
 /// `verify`'s SEV-SNP settings on the report's TCB, firmware and identity fields.
 #[derive(Debug, Default, Args)]
 pub struct SnpPolicyArgs {
-    /// SEV-SNP: minimum REPORTED_TCB, a tcbm (16 hex digits) or `bl=N,tee=N,snp=N,ucode=N[,fmc=N]`.
+    /// SEV-SNP: minimum REPORTED_TCB, a tcbm (16 hex digits, read with the layout of the report's
+    /// product) or `bl=N,tee=N,snp=N,ucode=N[,fmc=N]`.
     #[arg(long, value_name = "TCB", help_heading = "SEV-SNP")]
     pub min_tcb: Option<String>,
     /// SEV-SNP: minimum LAUNCH_TCB, in the same forms as --min-tcb.

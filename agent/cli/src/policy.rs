@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use serde::Deserialize;
-use thimble_evidence::snp::{Product, TcbVersion, platform_info_bit};
+use thimble_evidence::snp::{TcbVersion, platform_info_bit};
 use thimble_verify::Policy;
 use thimble_verify::eventlog::EventLogPolicy;
 use thimble_verify::options::{GuestPolicyRule, KeyPolicy, MinTcb, PlatformInfoRule};
@@ -331,25 +331,21 @@ fn major_minor(name: &str, s: &str) -> Result<(u8, u8), CliError> {
     Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
 }
 
-/// A minimum TCB: a tcbm (16 hex digits, read with the Milan/Genoa layout) or
-/// `bl=N,tee=N,snp=N,ucode=N[,fmc=N]`.
+/// A minimum TCB: a tcbm (16 hex digits, read with the layout of the product of the report it is
+/// compared with) or `bl=N,tee=N,snp=N,ucode=N[,fmc=N]`.
 pub fn parse_min_tcb(name: &str, s: &str) -> Result<MinTcb, CliError> {
     let bad = || {
         usage(
             name,
-            "a tcbm (16 hex digits, Milan/Genoa layout) or bl=N,tee=N,snp=N,ucode=N[,fmc=N]",
+            "a tcbm (16 hex digits) or bl=N,tee=N,snp=N,ucode=N[,fmc=N]",
             s,
         )
     };
     if !s.contains('=') {
         let raw = TcbVersion::raw_from_tcbm(s).ok_or_else(bad)?;
-        let t = TcbVersion::decode(raw, Product::Milan);
         return Ok(MinTcb {
-            bootloader: t.bootloader,
-            tee: t.tee,
-            snp: t.snp,
-            microcode: t.microcode,
-            fmc: 0,
+            tcbm: Some(raw),
+            ..MinTcb::default()
         });
     }
     let mut m = MinTcb::default();

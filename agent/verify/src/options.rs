@@ -10,6 +10,8 @@
 //! default accepts what a default-configured guest produces, except debugging and a migration
 //! agent, which are refused unless allowed.
 
+use thimble_evidence::snp::{Product, TcbVersion};
+
 use crate::roots::TrustedRoots;
 
 /// Minimum SPLs; compared component by component with a TCB_VERSION.
@@ -25,6 +27,32 @@ pub struct MinTcb {
     pub microcode: u8,
     /// Minimum FMC SPL; applied on Turin only.
     pub fmc: u8,
+    /// The minimum as a raw TCB_VERSION (the 8 bytes of a tcbm), when it was given that way.
+    /// Where each SPL sits in those bytes depends on the product (Turin moves them and adds the
+    /// FMC SPL), so the bytes are read with the layout of the report they are compared with,
+    /// and the SPLs read replace the fields above ([`MinTcb::for_product`]).
+    pub tcbm: Option<[u8; 8]>,
+}
+
+impl MinTcb {
+    /// The minimum SPLs for a TCB_VERSION of `product`: the fields as given, or the `tcbm`'s
+    /// bytes read with `product`'s layout.
+    pub fn for_product(&self, product: Product) -> MinTcb {
+        match self.tcbm {
+            None => *self,
+            Some(raw) => {
+                let t = TcbVersion::decode(raw, product);
+                MinTcb {
+                    bootloader: t.bootloader,
+                    tee: t.tee,
+                    snp: t.snp,
+                    microcode: t.microcode,
+                    fmc: t.fmc.unwrap_or(0),
+                    tcbm: None,
+                }
+            }
+        }
+    }
 }
 
 /// Rules for the guest POLICY word the guest was launched with (go-sev-guest `validatePolicy`).

@@ -68,6 +68,7 @@ pub fn check_report_data(
 
 /// Components of `t` below `min`, as `name=have < want`.
 fn below(t: &TcbVersion, min: &MinTcb, product: Product) -> Vec<String> {
+    let min = min.for_product(product);
     [
         ("bl", t.bootloader, min.bootloader),
         ("tee", t.tee, min.tee),
@@ -441,6 +442,56 @@ mod tests {
             .iter()
             .map(|e| e.code.as_str())
             .collect()
+    }
+
+    /// A minimum given as a tcbm is read with the layout of the report's product: the same 16
+    /// digits name different SPLs on Turin (FMC, boot loader, TEE and SNP in the low bytes) than
+    /// on Milan and Genoa (SNP in byte 6).
+    #[test]
+    fn a_tcbm_minimum_is_read_with_the_reports_layout() {
+        let tcbm = |s: &str| MinTcb {
+            tcbm: TcbVersion::raw_from_tcbm(s),
+            ..MinTcb::default()
+        };
+        let fails = |r: &SnpReport, product, min: MinTcb| {
+            let policy = Policy {
+                min_tcb: Some(min),
+                ..Policy::default()
+            };
+            check(r, product, &policy, None)
+                .iter()
+                .map(|e| e.code.as_str())
+                .collect::<Vec<_>>()
+                == ["policy-tcb"]
+        };
+        // Turin: fmc=1 bl=2 tee=3 snp=4 ucode=5, tcbm 0500000004030201.
+        let turin = report(|b| b[0x180..0x188].copy_from_slice(&[1, 2, 3, 4, 0, 0, 0, 5]));
+        assert!(!fails(&turin, Product::Turin, tcbm("0500000004030201")));
+        assert!(!fails(&turin, Product::Turin, tcbm("0400000003020100")));
+        // One SPL above the report's, each in its Turin place (read as Milan, the last three
+        // would name bl=1,tee=2 and bl=2,tee=2 and pass).
+        for above in [
+            "0600000004030201",
+            "0500000005030201",
+            "0500000004040201",
+            "0500000004030301",
+            "0500000004030202",
+        ] {
+            assert!(fails(&turin, Product::Turin, tcbm(above)), "{above}");
+        }
+        // Milan: bl=2 tee=3 snp=4 ucode=5, tcbm 0504000000000302.
+        let milan = report(|b| b[0x180..0x188].copy_from_slice(&[2, 3, 0, 0, 0, 0, 4, 5]));
+        assert!(!fails(&milan, Product::Milan, tcbm("0504000000000302")));
+        assert!(fails(&milan, Product::Milan, tcbm("0505000000000302")));
+        assert!(fails(&milan, Product::Genoa, tcbm("0504000000000303")));
+        // Given as SPLs, the minimum is the same on every product (FMC counts on Turin only).
+        let spls = MinTcb {
+            snp: 4,
+            fmc: 2,
+            ..MinTcb::default()
+        };
+        assert!(!fails(&milan, Product::Milan, spls));
+        assert!(fails(&turin, Product::Turin, spls));
     }
 
     #[test]
